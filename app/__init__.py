@@ -1,0 +1,7 @@
+"""Floe control plane: one Quart process served by hypercorn on one uvloop loop."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

@@ -1,0 +1,109 @@
+"""REST API: versioned blueprints, the OpenAPI document and the error envelopes.
+
+Each resource module exposes `bp`, a Blueprint without a prefix. It is registered twice:
+under `/api/v2` (current) and `/api/v1` (deprecated: same resources, deprecation headers
+added by the serving layer).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from quart import Quart, Response
+from quart_schema import QuartSchema, RequestSchemaValidationError
+from werkzeug.exceptions import HTTPException
+
+from app.api.envelope import ApiError, error_response
+
+__all__ = ["VERSIONED_MODULES", "init_app"]
+
+log = logging.getLogger(__name__)
+
+# Resource modules under app/api/, in registration order.
+VERSIONED_MODULES: tuple[str, ...] = (
+    "system",  # ping
+    "stream",  # WebSocket /stream
+    "auth",
+    "me",
+    "users",
+    "roles",
+    "teams",
+    "clients",
+    "nodes",
+    "stats",
+    "flows",
+)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "request_timeout",
+    409: "conflict",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def _validation_details(error: RequestSchemaValidationError) -> Any:
+    inner = error.validation_error
+    errors = getattr(inner, "errors", None)
+    if callable(errors):
+        return [
+            {"loc": list(item.get("loc", ())), "msg": item.get("msg"), "type": item.get("type")}
+            for item in errors(include_url=False, include_context=False)
+        ]
+    return str(inner)
+
+
+def _register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(ApiError)
+    async def _api_error(error: ApiError) -> Response:
+        return error_response(error.status, error.code, error.message, error.details, error.headers)
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def _schema_error(error: RequestSchemaValidationError) -> Response:
+        return error_response(422, "validation_error", "Request body failed validation", _validation_details(error))
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        headers: dict[str, str] = {}
+        if status == 405 and getattr(error, "valid_methods", None):
+            headers["Allow"] = ", ".join(sorted(error.valid_methods or ()))
+        return error_response(
+            status, _HTTP_CODES.get(status, "http_error"), error.description or error.name, headers=headers
+        )
+
+    @app.errorhandler(Exception)
+    async def _unhandled(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "Internal server error")
+
+
+def init_app(app: Quart) -> None:
+    QuartSchema(
+        app,
+        openapi_path="/api/v2/openapi.json",
+        redoc_ui_path="/api/v2/docs",
+        swagger_ui_path=None,
+        scalar_ui_path=None,
+        convert_casing=False,
+        info={"title": "Floe API", "version": "2"},
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+    )
+    for name in VERSIONED_MODULES:
+        module = importlib.import_module(f"app.api.{name}")
+        bp = module.bp
+        app.register_blueprint(bp, url_prefix="/api/v2", name=f"v2_{bp.name}")
+        app.register_blueprint(bp, url_prefix="/api/v1", name=f"v1_{bp.name}")
+    _register_error_handlers(app)

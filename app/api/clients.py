@@ -1,0 +1,9 @@
+"""/clients resources (placeholder blueprint until its layer lands)."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+__all__ = ["bp"]
+
+bp = Blueprint("clients", __name__)

@@ -1,0 +1,9 @@
+"""/me resources (placeholder blueprint until its layer lands)."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+__all__ = ["bp"]
+
+bp = Blueprint("me", __name__)

@@ -1,0 +1,9 @@
+"""/nodes resources (placeholder blueprint until its layer lands)."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+__all__ = ["bp"]
+
+bp = Blueprint("nodes", __name__)

@@ -1,0 +1,9 @@
+"""/stream resources (placeholder blueprint until its layer lands)."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+__all__ = ["bp"]
+
+bp = Blueprint("stream", __name__)

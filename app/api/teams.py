@@ -1,0 +1,9 @@
+"""/teams resources (placeholder blueprint until its layer lands)."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+__all__ = ["bp"]
+
+bp = Blueprint("teams", __name__)

@@ -1,0 +1,197 @@
+"""Settings read once from the environment.
+
+Every variable the product owner named in the brief is read here and nowhere else, so
+`docs/configuration.md` can list them from one place. A bad value stops start-up with a
+one-line `ConfigError` that names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value Floe cannot use."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true/false)")
+
+
+def _int(
+    env: Mapping[str, str], name: str, default: int, *, low: int = 0, high: int = 2**31
+) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r} is out of range [{low}, {high}]")
+    return value
+
+
+def _float(
+    env: Mapping[str, str], name: str, default: float, *, low: float = 0.0, high: float = 1e9
+) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r} is out of range [{low}, {high}]")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    return _int(env, name, default, low=0, high=65535)
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={raw!r} must be one of {', '.join(choices)}")
+    return value
+
+
+@dataclass(slots=True, frozen=True)
+class Settings:
+    """Immutable process configuration; build it with `load_settings()`."""
+
+    data_dir: Path = Path("./var")
+    bind_host: str = "0.0.0.0"
+    http_port: int = 8080
+    https_port: int = 8443
+    grpc_port: int = 50051
+    metrics_port: int = 9090
+    http1_enabled: bool = True
+    http2_enabled: bool = True
+    http3_enabled: bool = True
+    grpc_enabled: bool = True
+    metrics_enabled: bool = True
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # Serving limits (see docs/adr/0001-serving.md).
+    max_body_bytes: int = 1 << 20
+    max_inflight_requests: int = 256
+    keep_alive_max_requests: int = 100_000
+    graceful_timeout: float = 2.0
+    quic_queue_size: int = 1024
+    ws_queue_size: int = 64
+    ws_heartbeat_interval: float = 1.0
+    # Database (standard's DB_* variables).
+    db_type: str = "sqlite"
+    db_host: str = "127.0.0.1"
+    db_port: int = 0
+    db_name: str = "floe"
+    db_user: str = ""
+    db_pass: str = field(default="", repr=False)
+    db_pool_size: int = 10
+    db_max_retries: int = 5
+    db_retry_delay: float = 5.0
+    # Identity.
+    secret_key: str = field(default="", repr=False)
+    registration_enabled: bool = False
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 14 * 24 * 3600
+    redis_url: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "floe@localhost.local"
+    log_json: bool | None = None
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.https_port > 0 and (self.http1_enabled or self.http2_enabled or self.http3_enabled)
+
+    @property
+    def effective_db_port(self) -> int:
+        if self.db_port:
+            return self.db_port
+        return {"postgresql": 5432, "mysql": 3306}.get(self.db_type, 0)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Parse the environment into `Settings`, raising `ConfigError` on the first bad value."""
+    env = os.environ if env is None else env
+    tls_cert = env.get("TLS_CERT_FILE") or None
+    tls_key = env.get("TLS_KEY_FILE") or None
+    if bool(tls_cert) != bool(tls_key):
+        missing = "TLS_KEY_FILE" if tls_cert else "TLS_CERT_FILE"
+        raise ConfigError(f"{missing} must be set together with the other TLS_* file")
+    for name, value in (("TLS_CERT_FILE", tls_cert), ("TLS_KEY_FILE", tls_key)):
+        if value and not Path(value).is_file():
+            raise ConfigError(f"{name}={value!r} is not a readable file")
+    settings = Settings(
+        data_dir=Path(env.get("FLOE_DATA_DIR") or "./var"),
+        bind_host=env.get("BIND_HOST") or "0.0.0.0",
+        http_port=_port(env, "HTTP_PORT", 8080),
+        https_port=_port(env, "HTTPS_PORT", 8443),
+        grpc_port=_port(env, "GRPC_PORT", 50051),
+        metrics_port=_port(env, "METRICS_PORT", 9090),
+        http1_enabled=_bool(env, "HTTP1_ENABLED", True),
+        http2_enabled=_bool(env, "HTTP2_ENABLED", True),
+        http3_enabled=_bool(env, "HTTP3_ENABLED", True),
+        grpc_enabled=_bool(env, "GRPC_ENABLED", True),
+        metrics_enabled=_bool(env, "METRICS_ENABLED", True),
+        tls_cert_file=Path(tls_cert) if tls_cert else None,
+        tls_key_file=Path(tls_key) if tls_key else None,
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", 1 << 20, low=1024, high=1 << 30),
+        max_inflight_requests=_int(env, "MAX_INFLIGHT_REQUESTS", 256, low=1, high=1_000_000),
+        keep_alive_max_requests=_int(
+            env, "KEEP_ALIVE_MAX_REQUESTS", 100_000, low=1, high=2**31 - 1
+        ),
+        graceful_timeout=_float(env, "GRACEFUL_TIMEOUT", 2.0, low=0.0, high=60.0),
+        quic_queue_size=_int(env, "QUIC_QUEUE_SIZE", 1024, low=10, high=1_000_000),
+        ws_queue_size=_int(env, "WS_QUEUE_SIZE", 64, low=1, high=100_000),
+        ws_heartbeat_interval=_float(env, "WS_HEARTBEAT_INTERVAL", 1.0, low=0.01, high=3600.0),
+        db_type=_choice(env, "DB_TYPE", "sqlite", ("postgresql", "mysql", "sqlite")),
+        db_host=env.get("DB_HOST") or "127.0.0.1",
+        db_port=_port(env, "DB_PORT", 0),
+        db_name=env.get("DB_NAME") or "floe",
+        db_user=env.get("DB_USER") or "",
+        db_pass=env.get("DB_PASS") or "",
+        db_pool_size=_int(env, "DB_POOL_SIZE", 10, low=1, high=1000),
+        db_max_retries=_int(env, "DB_MAX_RETRIES", 5, low=0, high=1000),
+        db_retry_delay=_float(env, "DB_RETRY_DELAY", 5.0, low=0.0, high=3600.0),
+        secret_key=env.get("SECRET_KEY") or "",
+        registration_enabled=_bool(env, "REGISTRATION_ENABLED", False),
+        access_token_ttl=_int(env, "ACCESS_TOKEN_TTL", 900, low=10, high=86400),
+        refresh_token_ttl=_int(env, "REFRESH_TOKEN_TTL", 14 * 24 * 3600, low=60, high=10**8),
+        redis_url=env.get("REDIS_URL") or "",
+        smtp_host=env.get("SMTP_HOST") or "",
+        smtp_port=_port(env, "SMTP_PORT", 25),
+        smtp_from=env.get("SMTP_FROM") or "floe@localhost.local",
+        log_json=None if not env.get("LOG_JSON") else _bool(env, "LOG_JSON", False),
+        extra={k: v for k, v in env.items() if k.startswith("FLOE_")},
+    )
+    if not (settings.http1_enabled or settings.http2_enabled) and settings.http3_enabled is False:
+        if not settings.grpc_enabled:
+            raise ConfigError("HTTP1_ENABLED, HTTP2_ENABLED, HTTP3_ENABLED and GRPC_ENABLED are all false")
+    return settings

@@ -1,0 +1,74 @@
+"""Console logging with -v/-vv/-vvv levels, JSON lines when stderr is not a TTY.
+
+A correlation id lives in a context variable: the HTTP layer sets it per request (from
+`X-Request-ID` or a fresh one), the gRPC layer from `x-request-id` metadata, and every
+log record carries it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+import uuid
+
+__all__ = ["correlation_id", "new_correlation_id", "setup_logging", "verbosity_to_level"]
+
+correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="-")
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def verbosity_to_level(verbosity: int) -> int:
+    """-v warnings, -vv info (the default), -vvv debug."""
+    if verbosity <= 0:
+        return logging.INFO
+    return {1: logging.WARNING, 2: logging.INFO}.get(verbosity, logging.DEBUG)
+
+
+class _CorrelationFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.correlation_id = correlation_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "correlation_id": getattr(record, "correlation_id", "-"),
+        }
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)
+
+
+def setup_logging(verbosity: int = 0, json_lines: bool | None = None) -> None:
+    """Configure the root logger once; safe to call again (replaces the handler)."""
+    if json_lines is None:
+        json_lines = not sys.stderr.isatty()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_CorrelationFilter())
+    if json_lines:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s")
+        )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(verbosity_to_level(verbosity))
+    # Third-party chatter stays at warnings unless -vvv.
+    quiet = logging.DEBUG if verbosity >= 3 else logging.WARNING
+    for name in ("hypercorn.access", "quic", "aioquic", "asyncio", "grpc", "pydal"):
+        logging.getLogger(name).setLevel(quiet)
