@@ -1,0 +1,5 @@
+"""gRPC server side: the shared grpc.aio server and the service registry."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
