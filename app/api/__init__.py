@@ -11,7 +11,7 @@ import importlib
 import logging
 from typing import Any
 
-from quart import Quart, Response
+from quart import Quart, Response, has_request_context, request
 from quart_schema import QuartSchema, RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -35,6 +35,8 @@ VERSIONED_MODULES: tuple[str, ...] = (
     "stats",
     "flows",
 )
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -72,17 +74,28 @@ def _register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(RequestSchemaValidationError)
     async def _schema_error(error: RequestSchemaValidationError) -> Response:
-        return error_response(422, "validation_error", "Request body failed validation", _validation_details(error))
+        # quart-schema reads a non-JSON body as "no JSON" and reports a validation error;
+        # the client's real mistake is the media type (the routes validated here take JSON).
+        if has_request_context() and not request.is_json and request.mimetype not in _FORM_TYPES:
+            return error_response(
+                415,
+                "unsupported_media_type",
+                "Send the body as application/json",
+                {"content_type": request.mimetype or None},
+            )
+        return error_response(
+            422, "validation_error", "Request body failed validation", _validation_details(error)
+        )
 
     @app.errorhandler(HTTPException)
     async def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
         headers: dict[str, str] = {}
-        if status == 405 and getattr(error, "valid_methods", None):
-            headers["Allow"] = ", ".join(sorted(error.valid_methods or ()))
-        return error_response(
-            status, _HTTP_CODES.get(status, "http_error"), error.description or error.name, headers=headers
-        )
+        valid_methods = getattr(error, "valid_methods", None)
+        if status == 405 and valid_methods:
+            headers["Allow"] = ", ".join(sorted(valid_methods))
+        code = _HTTP_CODES.get(status, "http_error")
+        return error_response(status, code, error.description or error.name, headers=headers)
 
     @app.errorhandler(Exception)
     async def _unhandled(error: Exception) -> Response:

@@ -11,13 +11,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from quart import g, request
+from quart import g, has_websocket_context, request, websocket
 
 from app.api.envelope import ApiError
 from app.runtime import get_runtime
 from app.types import Principal
 
-__all__ = ["Access", "access_of", "current_principal", "public", "require_scope"]
+__all__ = [
+    "Access",
+    "access_of",
+    "authenticated",
+    "current_principal",
+    "public",
+    "require_principal",
+    "require_scope",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,6 +35,8 @@ ACCESS_ATTR = "__floe_access__"
 
 @dataclass(slots=True, frozen=True)
 class Access:
+    """`public`, or any of `scopes`; no scopes and not public means "any authenticated caller"."""
+
     public: bool
     scopes: tuple[str, ...] = ()
 
@@ -42,20 +52,26 @@ def public(view: Callable[P, R]) -> Callable[P, R]:
 
 
 def _bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
+    """The bearer credential of the current HTTP request or WebSocket handshake."""
+    source = websocket if has_websocket_context() else request
+    header = source.headers.get("Authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() == "bearer" and credential.strip():
         return credential.strip()
-    if request.path.endswith("/stream"):
+    if source.path.endswith("/stream"):
         # Browsers cannot set headers on a WebSocket: accept ?access_token= there only.
-        token = request.args.get("access_token")
+        token = source.args.get("access_token")
         if token:
             return token
     return None
 
 
 async def current_principal() -> Principal | None:
-    """Authenticate once per request; the result is cached on `g`."""
+    """Authenticate once per request; the result is cached on `g`.
+
+    Order: a bearer credential (JWT or API key; a bad one is a 401, never a fallback), else
+    the browser session cookie (which enforces CSRF on unsafe methods), else anonymous.
+    """
     if "principal" in g:
         principal: Principal | None = g.principal
         return principal
@@ -65,7 +81,9 @@ async def current_principal() -> Principal | None:
     if credential is not None and authenticator is not None:
         principal = await authenticator.authenticate(credential)
         if principal is None:
-            raise ApiError(401, "invalid_token", "The bearer credential is invalid, expired or revoked")
+            raise ApiError(
+                401, "invalid_token", "The bearer credential is invalid, expired or revoked"
+            )
     if principal is None:
         session_auth = get_runtime().components.get("session_authenticator")
         if session_auth is not None:
@@ -74,20 +92,42 @@ async def current_principal() -> Principal | None:
     return principal
 
 
+def _unauthenticated() -> ApiError:
+    return ApiError(
+        401,
+        "unauthenticated",
+        "Authentication required",
+        headers={"WWW-Authenticate": 'Bearer realm="floe"'},
+    )
+
+
+async def require_principal() -> Principal:
+    """The authenticated caller, or 401 (for views marked `@authenticated`)."""
+    principal = await current_principal()
+    if principal is None:
+        raise _unauthenticated()
+    return principal
+
+
+def authenticated(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Allow any authenticated caller, whatever its scopes (e.g. `/me`)."""
+
+    @functools.wraps(view)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        await require_principal()
+        return await view(*args, **kwargs)
+
+    setattr(wrapper, ACCESS_ATTR, Access(public=False, scopes=()))
+    return wrapper
+
+
 def require_scope(*scopes: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Allow the call when the principal holds at least one of `scopes`."""
 
     def decorator(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(view)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            principal = await current_principal()
-            if principal is None:
-                raise ApiError(
-                    401,
-                    "unauthenticated",
-                    "Authentication required",
-                    headers={"WWW-Authenticate": 'Bearer realm="floe"'},
-                )
+            principal = await require_principal()
             if not any(principal.has(scope) for scope in scopes):
                 raise ApiError(
                     403,

@@ -1,9 +1,113 @@
-"""/me resources (placeholder blueprint until its layer lands)."""
+"""/me: who am I (no database round trip), my profile, password and TOTP 2FA."""
 
 from __future__ import annotations
 
-from quart import Blueprint
+from pydantic import Field
+from quart import Blueprint, Response, request
+from quart_schema import validate_request
+
+from app.api.access import authenticated, require_principal
+from app.api.envelope import ApiError, ok
+from app.identity import get_identity
+from app.identity.web import Password, StrictModel, client_ip, user_json
 
 __all__ = ["bp"]
 
 bp = Blueprint("me", __name__)
+
+
+class ProfileBody(StrictModel):
+    display_name: str | None = Field(default=None, max_length=128, strict=True)
+
+
+class PasswordBody(StrictModel):
+    current_password: str = Field(min_length=1, max_length=256, strict=True)
+    new_password: Password
+
+
+class CodeBody(StrictModel):
+    code: str = Field(min_length=1, max_length=32, strict=True)
+
+
+async def _user_id() -> int:
+    principal = await require_principal()
+    if principal.user_id is None or principal.kind == "api_key":
+        raise ApiError(403, "user_required", "This operation needs a user login, not an API key")
+    return principal.user_id
+
+
+@bp.get("/me")
+@authenticated
+async def me() -> Response:
+    """The caller as authenticated for this request: identity, scopes and teams."""
+    principal = await require_principal()
+    return ok(
+        {
+            "kind": principal.kind,
+            "subject": principal.subject,
+            "user_id": principal.user_id,
+            "client_id": principal.client_id,
+            "email": principal.email,
+            "scopes": sorted(principal.scopes),
+            "teams": sorted(principal.teams),
+        }
+    )
+
+
+@bp.get("/me/profile")
+@authenticated
+async def profile() -> Response:
+    user_id = await _user_id()
+    return ok(user_json(await get_identity().get_user(user_id)))
+
+
+@bp.patch("/me/profile")
+@authenticated
+@validate_request(ProfileBody)
+async def update_profile(data: ProfileBody) -> Response:
+    user_id = await _user_id()
+    principal = await require_principal()
+    user = await get_identity().update_user(
+        user_id, actor=principal, ip=client_ip(), display_name=data.display_name
+    )
+    return ok(user_json(user))
+
+
+@bp.post("/me/password")
+@authenticated
+@validate_request(PasswordBody)
+async def change_password(data: PasswordBody) -> Response:
+    user_id = await _user_id()
+    await get_identity().change_password(
+        user_id, data.current_password, data.new_password, client_ip()
+    )
+    return ok({"changed": True})
+
+
+@bp.post("/me/2fa/totp")
+@authenticated
+async def totp_enrol() -> Response:
+    user_id = await _user_id()
+    return ok(await get_identity().totp_enrol(user_id, client_ip()), status=201)
+
+
+@bp.post("/me/2fa/totp/verify")
+@authenticated
+@validate_request(CodeBody)
+async def totp_verify(data: CodeBody) -> Response:
+    user_id = await _user_id()
+    codes = await get_identity().totp_verify(user_id, data.code, client_ip())
+    return ok({"enabled": True, "recovery_codes": codes})
+
+
+@bp.delete("/me/2fa/totp")
+@authenticated
+async def totp_disable() -> Response:
+    """Needs a current TOTP or recovery code as `{"code"}` or `?code=` when 2FA is on."""
+    user_id = await _user_id()
+    body = await request.get_json(silent=True)
+    code = body.get("code") if isinstance(body, dict) else request.args.get("code")
+    if code is not None and (not isinstance(code, str) or not 0 < len(code) <= 32):
+        raise ApiError(422, "validation_error", "code must be a string of at most 32 characters")
+    await get_identity().totp_disable(user_id, code, client_ip())
+    return ok({"enabled": False})

@@ -1,9 +1,24 @@
-"""/nodes resources (placeholder blueprint until its layer lands)."""
+"""`GET /nodes`: the dataplanes this control plane knows, connected or not."""
 
 from __future__ import annotations
 
-from quart import Blueprint
+from quart import Blueprint, Response
+
+from app.api.access import require_scope
+from app.api.envelope import ok
+from app.ingest import get_state
 
 __all__ = ["bp"]
 
 bp = Blueprint("nodes", __name__)
+
+
+@bp.get("/nodes")
+@require_scope("dataplane:read")
+async def list_nodes() -> Response:
+    state = get_state()
+    nodes = [
+        node.describe(state.node_interfaces(node_id))
+        for node_id, node in sorted(state.nodes.items())
+    ]
+    return ok(nodes, meta={"count": len(nodes), "connected": len(state.connected_nodes())})

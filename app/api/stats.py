@@ -1,9 +1,22 @@
-"""/stats resources (placeholder blueprint until its layer lands)."""
+"""`GET /stats/summary`: per-interface packets, bytes, rates, drops and loss, plus totals."""
 
 from __future__ import annotations
 
-from quart import Blueprint
+from quart import Blueprint, Response
+
+from app.api.access import require_scope
+from app.api.envelope import ok
+from app.ingest import get_state
 
 __all__ = ["bp"]
 
 bp = Blueprint("stats", __name__)
+
+
+@bp.get("/stats/summary")
+@require_scope("stats:read")
+async def summary() -> Response:
+    state = get_state()
+    data = state.summary()
+    data["top_talkers"] = state.top_talkers(10)
+    return ok(data)

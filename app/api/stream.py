@@ -1,9 +1,82 @@
-"""/stream resources (placeholder blueprint until its layer lands)."""
+"""WebSocket `/stream`: live messages from the hub (heartbeats now, telemetry later).
+
+The socket is accepted explicitly (Quart accepts lazily otherwise), subscribes to the
+hub with a bounded queue of WS_QUEUE_SIZE, and forwards each message's pre-serialised
+text. A client that reads too slowly loses its oldest messages; the count travels in
+every heartbeat's `"dropped"`. Server shutdown closes the socket with 1001.
+"""
 
 from __future__ import annotations
 
-from quart import Blueprint
+import asyncio
+import contextlib
 
-__all__ = ["bp"]
+from quart import Blueprint, g, websocket
+from quart.wrappers.base import ClientDisconnectedError
+
+from app.api.access import require_scope
+from app.api.envelope import ApiError
+from app.hub import HEARTBEAT_TOPIC, Hub, Subscription
+from app.runtime import get_runtime
+from app.types import Principal
+
+__all__ = ["STREAM_TOPICS", "bp"]
 
 bp = Blueprint("stream", __name__)
+
+# Telemetry publishes {"type": "stats", ...} on "stats".
+STREAM_TOPICS = (HEARTBEAT_TOPIC, "stats")
+
+
+@bp.before_websocket
+async def _websocket_principal() -> None:
+    """Authenticate from the WebSocket handshake and cache it where `current_principal()` looks.
+
+    `app.api.access._bearer()` reads `request`, which does not exist in a WebSocket context;
+    caching the principal on `g` first lets `@require_scope` work unchanged.
+    """
+    if "principal" in g:
+        return
+    header = websocket.headers.get("Authorization", "")
+    scheme, _, credential = header.partition(" ")
+    token = credential.strip() if scheme.lower() == "bearer" else ""
+    token = token or websocket.args.get("access_token", "")
+    principal: Principal | None = None
+    authenticator = get_runtime().authenticator
+    if token and authenticator is not None:
+        principal = await authenticator.authenticate(token)
+        if principal is None:
+            raise ApiError(
+                401, "invalid_token", "The bearer credential is invalid, expired or revoked"
+            )
+    g.principal = principal
+
+
+@bp.websocket("/stream")
+@require_scope("stats:read")
+async def stream() -> None:
+    hub: Hub = get_runtime().components["hub"]
+    await websocket.accept()
+    subscription = hub.subscribe(STREAM_TOPICS)
+    reader = asyncio.create_task(_drain_client(subscription))
+    try:
+        while (text := await subscription.next_text()) is not None:
+            await websocket.send(text)
+        if not reader.done():  # server side close (shutdown: 1001)
+            await websocket.close(subscription.close_code or 1000)
+    except ClientDisconnectedError:
+        pass
+    finally:
+        subscription.close()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+
+async def _drain_client(subscription: Subscription) -> None:
+    """Read (and ignore) client frames; a disconnect ends the subscription."""
+    try:
+        while True:
+            await websocket.receive()
+    except ClientDisconnectedError:
+        subscription.close(1000)

@@ -1,9 +1,111 @@
-"""/teams resources (placeholder blueprint until its layer lands)."""
+"""/teams and their members (each member holds one team-level role)."""
 
 from __future__ import annotations
 
-from quart import Blueprint
+from pydantic import Field
+from quart import Blueprint, Response
+from quart_schema import validate_querystring, validate_request
+
+from app.api.access import require_principal, require_scope
+from app.api.envelope import ApiError, ok
+from app.identity import get_identity, store
+from app.identity.web import Name, Page, StrictModel, client_ip, page_meta, team_json
 
 __all__ = ["bp"]
 
 bp = Blueprint("teams", __name__)
+
+
+class CreateTeamBody(StrictModel):
+    name: Name
+    description: str = Field(default="", max_length=255, strict=True)
+
+
+class UpdateTeamBody(StrictModel):
+    description: str | None = Field(default=None, max_length=255, strict=True)
+
+
+class MemberBody(StrictModel):
+    role: Name = "team_viewer"
+
+
+class TeamQuery(Page):
+    name: str | None = Field(default=None, max_length=80)
+
+
+@bp.get("/teams")
+@require_scope("teams:read")
+@validate_querystring(TeamQuery)
+async def list_teams(query_args: TeamQuery) -> Response:
+    q = query_args
+    teams, total = await get_identity().db.run(
+        lambda dal: store.list_teams(dal, name=q.name, offset=q.offset, limit=q.limit)
+    )
+    return ok([team_json(team) for team in teams], meta=page_meta(q, total))
+
+
+@bp.post("/teams")
+@require_scope("teams:write")
+@validate_request(CreateTeamBody)
+async def create_team(data: CreateTeamBody) -> Response:
+    principal = await require_principal()
+    team = await get_identity().create_team(
+        data.name, data.description, actor=principal, ip=client_ip()
+    )
+    return ok(team_json(team), status=201)
+
+
+@bp.get("/teams/<int:team_id>")
+@require_scope("teams:read")
+async def get_team(team_id: int) -> Response:
+    team = await get_identity().db.run(lambda dal: store.team_record(dal, team_id))
+    if team is None:
+        raise ApiError(404, "not_found", "Team not found")
+    return ok(team_json(team))
+
+
+@bp.patch("/teams/<int:team_id>")
+@require_scope("teams:write")
+@validate_request(UpdateTeamBody)
+async def update_team(team_id: int, data: UpdateTeamBody) -> Response:
+    principal = await require_principal()
+    team = await get_identity().update_team(
+        team_id, data.description, actor=principal, ip=client_ip()
+    )
+    return ok(team_json(team))
+
+
+@bp.delete("/teams/<int:team_id>")
+@require_scope("teams:admin")
+async def delete_team(team_id: int) -> Response:
+    principal = await require_principal()
+    await get_identity().delete_team(team_id, actor=principal, ip=client_ip())
+    return ok({"deleted": True})
+
+
+@bp.get("/teams/<int:team_id>/members")
+@require_scope("teams:read")
+async def list_members(team_id: int) -> Response:
+    team = await get_identity().db.run(lambda dal: store.team_record(dal, team_id))
+    if team is None:
+        raise ApiError(404, "not_found", "Team not found")
+    return ok(team.members)
+
+
+@bp.put("/teams/<int:team_id>/members/<int:user_id>")
+@require_scope("teams:write")
+@validate_request(MemberBody)
+async def set_member(team_id: int, user_id: int, data: MemberBody) -> Response:
+    principal = await require_principal()
+    team = await get_identity().set_member(
+        team_id, user_id, data.role, actor=principal, ip=client_ip()
+    )
+    return ok(team_json(team))
+
+
+@bp.delete("/teams/<int:team_id>/members/<int:user_id>")
+@require_scope("teams:write")
+async def remove_member(team_id: int, user_id: int) -> Response:
+    principal = await require_principal()
+    await get_identity().remove_member(team_id, user_id, actor=principal, ip=client_ip())
+    return ok({"deleted": True})

@@ -1,4 +1,4 @@
-"""gRPC server side: the shared grpc.aio server and the service registry."""
+"""gRPC server side: the shared grpc.aio server, its interceptor and the service registry."""
 
 from __future__ import annotations
 

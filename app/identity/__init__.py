@@ -1,11 +1,96 @@
-"""Placeholder until this layer lands: attaches nothing."""
+"""Identity layer: users, roles and scopes, tokens, API keys, sessions and 2FA.
+
+`init_app` wires it into the app: at start-up (after the DB layer connected) it resolves
+SECRET_KEY, creates built-in roles and the default admin, provisions the local dataplane
+key, and installs the bearer Authenticator and the cookie-session authenticator.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from quart import Quart
 
-__all__ = ["init_app"]
+from app.api.envelope import ApiError
+from app.identity.authenticator import BearerAuthenticator, LastUsedRecorder
+from app.identity.cache import IdentityCache
+from app.identity.jwt_tokens import JwtCodec
+from app.identity.mailer import Mailer
+from app.identity.passwords import Passwords
+from app.identity.provision import ensure_dataplane_key, ensure_defaults, provision_api_key
+from app.identity.secret import resolve_secret_key
+from app.identity.service import IdentityService
+from app.identity.sessions import SessionAuthenticator
+from app.runtime import get_runtime
+
+__all__ = [
+    "IdentityService",
+    "ensure_defaults",
+    "get_identity",
+    "get_sessions",
+    "init_app",
+    "provision_api_key",
+]
+
+log = logging.getLogger(__name__)
+
+
+def get_identity(app: Quart | None = None) -> IdentityService:
+    """The started service; 503 while the identity layer is not running (no database)."""
+    service: IdentityService | None = get_runtime(app).components.get("identity")
+    if service is None:
+        raise ApiError(503, "unavailable", "The identity service is not running")
+    return service
+
+
+def get_sessions(app: Quart | None = None) -> SessionAuthenticator:
+    sessions: SessionAuthenticator | None = get_runtime(app).components.get("session_authenticator")
+    if sessions is None:
+        raise ApiError(503, "unavailable", "The identity service is not running")
+    return sessions
 
 
 def init_app(app: Quart) -> None:
-    return None
+    runtime = get_runtime(app)
+    settings = runtime.settings
+    secure = settings.extra.get("FLOE_SESSION_COOKIE_SECURE", "true").lower() not in {
+        "0",
+        "false",
+        "no",
+        "off",
+    }
+    sessions = SessionAuthenticator(app, secure=secure, duration=settings.refresh_token_ttl)
+
+    @app.before_serving
+    async def _start_identity() -> None:
+        db = runtime.components.get("db")
+        if db is None:
+            log.error("identity disabled: no database component")
+            return
+        secret = await asyncio.to_thread(resolve_secret_key, settings)
+        app.secret_key = secret  # quart-auth signs session cookies with it
+        passwords = await asyncio.to_thread(
+            Passwords, settings.extra.get("FLOE_ARGON2_PROFILE", "default")
+        )
+        cache = IdentityCache()
+        recorder = LastUsedRecorder(db, float(settings.extra.get("FLOE_KEY_TOUCH_INTERVAL", "5")))
+        bearer = BearerAuthenticator(
+            db, JwtCodec(secret, settings.access_token_ttl), cache, recorder
+        )
+        service = IdentityService(settings, db, secret, passwords, cache, bearer, Mailer(settings))
+        runtime.components["identity"] = service
+        runtime.components["identity_recorder"] = recorder
+        await ensure_defaults(db, settings, passwords)
+        await service.load_revocations()
+        sessions.bind(secret, bearer, cache)
+        runtime.components["session_authenticator"] = sessions
+        runtime.authenticator = bearer
+        await ensure_dataplane_key(app)
+        recorder.start()
+
+    @app.after_serving
+    async def _stop_identity() -> None:
+        recorder = runtime.components.pop("identity_recorder", None)
+        if recorder is not None:
+            await recorder.stop()

@@ -1,11 +1,105 @@
-"""Placeholder until this layer lands: attaches nothing."""
+"""Control-plane side of the dataplane uplink: the gRPC servicer, the aggregate, the key.
+
+`init_app` registers `floe.dataplane.v1.Uplink` on the shared grpc.aio server, adds the
+"dataplane" readiness check, starts a one-second tick (rates, then a `{"type": "stats"}`
+message to the telemetry hub when one is attached). The local dataplane key in
+`$FLOE_DATA_DIR/dataplane.key` is provisioned by the identity layer (`ensure_dataplane_key`).
+
+Readiness: zero connected dataplanes is *ready*. The control plane serves REST, identity and
+rules without any dataplane, and a dataplane can only connect to a ready control plane; the
+check's detail lists how many are connected so operators still see it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from typing import Any
+
+import grpc
 from quart import Quart
 
-__all__ = ["init_app"]
+from app.grpc.registry import add_service
+from app.ingest.service import UplinkService
+from app.ingest.state import IngestState
+from app.runtime import get_runtime
+
+__all__ = ["get_ingest", "get_state", "init_app"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "floe.dataplane.v1.Uplink"
+TICK_SECONDS = 1.0
+
+
+def get_ingest(app: Quart | None = None) -> UplinkService:
+    service: UplinkService = get_runtime(app).components["ingest"]
+    return service
+
+
+def get_state(app: Quart | None = None) -> IngestState:
+    return get_ingest(app).state
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _publish(app: Quart, state: IngestState) -> None:
+    hub = get_runtime(app).components.get("hub")
+    publish = getattr(hub, "publish", None)
+    if publish is None:
+        return
+    message = {
+        "type": "stats",
+        "ts": time.time(),
+        "data": state.summary(),
+        "top_talkers": state.top_talkers(10),
+    }
+    await _maybe_await(publish(message))
+
+
+async def _ticker(app: Quart, state: IngestState) -> None:
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        try:
+            state.tick()
+            await _publish(app, state)
+        except Exception:  # a failing consumer must not stop the rates
+            log.exception("ingest tick failed")
 
 
 def init_app(app: Quart) -> None:
-    return None
+    runtime = get_runtime(app)
+    state = IngestState()
+    service = UplinkService(state, lambda: runtime.authenticator)
+    runtime.components["ingest"] = service
+
+    from floe.dataplane.v1 import uplink_pb2_grpc
+
+    def register(server: grpc.aio.Server) -> None:
+        uplink_pb2_grpc.add_UplinkServicer_to_server(service, server)
+
+    add_service(app, SERVICE_NAME, register)
+
+    async def dataplane_ready() -> tuple[bool, str]:
+        connected = state.connected_nodes()
+        return True, f"{len(connected)} dataplane(s) connected of {len(state.nodes)} known"
+
+    runtime.readiness["dataplane"] = dataplane_ready
+    tasks: list[asyncio.Task[None]] = []
+
+    @app.before_serving
+    async def _start() -> None:
+        tasks.append(asyncio.create_task(_ticker(app, state), name="ingest-tick"))
+
+    @app.after_serving
+    async def _stop() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        tasks.clear()

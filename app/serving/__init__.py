@@ -1,33 +1,91 @@
-"""Transport-side concerns of the Quart app: request ids, v1 deprecation headers, probes."""
+"""Transport-side concerns of the Quart app: request ids, v1 deprecation headers, probes,
+metrics, admission control, the broadcast hub and its heartbeat.
+
+`init_app` runs first in `create_app`, so everything here applies to every route.
+The process-level parts (hypercorn listeners, gRPC server, signals) live in `run.py`.
+"""
 
 from __future__ import annotations
 
-from quart import Quart, Response, request
+import asyncio
+import contextlib
+import time
 
+from quart import Quart, Response, request, websocket
+
+from app.hub import Hub, run_heartbeat
 from app.logging import correlation_id, new_correlation_id
+from app.runtime import get_runtime
+from app.serving.admission import AdmissionMiddleware
+from app.serving.metrics import ServingMetrics
 
-__all__ = ["init_app"]
+__all__ = ["V1_SUNSET", "init_app"]
 
 V1_SUNSET = "Tue, 01 Jun 2027 00:00:00 GMT"
+_UNMATCHED = "<unmatched>"
+
+
+def _incoming_id(value: str) -> str:
+    return value[:64] if value and value.isprintable() else new_correlation_id()
 
 
 def init_app(app: Quart) -> None:
+    runtime = get_runtime(app)
+    settings = runtime.settings
+    metrics = ServingMetrics()
+    hub = Hub(queue_size=settings.ws_queue_size)
+    metrics.counters.ws_clients = lambda: hub.subscriber_count
+    metrics.counters.ws_dropped = lambda: hub.dropped_total
+    runtime.components["serving_metrics"] = metrics
+    runtime.components["hub"] = hub
+    app.asgi_app = AdmissionMiddleware(app.asgi_app, settings, metrics.counters)  # type: ignore[method-assign,assignment]
+    observe = metrics.observe
+    perf_counter = time.perf_counter
+
     @app.before_request
     async def _request_id() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        correlation_id.set(incoming[:64] if incoming.isprintable() and incoming else new_correlation_id())
+        correlation_id.set(_incoming_id(request.headers.get("X-Request-ID", "")))
+
+    @app.before_websocket
+    async def _websocket_id() -> None:
+        correlation_id.set(_incoming_id(websocket.headers.get("X-Request-ID", "")))
 
     @app.after_request
     async def _headers(response: Response) -> Response:
         response.headers["X-Request-ID"] = correlation_id.get()
-        if request.path.startswith("/api/v1/"):
-            successor = "/api/v2/" + request.path[len("/api/v1/") :]
+        path = request.path
+        if path.startswith("/api/v1/"):
             response.headers["Deprecation"] = "true"
             response.headers["Sunset"] = V1_SUNSET
-            response.headers["Link"] = f'<{successor}>; rel="successor-version"'
+            response.headers["Link"] = f'</api/v2/{path[8:]}>; rel="successor-version"'
             response.headers["Warning"] = '299 - "API v1 is deprecated; use /api/v2"'
+        rule = request.url_rule
+        t0 = request.scope.get("floe.t0")
+        if isinstance(t0, float):
+            observe(
+                request.method,
+                rule.rule if rule is not None else _UNMATCHED,
+                response.status_code,
+                perf_counter() - t0,
+            )
         return response
 
-    from app.serving import probes
+    heartbeat: list[asyncio.Task[None]] = []
+
+    @app.before_serving
+    async def _start_heartbeat() -> None:
+        heartbeat.append(asyncio.create_task(run_heartbeat(hub, settings.ws_heartbeat_interval)))
+
+    @app.after_serving
+    async def _stop_heartbeat() -> None:
+        hub.close_all(1001)
+        for task in heartbeat:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        heartbeat.clear()
+
+    from app.serving import apidocs, probes
 
     app.register_blueprint(probes.bp)
+    app.register_blueprint(apidocs.bp)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from quart import Blueprint, Response
 
 from app.api.access import public
-from app.api.envelope import json_response
+from app.api.envelope import ApiError, json_response
 from app.runtime import get_runtime
+from app.serving.metrics import CONTENT_TYPE, ServingMetrics
 
-__all__ = ["bp"]
+__all__ = ["READY_CHECK_TIMEOUT", "bp"]
 
 bp = Blueprint("probes", __name__)
+
+READY_CHECK_TIMEOUT = 2.0
 
 
 @bp.get("/healthz")
@@ -25,7 +30,22 @@ async def readyz() -> Response:
     checks: dict[str, object] = {}
     ready = True
     for name, check in get_runtime().readiness.items():
-        ok, detail = await check()
+        try:
+            ok, detail = await asyncio.wait_for(check(), READY_CHECK_TIMEOUT)
+        except TimeoutError:
+            ok, detail = False, "timed out"
         checks[name] = {"ok": ok, "detail": detail}
         ready = ready and ok
-    return json_response({"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503)
+    return json_response(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+    )
+
+
+@bp.get("/metrics")
+@public
+async def metrics() -> Response:
+    runtime = get_runtime()
+    if not runtime.settings.metrics_enabled:
+        raise ApiError(404, "not_found", "Metrics are disabled (METRICS_ENABLED=false)")
+    serving: ServingMetrics = runtime.components["serving_metrics"]
+    return Response(serving.render(), status=200, content_type=CONTENT_TYPE)

@@ -1,22 +1,162 @@
-"""`floe serve` (minimal: hypercorn on cleartext HTTP; replaced by the full serving layer)."""
+"""`floe serve`: one process, one uvloop loop, every listener.
+
+hypercorn serves the Quart app on HTTP_PORT (cleartext HTTP/1.1 + h2c) and HTTPS_PORT
+(TLS with ALPN h2/http1.1, plus HTTP/3 over QUIC on the same UDP port, advertised by
+hypercorn with `Alt-Svc`). The grpc.aio server (GRPC_PORT) and the metrics listener
+(METRICS_PORT) are started from `before_serving`, i.e. inside the running loop, after the
+other layers' start-up hooks.
+
+Shutdown (SIGTERM/SIGINT) is ours, not hypercorn's, because hypercorn's order measured
+badly (HTTP drains first, gRPC health stays SERVING, websockets get 1011):
+gRPC health → NOT_SERVING; hub closes websockets with 1001; `grpc.stop(grace)`; then
+hypercorn's shutdown trigger; QUIC wakes at once (see `app.serving.quic`). The budget
+GRACEFUL_TIMEOUT is split 40 % gRPC grace / 60 % hypercorn drain so the process exits
+within ~GRACEFUL_TIMEOUT + 0.5 s (≤ 3 s with the default 2 s).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import signal
+import sys
 
 import uvloop
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
+from quart import Quart
 
 from app.config import Settings
 from app.factory import create_app
+from app.hub import Hub
+from app.runtime import get_runtime
+from app.serving import quic, tcp
+from app.serving.metrics import ServingMetrics
+from app.serving.metrics_listener import start_metrics_listener
+from app.serving.tls import tls_files
 
-__all__ = ["serve"]
+__all__ = ["build_hypercorn_config", "serve", "serve_async"]
+
+log = logging.getLogger("floe.serving")
+
+GRPC_SHARE = 0.4
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def build_hypercorn_config(settings: Settings) -> Config:
+    """hypercorn listeners and limits from Settings (ports ≤ 0 or toggles off → not bound)."""
+    config = Config()
+    config.graceful_timeout = settings.graceful_timeout * (1 - GRPC_SHARE)
+    config.keep_alive_max_requests = settings.keep_alive_max_requests
+    config.include_server_header = False
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.bind = []
+    tcp = settings.http1_enabled or settings.http2_enabled
+    if settings.tls_enabled:
+        certfile, keyfile = tls_files(settings)
+        config.certfile, config.keyfile = str(certfile), str(keyfile)
+        alpn = []
+        if settings.http2_enabled:
+            alpn.append("h2")
+        if settings.http1_enabled:
+            alpn.append("http/1.1")
+        config.alpn_protocols = alpn
+        if tcp:
+            config.bind = [_hostport(settings.bind_host, settings.https_port)]
+        if settings.http3_enabled:
+            config.quic_bind = [_hostport(settings.bind_host, settings.https_port)]
+        if tcp and settings.http_port > 0:
+            config.insecure_bind = [_hostport(settings.bind_host, settings.http_port)]
+    elif tcp and settings.http_port > 0:
+        config.bind = [_hostport(settings.bind_host, settings.http_port)]
+    return config
+
+
+def _install_process_hooks(
+    app: Quart, settings: Settings, stop: asyncio.Event, done: asyncio.Event
+) -> None:
+    """gRPC + metrics listener at start-up; the ordered shutdown on `stop`."""
+    runtime = get_runtime(app)
+    metrics: ServingMetrics = runtime.components["serving_metrics"]
+    hub: Hub = runtime.components["hub"]
+    tasks: list[asyncio.Task[None]] = []
+
+    @app.before_serving
+    async def _start_listeners() -> None:
+        if settings.grpc_enabled and settings.grpc_port > 0:
+            from app.grpc.server import start_grpc_server
+
+            runtime.components["grpc_server"] = await start_grpc_server(app, settings)
+            log.info("gRPC on port %d", runtime.components["grpc_server"].port)
+        if settings.metrics_enabled and settings.metrics_port > 0:
+            runtime.components["metrics_listener"] = await start_metrics_listener(
+                settings.bind_host, settings.metrics_port, metrics.render
+            )
+        tasks.append(asyncio.create_task(_shutdown_sequence()))
+
+    async def _shutdown_sequence() -> None:
+        await stop.wait()
+        log.info("shutting down")
+        grpc_server = runtime.components.get("grpc_server")
+        if grpc_server is not None:
+            await grpc_server.health.enter_graceful_shutdown()
+        hub.close_all(1001)
+        await asyncio.sleep(0.05)  # let stream handlers send their close frames
+        if grpc_server is not None:
+            await grpc_server.server.stop(settings.graceful_timeout * GRPC_SHARE)
+        done.set()
+
+    @app.after_serving
+    async def _stop_listeners() -> None:
+        listener = runtime.components.pop("metrics_listener", None)
+        if listener is not None:
+            listener.close()
+        grpc_server = runtime.components.pop("grpc_server", None)
+        if grpc_server is not None:  # hypercorn stopped without a signal (e.g. an error)
+            await grpc_server.server.stop(0)
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def serve_async(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code."""
+    app = create_app(settings)
+    metrics: ServingMetrics = get_runtime(app).components["serving_metrics"]
+    config = build_hypercorn_config(settings)
+    tcp.install()
+    if config.quic_bind:
+        quic.install(settings.quic_queue_size, metrics.counters, drain=config.graceful_timeout / 2)
+    stop = asyncio.Event()  # a signal arrived
+    done = asyncio.Event()  # our part of the shutdown finished: hypercorn may stop
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    _install_process_hooks(app, settings, stop, done)
+
+    async def trigger() -> None:
+        # Also fires if a signal lands before start-up finished (no shutdown task yet).
+        await stop.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), settings.graceful_timeout)
+
+    try:
+        await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+    except OSError as error:
+        print(f"floe: cannot start: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # start-up failure inside a layer (lifespan)
+        print(f"floe: start-up failed: {error}", file=sys.stderr)
+        log.debug("start-up failure", exc_info=True)
+        return 1
+    return 0
 
 
 def serve(settings: Settings) -> int:
-    config = Config()
-    config.bind = [f"{settings.bind_host}:{settings.http_port}"]
-    app = create_app(settings)
-    uvloop.run(hypercorn_serve(app, config))  # type: ignore[arg-type]
-    return 0
+    return uvloop.run(serve_async(settings))

@@ -1,0 +1,62 @@
+"""The shared grpc.aio server: health (overall + per service), reflection, correlation ids.
+
+Created inside the running loop (a server built at import time fails with "attached to a
+different loop"), after every layer has added its services through `app.grpc.registry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from quart import Quart
+
+from app.config import Settings
+from app.grpc.interceptors import CorrelationIdInterceptor
+from app.grpc.registry import registrations
+
+__all__ = ["GrpcServer", "start_grpc_server"]
+
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+@dataclass(slots=True)
+class GrpcServer:
+    server: grpc.aio.Server
+    health: HealthServicer
+    port: int
+    service_names: tuple[str, ...]
+
+    async def shutdown(self, grace: float) -> None:
+        """Health → NOT_SERVING (watchers see it), then stop with `grace` seconds for RPCs."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def start_grpc_server(app: Quart, settings: Settings) -> GrpcServer:
+    """Build, register every service, bind GRPC_PORT and start; must run inside the loop."""
+    server = grpc.aio.server(
+        interceptors=[CorrelationIdInterceptor()],
+        # Without this a second process could silently share the port (SO_REUSEPORT).
+        options=[("grpc.so_reuseport", 0)],
+    )
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names: list[str] = []
+    for registration in registrations(app):
+        registration.register(server)
+        names.append(registration.service_name)
+        await health.set(registration.service_name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection((*names, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(_address(settings.bind_host, settings.grpc_port))
+    if port == 0:
+        raise OSError(f"cannot bind gRPC on GRPC_PORT={settings.grpc_port}")
+    await server.start()
+    return GrpcServer(server, health, port, tuple(names))

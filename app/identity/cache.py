@@ -1,0 +1,72 @@
+"""In-memory state that keeps the DB off the per-request path, with explicit invalidation.
+
+- users: user id -> UserState (scopes, active, not-before), loaded on first use.
+- keys: key prefix -> ApiKeyRecord, loaded on first use; unknown prefixes cached negatively.
+- revoked families: refresh family id -> until (epoch), so revoked access tokens fail at once.
+Every mutation in the service calls the matching `forget_*` after its transaction commits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from app.identity.records import ApiKeyRecord, UserState
+
+__all__ = ["IdentityCache"]
+
+_MISSING_MAX = 4096
+_MISSING_TTL = 30.0
+
+
+@dataclass(slots=True)
+class IdentityCache:
+    users: dict[int, UserState] = field(default_factory=dict)
+    keys: dict[str, ApiKeyRecord] = field(default_factory=dict)
+    missing_keys: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    revoked_families: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, int] = field(
+        default_factory=lambda: {"user_hits": 0, "user_misses": 0, "key_hits": 0, "key_misses": 0}
+    )
+
+    def forget_user(self, user_id: int) -> None:
+        self.users.pop(user_id, None)
+        # Keys owned by the user are bounded by the user's scopes: drop them too.
+        for prefix in [p for p, k in self.keys.items() if k.owner_user_id == user_id]:
+            del self.keys[prefix]
+
+    def forget_all_users(self) -> None:
+        """A role's scopes changed: every user holding it may be affected."""
+        self.users.clear()
+        for prefix in [p for p, k in self.keys.items() if k.owner_user_id is not None]:
+            del self.keys[prefix]
+
+    def forget_key(self, prefix: str) -> None:
+        self.keys.pop(prefix, None)
+        self.missing_keys.pop(prefix, None)
+
+    def key_missing(self, prefix: str) -> bool:
+        until = self.missing_keys.get(prefix)
+        if until is None:
+            return False
+        if until < time.monotonic():
+            del self.missing_keys[prefix]
+            return False
+        return True
+
+    def note_missing(self, prefix: str) -> None:
+        self.missing_keys[prefix] = time.monotonic() + _MISSING_TTL
+        self.missing_keys.move_to_end(prefix)
+        while len(self.missing_keys) > _MISSING_MAX:
+            self.missing_keys.popitem(last=False)
+
+    def revoke_family(self, family: str, until: float) -> None:
+        self.revoked_families[family] = until
+        if len(self.revoked_families) > 10_000:
+            now = time.time()
+            for fam in [f for f, u in self.revoked_families.items() if u < now]:
+                del self.revoked_families[fam]
+
+    def family_revoked(self, family: str) -> bool:
+        return family in self.revoked_families

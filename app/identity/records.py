@@ -1,0 +1,78 @@
+"""Plain records the identity layer passes around (never PyDAL rows outside store.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+__all__ = ["ApiKeyRecord", "RoleRecord", "TeamRecord", "UserRecord", "UserState", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the schema's datetime convention."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(slots=True)
+class RoleRecord:
+    id: int
+    name: str
+    description: str
+    scopes: list[str]
+    builtin: bool
+    level: str
+
+
+@dataclass(slots=True)
+class UserRecord:
+    id: int
+    email: str
+    display_name: str | None
+    active: bool
+    confirmed_at: datetime | None
+    totp_enabled: bool
+    roles: list[str] = field(default_factory=list)
+    teams: list[int] = field(default_factory=list)
+    last_login_at: datetime | None = None
+    current_login_at: datetime | None = None
+    last_login_ip: str | None = None
+    current_login_ip: str | None = None
+    login_count: int = 0
+    locked_until: datetime | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class UserState:
+    """What authentication needs about a user; cached in memory, invalidated on change."""
+
+    id: int
+    email: str
+    active: bool
+    scopes: frozenset[str]
+    teams: frozenset[int]
+    # Tokens and sessions carry this stamp (a slice of fs_uniquifier, which changes on
+    # password change/reset): a stale stamp is refused.
+    stamp: str
+
+
+@dataclass(slots=True)
+class ApiKeyRecord:
+    id: int
+    name: str
+    prefix: str
+    key_hash: str
+    scopes: frozenset[str]
+    owner_user_id: int | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime | None
+
+
+@dataclass(slots=True)
+class TeamRecord:
+    id: int
+    name: str
+    description: str
+    members: list[dict[str, object]] = field(default_factory=list)

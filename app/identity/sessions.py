@@ -1,0 +1,111 @@
+"""Browser sessions: a quart-auth signed cookie, plus CSRF protection on cookie writes.
+
+The cookie (Secure, HttpOnly, SameSite=Strict) carries `<user id>:<refresh family>:<stamp>`,
+so logout (which revokes the family) and a password change (new stamp) end it at once. A
+second, script-readable cookie `floe_csrf` holds HMAC(secret, family); every unsafe request authenticated by the
+session cookie must echo it in `X-CSRF-Token` (double submit, verified without state).
+Bearer-authenticated requests never look at cookies, so they need no CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from quart import Quart, Response, has_request_context, has_websocket_context, request, websocket
+from quart_auth import Action, AuthUser, QuartAuth
+
+from app.api.envelope import ApiError
+from app.identity.authenticator import BearerAuthenticator
+from app.identity.cache import IdentityCache
+from app.types import Principal
+
+__all__ = ["CSRF_COOKIE", "CSRF_HEADER", "SESSION_COOKIE", "SessionAuthenticator"]
+
+SESSION_COOKIE = "floe_session"
+CSRF_COOKIE = "floe_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE = {"GET", "HEAD", "OPTIONS"}
+
+
+class SessionAuthenticator:
+    def __init__(self, app: Quart, *, secure: bool, duration: int) -> None:
+        self.secure = secure
+        self.duration = duration
+        self.auth = QuartAuth(
+            app,
+            cookie_name=SESSION_COOKIE,
+            cookie_secure=secure,
+            cookie_http_only=True,
+            cookie_samesite="Strict",
+            duration=duration,
+            mode="cookie",
+            salt="floe-session",
+        )
+        self._secret = b""
+        self._bearer: BearerAuthenticator | None = None
+        self._cache: IdentityCache | None = None
+
+    def bind(self, secret: str, bearer: BearerAuthenticator, cache: IdentityCache) -> None:
+        self._secret = secret.encode()
+        self._bearer = bearer
+        self._cache = cache
+
+    def csrf_token(self, family: str) -> str:
+        return hmac.new(self._secret, b"csrf:" + family.encode(), hashlib.sha256).hexdigest()
+
+    def start(self, response: Response, user_id: int, family: str, stamp: str) -> None:
+        """Log the user in: writes the session cookie (after_request) and the CSRF cookie."""
+        self.auth.login_user(AuthUser(f"{user_id}:{family}:{stamp}", Action.WRITE_PERMANENT))
+        response.set_cookie(
+            CSRF_COOKIE,
+            self.csrf_token(family),
+            max_age=self.duration,
+            secure=self.secure,
+            httponly=False,
+            samesite="Strict",
+            path="/",
+        )
+
+    def end(self, response: Response) -> None:
+        self.auth.logout_user()
+        response.delete_cookie(CSRF_COOKIE, path="/", secure=self.secure, samesite="Strict")
+
+    def session_family(self) -> tuple[int, str, str] | None:
+        """(user id, refresh family, security stamp) from a validly signed cookie."""
+        auth_id = self.auth.load_user().auth_id
+        if not auth_id:
+            return None
+        parts = auth_id.split(":")
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[1]:
+            return None
+        return int(parts[0]), parts[1], parts[2]
+
+    async def authenticate_request(self) -> Principal | None:
+        if self._bearer is None or self._cache is None:
+            return None
+        found = self.session_family()
+        if found is None:
+            return None
+        user_id, family, stamp = found
+        if self._cache.family_revoked(family):
+            return None
+        if has_request_context() and request.method not in _SAFE:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent.encode(), self.csrf_token(family).encode()):
+                raise ApiError(
+                    403, "csrf_failed", f"Cookie-authenticated writes need the {CSRF_HEADER} header"
+                )
+        elif has_websocket_context():
+            _ = websocket.headers  # cookies are read by quart-auth; no CSRF on a read-only stream
+        state = await self._bearer.user_state(user_id)
+        if state is None or not state.active or state.stamp != stamp:
+            return None
+        return Principal(
+            kind="session",
+            subject=f"user:{state.id}",
+            scopes=state.scopes,
+            user_id=state.id,
+            email=state.email,
+            teams=state.teams,
+        )

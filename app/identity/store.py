@@ -1,0 +1,346 @@
+"""Units of work over the control-plane schema: plain functions `fn(dal, ...)`.
+
+Each function is run by `Database.run` in a worker thread as ONE transaction, so callers
+compose what must be atomic into a single function. Only this module touches PyDAL rows.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.identity.records import ApiKeyRecord, RoleRecord, TeamRecord, UserRecord, UserState, utcnow
+
+__all__ = [
+    "add_audit",
+    "api_key_by_id",
+    "api_key_by_prefix",
+    "api_key_ids_of_owner",
+    "ensure_builtin_roles",
+    "insert_api_key",
+    "list_api_keys",
+    "list_roles",
+    "list_teams",
+    "list_users",
+    "role_by_name",
+    "role_ids",
+    "set_user_roles",
+    "team_record",
+    "touch_api_keys",
+    "user_by_email",
+    "user_record",
+    "user_row_by_email",
+    "user_row_by_id",
+    "user_state",
+]
+
+Dal = Any  # pydal.DAL: untyped library
+
+
+def _split(scopes: str | None) -> list[str]:
+    return sorted(set((scopes or "").split()))
+
+
+# --- audit -----------------------------------------------------------------------------
+
+
+def add_audit(
+    dal: Dal,
+    action: str,
+    *,
+    success: bool = True,
+    actor_user_id: int | None = None,
+    actor_client_id: int | None = None,
+    target: str = "",
+    ip: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
+    dal.audit_log.insert(
+        at=utcnow(),
+        actor_user_id=actor_user_id,
+        actor_client_id=actor_client_id,
+        action=action[:64],
+        target=target[:255],
+        ip=ip[:64],
+        details=json.dumps(details or {}, default=str),
+        success=success,
+    )
+
+
+# --- roles -----------------------------------------------------------------------------
+
+
+def _role(row: Any) -> RoleRecord:
+    return RoleRecord(
+        id=int(row.id),
+        name=row.name,
+        description=row.description or "",
+        scopes=_split(row.scopes),
+        builtin=bool(row.builtin),
+        level=row.level or "global",
+    )
+
+
+def ensure_builtin_roles(dal: Dal) -> None:
+    """Create missing built-in roles and keep their scopes in step with the catalogue."""
+    from app.identity.scopes import BUILTIN_ROLES
+
+    for role in BUILTIN_ROLES:
+        scopes = " ".join(sorted(role.scopes))
+        row = dal(dal.auth_role.name == role.name).select().first()
+        if row is None:
+            dal.auth_role.insert(
+                name=role.name,
+                description=role.description,
+                scopes=scopes,
+                builtin=True,
+                level=role.level,
+                created_at=utcnow(),
+            )
+        elif row.scopes != scopes or not row.builtin:
+            row.update_record(scopes=scopes, builtin=True, level=role.level)
+
+
+def list_roles(dal: Dal, level: str | None = None) -> list[RoleRecord]:
+    query = dal.auth_role.id > 0
+    if level:
+        query &= dal.auth_role.level == level
+    return [_role(row) for row in dal(query).select(orderby=dal.auth_role.id)]
+
+
+def role_by_name(dal: Dal, name: str) -> RoleRecord | None:
+    row = dal(dal.auth_role.name == name).select().first()
+    return None if row is None else _role(row)
+
+
+def role_ids(dal: Dal, names: Iterable[str]) -> dict[str, int]:
+    wanted = list(set(names))
+    if not wanted:
+        return {}
+    rows = dal(dal.auth_role.name.belongs(wanted)).select(dal.auth_role.id, dal.auth_role.name)
+    return {row.name: int(row.id) for row in rows}
+
+
+# --- users -----------------------------------------------------------------------------
+
+
+def user_row_by_email(dal: Dal, email: str) -> Any:
+    return dal(dal.auth_user.email == email.lower()).select().first()
+
+
+def user_row_by_id(dal: Dal, user_id: int) -> Any:
+    return dal(dal.auth_user.id == user_id).select().first()
+
+
+def _user_roles(dal: Dal, user_id: int) -> list[RoleRecord]:
+    rows = dal(
+        (dal.auth_user_role.user_id == user_id) & (dal.auth_user_role.role_id == dal.auth_role.id)
+    ).select(dal.auth_role.ALL, orderby=dal.auth_role.name)
+    return [_role(row) for row in rows]
+
+
+def _user_teams(dal: Dal, user_id: int) -> list[int]:
+    rows = dal(dal.team_member.user_id == user_id).select(dal.team_member.team_id)
+    return sorted(int(row.team_id) for row in rows)
+
+
+def _user(dal: Dal, row: Any) -> UserRecord:
+    user_id = int(row.id)
+    return UserRecord(
+        id=user_id,
+        email=row.email,
+        display_name=row.display_name,
+        active=bool(row.active),
+        confirmed_at=row.confirmed_at,
+        totp_enabled=bool(row.totp_enabled),
+        roles=[role.name for role in _user_roles(dal, user_id)],
+        teams=_user_teams(dal, user_id),
+        last_login_at=row.last_login_at,
+        current_login_at=row.current_login_at,
+        last_login_ip=row.last_login_ip,
+        current_login_ip=row.current_login_ip,
+        login_count=int(row.login_count or 0),
+        locked_until=row.locked_until,
+        created_at=row.created_at,
+    )
+
+
+def user_record(dal: Dal, user_id: int) -> UserRecord | None:
+    row = user_row_by_id(dal, user_id)
+    return None if row is None else _user(dal, row)
+
+
+def user_by_email(dal: Dal, email: str) -> UserRecord | None:
+    row = user_row_by_email(dal, email)
+    return None if row is None else _user(dal, row)
+
+
+def user_state(dal: Dal, user_id: int) -> UserState | None:
+    row = user_row_by_id(dal, user_id)
+    if row is None:
+        return None
+    scopes: set[str] = set()
+    for role in _user_roles(dal, user_id):
+        scopes.update(role.scopes)
+    return UserState(
+        id=user_id,
+        email=row.email,
+        active=bool(row.active),
+        scopes=frozenset(scopes),
+        teams=frozenset(_user_teams(dal, user_id)),
+        stamp=(row.fs_uniquifier or "")[:16],
+    )
+
+
+def list_users(
+    dal: Dal, *, email: str | None, active: bool | None, role: str | None, offset: int, limit: int
+) -> tuple[list[UserRecord], int]:
+    query = dal.auth_user.id > 0
+    if email:
+        query &= dal.auth_user.email.contains(email.lower())
+    if active is not None:
+        query &= dal.auth_user.active == active
+    if role:
+        sub = dal(
+            (dal.auth_user_role.role_id == dal.auth_role.id) & (dal.auth_role.name == role)
+        )._select(dal.auth_user_role.user_id)
+        query &= dal.auth_user.id.belongs(sub)
+    total = dal(query).count()
+    rows = dal(query).select(orderby=dal.auth_user.id, limitby=(offset, offset + limit))
+    return [_user(dal, row) for row in rows], int(total)
+
+
+def new_uniquifier() -> str:
+    return secrets.token_hex(32)
+
+
+def set_user_roles(dal: Dal, user_id: int, role_ids_: Iterable[int]) -> None:
+    dal(dal.auth_user_role.user_id == user_id).delete()
+    for role_id in sorted(set(role_ids_)):
+        dal.auth_user_role.insert(user_id=user_id, role_id=role_id)
+
+
+# --- teams -----------------------------------------------------------------------------
+
+
+def team_record(dal: Dal, team_id: int) -> TeamRecord | None:
+    row = dal(dal.team.id == team_id).select().first()
+    if row is None:
+        return None
+    members = dal(
+        (dal.team_member.team_id == team_id)
+        & (dal.team_member.user_id == dal.auth_user.id)
+        & (dal.team_member.role_id == dal.auth_role.id)
+    ).select(dal.auth_user.id, dal.auth_user.email, dal.auth_role.name, orderby=dal.auth_user.id)
+    return TeamRecord(
+        id=int(row.id),
+        name=row.name,
+        description=row.description or "",
+        members=[
+            {"user_id": int(m.auth_user.id), "email": m.auth_user.email, "role": m.auth_role.name}
+            for m in members
+        ],
+    )
+
+
+def list_teams(
+    dal: Dal, *, name: str | None, offset: int, limit: int
+) -> tuple[list[TeamRecord], int]:
+    query = dal.team.id > 0
+    if name:
+        query &= dal.team.name.contains(name)
+    total = int(dal(query).count())
+    rows = dal(query).select(dal.team.id, orderby=dal.team.id, limitby=(offset, offset + limit))
+    teams = [team_record(dal, int(row.id)) for row in rows]
+    return [team for team in teams if team is not None], total
+
+
+# --- API keys --------------------------------------------------------------------------
+
+
+def _key(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=int(row.id),
+        name=row.name,
+        prefix=row.key_prefix,
+        key_hash=row.key_hash,
+        scopes=frozenset(_split(row.scopes)),
+        owner_user_id=None if row.owner_user_id is None else int(row.owner_user_id),
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+        created_at=row.created_at,
+    )
+
+
+def insert_api_key(
+    dal: Dal,
+    *,
+    name: str,
+    prefix: str,
+    key_hash: str,
+    scopes: Iterable[str],
+    owner_user_id: int | None,
+    expires_at: datetime | None,
+    rotated_from_id: int | None = None,
+) -> ApiKeyRecord:
+    key_id = dal.api_client.insert(
+        name=name,
+        key_prefix=prefix,
+        key_hash=key_hash,
+        scopes=" ".join(sorted(set(scopes))),
+        owner_user_id=owner_user_id,
+        expires_at=expires_at,
+        created_at=utcnow(),
+        rotated_from_id=rotated_from_id,
+    )
+    record = api_key_by_id(dal, int(key_id))
+    assert record is not None
+    return record
+
+
+def api_key_by_id(dal: Dal, key_id: int) -> ApiKeyRecord | None:
+    row = dal(dal.api_client.id == key_id).select().first()
+    return None if row is None else _key(row)
+
+
+def api_key_by_prefix(dal: Dal, prefix: str) -> list[ApiKeyRecord]:
+    return [_key(row) for row in dal(dal.api_client.key_prefix == prefix).select()]
+
+
+def api_key_ids_of_owner(dal: Dal, user_id: int) -> list[ApiKeyRecord]:
+    return [_key(row) for row in dal(dal.api_client.owner_user_id == user_id).select()]
+
+
+def list_api_keys(
+    dal: Dal,
+    *,
+    owner_user_id: int | None,
+    name: str | None,
+    include_revoked: bool,
+    offset: int,
+    limit: int,
+) -> tuple[list[ApiKeyRecord], int]:
+    query = dal.api_client.id > 0
+    if owner_user_id is not None:
+        query &= dal.api_client.owner_user_id == owner_user_id
+    if name:
+        query &= dal.api_client.name.contains(name)
+    if not include_revoked:
+        query &= dal.api_client.revoked_at == None  # noqa: E711 - PyDAL builds IS NULL
+    total = dal(query).count()
+    rows = dal(query).select(orderby=dal.api_client.id, limitby=(offset, offset + limit))
+    return [_key(row) for row in rows], int(total)
+
+
+def touch_api_keys(dal: Dal, used: dict[int, datetime]) -> None:
+    """Batched last-used update (one transaction for everything seen since the last flush)."""
+    for key_id, when in used.items():
+        dal(dal.api_client.id == key_id).update(last_used_at=when)
+
+
+def later(seconds: int) -> datetime:
+    return utcnow() + timedelta(seconds=seconds)

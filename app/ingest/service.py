@@ -1,0 +1,215 @@
+"""The `floe.dataplane.v1.Uplink` servicer: authenticates, sequences and applies batches.
+
+One `Connect` stream per dataplane process. The reader applies each batch at most once per
+(node, instance) and queues an Ack; one writer task owns `context.write` so acks, rule sets
+and config never interleave on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from app.ingest.state import IngestState
+from app.types import Authenticator
+from floe.dataplane.v1 import uplink_pb2 as pb
+
+__all__ = ["WRITE_SCOPE", "Session", "UplinkService"]
+
+log = logging.getLogger(__name__)
+
+WRITE_SCOPE = "dataplane:write"
+_OUT_QUEUE = 256
+
+
+@dataclass(slots=True)
+class Session:
+    """One live stream: who it is and what still has to be written to it."""
+
+    node_id: str
+    instance_id: str
+    out: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(_OUT_QUEUE))
+    dropped_down: int = 0
+
+    def send(self, message: Any) -> None:
+        try:
+            self.out.put_nowait(message)
+        except asyncio.QueueFull:
+            # Rule sets and config are full states re-sent on reconnect: count and move on.
+            self.dropped_down += 1
+
+
+def _enum_name(enum: Any, value: int, prefix: str) -> str:
+    try:
+        name: str = enum.Name(value)
+    except ValueError:
+        return str(value)
+    return name.removeprefix(prefix).lower()
+
+
+class UplinkService:
+    """Registered on the shared grpc.aio server by `app.ingest.init_app`."""
+
+    def __init__(self, state: IngestState, authenticator: Any, tick_ms: int = 100) -> None:
+        self.state = state
+        self._authenticator = authenticator  # callable returning the current Authenticator
+        self.tick_ms = tick_ms
+        self.sessions: dict[str, Session] = {}
+        self.rules: Any = None  # newest pb.RuleSet, sent to every node on connect
+        self.config: Any = None  # newest pb.Config
+        self.auth_failures = 0
+
+    # -- downlink API for other layers --------------------------------------------------
+    def set_rules(self, rules: Any) -> None:
+        """Make `rules` (a pb.RuleSet) current and push it to every connected dataplane."""
+        self.rules = rules
+        for session in self.sessions.values():
+            session.send(pb.DownlinkMessage(rules=rules))
+
+    def set_config(self, config: Any) -> None:
+        self.config = config
+        for session in self.sessions.values():
+            session.send(pb.DownlinkMessage(config=config))
+
+    # -- the RPC --------------------------------------------------------------------------
+    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+        credential = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization" and isinstance(value, str):
+                scheme, _, rest = value.partition(" ")
+                if scheme.lower() == "bearer":
+                    credential = rest.strip()
+        authenticator: Authenticator | None = self._authenticator()
+        if not credential or authenticator is None:
+            self.auth_failures += 1
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a bearer API key is required")
+        principal = await authenticator.authenticate(credential) if authenticator else None
+        if principal is None:
+            self.auth_failures += 1
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, "the API key is invalid or revoked"
+            )
+            raise AssertionError("unreachable")
+        if not principal.has(WRITE_SCOPE):
+            self.auth_failures += 1
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, f"the API key lacks the {WRITE_SCOPE} scope"
+            )
+        return principal.subject
+
+    async def Connect(
+        self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        subject = await self._authenticate(context)
+        first = await context.read()
+        if first is grpc.aio.EOF or first.WhichOneof("body") != "hello":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be Hello")
+        hello = first.hello
+        if not hello.node_id or not hello.instance_id:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "Hello needs node_id and instance_id"
+            )
+        session = self._open(hello, subject, context.peer())
+        writer = asyncio.create_task(self._write(session, context), name="uplink-writer")
+        try:
+            while True:
+                message = await context.read()
+                if message is grpc.aio.EOF:
+                    break
+                kind = message.WhichOneof("body")
+                if kind == "batch":
+                    self._apply(session, message.batch)
+                    await session.out.put(pb.DownlinkMessage(ack=pb.Ack(seq=message.batch.seq)))
+                elif kind == "applied":
+                    self._record_applied(session, message.applied)
+                self.state.node(session.node_id).last_seen = time.time()
+        finally:
+            writer.cancel()
+            self._close(session)
+
+    async def _write(self, session: Session, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        while True:
+            message = await session.out.get()
+            await context.write(message)
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _open(self, hello: Any, subject: str, peer: str) -> Session:
+        node = self.state.node(hello.node_id)
+        previous = self.sessions.get(hello.node_id)
+        if previous is not None:
+            log.warning("node %s reconnected while a previous stream was open", hello.node_id)
+        node.instance_id = hello.instance_id
+        node.boot_id = hello.boot_id
+        node.version = hello.version
+        node.peer = peer
+        node.principal = subject
+        node.capabilities = tuple(hello.capabilities)
+        node.connected = True
+        node.connected_since = node.last_seen = time.time()
+        node.connections += 1
+        for info in hello.interfaces:
+            iface = self.state.interface(hello.node_id, info.name)
+            iface.mode = _enum_name(pb.Mode, info.mode, "MODE_")
+            iface.attach_mode = _enum_name(pb.AttachMode, info.attach_mode, "ATTACH_MODE_")
+        session = Session(node_id=hello.node_id, instance_id=hello.instance_id)
+        self.sessions[hello.node_id] = session
+        applied = node.applied_seq.get(hello.instance_id, 0)
+        session.send(
+            pb.DownlinkMessage(welcome=pb.Welcome(last_applied_seq=applied, tick_ms=self.tick_ms))
+        )
+        if self.rules is not None:
+            session.send(pb.DownlinkMessage(rules=self.rules))
+        if self.config is not None:
+            session.send(pb.DownlinkMessage(config=self.config))
+        log.info("dataplane %s connected (instance %s, %s)", hello.node_id, hello.instance_id, peer)
+        return session
+
+    def _close(self, session: Session) -> None:
+        if self.sessions.get(session.node_id) is session:
+            del self.sessions[session.node_id]
+            self.state.node(session.node_id).connected = False
+            log.info("dataplane %s disconnected", session.node_id)
+
+    def _apply(self, session: Session, batch: Any) -> None:
+        node_id, instance = session.node_id, session.instance_id
+        if batch.seq == 0 or not self.state.should_apply(node_id, instance, batch.seq):
+            return
+        state = self.state
+        for snap in batch.counters:
+            state.apply_counters(
+                node_id, snap.interface, snap.counter_epoch, dict(snap.values), snap.taken_unix_ns
+            )
+        for loss in batch.losses:
+            source = _enum_name(pb.LossSource, loss.source, "LOSS_SOURCE_")
+            state.apply_loss(node_id, instance, loss.interface, source, loss.detail, loss.count)
+        for hits in batch.rule_hits:
+            state.apply_rule_hits(
+                node_id,
+                hits.interface,
+                hits.counter_epoch or instance,
+                hits.rule_id,
+                hits.packets,
+                hits.bytes,
+            )
+        for flow in batch.flows:
+            state.apply_flow(
+                node_id,
+                flow,
+                flow.interface,
+                _enum_name(pb.FlowState, flow.state, "FLOW_STATE_"),
+                _enum_name(pb.EndReason, flow.end_reason, "END_REASON_"),
+            )
+        state.mark_applied(node_id, instance, batch.seq)
+
+    def _record_applied(self, session: Session, applied: Any) -> None:
+        node = self.state.node(session.node_id)
+        if applied.kind == pb.Applied.KIND_RULES:
+            node.rules_generation = applied.generation if applied.ok else node.rules_generation
+            node.rules_error = "" if applied.ok else applied.error
+        elif applied.kind == pb.Applied.KIND_CONFIG and applied.ok:
+            node.config_generation = applied.generation

@@ -1,0 +1,347 @@
+"""The in-memory telemetry aggregate fed by dataplane batches.
+
+Counters and losses arrive as cumulative snapshots (see proto/floe/dataplane/v1/uplink.proto):
+for each (node, interface, counter epoch) only the newest snapshot is kept, value by value
+as a maximum, so a resent or duplicated batch changes nothing and a missing one is healed by
+the next. Totals are the sum over epochs. Sequence numbers are still tracked per
+(node, instance) so a batch is applied at most once and its flow records are not replayed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "DROP_FIELDS",
+    "FlowEntry",
+    "IngestState",
+    "InterfaceState",
+    "NodeState",
+]
+
+# Counter names (struct floe_if_counters) summed into "dropped".
+DROP_FIELDS = ("dropped_rule", "dropped_default", "dropped_malformed")
+
+# Flow record fields copied from the proto message, in answer order.
+_FLOW_FIELDS = (
+    "packets_ab",
+    "bytes_ab",
+    "packets_ba",
+    "bytes_ba",
+    "first_seen_unix_ns",
+    "last_seen_unix_ns",
+    "tcp_flags",
+)
+
+
+def _addr(raw: bytes) -> str:
+    if len(raw) != 16:
+        return raw.hex()
+    address = ipaddress.IPv6Address(raw)
+    mapped = address.ipv4_mapped
+    return str(mapped if mapped is not None else address)
+
+
+def _sum_losses(losses: dict[tuple[str, str, str], int]) -> dict[str, int]:
+    """Sum cumulative per-instance losses into "source[:detail]" totals."""
+    out: dict[str, int] = {}
+    for (_instance, source, detail), count in losses.items():
+        key = f"{source}:{detail}" if detail else source
+        out[key] = out.get(key, 0) + count
+    return out
+
+
+@dataclass(slots=True)
+class InterfaceState:
+    """One interface of one node: newest snapshot per counter epoch, losses, rates."""
+
+    node_id: str
+    name: str
+    mode: str = "unspecified"
+    attach_mode: str = "unspecified"
+    epochs: dict[str, dict[str, int]] = field(default_factory=dict)
+    losses: dict[tuple[str, str, str], int] = field(
+        default_factory=dict
+    )  # (instance, source, detail)
+    rule_hits: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    last_update_ns: int = 0
+    pps: float = 0.0
+    bps: float = 0.0
+    drops_ps: float = 0.0
+    _rate_mark: tuple[float, int, int, int] | None = None
+
+    def apply_snapshot(self, epoch: str, values: dict[str, int], taken_ns: int) -> None:
+        current = self.epochs.setdefault(epoch, {})
+        for name, value in values.items():
+            if value > current.get(name, 0):
+                current[name] = value
+        self.last_update_ns = max(self.last_update_ns, taken_ns)
+
+    def totals(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for values in self.epochs.values():
+            for name, value in values.items():
+                out[name] = out.get(name, 0) + value
+        return out
+
+    def loss_totals(self) -> dict[str, int]:
+        return _sum_losses(self.losses)
+
+    def tick(self, now: float) -> None:
+        totals = self.totals()
+        packets, octets = totals.get("packets", 0), totals.get("bytes", 0)
+        drops = sum(totals.get(name, 0) for name in DROP_FIELDS)
+        if self._rate_mark is not None:
+            then, p0, b0, d0 = self._rate_mark
+            elapsed = now - then
+            if elapsed > 0:
+                self.pps = max(0.0, (packets - p0) / elapsed)
+                self.bps = max(0.0, (octets - b0) * 8 / elapsed)
+                self.drops_ps = max(0.0, (drops - d0) / elapsed)
+        self._rate_mark = (now, packets, octets, drops)
+
+    def summary(self) -> dict[str, Any]:
+        totals = self.totals()
+        return {
+            "node_id": self.node_id,
+            "interface": self.name,
+            "mode": self.mode,
+            "attach_mode": self.attach_mode,
+            "packets": totals.get("packets", 0),
+            "bytes": totals.get("bytes", 0),
+            "passed": totals.get("passed", 0),
+            "redirected": totals.get("redirected", 0),
+            "dropped": sum(totals.get(name, 0) for name in DROP_FIELDS),
+            "malformed": totals.get("malformed", 0),
+            "pps": round(self.pps, 3),
+            "bps": round(self.bps, 3),
+            "drops_per_second": round(self.drops_ps, 3),
+            "loss": self.loss_totals(),
+            "counters": totals,
+            "rule_hits": {
+                str(rule_id): {"packets": packets, "bytes": octets}
+                for (_epoch, rule_id), (packets, octets) in sorted(self.rule_hits.items())
+            },
+            "updated_unix_ns": self.last_update_ns,
+        }
+
+
+@dataclass(slots=True)
+class NodeState:
+    """A dataplane as the control plane knows it (kept after it disconnects)."""
+
+    node_id: str
+    instance_id: str = ""
+    boot_id: str = ""
+    version: str = ""
+    peer: str = ""
+    principal: str = ""
+    capabilities: tuple[str, ...] = ()
+    connected: bool = False
+    connected_since: float = 0.0
+    last_seen: float = 0.0
+    connections: int = 0
+    batches_applied: int = 0
+    batches_duplicate: int = 0
+    rules_generation: int = 0
+    rules_error: str = ""
+    config_generation: int = 0
+    applied_seq: dict[str, int] = field(default_factory=dict)  # instance -> highest applied seq
+    # Losses not tied to one interface (the uplink buffer): (instance, source, detail) -> count.
+    losses: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def describe(self, interfaces: list[InterfaceState]) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "instance_id": self.instance_id,
+            "boot_id": self.boot_id,
+            "version": self.version,
+            "peer": self.peer,
+            "principal": self.principal,
+            "connected": self.connected,
+            "connected_since": self.connected_since or None,
+            "last_seen": self.last_seen or None,
+            "connections": self.connections,
+            "capabilities": list(self.capabilities),
+            "last_applied_seq": self.applied_seq.get(self.instance_id, 0),
+            "batches_applied": self.batches_applied,
+            "batches_duplicate": self.batches_duplicate,
+            "rules_generation_applied": self.rules_generation,
+            "rules_error": self.rules_error or None,
+            "config_generation_applied": self.config_generation,
+            "loss": _sum_losses(self.losses),
+            "interfaces": [
+                {"name": i.name, "mode": i.mode, "attach_mode": i.attach_mode} for i in interfaces
+            ],
+        }
+
+
+@dataclass(slots=True)
+class FlowEntry:
+    """Newest cumulative record of one flow, as served by `GET /flows`."""
+
+    key: tuple[Any, ...]
+    data: dict[str, Any]
+
+
+class IngestState:
+    """Everything the control plane knows about its dataplanes; owned by the event loop."""
+
+    def __init__(self, max_flows: int = 10_000) -> None:
+        self.nodes: dict[str, NodeState] = {}
+        self.interfaces: dict[tuple[str, str], InterfaceState] = {}
+        self.flows: OrderedDict[tuple[Any, ...], FlowEntry] = OrderedDict()
+        self.max_flows = max_flows
+        self.flows_evicted = 0
+        self.batches_applied = 0
+        self.batches_duplicate = 0
+
+    # -- nodes -------------------------------------------------------------------------
+    def node(self, node_id: str) -> NodeState:
+        node = self.nodes.get(node_id)
+        if node is None:
+            node = self.nodes[node_id] = NodeState(node_id=node_id)
+        return node
+
+    def interface(self, node_id: str, name: str) -> InterfaceState:
+        key = (node_id, name)
+        iface = self.interfaces.get(key)
+        if iface is None:
+            iface = self.interfaces[key] = InterfaceState(node_id=node_id, name=name)
+        return iface
+
+    def node_interfaces(self, node_id: str) -> list[InterfaceState]:
+        return [i for (n, _), i in sorted(self.interfaces.items()) if n == node_id]
+
+    def connected_nodes(self) -> list[NodeState]:
+        return [n for n in self.nodes.values() if n.connected]
+
+    # -- batches -----------------------------------------------------------------------
+    def should_apply(self, node_id: str, instance_id: str, seq: int) -> bool:
+        """True once per (node, instance, seq); later duplicates answer False."""
+        node = self.node(node_id)
+        if seq <= node.applied_seq.get(instance_id, 0):
+            node.batches_duplicate += 1
+            self.batches_duplicate += 1
+            return False
+        return True
+
+    def mark_applied(self, node_id: str, instance_id: str, seq: int) -> None:
+        node = self.node(node_id)
+        node.applied_seq[instance_id] = seq
+        node.batches_applied += 1
+        node.last_seen = time.time()
+        self.batches_applied += 1
+
+    def apply_counters(
+        self, node_id: str, interface: str, epoch: str, values: dict[str, int], taken_ns: int
+    ) -> None:
+        self.interface(node_id, interface).apply_snapshot(epoch, values, taken_ns)
+
+    def apply_loss(
+        self, node_id: str, instance_id: str, interface: str, source: str, detail: str, count: int
+    ) -> None:
+        losses = self.interface(node_id, interface).losses if interface else self.node(node_id).losses
+        key = (instance_id, source, detail)
+        if count > losses.get(key, 0):
+            losses[key] = count
+
+    def apply_rule_hits(
+        self, node_id: str, interface: str, epoch: str, rule_id: int, packets: int, octets: int
+    ) -> None:
+        iface = self.interface(node_id, interface or "*")
+        old = iface.rule_hits.get((epoch, rule_id), (0, 0))
+        iface.rule_hits[(epoch, rule_id)] = (max(old[0], packets), max(old[1], octets))
+
+    def apply_flow(self, node_id: str, record: Any, interface: str, state: str, end: str) -> None:
+        src, dst = _addr(record.addr_a), _addr(record.addr_b)
+        key = (
+            node_id,
+            record.ifindex,
+            record.vlan,
+            record.proto,
+            src,
+            record.port_a,
+            dst,
+            record.port_b,
+            record.first_seen_unix_ns,
+        )
+        data: dict[str, Any] = {
+            "node_id": node_id,
+            "interface": interface,
+            "src": src,
+            "dst": dst,
+            "src_port": record.port_a,
+            "dst_port": record.port_b,
+            "proto": record.proto,
+            "vlan": record.vlan,
+        }
+        for name in _FLOW_FIELDS:
+            data[name] = int(getattr(record, name))
+        data["packets"] = data["packets_ab"] + data["packets_ba"]
+        data["bytes"] = data["bytes_ab"] + data["bytes_ba"]
+        data["state"] = state
+        data["end_reason"] = end
+        entry = self.flows.get(key)
+        if entry is not None:
+            entry.data = data
+            self.flows.move_to_end(key)
+            return
+        self.flows[key] = FlowEntry(key=key, data=data)
+        while len(self.flows) > self.max_flows:
+            self.flows.popitem(last=False)
+            self.flows_evicted += 1
+
+    # -- views -------------------------------------------------------------------------
+    def tick(self, now: float | None = None) -> None:
+        moment = time.monotonic() if now is None else now
+        for iface in self.interfaces.values():
+            iface.tick(moment)
+
+    def summary(self) -> dict[str, Any]:
+        interfaces = [i.summary() for _, i in sorted(self.interfaces.items())]
+        totals = {"packets": 0, "bytes": 0, "dropped": 0, "malformed": 0, "pps": 0.0, "bps": 0.0}
+        loss: dict[str, int] = {}
+        for item in interfaces:
+            for name in totals:
+                totals[name] += item[name]
+            for source, count in item["loss"].items():
+                loss[source] = loss.get(source, 0) + count
+        for node in self.nodes.values():
+            for source, count in _sum_losses(node.losses).items():
+                loss[source] = loss.get(source, 0) + count
+        return {
+            "interfaces": interfaces,
+            "totals": totals,
+            "loss": loss,
+            "nodes": {"known": len(self.nodes), "connected": len(self.connected_nodes())},
+            "flows": {"tracked": len(self.flows), "evicted": self.flows_evicted},
+            "batches": {"applied": self.batches_applied, "duplicate": self.batches_duplicate},
+        }
+
+    def top_talkers(self, limit: int = 10) -> list[dict[str, Any]]:
+        by_host: dict[str, list[int]] = {}
+        for entry in self.flows.values():
+            data = entry.data
+            for host, packets, octets in (
+                (data["src"], data["packets_ab"], data["bytes_ab"]),
+                (data["dst"], data["packets_ba"], data["bytes_ba"]),
+            ):
+                slot = by_host.setdefault(host, [0, 0])
+                slot[0] += packets
+                slot[1] += octets
+        ranked = sorted(by_host.items(), key=lambda item: item[1][1], reverse=True)[:limit]
+        return [{"host": host, "packets": p, "bytes": b} for host, (p, b) in ranked]
+
+    def recent_flows(self, limit: int, predicate: Any = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for entry in reversed(self.flows.values()):
+            if predicate is None or predicate(entry.data):
+                out.append(entry.data)
+                if len(out) >= limit:
+                    break
+        return out

@@ -1,0 +1,100 @@
+"""ASGI admission control: a bound on in-flight REST requests, checked before Quart runs.
+
+Past MAX_INFLIGHT_REQUESTS a request is answered at once with 503, `Retry-After` and the
+error envelope, so a flood costs a few microseconds per refused request instead of a
+full Quart dispatch, and the loop keeps time for streams (WebSocket heartbeats, gRPC).
+Probes and metrics are exempt (orchestrators must see the process even when it is busy);
+WebSocket streams are not counted. Requests over a protocol version switched off by
+HTTP1_ENABLED / HTTP2_ENABLED / HTTP3_ENABLED are refused with 505.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from app.config import Settings
+from app.logging import new_correlation_id
+from app.serving.metrics import ServingCounters
+
+__all__ = ["EXEMPT_PATHS", "AdmissionMiddleware"]
+
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+ASGIApp = Any
+
+
+def _error_body(code: str, message: str, request_id: str) -> bytes:
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+    return orjson.dumps(
+        {
+            "status": "error",
+            "error": {"code": code, "message": message},
+            "meta": {"version": 2, "timestamp": stamp, "request_id": request_id},
+        }
+    )
+
+
+class AdmissionMiddleware:
+    """Wraps `app.asgi_app`; counts in-flight requests in `counters.inflight`."""
+
+    def __init__(self, inner: ASGIApp, settings: Settings, counters: ServingCounters) -> None:
+        self.inner = inner
+        self.limit = settings.max_inflight_requests
+        self.counters = counters
+        disabled = set()
+        if not settings.http1_enabled:
+            disabled.update({"1.0", "1.1"})
+        if not settings.http2_enabled:
+            disabled.add("2")
+        if not settings.http3_enabled:
+            disabled.add("3")
+        self.disabled_versions = frozenset(disabled)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        scope["floe.t0"] = time.perf_counter()
+        if scope.get("http_version") in self.disabled_versions:
+            await self._refuse(
+                send, 505, "http_version_disabled", "This HTTP version is disabled here"
+            )
+            return
+        if scope["path"] in EXEMPT_PATHS:
+            await self.inner(scope, receive, send)
+            return
+        counters = self.counters
+        if counters.inflight >= self.limit:
+            counters.admission_rejected += 1
+            await self._refuse(
+                send,
+                503,
+                "overloaded",
+                "Too many requests in flight; retry shortly",
+                retry_after=True,
+            )
+            return
+        counters.inflight += 1
+        try:
+            await self.inner(scope, receive, send)
+        finally:
+            counters.inflight -= 1
+
+    async def _refuse(
+        self, send: Any, status: int, code: str, message: str, *, retry_after: bool = False
+    ) -> None:
+        request_id = new_correlation_id()
+        body = _error_body(code, message, request_id)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        if retry_after:
+            headers.append((b"retry-after", b"1"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})

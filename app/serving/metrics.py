@@ -1,0 +1,107 @@
+"""Prometheus metrics for the serving layer, one registry per app.
+
+Hot-path cost is kept to a dict lookup plus one `inc()` and one `observe()` per request:
+label children are cached per (method, route, status). Gauges and counters that already
+live as plain integers elsewhere (in-flight, admission rejections, WebSocket clients and
+drops, QUIC datagrams dropped) are read at scrape time by a collector instead of being
+updated on every event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE", "ServingCounters", "ServingMetrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(slots=True)
+class ServingCounters:
+    """Plain integers the transport code bumps; exported at scrape time."""
+
+    inflight: int = 0
+    admission_rejected: int = 0
+    quic_datagrams_dropped: int = 0
+    quic_datagrams_received: int = 0
+    ws_clients: Callable[[], int] = lambda: 0
+    ws_dropped: Callable[[], int] = lambda: 0
+
+
+class _CountersCollector(Collector):
+    def __init__(self, counters: ServingCounters) -> None:
+        self._c = counters
+
+    def collect(self) -> Iterator[Metric]:
+        c = self._c
+        yield GaugeMetricFamily(
+            "floe_http_inflight_requests", "REST requests being handled", c.inflight
+        )
+        yield CounterMetricFamily(
+            "floe_http_admission_rejected",
+            "REST requests refused with 503 (admission control)",
+            c.admission_rejected,
+        )
+        yield GaugeMetricFamily("floe_ws_clients", "Open WebSocket stream clients", c.ws_clients())
+        yield CounterMetricFamily(
+            "floe_ws_messages_dropped", "Stream messages dropped for slow clients", c.ws_dropped()
+        )
+        yield CounterMetricFamily(
+            "floe_quic_datagrams_dropped",
+            "QUIC datagrams dropped (receive queue full)",
+            c.quic_datagrams_dropped,
+        )
+        yield CounterMetricFamily(
+            "floe_quic_datagrams_received", "QUIC datagrams received", c.quic_datagrams_received
+        )
+
+
+@dataclass(slots=True)
+class ServingMetrics:
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+    counters: ServingCounters = field(default_factory=ServingCounters)
+    _requests: Counter = field(init=False)
+    _latency: Histogram = field(init=False)
+    _children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._requests = Counter(
+            "floe_http_requests",
+            "REST requests by method, route and status",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "floe_http_request_duration_seconds",
+            "REST handling time by route",
+            ("method", "route"),
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_CountersCollector(self.counters))
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            if len(self._children) > 4096:  # bounded label set; routes are templates
+                route = "<other>"
+            children = (
+                self._requests.labels(method, route, str(status)),
+                self._latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

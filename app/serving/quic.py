@@ -1,0 +1,97 @@
+"""hypercorn's QUIC (HTTP/3) UDP server, fixed for Floe without editing site-packages.
+
+hypercorn 0.18 `UDPServer` has two problems measured on this platform:
+
+* its receive queue holds 10 datagrams and silently throws the rest away: at 4 concurrent
+  QUIC connections ~50% were dropped. `BoundedUDPServer` uses QUIC_QUEUE_SIZE and counts
+  every dropped datagram (`floe_quic_datagrams_dropped`);
+* its loop only re-checks "shutdown" after the next datagram arrives, so an idle HTTP/3
+  listener kept the process alive for the whole graceful timeout. Here a watcher wakes the
+  loop when hypercorn marks the worker terminated, waits up to `drain` seconds for open
+  QUIC connections to finish, then closes them (CONNECTION_CLOSE) and returns.
+
+`install()` makes hypercorn's asyncio worker construct this class (it looks the name up
+in `hypercorn.asyncio.run` at bind time); it is called by `app.serving.run` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import hypercorn.asyncio.run as hypercorn_run
+from hypercorn.asyncio.task_group import TaskGroup
+from hypercorn.asyncio.udp_server import UDPServer
+from hypercorn.events import Closed, RawData
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import parse_socket_addr
+
+from app.serving.metrics import ServingCounters
+
+__all__ = ["BoundedUDPServer", "install"]
+
+
+class BoundedUDPServer(UDPServer):
+    """UDPServer with a configurable, counted receive bound and a prompt shutdown."""
+
+    queue_size: int = 1024
+    drain: float = 0.5
+    counters: ServingCounters = ServingCounters()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Unbounded asyncio queue; the bound is enforced (and counted) in datagram_received.
+        self.protocol_queue = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, address: tuple[bytes, str]) -> None:  # type: ignore[override]
+        counters = self.counters
+        counters.quic_datagrams_received += 1
+        if self.protocol_queue.qsize() >= self.queue_size:
+            counters.quic_datagrams_dropped += 1
+            return
+        self.protocol_queue.put_nowait(RawData(data=data, address=address))  # type: ignore[arg-type]
+
+    async def _wake_on_shutdown(self) -> None:
+        await self.context.terminated.wait()
+        self.protocol_queue.put_nowait(Closed())  # QuicProtocol ignores Closed: a pure wake-up
+        deadline = self.loop.time() + self.drain
+        while not self.protocol.idle and self.loop.time() < deadline:  # noqa: ASYNC110 (no idle event in hypercorn)
+            await asyncio.sleep(0.05)
+        for connection in {id(c): c for c in self.protocol.connections.values()}.values():
+            connection.quic.close(error_code=0, reason_phrase="server shutting down")
+            await self.protocol.send_all(connection)
+            await connection.task.stop()
+        self.protocol.connections.clear()
+        self.protocol_queue.put_nowait(Closed())
+
+    async def run(self) -> None:
+        from hypercorn.protocol.quic import QuicProtocol
+
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        server = parse_socket_addr(sock.family, sock.getsockname())
+        async with TaskGroup(self.loop) as task_group:
+            self.protocol = QuicProtocol(
+                self.app,
+                self.config,
+                self.context,
+                task_group,
+                ConnectionState(self.state.copy()),
+                server,
+                self.protocol_send,
+            )
+            watcher = self.loop.create_task(self._wake_on_shutdown())
+            try:
+                while not self.context.terminated.is_set() or not self.protocol.idle:
+                    event = await self.protocol_queue.get()
+                    await self.protocol.handle(event)
+            finally:
+                watcher.cancel()
+
+
+def install(queue_size: int, counters: ServingCounters, drain: float) -> None:
+    """Make hypercorn's asyncio worker use `BoundedUDPServer` with these limits."""
+    BoundedUDPServer.queue_size = queue_size
+    BoundedUDPServer.counters = counters
+    BoundedUDPServer.drain = drain
+    hypercorn_run.UDPServer = BoundedUDPServer  # type: ignore[attr-defined,misc]

@@ -1,0 +1,73 @@
+"""TLS material: the configured files, or a self-signed development certificate.
+
+The development certificate is generated once into FLOE_DATA_DIR (`tls/dev-cert.pem`,
+`tls/dev-key.pem`, key mode 0600) and reused on every later start, so browsers and
+clients that pinned it keep working. It covers localhost, 127.0.0.1 and ::1.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from app.config import Settings
+
+__all__ = ["ensure_dev_certificate", "tls_files"]
+
+
+def ensure_dev_certificate(data_dir: Path) -> tuple[Path, Path]:
+    """Return (cert, key) under `data_dir/tls`, creating them on first use only."""
+    folder = data_dir / "tls"
+    cert_path, key_path = folder / "dev-cert.pem", folder / "dev-key.pem"
+    if cert_path.is_file() and key_path.is_file():
+        return cert_path, key_path
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "floe development")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=825))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("::1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key_bytes)
+    os.chmod(key_path, 0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+def tls_files(settings: Settings) -> tuple[Path, Path]:
+    """The configured TLS_CERT_FILE/TLS_KEY_FILE, else the development pair."""
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        return settings.tls_cert_file, settings.tls_key_file
+    return ensure_dev_certificate(settings.data_dir)

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: AGPL-3.0-only */
+/*
+ * floe_kern_user.h — the ONE definition of every Floe BPF map key/value layout and constant.
+ *
+ * Included by the XDP program (after vmlinux.h) and by any user-space C. The Python mirror
+ * lives in dataplane/bpf/layout.py; tests/unit/bpf/test_layout_btf.py compares both against
+ * the BTF of bpf/build/floe_xdp.o so the two can never drift.
+ *
+ * Rules for editing: fixed-width fields only, explicit padding, append new counters at the
+ * end of struct floe_if_counters (user space sums whatever size the map reports).
+ */
+#ifndef FLOE_KERN_USER_H
+#define FLOE_KERN_USER_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define FLOE_MAX_IFACES      64
+#define FLOE_MAX_QUEUES      64
+#define FLOE_MAX_CIDR_RULES  16384
+#define FLOE_MAX_PORT_RULES  4096
+#define FLOE_MAX_PROTO_RULES 256
+#define FLOE_MAX_RULE_IDS    32768
+#define FLOE_MAX_FLOWS       65536
+#define FLOE_MAX_VLAN_TAGS   2
+#define FLOE_MAX_EXT_HDRS    6
+
+/* Operating mode of one interface (struct floe_config.mode). */
+enum floe_mode {
+	FLOE_MODE_INLINE = 0, /* filter + count + pass; flows in the in-kernel LRU map */
+	FLOE_MODE_TAP = 1,    /* filter + count + redirect to the AF_XDP socket of the RX queue */
+};
+
+/* A rule's action, and the default action for unmatched / malformed frames. */
+enum floe_action {
+	FLOE_ACTION_ALLOW = 0,
+	FLOE_ACTION_DENY = 1,
+};
+
+/* Which port a port rule matches (struct floe_port_key.dir). */
+enum floe_port_dir {
+	FLOE_PORT_DIR_DST = 0,
+	FLOE_PORT_DIR_SRC = 1,
+};
+
+/* Bits of struct floe_config.rule_maps: which rule maps hold entries (others are skipped). */
+enum floe_rule_maps {
+	FLOE_RULE_MAPS_SRC_V4 = 1,
+	FLOE_RULE_MAPS_DST_V4 = 2,
+	FLOE_RULE_MAPS_SRC_V6 = 4,
+	FLOE_RULE_MAPS_DST_V6 = 8,
+	FLOE_RULE_MAPS_PROTO = 16,
+	FLOE_RULE_MAPS_PORT_DST = 32,
+	FLOE_RULE_MAPS_PORT_SRC = 64,
+};
+
+/* Config map (ARRAY, one entry at key 0). */
+struct floe_config {
+	enum floe_mode mode;
+	enum floe_action default_action;   /* frames no rule matched */
+	enum floe_action malformed_action; /* malformed frames no rule matched */
+	__u32 sample_n;                    /* tap mode: redirect 1 in N (0/1 = all), rest pass */
+	__u32 track_flows;                 /* inline mode: update the LRU flow map (0/1) */
+	__u32 rule_maps;                   /* enum floe_rule_maps bits, kept by user space */
+};
+
+/* Per-CPU counters, one entry per ifindex (PERCPU_HASH). Every field is a u64 count. */
+struct floe_if_counters {
+	__u64 packets;
+	__u64 bytes;
+	/* L3 class (well-formed frames only) */
+	__u64 ipv4_packets;
+	__u64 ipv4_bytes;
+	__u64 ipv6_packets;
+	__u64 ipv6_bytes;
+	__u64 l3_other_packets;
+	__u64 l3_other_bytes;
+	/* L4 class (well-formed IP frames only; non-first fragments count as l4_other) */
+	__u64 tcp_packets;
+	__u64 tcp_bytes;
+	__u64 udp_packets;
+	__u64 udp_bytes;
+	__u64 icmp_packets;
+	__u64 icmp_bytes;
+	__u64 icmpv6_packets;
+	__u64 icmpv6_bytes;
+	__u64 l4_other_packets;
+	__u64 l4_other_bytes;
+	__u64 vlan_packets;
+	__u64 fragments;
+	/* verdicts */
+	__u64 passed;
+	__u64 redirected;
+	__u64 redirect_no_socket; /* tap mode, no AF_XDP socket on the RX queue: passed */
+	__u64 sampled_out;        /* tap mode, not redirected because of 1-in-N sampling: passed */
+	__u64 dropped_rule;
+	__u64 dropped_default;
+	__u64 dropped_malformed;
+	/* malformed frames by reason (each also counts in .malformed) */
+	__u64 malformed;
+	__u64 mal_l2_truncated;
+	__u64 mal_vlan_truncated;
+	__u64 mal_vlan_too_deep;
+	__u64 mal_l3_truncated;
+	__u64 mal_ipv4_bad_version;
+	__u64 mal_ipv4_bad_ihl;
+	__u64 mal_ipv4_bad_total_len;
+	__u64 mal_ipv6_bad_version;
+	__u64 mal_ipv6_ext_truncated;
+	__u64 mal_ipv6_too_many_ext;
+	__u64 mal_l4_truncated;
+	__u64 mal_tcp_bad_doff;
+	__u64 flow_update_failed; /* inline mode: LRU insert failed */
+};
+
+/* LPM trie keys: prefixlen first, address bytes in network order. */
+struct floe_lpm_v4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct floe_lpm_v6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* Value of every rule map: which rule matched and what it does. */
+struct floe_rule_val {
+	__u32 rule_id;
+	enum floe_action action;
+};
+
+/* Port rules (HASH): protocol (6 or 17) + port (host byte order) + direction. */
+struct floe_port_key {
+	__u16 port;
+	__u8 proto;
+	__u8 dir;
+};
+
+/* Protocol rules (HASH): IP protocol number (IPv4 protocol / IPv6 final next header). */
+struct floe_proto_key {
+	__u32 proto;
+};
+
+/* Per-rule hits (PERCPU_HASH keyed by __u32 rule id; user space creates the entries). */
+struct floe_rule_hits {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/*
+ * In-kernel flow map for inline mode (LRU_HASH). The key is canonical (endpoint "a" is the
+ * lower (addr, port) pair) so both directions share one entry; .initiator says which
+ * endpoint sent the first packet seen. Addresses are 16 bytes, IPv4 as ::ffff:a.b.c.d.
+ */
+struct floe_flow_key {
+	__u8 addr_a[16];
+	__u8 addr_b[16];
+	__u16 port_a; /* host byte order; 0 for ICMP/ICMPv6/other protocols */
+	__u16 port_b;
+	__u8 proto;
+	__u8 ip_version; /* 4 or 6 */
+	__u16 vlan;      /* outer VLAN id, 0 if untagged */
+	__u32 ifindex;
+};
+
+struct floe_flow_val {
+	__u64 packets_ab; /* a -> b */
+	__u64 bytes_ab;
+	__u64 packets_ba; /* b -> a */
+	__u64 bytes_ba;
+	__u64 first_seen_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 last_seen_ns;
+	__u8 tcp_flags;  /* OR of every TCP flag byte seen, both directions */
+	__u8 initiator;  /* 0: a sent the first packet seen, 1: b did */
+	__u8 _pad[6];
+};
+
+#endif /* FLOE_KERN_USER_H */

@@ -1,0 +1,551 @@
+// SPDX-License-Identifier: AGPL-3.0-only
+/*
+ * floe_xdp — Floe's XDP program: parse, count, filter, and (tap) redirect or (inline) track flows.
+ *
+ * Every frame is counted per ingress ifindex. Parsing never trusts a length field: anything
+ * that does not fit is counted as malformed by reason and never classified. Verdict order:
+ * a matching deny rule drops; else a matching allow rule passes; else malformed frames get
+ * config.malformed_action and the rest config.default_action. Exactly one rule (the first
+ * deny, else the first allow, in the order src CIDR, dst CIDR, protocol, dst port, src port)
+ * is credited per frame. Invariant: packets == passed + redirected + dropped_*.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "floe_kern_user.h"
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+
+#define PROTO_HOPOPTS 0
+#define PROTO_ICMP 1
+#define PROTO_TCP 6
+#define PROTO_UDP 17
+#define PROTO_ROUTING 43
+#define PROTO_FRAGMENT 44
+#define PROTO_AH 51
+#define PROTO_ICMPV6 58
+#define PROTO_DSTOPTS 60
+
+#define IP4_MF 0x2000
+#define IP4_OFFSET 0x1fff
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Malformed reasons (private to this file; user space sees the named counter fields). */
+enum mal {
+	MAL_NONE = 0,
+	MAL_L2_TRUNCATED,
+	MAL_VLAN_TRUNCATED,
+	MAL_VLAN_TOO_DEEP,
+	MAL_L3_TRUNCATED,
+	MAL_IPV4_BAD_VERSION,
+	MAL_IPV4_BAD_IHL,
+	MAL_IPV4_BAD_TOTAL_LEN,
+	MAL_IPV6_BAD_VERSION,
+	MAL_IPV6_EXT_TRUNCATED,
+	MAL_IPV6_TOO_MANY_EXT,
+	MAL_L4_TRUNCATED,
+	MAL_TCP_BAD_DOFF,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct floe_config);
+} floe_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, FLOE_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, struct floe_if_counters);
+} floe_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, FLOE_MAX_CIDR_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct floe_lpm_v4_key);
+	__type(value, struct floe_rule_val);
+} floe_src_v4 SEC(".maps"), floe_dst_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, FLOE_MAX_CIDR_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct floe_lpm_v6_key);
+	__type(value, struct floe_rule_val);
+} floe_src_v6 SEC(".maps"), floe_dst_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FLOE_MAX_PORT_RULES);
+	__type(key, struct floe_port_key);
+	__type(value, struct floe_rule_val);
+} floe_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FLOE_MAX_PROTO_RULES);
+	__type(key, struct floe_proto_key);
+	__type(value, struct floe_rule_val);
+} floe_protos SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, FLOE_MAX_RULE_IDS);
+	__type(key, __u32);
+	__type(value, struct floe_rule_hits);
+} floe_rule_hits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FLOE_MAX_FLOWS);
+	__type(key, struct floe_flow_key);
+	__type(value, struct floe_flow_val);
+} floe_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, FLOE_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} floe_xsks SEC(".maps");
+
+static const struct floe_if_counters zero_counters;
+
+struct vlan_tag {
+	__be16 tci;
+	__be16 encap_proto;
+};
+
+/* What the parser learnt; only fields whose *_ok flag is set may be used. */
+struct pkt {
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 vlan;
+	__u8 vlan_tagged;
+	__u8 l3; /* 0 other, 4, 6 */
+	__u8 proto;
+	__u8 l4_ok;
+	__u8 fragment;     /* any fragment */
+	__u8 non_first;    /* fragment without the L4 header */
+	__u8 tcp_flags;
+};
+
+static __always_inline int parse_l4(void *cur, void *end, struct pkt *p)
+{
+	if (p->proto == PROTO_TCP) {
+		struct tcphdr *t = cur;
+		if ((void *)(t + 1) > end)
+			return MAL_L4_TRUNCATED;
+		if (t->doff < 5)
+			return MAL_TCP_BAD_DOFF;
+		p->sport = bpf_ntohs(t->source);
+		p->dport = bpf_ntohs(t->dest);
+		p->tcp_flags = ((__u8 *)t)[13];
+	} else if (p->proto == PROTO_UDP) {
+		struct udphdr *u = cur;
+		if ((void *)(u + 1) > end)
+			return MAL_L4_TRUNCATED;
+		p->sport = bpf_ntohs(u->source);
+		p->dport = bpf_ntohs(u->dest);
+	} else if (p->proto == PROTO_ICMP || p->proto == PROTO_ICMPV6) {
+		if (cur + 8 > end)
+			return MAL_L4_TRUNCATED;
+	}
+	p->l4_ok = 1;
+	return MAL_NONE;
+}
+
+static __always_inline int parse_ipv4(void *cur, void *end, struct pkt *p)
+{
+	struct iphdr *ip = cur;
+	if ((void *)(ip + 1) > end)
+		return MAL_L3_TRUNCATED;
+	if (ip->version != 4)
+		return MAL_IPV4_BAD_VERSION;
+	__u32 hlen = ip->ihl * 4;
+	if (hlen < sizeof(*ip))
+		return MAL_IPV4_BAD_IHL;
+	if (cur + hlen > end)
+		return MAL_L3_TRUNCATED;
+	__u32 total = bpf_ntohs(ip->tot_len);
+	if (total < hlen || cur + total > end)
+		return MAL_IPV4_BAD_TOTAL_LEN;
+	p->src[10] = 0xff;
+	p->src[11] = 0xff;
+	p->dst[10] = 0xff;
+	p->dst[11] = 0xff;
+	__builtin_memcpy(&p->src[12], &ip->saddr, 4);
+	__builtin_memcpy(&p->dst[12], &ip->daddr, 4);
+	p->l3 = 4;
+	p->proto = ip->protocol;
+	__u16 frag = bpf_ntohs(ip->frag_off);
+	if (frag & (IP4_MF | IP4_OFFSET))
+		p->fragment = 1;
+	if (frag & IP4_OFFSET) {
+		p->non_first = 1;
+		return MAL_NONE;
+	}
+	return parse_l4(cur + hlen, end, p);
+}
+
+static __always_inline int is_ext_hdr(__u8 nh)
+{
+	return nh == PROTO_HOPOPTS || nh == PROTO_ROUTING || nh == PROTO_FRAGMENT ||
+	       nh == PROTO_AH || nh == PROTO_DSTOPTS;
+}
+
+static __always_inline int parse_ipv6(void *cur, void *end, struct pkt *p)
+{
+	struct ipv6hdr *ip6 = cur;
+	if ((void *)(ip6 + 1) > end)
+		return MAL_L3_TRUNCATED;
+	if (ip6->version != 6)
+		return MAL_IPV6_BAD_VERSION;
+	__builtin_memcpy(p->src, &ip6->saddr, 16);
+	__builtin_memcpy(p->dst, &ip6->daddr, 16);
+	p->l3 = 6;
+	__u8 nh = ip6->nexthdr;
+	cur = ip6 + 1;
+#pragma unroll
+	for (int i = 0; i < FLOE_MAX_EXT_HDRS; i++) {
+		if (!is_ext_hdr(nh))
+			break;
+		__u8 *h = cur;
+		if ((void *)(h + 8) > end)
+			return MAL_IPV6_EXT_TRUNCATED;
+		__u32 len;
+		if (nh == PROTO_FRAGMENT) {
+			__u16 off = ((__u16)h[2] << 8 | h[3]);
+			p->fragment = 1;
+			if (off & 0xfff8) {
+				p->proto = h[0];
+				p->non_first = 1;
+				return MAL_NONE;
+			}
+			len = 8;
+		} else if (nh == PROTO_AH) {
+			len = ((__u32)h[1] + 2) * 4;
+		} else {
+			len = ((__u32)h[1] + 1) * 8;
+		}
+		if (cur + len > end)
+			return MAL_IPV6_EXT_TRUNCATED;
+		nh = h[0];
+		cur += len;
+	}
+	if (is_ext_hdr(nh))
+		return MAL_IPV6_TOO_MANY_EXT;
+	p->proto = nh;
+	return parse_l4(cur, end, p);
+}
+
+static __always_inline int parse(void *data, void *end, struct pkt *p)
+{
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return MAL_L2_TRUNCATED;
+	__be16 proto = eth->h_proto;
+	void *cur = eth + 1;
+#pragma unroll
+	for (int i = 0; i < FLOE_MAX_VLAN_TAGS; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		struct vlan_tag *tag = cur;
+		if ((void *)(tag + 1) > end)
+			return MAL_VLAN_TRUNCATED;
+		if (i == 0) {
+			p->vlan = bpf_ntohs(tag->tci) & 0x0fff;
+			p->vlan_tagged = 1;
+		}
+		proto = tag->encap_proto;
+		cur = tag + 1;
+	}
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+		return MAL_VLAN_TOO_DEEP;
+	if (proto == bpf_htons(ETH_P_IP))
+		return parse_ipv4(cur, end, p);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6(cur, end, p);
+	return MAL_NONE;
+}
+
+static __always_inline void count_malformed(struct floe_if_counters *c, int mal)
+{
+	c->malformed++;
+	switch (mal) {
+	case MAL_L2_TRUNCATED: c->mal_l2_truncated++; break;
+	case MAL_VLAN_TRUNCATED: c->mal_vlan_truncated++; break;
+	case MAL_VLAN_TOO_DEEP: c->mal_vlan_too_deep++; break;
+	case MAL_L3_TRUNCATED: c->mal_l3_truncated++; break;
+	case MAL_IPV4_BAD_VERSION: c->mal_ipv4_bad_version++; break;
+	case MAL_IPV4_BAD_IHL: c->mal_ipv4_bad_ihl++; break;
+	case MAL_IPV4_BAD_TOTAL_LEN: c->mal_ipv4_bad_total_len++; break;
+	case MAL_IPV6_BAD_VERSION: c->mal_ipv6_bad_version++; break;
+	case MAL_IPV6_EXT_TRUNCATED: c->mal_ipv6_ext_truncated++; break;
+	case MAL_IPV6_TOO_MANY_EXT: c->mal_ipv6_too_many_ext++; break;
+	case MAL_L4_TRUNCATED: c->mal_l4_truncated++; break;
+	case MAL_TCP_BAD_DOFF: c->mal_tcp_bad_doff++; break;
+	}
+}
+
+static __always_inline void count_classes(struct floe_if_counters *c, struct pkt *p, __u64 len)
+{
+	if (p->vlan_tagged)
+		c->vlan_packets++;
+	if (p->l3 == 4) {
+		c->ipv4_packets++;
+		c->ipv4_bytes += len;
+	} else if (p->l3 == 6) {
+		c->ipv6_packets++;
+		c->ipv6_bytes += len;
+	} else {
+		c->l3_other_packets++;
+		c->l3_other_bytes += len;
+		return;
+	}
+	if (p->fragment)
+		c->fragments++;
+	if (p->non_first || !p->l4_ok) {
+		c->l4_other_packets++;
+		c->l4_other_bytes += len;
+	} else if (p->proto == PROTO_TCP) {
+		c->tcp_packets++;
+		c->tcp_bytes += len;
+	} else if (p->proto == PROTO_UDP) {
+		c->udp_packets++;
+		c->udp_bytes += len;
+	} else if (p->proto == PROTO_ICMP) {
+		c->icmp_packets++;
+		c->icmp_bytes += len;
+	} else if (p->proto == PROTO_ICMPV6) {
+		c->icmpv6_packets++;
+		c->icmpv6_bytes += len;
+	} else {
+		c->l4_other_packets++;
+		c->l4_other_bytes += len;
+	}
+}
+
+#define CONSIDER(v)                                                \
+	do {                                                       \
+		struct floe_rule_val *_v = (v);                    \
+		if (_v) {                                          \
+			if (_v->action == FLOE_ACTION_DENY) {      \
+				if (!deny)                         \
+					deny = _v;                 \
+			} else if (!allow) {                       \
+				allow = _v;                        \
+			}                                          \
+		}                                                  \
+	} while (0)
+
+static __always_inline struct floe_rule_val *port_rule(__u16 port, __u8 proto, __u8 dir)
+{
+	struct floe_port_key k = {.port = port, .proto = proto, .dir = dir};
+	return bpf_map_lookup_elem(&floe_ports, &k);
+}
+
+/*
+ * The rule credited for this frame (deny before allow), or NULL. Maps user space marked
+ * empty in cfg->rule_maps are not looked up: an unused rule kind costs nothing.
+ */
+static __always_inline struct floe_rule_val *match(struct pkt *p, __u32 maps)
+{
+	struct floe_rule_val *deny = NULL, *allow = NULL;
+
+	if (!maps)
+		return NULL;
+	if (p->l3 == 4) {
+		struct floe_lpm_v4_key k = {.prefixlen = 32};
+		if (maps & FLOE_RULE_MAPS_SRC_V4) {
+			__builtin_memcpy(k.addr, &p->src[12], 4);
+			CONSIDER(bpf_map_lookup_elem(&floe_src_v4, &k));
+		}
+		if (maps & FLOE_RULE_MAPS_DST_V4) {
+			__builtin_memcpy(k.addr, &p->dst[12], 4);
+			CONSIDER(bpf_map_lookup_elem(&floe_dst_v4, &k));
+		}
+	} else if (p->l3 == 6) {
+		struct floe_lpm_v6_key k = {.prefixlen = 128};
+		if (maps & FLOE_RULE_MAPS_SRC_V6) {
+			__builtin_memcpy(k.addr, p->src, 16);
+			CONSIDER(bpf_map_lookup_elem(&floe_src_v6, &k));
+		}
+		if (maps & FLOE_RULE_MAPS_DST_V6) {
+			__builtin_memcpy(k.addr, p->dst, 16);
+			CONSIDER(bpf_map_lookup_elem(&floe_dst_v6, &k));
+		}
+	} else {
+		return NULL;
+	}
+	if (maps & FLOE_RULE_MAPS_PROTO) {
+		struct floe_proto_key pk = {.proto = p->proto};
+		CONSIDER(bpf_map_lookup_elem(&floe_protos, &pk));
+	}
+	if (p->l4_ok && !p->non_first && (p->proto == PROTO_TCP || p->proto == PROTO_UDP)) {
+		if (maps & FLOE_RULE_MAPS_PORT_DST)
+			CONSIDER(port_rule(p->dport, p->proto, FLOE_PORT_DIR_DST));
+		if (maps & FLOE_RULE_MAPS_PORT_SRC)
+			CONSIDER(port_rule(p->sport, p->proto, FLOE_PORT_DIR_SRC));
+	}
+	return deny ? deny : allow;
+}
+
+/* -1, 0, 1 comparing (a, pa) with (b, pb), addresses first. */
+static __always_inline int endpoint_cmp(const __u8 *a, __u16 pa, const __u8 *b, __u16 pb)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (a[i] != b[i])
+			return a[i] < b[i] ? -1 : 1;
+	}
+	if (pa != pb)
+		return pa < pb ? -1 : 1;
+	return 0;
+}
+
+static __always_inline void track_flow(struct pkt *p, __u32 ifindex, __u64 len,
+				       struct floe_if_counters *c)
+{
+	struct floe_flow_key k = {};
+	int ports = p->l4_ok && !p->non_first && (p->proto == PROTO_TCP || p->proto == PROTO_UDP);
+	__u16 sport = ports ? p->sport : 0;
+	__u16 dport = ports ? p->dport : 0;
+	int swap = endpoint_cmp(p->src, sport, p->dst, dport) > 0;
+
+	if (swap) {
+		__builtin_memcpy(k.addr_a, p->dst, 16);
+		__builtin_memcpy(k.addr_b, p->src, 16);
+		k.port_a = dport;
+		k.port_b = sport;
+	} else {
+		__builtin_memcpy(k.addr_a, p->src, 16);
+		__builtin_memcpy(k.addr_b, p->dst, 16);
+		k.port_a = sport;
+		k.port_b = dport;
+	}
+	k.proto = p->proto;
+	k.ip_version = p->l3;
+	k.vlan = p->vlan;
+	k.ifindex = ifindex;
+
+	__u64 now = bpf_ktime_get_ns();
+	struct floe_flow_val *v = bpf_map_lookup_elem(&floe_flows, &k);
+	if (!v) {
+		struct floe_flow_val nv = {};
+		nv.first_seen_ns = now;
+		nv.last_seen_ns = now;
+		nv.tcp_flags = p->tcp_flags;
+		nv.initiator = swap;
+		if (swap) {
+			nv.packets_ba = 1;
+			nv.bytes_ba = len;
+		} else {
+			nv.packets_ab = 1;
+			nv.bytes_ab = len;
+		}
+		long err = bpf_map_update_elem(&floe_flows, &k, &nv, BPF_NOEXIST);
+		if (err == 0)
+			return;
+		v = bpf_map_lookup_elem(&floe_flows, &k); /* another CPU inserted it first */
+		if (!v) {
+			c->flow_update_failed++;
+			return;
+		}
+	}
+	if (swap) {
+		__sync_fetch_and_add(&v->packets_ba, 1);
+		__sync_fetch_and_add(&v->bytes_ba, len);
+	} else {
+		__sync_fetch_and_add(&v->packets_ab, 1);
+		__sync_fetch_and_add(&v->bytes_ab, len);
+	}
+	v->last_seen_ns = now;
+	v->tcp_flags |= p->tcp_flags;
+}
+
+SEC("xdp")
+int floe_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u64 len = end - data;
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 zero = 0;
+
+	struct floe_config *cfg = bpf_map_lookup_elem(&floe_config, &zero);
+	if (!cfg)
+		return XDP_PASS;
+	struct floe_if_counters *c = bpf_map_lookup_elem(&floe_counters, &ifindex);
+	if (!c) {
+		bpf_map_update_elem(&floe_counters, &ifindex, &zero_counters, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&floe_counters, &ifindex);
+		if (!c)
+			return XDP_PASS;
+	}
+	c->packets++;
+	c->bytes += len;
+
+	struct pkt p = {};
+	int mal = parse(data, end, &p);
+	if (mal)
+		count_malformed(c, mal);
+	else
+		count_classes(c, &p, len);
+
+	struct floe_rule_val *rule = match(&p, cfg->rule_maps);
+	if (rule) {
+		__u32 id = rule->rule_id;
+		struct floe_rule_hits *h = bpf_map_lookup_elem(&floe_rule_hits, &id);
+		if (h) {
+			h->packets++;
+			h->bytes += len;
+		}
+		if (rule->action == FLOE_ACTION_DENY) {
+			c->dropped_rule++;
+			return XDP_DROP;
+		}
+	} else if (mal) {
+		if (cfg->malformed_action == FLOE_ACTION_DENY) {
+			c->dropped_malformed++;
+			return XDP_DROP;
+		}
+	} else if (cfg->default_action == FLOE_ACTION_DENY) {
+		c->dropped_default++;
+		return XDP_DROP;
+	}
+
+	if (cfg->mode == FLOE_MODE_TAP) {
+		__u32 n = cfg->sample_n;
+		if (n > 1 && (c->packets % n) != 0) {
+			c->sampled_out++;
+			c->passed++;
+			return XDP_PASS;
+		}
+		__u32 qid = ctx->rx_queue_index;
+		if (bpf_map_lookup_elem(&floe_xsks, &qid)) {
+			if (bpf_redirect_map(&floe_xsks, qid, XDP_PASS) == XDP_REDIRECT) {
+				c->redirected++;
+				return XDP_REDIRECT;
+			}
+		}
+		c->redirect_no_socket++;
+		c->passed++;
+		return XDP_PASS;
+	}
+
+	if (cfg->track_flows && !mal && p.l3)
+		track_flow(&p, ifindex, len, c);
+	c->passed++;
+	return XDP_PASS;
+}

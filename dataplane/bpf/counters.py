@@ -1,0 +1,96 @@
+"""Per-interface counters as user space sees them: the per-CPU slots of one ifindex, summed."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from dataplane.bpf.layout import COUNTER_FIELDS, IfCounters, percpu_stride
+
+__all__ = ["InterfaceCounters"]
+
+_MALFORMED_PREFIX = "mal_"
+
+
+@dataclass(slots=True, frozen=True)
+class InterfaceCounters:
+    """Totals since the maps were created (they survive loader restarts).
+
+    Invariant kept by the XDP program: packets == passed + redirected + dropped.
+    """
+
+    ifindex: int = 0
+    packets: int = 0
+    bytes: int = 0
+    ipv4_packets: int = 0
+    ipv4_bytes: int = 0
+    ipv6_packets: int = 0
+    ipv6_bytes: int = 0
+    l3_other_packets: int = 0
+    l3_other_bytes: int = 0
+    tcp_packets: int = 0
+    tcp_bytes: int = 0
+    udp_packets: int = 0
+    udp_bytes: int = 0
+    icmp_packets: int = 0
+    icmp_bytes: int = 0
+    icmpv6_packets: int = 0
+    icmpv6_bytes: int = 0
+    l4_other_packets: int = 0
+    l4_other_bytes: int = 0
+    vlan_packets: int = 0
+    fragments: int = 0
+    passed: int = 0
+    redirected: int = 0
+    redirect_no_socket: int = 0
+    sampled_out: int = 0
+    dropped_rule: int = 0
+    dropped_default: int = 0
+    dropped_malformed: int = 0
+    malformed: int = 0
+    mal_l2_truncated: int = 0
+    mal_vlan_truncated: int = 0
+    mal_vlan_too_deep: int = 0
+    mal_l3_truncated: int = 0
+    mal_ipv4_bad_version: int = 0
+    mal_ipv4_bad_ihl: int = 0
+    mal_ipv4_bad_total_len: int = 0
+    mal_ipv6_bad_version: int = 0
+    mal_ipv6_ext_truncated: int = 0
+    mal_ipv6_too_many_ext: int = 0
+    mal_l4_truncated: int = 0
+    mal_tcp_bad_doff: int = 0
+    flow_update_failed: int = 0
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped for any reason."""
+        return self.dropped_rule + self.dropped_default + self.dropped_malformed
+
+    @property
+    def malformed_by_reason(self) -> dict[str, int]:
+        """Malformed frame counts keyed by reason (field name without the mal_ prefix)."""
+        return {
+            name.removeprefix(_MALFORMED_PREFIX): getattr(self, name)
+            for name in COUNTER_FIELDS
+            if name.startswith(_MALFORMED_PREFIX)
+        }
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def __sub__(self, other: InterfaceCounters) -> InterfaceCounters:
+        """Field-wise difference (a delta between two reads)."""
+        values = {name: getattr(self, name) - getattr(other, name) for name in COUNTER_FIELDS}
+        return InterfaceCounters(ifindex=self.ifindex, **values)
+
+    @classmethod
+    def from_percpu(cls, ifindex: int, raw: builtins.bytes, ncpus: int) -> InterfaceCounters:
+        """Sum the per-CPU slots of one map value (value size rounded to 8 per CPU)."""
+        stride = percpu_stride(len(bytes(IfCounters())))
+        words = np.frombuffer(raw, dtype=np.uint64, count=ncpus * stride // 8)
+        totals = words.reshape(ncpus, stride // 8)[:, : len(COUNTER_FIELDS)].sum(axis=0)
+        values = {n: int(v) for n, v in zip(COUNTER_FIELDS, totals, strict=True)}
+        return cls(ifindex=ifindex, **values)

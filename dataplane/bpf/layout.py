@@ -1,0 +1,237 @@
+"""ctypes mirrors of bpf/floe_kern_user.h (the one header with every map layout).
+
+Not a second source of truth: tests/unit/bpf/test_layout_btf.py checks every struct
+(field names, offsets, sizes) and enum here against the BTF of bpf/build/floe_xdp.o.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from enum import IntEnum, IntFlag
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "BPF_DIR",
+    "COUNTER_FIELDS",
+    "ENUMS",
+    "FLOE_MAX_CIDR_RULES",
+    "FLOE_MAX_EXT_HDRS",
+    "FLOE_MAX_FLOWS",
+    "FLOE_MAX_IFACES",
+    "FLOE_MAX_PORT_RULES",
+    "FLOE_MAX_PROTO_RULES",
+    "FLOE_MAX_QUEUES",
+    "FLOE_MAX_RULE_IDS",
+    "FLOE_MAX_VLAN_TAGS",
+    "FLOW_DTYPE",
+    "GEN_OBJECT",
+    "MAPS",
+    "STRUCTS",
+    "XDP_OBJECT",
+    "Action",
+    "FloeConfig",
+    "FlowKey",
+    "FlowVal",
+    "IfCounters",
+    "LpmV4Key",
+    "LpmV6Key",
+    "Mode",
+    "PortDir",
+    "PortKey",
+    "ProtoKey",
+    "RuleHits",
+    "RuleMaps",
+    "RuleVal",
+    "percpu_stride",
+]
+
+BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
+XDP_OBJECT = BPF_DIR / "build" / "floe_xdp.o"
+GEN_OBJECT = BPF_DIR / "build" / "floe_gen.o"
+
+FLOE_MAX_IFACES = 64
+FLOE_MAX_QUEUES = 64
+FLOE_MAX_CIDR_RULES = 16384
+FLOE_MAX_PORT_RULES = 4096
+FLOE_MAX_PROTO_RULES = 256
+FLOE_MAX_RULE_IDS = 32768
+FLOE_MAX_FLOWS = 65536
+FLOE_MAX_VLAN_TAGS = 2
+FLOE_MAX_EXT_HDRS = 6
+
+u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
+
+
+class Mode(IntEnum):
+    """enum floe_mode."""
+
+    INLINE = 0
+    TAP = 1
+
+
+class Action(IntEnum):
+    """enum floe_action."""
+
+    ALLOW = 0
+    DENY = 1
+
+
+class PortDir(IntEnum):
+    """enum floe_port_dir."""
+
+    DST = 0
+    SRC = 1
+
+
+class RuleMaps(IntFlag):
+    """enum floe_rule_maps: bits of FloeConfig.rule_maps (which rule maps are non-empty)."""
+
+    SRC_V4 = 1
+    DST_V4 = 2
+    SRC_V6 = 4
+    DST_V6 = 8
+    PROTO = 16
+    PORT_DST = 32
+    PORT_SRC = 64
+
+
+class FloeConfig(ctypes.Structure):
+    _fields_ = [
+        ("mode", u32),
+        ("default_action", u32),
+        ("malformed_action", u32),
+        ("sample_n", u32),
+        ("track_flows", u32),
+        ("rule_maps", u32),
+    ]
+
+
+COUNTER_FIELDS = (
+    "packets bytes ipv4_packets ipv4_bytes ipv6_packets ipv6_bytes l3_other_packets "
+    "l3_other_bytes tcp_packets tcp_bytes udp_packets udp_bytes icmp_packets icmp_bytes "
+    "icmpv6_packets icmpv6_bytes l4_other_packets l4_other_bytes vlan_packets fragments passed "
+    "redirected redirect_no_socket sampled_out dropped_rule dropped_default dropped_malformed "
+    "malformed mal_l2_truncated mal_vlan_truncated mal_vlan_too_deep mal_l3_truncated "
+    "mal_ipv4_bad_version mal_ipv4_bad_ihl mal_ipv4_bad_total_len mal_ipv6_bad_version "
+    "mal_ipv6_ext_truncated mal_ipv6_too_many_ext mal_l4_truncated mal_tcp_bad_doff "
+    "flow_update_failed"
+).split()
+
+
+class IfCounters(ctypes.Structure):
+    _fields_ = [(name, u64) for name in COUNTER_FIELDS]
+
+
+class LpmV4Key(ctypes.Structure):
+    _fields_ = [("prefixlen", u32), ("addr", u8 * 4)]
+
+
+class LpmV6Key(ctypes.Structure):
+    _fields_ = [("prefixlen", u32), ("addr", u8 * 16)]
+
+
+class RuleVal(ctypes.Structure):
+    _fields_ = [("rule_id", u32), ("action", u32)]
+
+
+class PortKey(ctypes.Structure):
+    _fields_ = [("port", u16), ("proto", u8), ("dir", u8)]
+
+
+class ProtoKey(ctypes.Structure):
+    _fields_ = [("proto", u32)]
+
+
+class RuleHits(ctypes.Structure):
+    _fields_ = [("packets", u64), ("bytes", u64)]
+
+
+class FlowKey(ctypes.Structure):
+    _fields_ = [
+        ("addr_a", u8 * 16),
+        ("addr_b", u8 * 16),
+        ("port_a", u16),
+        ("port_b", u16),
+        ("proto", u8),
+        ("ip_version", u8),
+        ("vlan", u16),
+        ("ifindex", u32),
+    ]
+
+
+class FlowVal(ctypes.Structure):
+    _fields_ = [
+        ("packets_ab", u64),
+        ("bytes_ab", u64),
+        ("packets_ba", u64),
+        ("bytes_ba", u64),
+        ("first_seen_ns", u64),
+        ("last_seen_ns", u64),
+        ("tcp_flags", u8),
+        ("initiator", u8),
+        ("_pad", u8 * 6),
+    ]
+
+
+STRUCTS: dict[str, type[ctypes.Structure]] = {
+    "floe_config": FloeConfig,
+    "floe_if_counters": IfCounters,
+    "floe_lpm_v4_key": LpmV4Key,
+    "floe_lpm_v6_key": LpmV6Key,
+    "floe_rule_val": RuleVal,
+    "floe_port_key": PortKey,
+    "floe_proto_key": ProtoKey,
+    "floe_rule_hits": RuleHits,
+    "floe_flow_key": FlowKey,
+    "floe_flow_val": FlowVal,
+}
+
+ENUMS: dict[str, type[IntEnum] | type[IntFlag]] = {
+    "floe_mode": Mode,
+    "floe_action": Action,
+    "floe_port_dir": PortDir,
+    "floe_rule_maps": RuleMaps,
+}
+
+# map name -> (key struct or None for __u32, value struct or None for __u32, per-CPU?)
+MAPS: dict[str, tuple[type[ctypes.Structure] | None, type[ctypes.Structure] | None, bool]] = {
+    "floe_config": (None, FloeConfig, False),
+    "floe_counters": (None, IfCounters, True),
+    "floe_src_v4": (LpmV4Key, RuleVal, False),
+    "floe_dst_v4": (LpmV4Key, RuleVal, False),
+    "floe_src_v6": (LpmV6Key, RuleVal, False),
+    "floe_dst_v6": (LpmV6Key, RuleVal, False),
+    "floe_ports": (PortKey, RuleVal, False),
+    "floe_protos": (ProtoKey, RuleVal, False),
+    "floe_rule_hits": (None, RuleHits, True),
+    "floe_flows": (FlowKey, FlowVal, False),
+    "floe_xsks": (None, None, False),
+}
+
+# Flows read from the in-kernel LRU map, oriented by initiator (src = first sender seen).
+FLOW_DTYPE = np.dtype(
+    [
+        ("src_addr", np.uint8, (16,)),
+        ("dst_addr", np.uint8, (16,)),
+        ("src_port", np.uint16),
+        ("dst_port", np.uint16),
+        ("proto", np.uint8),
+        ("ip_version", np.uint8),
+        ("vlan", np.uint16),
+        ("ifindex", np.uint32),
+        ("packets_fwd", np.uint64),
+        ("bytes_fwd", np.uint64),
+        ("packets_rev", np.uint64),
+        ("bytes_rev", np.uint64),
+        ("first_seen_ns", np.uint64),
+        ("last_seen_ns", np.uint64),
+        ("tcp_flags", np.uint8),
+    ]
+)
+
+
+def percpu_stride(value_size: int) -> int:
+    """Bytes per CPU slot in a per-CPU map value: the value size rounded up to 8."""
+    return (value_size + 7) & ~7

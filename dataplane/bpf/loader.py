@@ -1,0 +1,495 @@
+"""Load, pin, attach and reattach floe_xdp on one interface; read and write its maps.
+
+State lives in the kernel, not in this process: maps are pinned under
+/sys/fs/bpf/floe/<ifname>/ and the program is attached through netlink, so both keep
+counting and filtering after the loader exits. A new `XdpProgram.attach()` on the same
+interface loads the program again with libbpf reusing every pinned map (counters intact)
+and atomically replaces the attached program in the mode it already had — no gap.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from dataplane.bpf import libbpf as lb
+from dataplane.bpf.counters import InterfaceCounters
+from dataplane.bpf.errors import (
+    AttachError,
+    BpfError,
+    BpfUnavailableError,
+    InterfaceNotFoundError,
+    MapError,
+    ObjectFileError,
+    PinError,
+    ProgramLoadError,
+    from_errno,
+    map_errors,
+)
+from dataplane.bpf.layout import (
+    FLOW_DTYPE,
+    MAPS,
+    XDP_OBJECT,
+    Action,
+    FloeConfig,
+    FlowKey,
+    FlowVal,
+    Mode,
+)
+from dataplane.bpf.maps import BpfMap, possible_cpus
+from dataplane.bpf.rules import RuleHitCount, RuleSet, rule_entries, rule_maps_mask
+
+__all__ = ["BPFFS", "PIN_ROOT", "RuleTable", "XdpProgram", "ensure_bpffs", "pin_dir_for"]
+
+log = logging.getLogger(__name__)
+
+BPFFS = Path("/sys/fs/bpf")
+PIN_ROOT = BPFFS / "floe"
+PROGRAM_NAME = b"floe_xdp"
+BPF_FS_MAGIC = 0xCAFE4A11
+_RULE_MAPS = ("floe_src_v4", "floe_dst_v4", "floe_src_v6", "floe_dst_v6", "floe_ports",
+              "floe_protos")
+
+AttachMode = Literal["native", "generic"]
+ProgramMode = Literal["tap", "inline"]
+
+
+def _is_bpffs(path: Path) -> bool:
+    try:
+        with open("/proc/self/mounts", encoding="ascii", errors="replace") as mounts:
+            return any(
+                parts[1] == str(path) and parts[2] == "bpf"
+                for parts in (line.split() for line in mounts)
+                if len(parts) >= 3
+            )
+    except OSError:
+        return False
+
+
+def ensure_bpffs(path: Path = BPFFS) -> None:
+    """Mount bpffs at `path` if it is not mounted (it is not by default on this platform)."""
+    if _is_bpffs(path):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p] * 4 + [ctypes.c_ulong, ctypes.c_void_p]
+    with map_errors(BpfUnavailableError, f"create {path}"):
+        path.mkdir(parents=True, exist_ok=True)
+    if libc.mount(b"bpf", str(path).encode(), b"bpf", 0, None) != 0:
+        raise from_errno(BpfUnavailableError, f"mount bpffs at {path}", ctypes.get_errno())
+    log.info("mounted bpffs at %s", path)
+
+
+def pin_dir_for(ifname: str, pin_root: Path = PIN_ROOT) -> Path:
+    """Where the maps of one interface are pinned."""
+    if not ifname or "/" in ifname or ifname in (".", "..") or len(ifname) > 15:
+        raise InterfaceNotFoundError(f"invalid interface name {ifname!r}")
+    return pin_root / ifname
+
+
+def _ifindex(ifname: str) -> int:
+    try:
+        return socket.if_nametoindex(ifname)
+    except (OSError, ValueError) as error:
+        raise InterfaceNotFoundError(
+            f"no interface {ifname!r} in this network namespace") from error
+
+
+def _u32(value: int) -> bytes:
+    return int(value).to_bytes(4, "little")
+
+
+class RuleTable:
+    """The rule maps of one program: apply whole rule sets as a diff, read per-rule hits."""
+
+    def __init__(self, maps: dict[str, BpfMap]) -> None:
+        self._maps = maps
+
+    def _set_mask(self, update: Callable[[int], int]) -> None:
+        config_map = self._maps["floe_config"]
+        config = FloeConfig.from_buffer_copy(config_map.lookup(_u32(0)) or bytes(FloeConfig()))
+        config.rule_maps = update(config.rule_maps)
+        config_map.update(_u32(0), bytes(config))
+
+    def apply(self, ruleset: RuleSet) -> dict[str, int]:
+        """Write the difference between the maps and `ruleset`; returns added/changed/removed.
+
+        The kernel skips rule maps whose bit in config.rule_maps is clear: bits of maps
+        gaining entries are set before the writes, bits of maps left empty cleared after.
+        """
+        with map_errors(MapError, "apply rules"):
+            desired = rule_entries(ruleset)
+            mask = rule_maps_mask(desired)
+            self._set_mask(lambda current: current | mask)
+            hits = self._maps["floe_rule_hits"]
+            zero_hits = bytes(hits.slot_size)
+            existing_ids = {int.from_bytes(k, "little") for k in hits.keys()}
+            wanted_ids = ruleset.ids()
+            for rule_id in wanted_ids - existing_ids:  # hits first, so no first match is lost
+                hits.update(_u32(rule_id), zero_hits, lb.BPF_NOEXIST)
+            added = changed = removed = 0
+            for name in _RULE_MAPS:
+                bpf_map = self._maps[name]
+                current = {key: bpf_map.lookup(key) for key in bpf_map.keys()}
+                for key, value in desired[name].items():
+                    if key not in current:
+                        added += 1
+                    elif current[key] != value:
+                        changed += 1
+                    else:
+                        continue
+                    bpf_map.update(key, value)
+                for key in current.keys() - desired[name].keys():
+                    bpf_map.delete(key)
+                    removed += 1
+            self._set_mask(lambda _current: mask)
+            for rule_id in existing_ids - wanted_ids:
+                hits.delete(_u32(rule_id))
+        return {"added": added, "changed": changed, "removed": removed}
+
+    def count(self) -> int:
+        """Rule entries currently in the kernel maps."""
+        with map_errors(MapError, "count rules"):
+            return sum(len(self._maps[name].keys()) for name in _RULE_MAPS)
+
+    def hits(self) -> dict[int, RuleHitCount]:
+        """Per rule id: packets and bytes credited, summed over CPUs."""
+        with map_errors(MapError, "read rule hits"):
+            bpf_map = self._maps["floe_rule_hits"]
+            keys, values, n = bpf_map.read_all()
+            if n == 0:
+                return {}
+            ids = np.frombuffer(keys, dtype=np.uint32, count=n)
+            stride = bpf_map.slot_size // bpf_map.ncpus // 8
+            words = np.frombuffer(values, dtype=np.uint64).reshape(n, bpf_map.ncpus, stride)
+            sums = words[:, :, :2].sum(axis=1)
+            return {int(i): RuleHitCount(int(p), int(b))
+                    for i, (p, b) in zip(ids, sums, strict=True)}
+
+
+class XdpProgram:
+    """floe_xdp attached to one interface, with handles on its pinned maps."""
+
+    def __init__(self, ifname: str, ifindex: int, pin_dir: Path, maps: dict[str, BpfMap],
+                 attach_mode: AttachMode | None, prog_id: int) -> None:
+        self.ifname = ifname
+        self.ifindex = ifindex
+        self.pin_dir = pin_dir
+        self.attach_mode = attach_mode
+        self.prog_id = prog_id
+        self._maps = maps
+        self.rules = RuleTable(maps)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def attach(
+        cls,
+        ifname: str,
+        mode: ProgramMode = "tap",
+        prefer: AttachMode = "native",
+        *,
+        object_path: Path = XDP_OBJECT,
+        pin_root: Path = PIN_ROOT,
+    ) -> XdpProgram:
+        """Load (reusing pinned maps), pin, and attach or atomically replace on `ifname`."""
+        if mode not in ("tap", "inline"):
+            raise AttachError(f"mode must be 'tap' or 'inline', not {mode!r}")
+        if prefer not in ("native", "generic"):
+            raise AttachError(f"prefer must be 'native' or 'generic', not {prefer!r}")
+        pin_dir = pin_dir_for(ifname, pin_root)
+        ifindex = _ifindex(ifname)
+        object_path = Path(object_path)
+        if not object_path.is_file():
+            raise ObjectFileError(f"BPF object {object_path} not found (run `make bpf`)")
+        with lb.capture_log() as lines:
+            obj = lb.lib.bpf_object__open_file(str(object_path).encode(), None)
+            lb.check_ptr(obj, ObjectFileError, f"open BPF object {object_path}", lines)
+        try:
+            ensure_bpffs()
+            with map_errors(PinError, f"create pin directory {pin_dir}"):
+                pin_dir.mkdir(parents=True, exist_ok=True)
+            fresh = not (pin_dir / "floe_config").exists()
+            maps = cls._load(obj, pin_dir)
+            prog = lb.lib.bpf_object__find_program_by_name(obj, PROGRAM_NAME)
+            lb.check_ptr(prog, ObjectFileError, f"{object_path} has no program floe_xdp")
+            prog_fd = lb.check(lb.lib.bpf_program__fd(prog), ProgramLoadError, "program fd")
+            attach_mode = _attach(ifindex, prog_fd, prefer)
+            prog_id = _query(ifindex).prog_id
+        except BaseException:
+            lb.lib.bpf_object__close(obj)
+            raise
+        # The kernel now holds the program (attached) and the maps (pinned); dup'd fds stay ours.
+        lb.lib.bpf_object__close(obj)
+        program = cls(ifname, ifindex, pin_dir, maps, attach_mode, prog_id)
+        try:
+            config = program.config()
+            config.mode = Mode.TAP if mode == "tap" else Mode.INLINE
+            if fresh:
+                config.track_flows = 1
+            program._write_config(config)
+        except BaseException:
+            program.close()
+            raise
+        log.info("floe_xdp %s on %s (ifindex %d, %s, %s maps, prog id %d)",
+                 "attached" if fresh else "reattached", ifname, ifindex, attach_mode,
+                 "new" if fresh else "reused", prog_id)
+        return program
+
+    @staticmethod
+    def _load(obj: int, pin_dir: Path) -> dict[str, BpfMap]:
+        ncpus = possible_cpus()
+        bpf_map = None
+        found: dict[str, int] = {}
+        while True:
+            bpf_map = lb.lib.bpf_object__next_map(obj, bpf_map)
+            if not bpf_map:
+                break
+            name = (lb.lib.bpf_map__name(bpf_map) or b"").decode()
+            if name in MAPS:
+                lb.check(lb.lib.bpf_map__set_pin_path(bpf_map, str(pin_dir / name).encode()),
+                         PinError, f"set pin path for {name}")
+                found[name] = bpf_map
+        missing = MAPS.keys() - found.keys()
+        if missing:
+            raise ObjectFileError(f"BPF object lacks maps {sorted(missing)}")
+        with lb.capture_log() as lines:
+            ret = lb.lib.bpf_object__load(obj)
+            if ret < 0 and any("reuse pinned map" in line and "found no" not in line
+                               for line in lines):
+                lb.check(ret, PinError, f"reuse pinned maps in {pin_dir} (layout changed? "
+                         "detach first)", lines)
+            lb.check(ret, ProgramLoadError, "load floe_xdp", lines)
+        maps: dict[str, BpfMap] = {}
+        try:
+            for name, ptr in found.items():
+                fd = lb.check(lb.lib.bpf_map__fd(ptr), MapError, f"fd of map {name}")
+                maps[name] = _make_map(name, os.dup(fd), ncpus)
+        except BaseException:
+            for m in maps.values():
+                m.close()
+            raise
+        return maps
+
+    @classmethod
+    def open(cls, ifname: str, *, pin_root: Path = PIN_ROOT) -> XdpProgram:
+        """Handles on the pinned maps of `ifname` without loading anything (readers, detach)."""
+        pin_dir = pin_dir_for(ifname, pin_root)
+        if not pin_dir.is_dir():
+            raise PinError(f"no pinned floe maps for {ifname} in {pin_dir}", errno=errno.ENOENT)
+        ncpus = possible_cpus()
+        maps: dict[str, BpfMap] = {}
+        try:
+            for name in MAPS:
+                fd = lb.lib.bpf_obj_get(str(pin_dir / name).encode())
+                lb.check(fd, PinError, f"open pinned map {pin_dir / name}")
+                maps[name] = _make_map(name, fd, ncpus)
+        except BaseException:
+            for m in maps.values():
+                m.close()
+            raise
+        try:
+            ifindex = _ifindex(ifname)
+            info = _query(ifindex)
+        except InterfaceNotFoundError:
+            ifindex, info = 0, lb.XdpQueryOpts()
+        modes: dict[int, AttachMode] = {lb.XDP_ATTACHED_DRV: "native",
+                                        lb.XDP_ATTACHED_SKB: "generic"}
+        mode = modes.get(info.attach_mode)
+        return cls(ifname, ifindex, pin_dir, maps, mode, info.prog_id)
+
+    def detach(self) -> None:
+        """Detach the XDP program (if attached) and remove the pins; closes this handle."""
+        with map_errors(AttachError, f"detach from {self.ifname}"):
+            if self.ifindex:
+                info = _query(self.ifindex)
+                flags = {lb.XDP_ATTACHED_DRV: lb.XDP_FLAGS_DRV_MODE,
+                         lb.XDP_ATTACHED_SKB: lb.XDP_FLAGS_SKB_MODE}.get(info.attach_mode)
+                if flags is not None:
+                    lb.check(lb.lib.bpf_xdp_detach(self.ifindex, flags, None), AttachError,
+                             f"detach XDP from {self.ifname}")
+            self.attach_mode = None
+        self.close()
+        with map_errors(PinError, f"remove pins in {self.pin_dir}"):
+            for name in MAPS:
+                (self.pin_dir / name).unlink(missing_ok=True)
+            if self.pin_dir.is_dir():
+                self.pin_dir.rmdir()
+        log.info("floe_xdp detached from %s, pins removed", self.ifname)
+
+    def close(self) -> None:
+        """Close our map handles; the program stays attached and the maps pinned."""
+        for bpf_map in self._maps.values():
+            bpf_map.close()
+
+    def __enter__(self) -> XdpProgram:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # ---- reads and writes ------------------------------------------------------------------
+
+    def prog_fd(self) -> int:
+        """A new fd on the attached program (caller closes it), e.g. for BPF_PROG_RUN."""
+        if not self.prog_id:
+            raise AttachError(f"no XDP program attached on {self.ifname}")
+        return lb.check(lb.lib.bpf_prog_get_fd_by_id(self.prog_id), AttachError,
+                        f"open program id {self.prog_id}")
+
+    def map(self, name: str) -> BpfMap:
+        """A map by its C name (see layout.MAPS)."""
+        try:
+            return self._maps[name]
+        except KeyError:
+            raise MapError(f"no map {name!r}") from None
+
+    def counters(self, ifindex: int | None = None) -> InterfaceCounters:
+        """Counters of `ifindex` (default: this interface), summed over CPUs."""
+        index = self.ifindex if ifindex is None else ifindex
+        with map_errors(MapError, "read counters"):
+            bpf_map = self._maps["floe_counters"]
+            raw = bpf_map.lookup(_u32(index))
+            if raw is None:
+                return InterfaceCounters(ifindex=index)
+            return InterfaceCounters.from_percpu(index, raw, bpf_map.ncpus)
+
+    def rule_hits(self) -> dict[int, RuleHitCount]:
+        """Per rule id: packets and bytes credited (summed over CPUs)."""
+        return self.rules.hits()
+
+    def config(self) -> FloeConfig:
+        with map_errors(MapError, "read config"):
+            raw = self._maps["floe_config"].lookup(_u32(0))
+            if raw is None:
+                raise MapError("config map has no entry 0")
+            return FloeConfig.from_buffer_copy(raw)
+
+    def set_config(
+        self,
+        *,
+        mode: ProgramMode | None = None,
+        default_action: Literal["allow", "deny"] | None = None,
+        malformed_action: Literal["allow", "deny"] | None = None,
+        sample_n: int | None = None,
+        track_flows: bool | None = None,
+    ) -> FloeConfig:
+        """Change some config fields (read-modify-write); returns the new config."""
+        config = self.config()
+        if mode is not None:
+            if mode not in ("tap", "inline"):
+                raise AttachError(f"mode must be 'tap' or 'inline', not {mode!r}")
+            config.mode = Mode.TAP if mode == "tap" else Mode.INLINE
+        for name, value in (("default_action", default_action),
+                            ("malformed_action", malformed_action)):
+            if value is not None:
+                if value not in ("allow", "deny"):
+                    raise MapError(f"{name} must be 'allow' or 'deny', not {value!r}")
+                setattr(config, name, Action.ALLOW if value == "allow" else Action.DENY)
+        if sample_n is not None:
+            if not 0 <= sample_n <= 0xFFFFFFFF:
+                raise MapError(f"sample_n {sample_n} outside 0..2^32-1")
+            config.sample_n = sample_n
+        if track_flows is not None:
+            config.track_flows = int(bool(track_flows))
+        self._write_config(config)
+        return config
+
+    def _write_config(self, config: FloeConfig) -> None:
+        with map_errors(MapError, "write config"):
+            self._maps["floe_config"].update(_u32(0), bytes(config))
+
+    def read_flows(self) -> npt.NDArray[np.void]:
+        """Inline mode: batch-read the LRU flow map, oriented by initiator (FLOW_DTYPE)."""
+        with map_errors(MapError, "read flows"):
+            keys, values, n = self._maps["floe_flows"].read_all()
+        out = np.zeros(n, dtype=FLOW_DTYPE)
+        if n == 0:
+            return out
+        k = np.frombuffer(keys, dtype=np.dtype(FlowKey), count=n)
+        v = np.frombuffer(values, dtype=np.dtype(FlowVal), count=n)
+        rev = v["initiator"] == 1
+        out["src_addr"] = np.where(rev[:, None], k["addr_b"], k["addr_a"])
+        out["dst_addr"] = np.where(rev[:, None], k["addr_a"], k["addr_b"])
+        out["src_port"] = np.where(rev, k["port_b"], k["port_a"])
+        out["dst_port"] = np.where(rev, k["port_a"], k["port_b"])
+        out["packets_fwd"] = np.where(rev, v["packets_ba"], v["packets_ab"])
+        out["bytes_fwd"] = np.where(rev, v["bytes_ba"], v["bytes_ab"])
+        out["packets_rev"] = np.where(rev, v["packets_ab"], v["packets_ba"])
+        out["bytes_rev"] = np.where(rev, v["bytes_ab"], v["bytes_ba"])
+        for name in ("proto", "ip_version", "vlan", "ifindex"):
+            out[name] = k[name]
+        for name in ("first_seen_ns", "last_seen_ns", "tcp_flags"):
+            out[name] = v[name]
+        return out
+
+    def clear_flows(self) -> int:
+        """Delete every entry of the flow map (e.g. after a full export); returns how many."""
+        with map_errors(MapError, "clear flows"):
+            bpf_map = self._maps["floe_flows"]
+            keys = bpf_map.keys()
+            return sum(bpf_map.delete(key) for key in keys)
+
+    @property
+    def xsks_map_fd(self) -> int:
+        """fd of the XSKMAP (tap mode): key = RX queue id, value = AF_XDP socket fd."""
+        return self._maps["floe_xsks"].fd
+
+    def register_xsk(self, queue_id: int, sock_fd: int) -> None:
+        """Send frames of RX queue `queue_id` to the AF_XDP socket `sock_fd`."""
+        with map_errors(MapError, f"register AF_XDP socket for queue {queue_id}"):
+            self._maps["floe_xsks"].update(_u32(queue_id), _u32(sock_fd))
+
+    def unregister_xsk(self, queue_id: int) -> bool:
+        with map_errors(MapError, f"unregister AF_XDP socket for queue {queue_id}"):
+            return self._maps["floe_xsks"].delete(_u32(queue_id))
+
+
+def _make_map(name: str, fd: int, ncpus: int) -> BpfMap:
+    key_type, value_type, percpu = MAPS[name]
+    key_size = ctypes.sizeof(key_type) if key_type is not None else 4
+    value_size = ctypes.sizeof(value_type) if value_type is not None else 4
+    return BpfMap(name, fd, key_size, value_size, percpu, ncpus if percpu else 1)
+
+
+def _query(ifindex: int) -> lb.XdpQueryOpts:
+    opts = lb.XdpQueryOpts(sz=ctypes.sizeof(lb.XdpQueryOpts))
+    lb.check(lb.lib.bpf_xdp_query(ifindex, 0, ctypes.byref(opts)), AttachError,
+             f"query XDP on ifindex {ifindex}")
+    return opts
+
+
+def _attach(ifindex: int, prog_fd: int, prefer: AttachMode) -> AttachMode:
+    """Attach (or replace in place); returns the mode actually used."""
+    current = _query(ifindex)
+    if current.attach_mode == lb.XDP_ATTACHED_DRV:
+        order: list[AttachMode] = ["native"]  # replace in the mode already in use: no gap
+    elif current.attach_mode == lb.XDP_ATTACHED_SKB:
+        order = ["generic"]
+    elif current.attach_mode != lb.XDP_ATTACHED_NONE:
+        raise AttachError(f"ifindex {ifindex} has an XDP program in an unsupported mode "
+                          f"({current.attach_mode})")
+    else:
+        order = ["native", "generic"] if prefer == "native" else ["generic"]
+    last: BpfError | None = None
+    for attach_mode in order:
+        flags = lb.XDP_FLAGS_DRV_MODE if attach_mode == "native" else lb.XDP_FLAGS_SKB_MODE
+        with lb.capture_log() as lines:
+            ret = lb.lib.bpf_xdp_attach(ifindex, prog_fd, flags, None)
+        if ret == 0:
+            return attach_mode
+        last = from_errno(AttachError, f"attach XDP ({attach_mode}) on ifindex {ifindex}",
+                          -ret, "".join(lines))
+        log.info("attach %s failed: %s", attach_mode, last)
+    assert last is not None
+    raise last

@@ -1,0 +1,581 @@
+"""Bidirectional flow table updated a whole parsed batch at a time.
+
+Design (see docs/dataplane-pipeline.md): flows live in struct-of-arrays columns indexed by a
+flow id; an open-addressing slot array (linear probing, tombstones) maps a 64-bit key hash to
+the id and every probe compares the full key, so the table is exact. One `update` sorts the
+batch's key hashes once, reduces each flow's packets with `ufunc.reduceat`, then probes for all
+the batch's distinct flows together (one numpy pass per probe step). Both directions of a
+conversation share one canonical key (lower address/port first); the first packet seen decides
+which side is the initiator (`fwd`). Capacity is fixed: when full, the oldest-idle flows are
+evicted in bulk and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from dataplane.parse import ParsedBatch
+
+__all__ = [
+    "FLOW_RECORD_DTYPE",
+    "EndReason",
+    "FlowRecords",
+    "FlowState",
+    "FlowTable",
+    "FlowTableStats",
+]
+
+TCP_FIN = 0x01
+TCP_SYN = 0x02
+TCP_RST = 0x04
+
+EMPTY = -1
+TOMBSTONE = -2
+NEVER = np.iinfo(np.int64).max
+
+Bool = npt.NDArray[np.bool_]
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+U8 = npt.NDArray[np.uint8]
+
+
+class FlowState(IntEnum):
+    NEW = 0  # packets seen one way only
+    ESTABLISHED = 1  # packets seen both ways
+    CLOSING = 2  # TCP FIN seen one way
+    CLOSED = 3  # TCP FIN both ways, or RST
+
+
+class EndReason(IntEnum):
+    ACTIVE = 0  # still live (update records)
+    IDLE_TIMEOUT = 1
+    ACTIVE_TIMEOUT = 2
+    CLOSED = 3  # TCP closed and lingered
+    EVICTED = 4  # table full: oldest-idle first
+    FLUSHED = 5  # table shut down
+
+
+FLOW_RECORD_DTYPE = np.dtype(
+    [
+        ("src_addr", "u1", (16,)),  # initiator, v4-mapped IPv6
+        ("dst_addr", "u1", (16,)),
+        ("src_port", "<u2"),
+        ("dst_port", "<u2"),
+        ("proto", "u1"),
+        ("ip_version", "u1"),
+        ("vlan", "<u2"),
+        ("vlan_inner", "<u2"),
+        ("ifindex", "<u4"),
+        ("packets_fwd", "<u8"),  # initiator -> responder
+        ("bytes_fwd", "<u8"),
+        ("packets_rev", "<u8"),
+        ("bytes_rev", "<u8"),
+        ("first_seen_ns", "<u8"),
+        ("last_seen_ns", "<u8"),
+        ("tcp_flags", "u1"),  # both directions OR-ed
+        ("tcp_flags_fwd", "u1"),
+        ("tcp_flags_rev", "u1"),
+        ("state", "u1"),  # FlowState
+        ("end_reason", "u1"),  # EndReason
+    ]
+)
+"""Columns of `FlowRecords`. Names match `dataplane.bpf.layout.FLOW_DTYPE` (the inline-mode
+kernel flow map), which is a subset: vlan_inner, per-direction flags, state and end_reason are
+user-space only."""
+
+FlowRecords = npt.NDArray[np.void]
+
+
+@dataclass(slots=True)
+class FlowTableStats:
+    live: int
+    created: int
+    expired: int
+    evicted: int
+    overflow: int  # new flows dropped because one batch held more than the whole capacity
+    capacity: int
+
+
+def _mix(x: U64) -> U64:
+    """splitmix64 finaliser: spreads key bits over the whole word."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    out: U64 = x ^ (x >> np.uint64(31))
+    return out
+
+
+_MULT = tuple(
+    np.uint64(c)
+    for c in (
+        0x9E3779B97F4A7C15,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0xD6E8FEB86659FD93,
+        0xFF51AFD7ED558CCD,
+        0xC4CEB9FE1A85EC53,
+    )
+)
+
+
+def _addr_words(addr: U8) -> tuple[U64, U64]:
+    """(N,16) bytes -> big-endian (hi, lo) words, so integer order is address order."""
+    words = np.ascontiguousarray(addr).view(">u8").reshape(-1, 2).astype(np.uint64)
+    return words[:, 0].copy(), words[:, 1].copy()
+
+
+def _words_addr(hi: U64, lo: U64) -> U8:
+    out = np.empty((hi.shape[0], 2), ">u8")
+    out[:, 0] = hi
+    out[:, 1] = lo
+    addr: U8 = out.view(np.uint8).reshape(-1, 16)
+    return addr
+
+
+class FlowTable:
+    """Bounded bidirectional flow table keyed by 5-tuple + VLAN(s) + ifindex.
+
+    Times are nanoseconds on the frames' clock; `now` arguments use the same clock (the runner
+    passes the newest frame timestamp or wall time, whichever the source uses).
+    """
+
+    KEY_COLUMNS = ("a_hi", "a_lo", "b_hi", "b_lo", "w4", "w5")
+
+    def __init__(
+        self,
+        capacity: int = 1 << 20,
+        idle_timeout: float = 30.0,
+        active_timeout: float = 300.0,
+        closed_linger: float = 2.0,
+        evict_fraction: float = 1 / 256,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be positive")
+        self.capacity = capacity
+        self.idle_ns = int(idle_timeout * 1e9)
+        self.active_ns = int(active_timeout * 1e9)
+        self.linger_ns = int(closed_linger * 1e9)
+        self.evict_batch = max(1, int(capacity * evict_fraction))
+        # load factor <= 1/4 keeps linear-probe chains (and so probe rounds per batch) short
+        nslots = 1 << max(4, int(np.ceil(np.log2(capacity * 4))))
+        self._mask = nslots - 1
+        self._slots: I32 = np.full(nslots, EMPTY, np.int32)
+        self._tombstones = 0
+        c = capacity
+        # key: canonical (a, b) addresses as words, w4 = a_port|b_port|proto|vlan|vlan_inner,
+        # w5 = ifindex | ip_version << 32
+        self.a_hi: U64 = np.zeros(c, np.uint64)
+        self.a_lo: U64 = np.zeros(c, np.uint64)
+        self.b_hi: U64 = np.zeros(c, np.uint64)
+        self.b_lo: U64 = np.zeros(c, np.uint64)
+        self.w4: U64 = np.zeros(c, np.uint64)
+        self.w5: U64 = np.zeros(c, np.uint64)
+        self.pk_a = np.zeros(c, np.uint64)  # packets a -> b
+        self.pk_b = np.zeros(c, np.uint64)
+        self.by_a = np.zeros(c, np.uint64)
+        self.by_b = np.zeros(c, np.uint64)
+        self.first = np.full(c, NEVER, np.int64)  # NEVER on free ids: no timeout matches them
+        self.last = np.full(c, NEVER, np.int64)
+        self.fl_a = np.zeros(c, np.uint8)
+        self.fl_b = np.zeros(c, np.uint8)
+        self.state = np.zeros(c, np.uint8)
+        self.init_b = np.zeros(c, np.bool_)  # initiator is side b
+        self.live = np.zeros(c, np.bool_)
+        self.dirty = np.zeros(c, np.bool_)
+        self.slot = np.zeros(c, np.int32)
+        self._free: I32 = np.arange(c - 1, -1, -1, dtype=np.int32)  # stack, top at the end
+        self._nfree = c
+        self._dirty_ids: list[I32] = []
+        self._ended: list[FlowRecords] = []
+        self.created = 0
+        self.expired = 0
+        self.evicted = 0
+        self.overflow = 0
+
+    # ----------------------------------------------------------------------------- public
+
+    def __len__(self) -> int:
+        return self.capacity - self._nfree
+
+    def stats(self) -> FlowTableStats:
+        return FlowTableStats(
+            len(self), self.created, self.expired, self.evicted, self.overflow, self.capacity
+        )
+
+    def nbytes(self) -> int:
+        """Memory held by the table's arrays (the bytes/flow figure divides this)."""
+        arrays = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
+        return int(sum(a.nbytes for a in arrays))
+
+    def update(self, parsed: ParsedBatch, now: int | None = None) -> None:
+        """Account every well-formed IP frame of `parsed` (others are ignored here)."""
+        rows = np.flatnonzero(parsed.flow_mask)
+        if rows.size == 0:
+            return
+        s_hi, s_lo = _addr_words(parsed.src[rows])
+        d_hi, d_lo = _addr_words(parsed.dst[rows])
+        sp = parsed.sport[rows].astype(np.uint64)
+        dp = parsed.dport[rows].astype(np.uint64)
+        swap = (s_hi > d_hi) | ((s_hi == d_hi) & ((s_lo > d_lo) | ((s_lo == d_lo) & (sp > dp))))
+        pa = np.where(swap, dp, sp)
+        pb = np.where(swap, sp, dp)
+        w4 = (
+            (pa << np.uint64(48))
+            | (pb << np.uint64(32))
+            | (parsed.proto[rows].astype(np.uint64) << np.uint64(24))
+            | (parsed.vlan[rows].astype(np.uint64) << np.uint64(12))
+            | parsed.vlan_inner[rows].astype(np.uint64)
+        )
+        w5 = parsed.ifindex[rows].astype(np.uint64) | (
+            parsed.ip_version[rows].astype(np.uint64) << np.uint64(32)
+        )
+        keys = (
+            np.where(swap, d_hi, s_hi),
+            np.where(swap, d_lo, s_lo),
+            np.where(swap, s_hi, d_hi),
+            np.where(swap, s_lo, d_lo),
+            w4,
+            w5,
+        )
+        ts = parsed.ts_ns[rows]
+        if now is not None:
+            ts = np.where(ts == 0, np.int64(now), ts)
+        self._update_rows(
+            keys,
+            swap,
+            parsed.wire_len[rows].astype(np.uint64),
+            parsed.tcp_flags[rows],
+            ts,
+            now if now is not None else int(ts.max()),
+        )
+
+    def expire(self, now: int) -> FlowRecords:
+        """End flows past their idle/active timeout or closed and lingered; return them, plus
+        any flows evicted since the last call."""
+        # Two scalar compares over the table (free ids hold NEVER), then work on candidates only.
+        soonest = min(self.idle_ns, self.linger_ns)
+        cand = np.flatnonzero(
+            (self.last <= now - soonest) | (self.first <= now - self.active_ns)
+        ).astype(np.int32)
+        ended = []
+        if cand.size:
+            last = self.last[cand]
+            idle = last <= now - self.idle_ns
+            closed = (self.state[cand] == FlowState.CLOSED) & (last <= now - self.linger_ns)
+            closed &= ~idle
+            active = (self.first[cand] <= now - self.active_ns) & ~idle & ~closed
+            for mask, why in (
+                (idle, EndReason.IDLE_TIMEOUT),
+                (closed, EndReason.CLOSED),
+                (active, EndReason.ACTIVE_TIMEOUT),
+            ):
+                if mask.any():
+                    ended.append(self._end(cand[mask], why))
+        self.expired += sum(int(e.shape[0]) for e in ended)
+        out = self._ended + ended
+        self._ended = []
+        return np.concatenate(out) if out else np.zeros(0, FLOW_RECORD_DTYPE)
+
+    def drain_updates(self, limit: int | None = None) -> FlowRecords:
+        """Records of live flows changed since the previous drain (cumulative counters).
+
+        `limit` bounds the work of one call (~0.2 µs per record); the rest stay pending.
+        """
+        if not self._dirty_ids:
+            return np.zeros(0, FLOW_RECORD_DTYPE)
+        ids = np.concatenate(self._dirty_ids)
+        ids = ids[self.live[ids] & self.dirty[ids]]
+        rest = ids[limit:] if limit is not None else ids[:0]
+        ids = ids[:limit] if limit is not None else ids
+        self._dirty_ids = [rest] if rest.size else []
+        self.dirty[ids] = False
+        return self._records(ids, EndReason.ACTIVE)
+
+    def flush(self) -> FlowRecords:
+        """End every live flow (shutdown)."""
+        ids = np.flatnonzero(self.live).astype(np.int32)
+        out = [*self._ended, self._end(ids, EndReason.FLUSHED)]
+        self._ended = []
+        return np.concatenate(out)
+
+    # ---------------------------------------------------------------------------- internals
+
+    def _hash(self, keys: tuple[U64, ...]) -> U64:
+        """One multiply per key word (distinct odd constants), then one finaliser."""
+        h = keys[0] * _MULT[0]
+        for k, m in zip(keys[1:], _MULT[1:], strict=True):
+            h ^= k * m
+        return _mix(h)
+
+    def _update_rows(
+        self,
+        keys: tuple[U64, ...],
+        swap: Bool,
+        length: U64,
+        flags: U8,
+        ts: I64,
+        now: int,
+    ) -> None:
+        h = self._hash(keys)
+        order = np.argsort(h, kind="stable")
+        hs = h[order]
+        boundary = np.empty(hs.shape[0], np.bool_)
+        boundary[0] = True
+        np.not_equal(hs[1:], hs[:-1], out=boundary[1:])
+        starts = np.flatnonzero(boundary)
+        group = np.cumsum(boundary) - 1
+        rep = order[starts]  # first packet of each distinct key (stable: arrival order)
+        same = np.ones(order.shape[0], np.bool_)
+        for k in keys:
+            same &= k[order] == k[rep[group]]
+        if not same.all():  # 64-bit hash collision inside the batch: redo those rows apart
+            later = order[~same]
+            keep = order[same]
+            self._update_rows(
+                tuple(k[later] for k in keys),
+                swap[later],
+                length[later],
+                flags[later],
+                ts[later],
+                now,
+            )
+            keys = tuple(k[keep] for k in keys)
+            self._update_rows(keys, swap[keep], length[keep], flags[keep], ts[keep], now)
+            return
+
+        d = swap[order].astype(np.uint64)
+        fwd = np.uint64(1) - d
+        ln = length[order]
+        fl = flags[order]
+        ts_s = ts[order]
+        pk_b = np.add.reduceat(d, starts)
+        pk_a = np.add.reduceat(fwd, starts)
+        by_b = np.add.reduceat(ln * d, starts)
+        by_a = np.add.reduceat(ln * fwd, starts)
+        fl_b = np.bitwise_or.reduceat(fl * d.astype(np.uint8), starts)
+        fl_a = np.bitwise_or.reduceat(fl * fwd.astype(np.uint8), starts)
+        t_first = np.minimum.reduceat(ts_s, starts)
+        t_last = np.maximum.reduceat(ts_s, starts)
+        ukeys = tuple(k[rep] for k in keys)
+        uh = hs[starts]
+
+        ids, ins = self._lookup(ukeys, uh)
+        new = ids < 0
+        if new.any():
+            nnew = int(new.sum())
+            hint: I64 | None = ins
+            if nnew > self._nfree:
+                self._evict(nnew - self._nfree, now)
+                hint = None  # evictions moved the probe paths: look the slots up again
+            if nnew > self._nfree:  # more new flows in one batch than the table holds
+                drop = np.flatnonzero(new)[self._nfree :]
+                self.overflow += int(drop.size)
+                new[drop] = False
+                ids[drop] = -2
+                nnew = self._nfree
+            where_new = np.flatnonzero(new)
+            fresh = self._alloc(nnew)
+            ids[where_new] = fresh
+            self._insert(
+                fresh,
+                tuple(k[where_new] for k in ukeys),
+                uh[where_new],
+                None if hint is None else hint[where_new],
+            )
+            self.first[fresh] = t_first[where_new]
+            self.last[fresh] = t_first[where_new]
+            self.init_b[fresh] = swap[rep[where_new]]
+            self.created += nnew
+        placed = ids >= 0
+        if not placed.all():
+            ids, pk_a, pk_b = ids[placed], pk_a[placed], pk_b[placed]
+            by_a, by_b, fl_a, fl_b = by_a[placed], by_b[placed], fl_a[placed], fl_b[placed]
+            t_last = t_last[placed]
+        self.pk_a[ids] += pk_a
+        self.pk_b[ids] += pk_b
+        self.by_a[ids] += by_a
+        self.by_b[ids] += by_b
+        self.fl_a[ids] |= fl_a
+        self.fl_b[ids] |= fl_b
+        self.last[ids] = np.maximum(self.last[ids], t_last)
+        self._set_state(ids)
+        newly = ids[~self.dirty[ids]]
+        if newly.size:
+            self.dirty[newly] = True
+            self._dirty_ids.append(newly.astype(np.int32))
+
+    def _set_state(self, ids: I32) -> None:
+        fa, fb = self.fl_a[ids], self.fl_b[ids]
+        both = (self.pk_a[ids] > 0) & (self.pk_b[ids] > 0)
+        fin_a = (fa & TCP_FIN) != 0
+        fin_b = (fb & TCP_FIN) != 0
+        rst = ((fa | fb) & TCP_RST) != 0
+        state = np.where(
+            rst | (fin_a & fin_b),
+            FlowState.CLOSED,
+            np.where(fin_a | fin_b, FlowState.CLOSING, np.where(both, FlowState.ESTABLISHED, 0)),
+        )
+        self.state[ids] = state
+
+    def _key_equal(self, ids: I32, keys: tuple[U64, ...]) -> Bool:
+        eq = np.ones(ids.shape[0], np.bool_)
+        for name, k in zip(self.KEY_COLUMNS, keys, strict=True):
+            eq &= getattr(self, name)[ids] == k
+        return eq
+
+    def _lookup(self, keys: tuple[U64, ...], h: U64) -> tuple[I32, I64]:
+        """Flow id of each key (-1 if absent) and, for absent keys, the slot to insert at
+        (the first tombstone on the probe path, else the empty slot that ended it)."""
+        m = h.shape[0]
+        mask = np.int64(self._mask)
+        pos = (h & np.uint64(self._mask)).astype(np.int64)
+        ids = np.full(m, -1, np.int32)
+        ins = np.full(m, -1, np.int64)
+        active = np.arange(m)
+        for _ in range(self._mask + 1):
+            if active.size == 0:
+                break
+            p = pos[active]
+            c = self._slots[p]
+            occ = c >= 0
+            hit = np.zeros(active.shape[0], np.bool_)
+            if occ.any():
+                occ_rows = np.flatnonzero(occ)
+                sub = tuple(k[active[occ_rows]] for k in keys)
+                hit[occ_rows] = self._key_equal(c[occ_rows], sub)
+            ids[active[hit]] = c[hit]
+            tomb = (c == TOMBSTONE) & (ins[active] < 0)
+            ins[active[tomb]] = p[tomb]
+            empty = c == EMPTY
+            er = active[empty]
+            ins[er] = np.where(ins[er] < 0, p[empty], ins[er])
+            active = active[~(hit | empty)]
+            pos[active] = (pos[active] + 1) & mask
+        return ids, ins
+
+    def _insert(self, fresh: I32, keys: tuple[U64, ...], h: U64, hint: I64 | None = None) -> None:
+        """Place absent keys; `hint` is their insert slot from a lookup just made."""
+        for name, k in zip(self.KEY_COLUMNS, keys, strict=True):
+            getattr(self, name)[fresh] = k
+        self.live[fresh] = True
+        pending = np.arange(fresh.shape[0])
+        while pending.size:
+            if hint is not None:
+                ins, hint = hint, None
+            else:
+                _, ins = self._lookup(tuple(k[pending] for k in keys), h[pending])
+            # keys are distinct, so two of them may only compete for the same free slot
+            _, winners = np.unique(ins, return_index=True)
+            won = pending[winners]
+            slots = ins[winners]
+            self._tombstones -= int((self._slots[slots] == TOMBSTONE).sum())
+            self._slots[slots] = fresh[won]
+            self.slot[fresh[won]] = slots
+            pending = np.setdiff1d(pending, won, assume_unique=True)
+
+    def _alloc(self, n: int) -> I32:
+        top = self._nfree
+        ids = self._free[top - n : top][::-1].copy()
+        self._nfree -= n
+        return ids
+
+    def _end(self, ids: I32, why: EndReason) -> FlowRecords:
+        """Records for `ids`, then remove them from the table."""
+        rec = self._records(ids, why)
+        self._remove(ids)
+        return rec
+
+    def _remove(self, ids: I32) -> None:
+        if ids.size == 0:
+            return
+        pos = self.slot[ids].astype(np.int64)
+        self._slots[pos] = TOMBSTONE
+        self._tombstones += int(ids.size)
+        # A tombstone just before an empty slot ends no probe chain: clear it, and walk back.
+        mask = np.int64(self._mask)
+        cand = pos
+        for _ in range(64):
+            clear = (self._slots[cand] == TOMBSTONE) & (self._slots[(cand + 1) & mask] == EMPTY)
+            cand = cand[clear]
+            if cand.size == 0:
+                break
+            self._slots[cand] = EMPTY
+            self._tombstones -= int(cand.size)
+            cand = np.unique((cand - 1) & mask)
+        self.live[ids] = False
+        self.dirty[ids] = False
+        for arr in (self.pk_a, self.pk_b, self.by_a, self.by_b, self.fl_a, self.fl_b):
+            arr[ids] = 0
+        self.state[ids] = 0
+        self.first[ids] = NEVER
+        self.last[ids] = NEVER
+        self._free[self._nfree : self._nfree + ids.size] = ids
+        self._nfree += int(ids.size)
+        if self._tombstones > (self._mask + 1) // 4:
+            self._rehash()
+
+    def _rehash(self) -> None:
+        """Rebuild the slot array without tombstones (rare: only after heavy churn)."""
+        self._slots.fill(EMPTY)
+        self._tombstones = 0
+        ids = np.flatnonzero(self.live).astype(np.int32)
+        if ids.size:
+            keys = tuple(getattr(self, name)[ids] for name in self.KEY_COLUMNS)
+            self._insert(ids, keys, self._hash(keys))
+
+    def _evict(self, need: int, now: int) -> None:
+        """Free at least `need` ids, oldest last-seen first, in bulk (amortised)."""
+        want = min(len(self), max(need, self.evict_batch))
+        last = self.last  # free ids hold NEVER, so they sort last
+        if want >= len(self):
+            ids = np.flatnonzero(self.live).astype(np.int32)
+        else:
+            # threshold from a strided sample, then one compare over the table
+            stride = max(1, self.capacity // 65536)
+            sample = last[::stride]
+            k = min(sample.size - 1, int(np.ceil(want / stride)))
+            threshold = np.partition(sample, k)[k]
+            ids = np.flatnonzero(last <= min(threshold, NEVER - 1)).astype(np.int32)
+            if ids.size < need:
+                ids = np.argpartition(last, need - 1)[:need].astype(np.int32)
+            elif ids.size > want:
+                ids = ids[np.argpartition(last[ids], want - 1)[:want]]
+        self.evicted += int(ids.size)
+        self._ended.append(self._end(ids, EndReason.EVICTED))
+
+    def _records(self, ids: I32, why: EndReason) -> FlowRecords:
+        rec = np.zeros(ids.shape[0], FLOW_RECORD_DTYPE)
+        if ids.size == 0:
+            return rec
+        ib = self.init_b[ids]
+        a = _words_addr(self.a_hi[ids], self.a_lo[ids])
+        b = _words_addr(self.b_hi[ids], self.b_lo[ids])
+        w4 = self.w4[ids]
+        w5 = self.w5[ids]
+        pa = (w4 >> np.uint64(48)).astype(np.uint16)
+        pb = ((w4 >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.uint16)
+        rec["src_addr"] = np.where(ib[:, None], b, a)
+        rec["dst_addr"] = np.where(ib[:, None], a, b)
+        rec["src_port"] = np.where(ib, pb, pa)
+        rec["dst_port"] = np.where(ib, pa, pb)
+        rec["proto"] = (w4 >> np.uint64(24)) & np.uint64(0xFF)
+        rec["vlan"] = (w4 >> np.uint64(12)) & np.uint64(0xFFF)
+        rec["vlan_inner"] = w4 & np.uint64(0xFFF)
+        rec["ifindex"] = w5 & np.uint64(0xFFFFFFFF)
+        rec["ip_version"] = w5 >> np.uint64(32)
+        rec["packets_fwd"] = np.where(ib, self.pk_b[ids], self.pk_a[ids])
+        rec["packets_rev"] = np.where(ib, self.pk_a[ids], self.pk_b[ids])
+        rec["bytes_fwd"] = np.where(ib, self.by_b[ids], self.by_a[ids])
+        rec["bytes_rev"] = np.where(ib, self.by_a[ids], self.by_b[ids])
+        rec["tcp_flags"] = self.fl_a[ids] | self.fl_b[ids]
+        rec["tcp_flags_fwd"] = np.where(ib, self.fl_b[ids], self.fl_a[ids])
+        rec["tcp_flags_rev"] = np.where(ib, self.fl_a[ids], self.fl_b[ids])
+        rec["first_seen_ns"] = self.first[ids]
+        rec["last_seen_ns"] = self.last[ids]
+        rec["state"] = self.state[ids]
+        rec["end_reason"] = why
+        return rec

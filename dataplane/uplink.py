@@ -1,0 +1,258 @@
+"""The dataplane's gRPC client: numbered batches, a bounded resend buffer, backoff with jitter.
+
+Every batch gets the next sequence number of this process (`instance_id`) and stays in the
+buffer until the control plane acks it; after a reconnect the control plane's Welcome says
+what it already applied and the rest is resent in order. When the buffer is full the oldest
+batch is dropped and counted; the count rides on every later batch as a cumulative
+`LOSS_SOURCE_UPLINK_BUFFER` report, so the loss is visible, never silent. Counters are
+absolute snapshots, so a dropped batch loses flow records only, never packet totals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from floe.dataplane.v1 import uplink_pb2 as pb
+from floe.dataplane.v1 import uplink_pb2_grpc
+
+__all__ = ["UplinkClient", "UplinkStats", "backoff_delay"]
+
+log = logging.getLogger(__name__)
+
+RulesHandler = Callable[[Any], Awaitable[None]]  # raises to report a failed apply
+_FATAL = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random, capped."""
+    ceiling = min(maximum, initial * (2 ** min(attempt, 30)))
+    return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 - jitter, not crypto
+
+
+@dataclass(slots=True)
+class UplinkStats:
+    connected: bool = False
+    connects: int = 0
+    failures: int = 0
+    auth_failures: int = 0
+    batches_built: int = 0
+    batches_sent: int = 0
+    acked_seq: int = 0
+    dropped_batches: int = 0
+    dropped_records: int = 0
+    last_error: str = ""
+
+
+class UplinkClient:
+    """Owns one stream at a time; `run()` keeps reconnecting until `stop()`."""
+
+    def __init__(
+        self,
+        target: str,
+        key_provider: Callable[[], str],
+        hello: Callable[[], Any],
+        *,
+        on_rules: RulesHandler | None = None,
+        on_config: RulesHandler | None = None,
+        max_buffered: int = 600,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 10.0,
+        welcome_timeout: float = 10.0,
+    ) -> None:
+        if max_buffered < 1:
+            raise ValueError("max_buffered must be at least 1")
+        self.target = target
+        self._key = key_provider
+        self._hello = hello
+        self._on_rules = on_rules
+        self._on_config = on_config
+        self.max_buffered = max_buffered
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.welcome_timeout = welcome_timeout
+        self.stats = UplinkStats()
+        self._seq = 0
+        self._buffer: deque[Any] = deque()
+        self._control: deque[Any] = deque(maxlen=64)  # Applied answers waiting to be written
+        self._wakeup = asyncio.Event()
+        self._acked = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    # -- producer side ------------------------------------------------------------------
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def submit(
+        self,
+        counters: Iterable[Any] = (),
+        flows: Iterable[Any] = (),
+        losses: Iterable[Any] = (),
+        rule_hits: Iterable[Any] = (),
+    ) -> int:
+        """Number and buffer one batch; returns its seq. Never blocks, never raises on overflow."""
+        while len(self._buffer) >= self.max_buffered:
+            dropped = self._buffer.popleft()
+            self.stats.dropped_batches += 1
+            self.stats.dropped_records += len(dropped.flows)
+        self._seq += 1
+        batch = pb.Batch(seq=self._seq, created_unix_ns=time.time_ns())
+        batch.counters.extend(counters)
+        batch.flows.extend(flows)
+        batch.losses.extend(losses)
+        batch.losses.extend(self.loss_reports())
+        batch.rule_hits.extend(rule_hits)
+        self._buffer.append(batch)
+        self.stats.batches_built += 1
+        self._wakeup.set()
+        return self._seq
+
+    def loss_reports(self) -> list[Any]:
+        """The uplink's own loss, cumulative for this instance."""
+        source = pb.LOSS_SOURCE_UPLINK_BUFFER
+        return [
+            pb.LossReport(source=source, count=self.stats.dropped_batches, detail="batches"),
+            pb.LossReport(source=source, count=self.stats.dropped_records, detail="flow_records"),
+        ]
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until every submitted batch is acked (True) or `timeout` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while self.stats.acked_seq < self._seq:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._acked.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acked.wait(), remaining)
+        return True
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+
+    # -- connection loop ------------------------------------------------------------------
+    async def run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            welcomed = False
+            try:
+                welcomed = await self._session()
+            except grpc.aio.AioRpcError as error:
+                self.stats.failures += 1
+                self.stats.last_error = f"{error.code().name}: {error.details()}"
+                if error.code() in _FATAL:
+                    self.stats.auth_failures += 1
+                    log.error("control plane refused the key: %s", self.stats.last_error)
+                else:
+                    log.info("uplink to %s failed: %s", self.target, self.stats.last_error)
+            except (OSError, TimeoutError, ConnectionError) as error:
+                self.stats.failures += 1
+                self.stats.last_error = repr(error)
+                log.info("uplink to %s failed: %r", self.target, error)
+            finally:
+                self.stats.connected = False
+            if self._stopping.is_set():
+                break
+            attempt = 0 if welcomed else attempt + 1
+            delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _session(self) -> bool:
+        key = self._key()
+        metadata = (("authorization", f"Bearer {key}"),) if key else ()
+        options = [
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+            ("grpc.max_reconnect_backoff_ms", 2_000),
+        ]
+        async with grpc.aio.insecure_channel(self.target, options=options) as channel:
+            stub = uplink_pb2_grpc.UplinkStub(channel)
+            call = stub.Connect(metadata=metadata)
+            await call.write(pb.UplinkMessage(hello=self._hello()))
+            first = await asyncio.wait_for(call.read(), self.welcome_timeout)
+            if first is grpc.aio.EOF or first.WhichOneof("body") != "welcome":
+                await call.code()  # raises AioRpcError when the server aborted
+                raise ConnectionError("control plane closed the stream before Welcome")
+            self._ack(first.welcome.last_applied_seq)
+            self.stats.connected = True
+            self.stats.connects += 1
+            log.info("uplink connected to %s (applied up to %d)", self.target, self.stats.acked_seq)
+            reader = asyncio.create_task(self._read(call), name="uplink-reader")
+            try:
+                await self._write(call, reader)
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                    await reader
+                call.cancel()
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                raise reader.exception()  # type: ignore[misc]
+            return True
+
+    async def _write(self, call: Any, reader: asyncio.Task[None]) -> None:
+        sent_upto = self.stats.acked_seq
+        while not self._stopping.is_set() and not reader.done():
+            self._wakeup.clear()
+            while self._control:
+                await call.write(pb.UplinkMessage(applied=self._control.popleft()))
+            for batch in list(self._buffer):
+                if batch.seq > sent_upto:
+                    await call.write(pb.UplinkMessage(batch=batch))
+                    sent_upto = batch.seq
+                    self.stats.batches_sent += 1
+            waiter = asyncio.create_task(self._wakeup.wait())
+            await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        if self._stopping.is_set():
+            # Give the last acks a moment so a clean stop does not resend on the next start.
+            await self.flush(1.0)
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await call.done_writing()
+
+    async def _read(self, call: Any) -> None:
+        while True:
+            message = await call.read()
+            if message is grpc.aio.EOF:
+                await call.code()
+                raise ConnectionError("control plane ended the stream")
+            kind = message.WhichOneof("body")
+            if kind == "ack":
+                self._ack(message.ack.seq)
+            elif kind == "rules":
+                await self._apply(self._on_rules, message.rules, pb.Applied.KIND_RULES)
+            elif kind == "config":
+                await self._apply(self._on_config, message.config, pb.Applied.KIND_CONFIG)
+
+    async def _apply(self, handler: RulesHandler | None, message: Any, kind: Any) -> None:
+        applied = pb.Applied(generation=message.generation, kind=kind, ok=True)
+        if handler is None:
+            applied.ok = False
+            applied.error = "this dataplane does not apply that message"
+        else:
+            try:
+                await handler(message)
+            except Exception as error:  # reported to the control plane, which shows it
+                log.exception("applying generation %d failed", message.generation)
+                applied.ok = False
+                applied.error = str(error) or type(error).__name__
+        self._control.append(applied)
+        self._wakeup.set()
+
+    def _ack(self, seq: int) -> None:
+        if seq > self.stats.acked_seq:
+            self.stats.acked_seq = seq
+        while self._buffer and self._buffer[0].seq <= seq:
+            self._buffer.popleft()
+        self._acked.set()

@@ -1,0 +1,150 @@
+"""The `floe serve` process: env toggles, bad values, start-up failures, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import time
+
+import grpc
+import httpx
+import pytest
+import websockets
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.h3client import h3_connect
+from tests.support.ports import free_port
+from tests.support.server import PYTHON, REPO_ROOT, FloeServer
+
+
+def _tcp_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _udp_bound(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        try:
+            udp.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def test_http3_off_binds_no_udp_and_no_alt_svc() -> None:
+    with FloeServer.start(env={"HTTP3_ENABLED": "false", "GRPC_ENABLED": "false"}) as server:
+        assert not _udp_bound(server.https_port)
+        with httpx.Client(http2=True, verify=server.ssl_context()) as client:
+            response = client.get(server.url("/api/v2/ping", tls=True))
+        assert response.status_code == 200 and "alt-svc" not in response.headers
+        assert not _tcp_open(server.grpc_port)  # GRPC_ENABLED=false → no gRPC port
+
+
+def test_metrics_off_and_http2_off() -> None:
+    env = {"METRICS_ENABLED": "false", "HTTP2_ENABLED": "false", "HTTP3_ENABLED": "false"}
+    with FloeServer.start(env=env) as server:
+        assert not _tcp_open(server.metrics_port)
+        assert httpx.get(server.url("/metrics")).status_code == 404
+        assert _tcp_open(server.grpc_port)
+        with httpx.Client(http2=True, verify=server.ssl_context()) as client:
+            # ALPN offers only http/1.1 now
+            assert client.get(server.url("/api/v2/ping", tls=True)).http_version == "HTTP/1.1"
+        with httpx.Client(http1=False, http2=True) as client:  # h2c prior knowledge refused
+            assert client.get(server.url("/api/v2/ping")).status_code == 505
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("HTTP_PORT", "eighty"), ("HTTP3_ENABLED", "maybe"), ("MAX_INFLIGHT_REQUESTS", "0"),
+     ("GRACEFUL_TIMEOUT", "-1"), ("TLS_CERT_FILE", "/nonexistent.pem")],
+)
+def test_bad_env_value_exits_2_with_one_line(name: str, value: str, tmp_path: os.PathLike[str]) -> None:
+    env = {**os.environ, "FLOE_DATA_DIR": str(tmp_path), "PYTHONPATH": str(REPO_ROOT), name: value}
+    if name == "TLS_CERT_FILE":
+        env["TLS_KEY_FILE"] = str(REPO_ROOT / "pyproject.toml")  # exists; the cert does not
+    result = subprocess.run(
+        [str(PYTHON), "-m", "app.cli", "serve"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0]
+
+
+def test_port_in_use_fails_cleanly() -> None:
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        server = FloeServer.start(
+            env={"HTTP_PORT": str(port), "GRPC_ENABLED": "false", "HTTP3_ENABLED": "false"}, wait=False
+        )
+        try:
+            code = server.process.wait(30)
+        finally:
+            server.stop()
+            server.cleanup()
+    assert code == 1
+
+
+async def test_sigterm_shutdown_order_and_time() -> None:
+    """ws closed 1001, gRPC health NOT_SERVING seen by a watcher, exit 0 within 3 s (QUIC bound)."""
+    server = FloeServer.start(env={"WS_HEARTBEAT_INTERVAL": "0.1"})
+    try:
+        login = await asyncio.to_thread(
+            httpx.post, server.url("/api/v2/auth/login"),
+            json={"email": "admin@localhost.local", "password": "admin123"}, timeout=10,
+        )
+        token = login.json()["data"]["access_token"]
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{server.http_port}/api/v2/stream?access_token={token}"
+        )
+        await asyncio.wait_for(ws.recv(), 2)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        assert (await asyncio.wait_for(watch.read(), 5)).status == health_pb2.HealthCheckResponse.SERVING
+        async with h3_connect("127.0.0.1", server.https_port, cafile=server.cert_file) as h3:
+            assert (await h3.request("GET", "/healthz")).status == 200
+            started = time.monotonic()
+            server.signal()
+            statuses = []
+            try:
+                while True:
+                    reply = await asyncio.wait_for(watch.read(), 5)
+                    if reply is grpc.aio.EOF:
+                        break
+                    statuses.append(reply.status)
+                    if reply.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                        break
+            except grpc.aio.AioRpcError:
+                pass
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                for _ in range(50):
+                    await asyncio.wait_for(ws.recv(), 3)
+            code = await asyncio.to_thread(server.process.wait, 10)
+            elapsed = time.monotonic() - started
+        await channel.close()
+    finally:
+        server.stop()
+        server.cleanup()
+    assert health_pb2.HealthCheckResponse.NOT_SERVING in statuses
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    assert code == 0
+    assert elapsed < 3.0, f"exit took {elapsed:.2f}s"
+
+
+def test_sigint_idle_exits_fast() -> None:
+    server = FloeServer.start(env={"GRPC_ENABLED": "false"})
+    started = time.monotonic()
+    try:
+        code = server.stop(sig=2)
+    finally:
+        server.cleanup()
+    assert code == 0 and time.monotonic() - started < 1.5
+
+
+def test_free_port_helper_is_free() -> None:
+    assert not _tcp_open(free_port())

@@ -1,0 +1,84 @@
+"""pytest fixtures around dataplane.netns for every root test (XDP, AF_XDP, demo).
+
+Import the fixtures into a folder's conftest.py:
+
+    from tests.support.topology import make_topology, make_xdp, veth_ns  # noqa: F401
+
+Names are `<area><random hex><suffix>` so parallel runs never collide; every namespace,
+veth and attached program is removed at teardown, also when the test fails.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from dataplane.bpf import XdpProgram
+from dataplane.netns import Topology, VethPair, unique_prefix
+
+__all__ = ["VethNs", "make_topology", "make_xdp", "veth_ns", "wait_until"]
+
+
+@dataclass(slots=True)
+class VethNs:
+    """A namespace `namespace` holding `pair.peer`; `pair.host` is in the test's namespace."""
+
+    topology: Topology
+    namespace: str
+    pair: VethPair
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 2.0, step: float = 0.01) -> bool:
+    """Poll `predicate` until true or `timeout` (veth delivery is asynchronous: NAPI)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+@pytest.fixture
+def make_topology() -> Iterator[Callable[[str], Topology]]:
+    """Factory: `make_topology("area")` -> a Topology removed at teardown."""
+    created: list[Topology] = []
+
+    def factory(area: str = "t") -> Topology:
+        topo = Topology(unique_prefix(area))
+        created.append(topo)
+        return topo
+
+    yield factory
+    for topo in created:
+        topo.close()
+
+
+@pytest.fixture
+def veth_ns(make_topology: Callable[[str], Topology]) -> VethNs:
+    """One namespace with a quiet veth pair (IPv6 off: the kernel sends nothing on it)."""
+    topo = make_topology("t")
+    namespace = topo.add_namespace()
+    return VethNs(topo, namespace, topo.add_veth(namespace=namespace))
+
+
+@pytest.fixture
+def make_xdp() -> Iterator[Callable[..., XdpProgram]]:
+    """Factory: attach floe_xdp to an interface; detached and unpinned at teardown."""
+    attached: list[str] = []
+
+    def factory(ifname: str, mode: Literal["tap", "inline"] = "inline",
+                prefer: Literal["native", "generic"] = "native") -> XdpProgram:
+        program = XdpProgram.attach(ifname, mode=mode, prefer=prefer)
+        attached.append(ifname)
+        return program
+
+    yield factory
+    for ifname in attached:
+        try:
+            XdpProgram.open(ifname).detach()
+        except Exception:
+            pass

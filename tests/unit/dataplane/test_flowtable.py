@@ -1,0 +1,167 @@
+"""FlowTable semantics: bidirectional merge, counters, state, timeouts, eviction, capacity."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dataplane.flowtable import EndReason, FlowState, FlowTable
+from dataplane.packets import FrameBatch
+from dataplane.parse import parse_batch
+from tests.unit.dataplane.frames import frame, mapped
+
+S = 1_000_000_000  # ns
+
+
+def batch(frames: list[bytes], ts: list[int] | int = 0, ifindex: int = 1):  # type: ignore[no-untyped-def]
+    return parse_batch(FrameBatch.from_frames(frames, ts_ns=ts, ifindex=ifindex))
+
+
+def test_both_directions_merge_into_one_flow_with_initiator_first() -> None:
+    ft = FlowTable(capacity=64)
+    a, b = "10.0.0.9", "10.0.0.1"  # initiator has the higher address: canonical order flips
+    syn = frame(a, b, "tcp", 40000, 80, flags=0x02)
+    synack = frame(b, a, "tcp", 80, 40000, flags=0x12)
+    ack = frame(a, b, "tcp", 40000, 80, flags=0x10, payload=b"y" * 100)
+    ft.update(batch([syn, synack], ts=[1 * S, 2 * S]))
+    ft.update(batch([ack], ts=[3 * S]))
+    recs = ft.drain_updates()
+    assert len(recs) == 1
+    r = recs[0]
+    assert bytes(r["src_addr"]) == mapped(a) and bytes(r["dst_addr"]) == mapped(b)
+    assert (r["src_port"], r["dst_port"], r["proto"], r["ip_version"]) == (40000, 80, 6, 4)
+    assert (r["packets_fwd"], r["packets_rev"]) == (2, 1)
+    assert r["bytes_fwd"] == len(syn) + len(ack) and r["bytes_rev"] == len(synack)
+    assert (r["tcp_flags_fwd"], r["tcp_flags_rev"]) == (0x12, 0x12)
+    assert (r["first_seen_ns"], r["last_seen_ns"]) == (1 * S, 3 * S)
+    assert r["state"] == FlowState.ESTABLISHED
+    assert len(ft.drain_updates()) == 0  # nothing changed since
+    assert ft.stats().live == 1 and ft.stats().created == 1
+
+
+def test_key_includes_vlan_ifindex_ports_and_version() -> None:
+    ft = FlowTable(capacity=64)
+    frames = [
+        frame("10.0.0.1", "10.0.0.2", "udp", 1, 2),
+        frame("10.0.0.1", "10.0.0.2", "udp", 1, 3),
+        frame("10.0.0.1", "10.0.0.2", "udp", 1, 2, vlans=(7,)),
+        frame("10.0.0.1", "10.0.0.2", "udp", 1, 2, vlans=(7, 8)),
+        frame("10.0.0.1", "10.0.0.2", "tcp", 1, 2),
+        frame("::ffff:10.0.0.1", "::ffff:10.0.0.2", "udp", 1, 2),  # v6 packet, mapped addrs
+        frame("10.0.0.2", "10.0.0.1", "udp", 2, 1),  # reverse of the first
+    ]
+    ft.update(batch(frames))
+    ft.update(batch(frames[:1], ifindex=2))
+    recs = ft.drain_updates()
+    assert len(recs) == 7
+    first = recs[(recs["ifindex"] == 1) & (recs["dst_port"] == 2) & (recs["vlan"] == 0)
+                 & (recs["proto"] == 17) & (recs["ip_version"] == 4)]
+    assert len(first) == 1 and first[0]["packets_rev"] == 1
+    assert sorted(recs["vlan_inner"].tolist()) == [0, 0, 0, 0, 0, 0, 8]
+
+
+def test_counts_are_exact_over_many_flows_and_batches() -> None:
+    rng = np.random.default_rng(1)
+    ft = FlowTable(capacity=4096)
+    expected: dict[tuple[int, int], int] = {}
+    for step in range(10):
+        ports = rng.integers(1, 500, size=300)
+        frames = [frame("10.0.0.1", "10.0.0.2", "udp", int(p), 53) for p in ports]
+        for p in ports:
+            expected[(int(p), 53)] = expected.get((int(p), 53), 0) + 1
+        ft.update(batch(frames, ts=step * S + 1))
+    recs = ft.drain_updates()
+    got = {(int(r["src_port"]), int(r["dst_port"])): int(r["packets_fwd"]) for r in recs}
+    assert got == expected
+    assert ft.stats().live == len(expected) == ft.stats().created
+
+
+def test_tcp_state_closing_and_closed() -> None:
+    ft = FlowTable(capacity=8, closed_linger=1.0)
+    a, b = "10.0.0.1", "10.0.0.2"
+    ft.update(batch([frame(a, b, "tcp", 5, 6, 0x02), frame(b, a, "tcp", 6, 5, 0x12)], ts=S))
+    ft.update(batch([frame(a, b, "tcp", 5, 6, 0x11)], ts=2 * S))
+    assert ft.drain_updates()[0]["state"] == FlowState.CLOSING
+    ft.update(batch([frame(b, a, "tcp", 6, 5, 0x11)], ts=3 * S))
+    assert ft.drain_updates()[0]["state"] == FlowState.CLOSED
+    assert len(ft.expire(3 * S)) == 0  # lingers a little for the last ACK
+    ended = ft.expire(4 * S)
+    assert len(ended) == 1 and ended[0]["end_reason"] == EndReason.CLOSED
+    ft.update(batch([frame(a, b, "tcp", 7, 6, 0x04)], ts=5 * S))
+    assert ft.drain_updates()[0]["state"] == FlowState.CLOSED  # RST closes at once
+    assert ft.stats().live == 1
+
+
+def test_idle_and_active_timeouts() -> None:
+    ft = FlowTable(capacity=16, idle_timeout=10, active_timeout=60)
+    ft.update(batch([frame("10.0.0.1", "10.0.0.2", "udp", 1, 1)], ts=0 * S + 1))
+    for t in range(0, 70, 5):  # a chatty flow: never idle, ends by active timeout
+        ft.update(batch([frame("10.0.0.1", "10.0.0.2", "udp", 2, 2)], ts=t * S + 1))
+    ended = ft.expire(9 * S)
+    assert len(ended) == 0
+    ended = ft.expire(11 * S)
+    assert [(r["src_port"], r["end_reason"]) for r in ended] == [(1, EndReason.IDLE_TIMEOUT)]
+    ended = ft.expire(61 * S)
+    assert [(r["src_port"], r["end_reason"]) for r in ended] == [(2, EndReason.ACTIVE_TIMEOUT)]
+    assert ended[0]["packets_fwd"] == 14
+    s = ft.stats()
+    assert (s.live, s.expired, s.created) == (0, 2, 2)
+    # the same 5-tuple afterwards starts a fresh record
+    ft.update(batch([frame("10.0.0.1", "10.0.0.2", "udp", 2, 2)], ts=62 * S))
+    assert ft.drain_updates()[0]["packets_fwd"] == 1
+
+
+def test_capacity_bound_evicts_oldest_idle_first_and_counts() -> None:
+    ft = FlowTable(capacity=100, evict_fraction=0.1, idle_timeout=1e3, active_timeout=1e3)
+    for i in range(100):  # flow i last seen at i seconds
+        ft.update(batch([frame("10.0.0.1", "10.0.1.1", "udp", 1000 + i, 53)], ts=i * S + 1))
+    assert ft.stats().live == 100
+    # the 5 oldest get traffic again so they are no longer the idlest
+    ft.update(batch([frame("10.0.0.1", "10.0.1.1", "udp", 1000 + i, 53) for i in range(5)],
+                    ts=200 * S))
+    ft.update(batch([frame("10.0.0.2", "10.0.1.1", "udp", 7, 53)], ts=201 * S))
+    s = ft.stats()
+    assert s.live <= 100 and s.evicted >= 1 and s.live == 101 - s.evicted
+    ended = ft.expire(201 * S)
+    evicted = sorted(int(p) for p in ended["src_port"])
+    assert all(r == EndReason.EVICTED for r in ended["end_reason"])
+    assert len(evicted) == s.evicted
+    assert evicted == list(range(1005, 1005 + len(evicted)))  # oldest-idle first
+    # every live flow is still findable after the churn
+    ft.update(batch([frame("10.0.0.2", "10.0.1.1", "udp", 7, 53)], ts=202 * S))
+    assert ft.stats().live == 101 - s.evicted
+
+
+def test_table_stays_exact_under_heavy_churn() -> None:
+    """Create/expire many generations so tombstones and rehashes happen; lookups stay exact."""
+    ft = FlowTable(capacity=256, idle_timeout=1)
+    for gen in range(30):
+        frames = [frame("10.0.0.1", "10.0.0.2", "udp", gen * 300 + i, 9) for i in range(200)]
+        ft.update(batch(frames, ts=gen * 10 * S + 1))
+        ft.update(batch(frames[:50], ts=gen * 10 * S + 2))
+        recs = ft.drain_updates()
+        assert len(recs) == 200
+        assert sorted(recs["packets_fwd"].tolist()) == [1] * 150 + [2] * 50
+        assert len(ft.expire(gen * 10 * S + 5 * S)) == 200
+        assert ft.stats().live == 0
+    assert ft.stats().created == 30 * 200 == ft.stats().expired
+
+
+def test_overflow_when_one_batch_exceeds_capacity() -> None:
+    ft = FlowTable(capacity=10)
+    ft.update(batch([frame("10.0.0.1", "10.0.0.2", "udp", i, 9) for i in range(25)], ts=1))
+    s = ft.stats()
+    assert s.live == 10 and s.overflow == 15
+
+
+def test_flush_and_malformed_frames_ignored() -> None:
+    ft = FlowTable(capacity=8)
+    ft.update(batch([frame("::1", "::2", "icmp", 128, 0), b"\x00" * 20]))
+    out = ft.flush()
+    assert len(out) == 1 and out[0]["end_reason"] == EndReason.FLUSHED
+    assert (out[0]["proto"], out[0]["src_port"], out[0]["ip_version"]) == (58, 128, 6)
+    assert ft.stats().live == 0
+
+
+def test_memory_per_flow_bound() -> None:
+    ft = FlowTable(capacity=1 << 16)
+    assert ft.nbytes() / ft.capacity <= 200
