@@ -166,8 +166,10 @@ class Aggregator:
         np.add.at(self._proto_pk, proto, 1)
         np.add.at(self._proto_by, proto, iplen)
 
-        ported = ip & ((parsed.proto == 6) | (parsed.proto == 17)) & ~(
-            (parsed.sport == 0) & (parsed.dport == 0)
+        ported = (
+            ip
+            & ((parsed.proto == 6) | (parsed.proto == 17))
+            & ~((parsed.sport == 0) & (parsed.dport == 0))
         )
         port = np.minimum(parsed.sport[ported], parsed.dport[ported])
         np.add.at(self._port_pk, port, 1)

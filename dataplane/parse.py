@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +48,8 @@ IPPROTO_ICMPV6 = 58
 IPPROTO_DSTOPTS = 60
 
 Bool = npt.NDArray[np.bool_]
+I32 = npt.NDArray[np.int32]
+Ix = npt.NDArray[np.signedinteger[Any]]  # int32 or int64 offsets
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
@@ -106,20 +109,28 @@ class ParsedBatch:
 PAD = 64  # every header window below is at most this wide
 
 
-def _win(data: U8, idx: I64, width: int) -> U8:
+def _win(data: U8, idx: Ix, width: int) -> U8:
     """(len(idx), width) bytes starting at each index: one row gather from a sliding-window
-    view, so each header layer costs one copy and its fields are plain column slices."""
+    view, so each header layer costs one copy and its fields are plain column slices.
+    Rows whose window would run off the buffer are filled byte-wise (clipped): whatever they
+    read lies past their frame's end, and the caller's length checks mask it."""
+    limit = data.shape[0] - width
     view = np.lib.stride_tricks.sliding_window_view(data, width)
-    out: U8 = view[np.clip(idx, 0, view.shape[0] - 1)]
+    out: U8 = view[np.minimum(idx, limit)]  # offsets are never negative
+    over = idx > limit
+    if over.any():
+        rows = np.flatnonzero(over)
+        cols = np.minimum(idx[rows, None] + np.arange(width), data.shape[0] - 1)
+        out[rows] = data[cols]
     return out
 
 
-def _be16(win: U8, col: int) -> I64:
-    out: I64 = (win[:, col].astype(np.int64) << 8) | win[:, col + 1]
+def _be16(win: U8, col: int) -> I32:
+    out: I32 = (win[:, col].astype(np.int32) << 8) | win[:, col + 1]
     return out
 
 
-def _is_tag(ethertype: I64) -> Bool:
+def _is_tag(ethertype: I32) -> Bool:
     tag: Bool = (
         (ethertype == ETH_P_8021Q) | (ethertype == ETH_P_8021AD) | (ethertype == ETH_P_QINQ_OLD)
     )
@@ -128,18 +139,20 @@ def _is_tag(ethertype: I64) -> Bool:
 
 def _flag(reason: U8, where: Bool, why: Malformed) -> None:
     """Record `why` for frames in `where` that have no earlier reason."""
-    reason[where & (reason == 0)] = why
+    if where.any():
+        np.copyto(reason, np.uint8(why), where=where & (reason == 0))
 
 
 def parse_batch(batch: FrameBatch) -> ParsedBatch:
     """Parse every frame of `batch` column-wise; never raises on bad input."""
     n = len(batch)
-    start = batch.offsets.astype(np.int64, copy=False)
-    end = start + batch.lengths.astype(np.int64)
-    wire_end = start + batch.wire_lengths.astype(np.int64)  # IP lengths are checked against this
     data = batch.data
-    if n == 0 or int(end.max()) + PAD > data.shape[0]:
-        # windows must never run off the buffer (sources leave this slack; others get a copy)
+    # offset arithmetic in int32 when the buffer allows it: half the memory traffic of int64
+    idt = np.int32 if data.shape[0] < (1 << 31) - (1 << 20) else np.int64
+    start: Ix = batch.offsets.astype(idt)
+    end: Ix = start + batch.lengths.astype(idt)
+    wire_end: Ix = start + batch.wire_lengths.astype(idt)  # IP lengths are checked against this
+    if data.shape[0] < PAD:  # tiny buffers only: every window needs PAD bytes to exist
         data = np.concatenate([data, np.zeros(PAD, np.uint8)])
     reason = np.zeros(n, np.uint8)
 
@@ -159,11 +172,11 @@ def parse_batch(batch: FrameBatch) -> ParsedBatch:
     ethertype = np.where(tag2, et2, np.where(tag1, et1, et0))
     vlan_outer = np.where(tag1, _be16(eth, 14) & 0x0FFF, 0)
     vlan_inner = np.where(tag2, _be16(eth, 18) & 0x0FFF, 0)
-    l3 = start + 14 + 4 * tag1 + 4 * tag2
+    l3 = start + (14 + 4 * tag1.astype(idt) + 4 * tag2.astype(idt))
 
     is4 = (ethertype == ETH_P_IP) & (reason == 0)
     is6 = (ethertype == ETH_P_IPV6) & (reason == 0)
-    proto = np.zeros(n, np.int64)
+    proto = np.zeros(n, np.int32)
     l4 = l3
     frag = np.zeros(n, np.bool_)
     nonfirst = np.zeros(n, np.bool_)
@@ -174,7 +187,7 @@ def parse_batch(batch: FrameBatch) -> ParsedBatch:
         _flag(reason, is4 & (l3 + 20 > end), Malformed.TRUNCATED_L3)
         is4 &= reason == 0
         _flag(reason, is4 & (version != 4), Malformed.BAD_IP_VERSION)
-        ihl = (ip3[:, 0] & 0x0F).astype(np.int64) * 4
+        ihl = cast(Ix, (ip3[:, 0] & 0x0F).astype(idt) * 4)
         _flag(reason, is4 & (ihl < 20), Malformed.BAD_IHL)
         _flag(reason, is4 & (l3 + ihl > end), Malformed.TRUNCATED_L3)
         total = _be16(ip3, 2)
@@ -192,7 +205,7 @@ def parse_batch(batch: FrameBatch) -> ParsedBatch:
         _flag(reason, is6 & (version != 6), Malformed.BAD_IP_VERSION)
         _flag(reason, is6 & (l3 + 40 + _be16(ip3, 4) > wire_end), Malformed.BAD_IP_LENGTH)
         is6 &= reason == 0
-        nh = ip3[:, 6].astype(np.int64)
+        nh = ip3[:, 6].astype(np.int32)
         off = l3 + 40
         for _ in range(MAX_IPV6_EXT_HEADERS):
             generic = (nh == IPPROTO_HOPOPTS) | (nh == IPPROTO_ROUTING) | (nh == IPPROTO_DSTOPTS)
@@ -204,7 +217,7 @@ def parse_batch(batch: FrameBatch) -> ParsedBatch:
             _flag(reason, ext & (off + 8 > end), Malformed.TRUNCATED_L3)
             ext &= reason == 0
             hdr = _win(data, off, 4)
-            hl = hdr[:, 1].astype(np.int64)
+            hl = hdr[:, 1].astype(idt)
             hlen = np.where(fragh, 8, np.where(ah, (hl + 2) * 4, (hl + 1) * 8))
             frag |= ext & fragh
             nonfirst |= ext & fragh & ((_be16(hdr, 2) >> 3) != 0)

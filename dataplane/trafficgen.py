@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import errno
 import ipaddress
+import random
 import socket
 import struct
 import time
@@ -37,6 +38,7 @@ __all__ = [
     "LiveFrameGenerator",
     "build_frame",
     "malformed_frame",
+    "mixed_frames",
 ]
 
 ETH_P_IP, ETH_P_IPV6, ETH_P_8021Q, ETH_P_8021AD = 0x0800, 0x86DD, 0x8100, 0x88A8
@@ -58,6 +60,9 @@ class FrameSpec:
     vlans: tuple[int, ...] = ()  # outer first; 2 tags = 802.1ad outer + 802.1Q inner
     tcp_flags: int = 0x02
     payload: int = 18  # payload bytes after the L4 header
+    ipv6_ext: tuple[int, ...] = ()  # IPv6 extension headers in order: 0, 43, 44, 51, 60
+    frag_offset: int = 0  # fragment offset in 8-byte units (IPv4 field / IPv6 fragment header)
+    more_fragments: bool = False
     src_mac: bytes = SRC_MAC
     dst_mac: bytes = DST_MAC
 
@@ -124,15 +129,59 @@ def _ipv6(spec: FrameSpec, nexthdr: int, body: bytes, version: int = 6) -> bytes
     return struct.pack("!IHBB16s16s", version << 28, len(body), nexthdr, 64, src, dst) + body
 
 
+def _ipv6_ext(kind: int, nexthdr: int, spec: FrameSpec) -> bytes:
+    """One 8-byte extension header of type `kind` followed by `nexthdr`."""
+    if kind == 44:  # fragment: offset (8-byte units) << 3 | M
+        return struct.pack("!BBHI", nexthdr, 0, spec.frag_offset << 3 | spec.more_fragments, 7)
+    if kind == 51:  # AH: length in 4-byte units minus 2 -> 8 bytes
+        return struct.pack("!BBH4s", nexthdr, 0, 0, bytes(4))
+    if kind == 43:  # routing, segments left 0
+        return struct.pack("!BBBB4s", nexthdr, 0, 0, 0, bytes(4))
+    return _ext(nexthdr)  # hop-by-hop / destination options: PadN
+
+
 def build_frame(spec: FrameSpec) -> bytes:
-    """The exact frame for `spec` (IP version from the addresses)."""
+    """The exact frame for `spec` (IP version from the addresses).
+
+    A non-zero `frag_offset` builds a later fragment: the payload carries no L4 header.
+    """
     proto = _proto(spec.proto)
     v6 = ipaddress.ip_address(spec.src).version == 6
+    later = spec.frag_offset > 0
     if v6:
         pseudo = ipaddress.IPv6Address(spec.src).packed + ipaddress.IPv6Address(spec.dst).packed
-        return _eth(spec, ETH_P_IPV6) + _ipv6(spec, proto, _l4(proto, spec, pseudo, True))
+        body = bytes(spec.payload) if later else _l4(proto, spec, pseudo, True)
+        chain = list(spec.ipv6_ext)
+        if (spec.frag_offset or spec.more_fragments) and 44 not in chain:
+            chain.append(44)
+        nexthdrs = [*chain[1:], proto] if chain else []
+        exts = b"".join(_ipv6_ext(k, n, spec) for k, n in zip(chain, nexthdrs, strict=True))
+        first = chain[0] if chain else proto
+        return _eth(spec, ETH_P_IPV6) + _ipv6(spec, first, exts + body)
     pseudo = ipaddress.IPv4Address(spec.src).packed + ipaddress.IPv4Address(spec.dst).packed
-    return _eth(spec, ETH_P_IP) + _ipv4(spec, proto, _l4(proto, spec, pseudo, False))
+    body = bytes(spec.payload) if later else _l4(proto, spec, pseudo, False)
+    frag = spec.frag_offset | (0x2000 if spec.more_fragments else 0)
+    return _eth(spec, ETH_P_IP) + _ipv4(spec, proto, body, frag=frag)
+
+
+def mixed_frames(flows: int = 48, heavy: int = 3, seed: int = 1) -> list[bytes]:
+    """A deterministic traffic mix for demos: TCP/UDP/ICMP over IPv4 and IPv6, a few heavy
+    hitters (`heavy` flows carrying ~half the frames), some VLAN-tagged; one pass = one round."""
+    rng = random.Random(seed)  # noqa: S311 - not cryptographic
+    frames: list[bytes] = []
+    for i in range(flows):
+        v6 = i % 3 == 2
+        host = 10 + i % 40
+        src, dst = (f"fd00:f10e::{host:x}", "fd00:f10e::1") if v6 else (f"10.77.0.{host}",
+                                                                         "10.77.1.1")
+        proto = rng.choice(("tcp", "tcp", "udp", "udp", "icmpv6" if v6 else "icmp"))
+        spec = FrameSpec(src=src, dst=dst, proto=proto, sport=rng.randrange(1024, 65535),
+                         dport=rng.choice((22, 53, 80, 123, 443, 3306, 5432, 8080)),
+                         vlans=(100,) if i % 7 == 0 else (), payload=rng.randrange(18, 1200))
+        repeat = 1 + (flows // max(heavy, 1) if i < heavy else 0)
+        frames += [build_frame(spec)] * repeat
+    rng.shuffle(frames)
+    return frames
 
 
 def _ext(nexthdr: int) -> bytes:
@@ -215,16 +264,23 @@ class AfPacketSender:
 
         self._sock = call_in(namespace, make)
 
-    def send(self, frames: Sequence[bytes], *, timeout: float = 30.0) -> int:
+    def send(self, frames: Sequence[bytes], *, timeout: float = 30.0,
+             pps: float | None = None) -> int:
         """Send every frame once, in order; retries when the device queue is full.
 
-        Returns how many were sent (all of them unless `timeout` expired).
+        `pps` paces the sending (batches of `batch` frames). Returns how many were sent
+        (all of them unless `timeout` expired).
         """
         if len(frames) > MAX_SEND:
             raise ValueError(f"at most {MAX_SEND} frames per call")
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         sent = 0
         while sent < len(frames) and time.monotonic() < deadline:
+            if pps:
+                ahead = start + sent / pps - time.monotonic()
+                if ahead > 0:
+                    time.sleep(min(ahead, max(deadline - time.monotonic(), 0)))
             chunk = frames[sent: sent + self.batch]
             bufs = [ctypes.create_string_buffer(f, len(f)) for f in chunk]
             iovs = (_IoVec * len(chunk))(*[_IoVec(ctypes.cast(b, ctypes.c_void_p), len(f))

@@ -108,6 +108,11 @@ class AsyncDatabase:
         if isinstance(query, sa.Insert | sa.Update):
             query = with_defaults(query)
         try:
+            if self.backend == "sqlite":
+                # aiosqlite connections are per query; foreign keys are per connection.
+                async with self._db.connection() as connection:
+                    await connection.execute("PRAGMA foreign_keys=ON")
+                    return await connection.execute(query, dict(values) if values else None)
             return await self._db.execute(query, dict(values) if values else None)
         except Exception as error:
             raise _mapped(error) from error

@@ -21,11 +21,12 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import sqlalchemy as sa
 from pydal import DAL
+from pydal._globals import THREAD_LOCAL
 from pydal.helpers.classes import DatabaseStoredFile
 from pydal.migrator import InDBMigrator
 
@@ -33,6 +34,7 @@ from app.config import Settings
 from app.db.errors import DatabaseUnavailable, map_error
 from app.db.pydal_tables import define_tables
 from app.db.schema import metadata as default_metadata
+from app.db.setup import schema_lock, sqlite_wal
 from app.db.urls import mask, pydal_uri, sqlite_path
 
 __all__ = ["MIGRATION_PREFIX", "MYSQL_STRICT_MODE", "Database", "DatabaseStats"]
@@ -57,12 +59,18 @@ MYSQL_SQL_MODE = MYSQL_STRICT_MODE + ",NO_BACKSLASH_ESCAPES"  # PyDAL quotes '' 
 
 @dataclass(slots=True)
 class DatabaseStats:
-    """Counters for metrics: units run, failed, rejected because the queue was full."""
+    """Counters for metrics: units run, failed, rejected (queue full), broken connections
+    dropped. Updated by worker threads under `lock`."""
 
     units: int = 0
     failures: int = 0
     rejected: int = 0
     reconnects: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, name: str) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + 1)
 
 
 class Database:
@@ -91,6 +99,11 @@ class Database:
     def __repr__(self) -> str:
         return f"Database({mask(self._uri)})"
 
+    @property
+    def pending(self) -> int:
+        """Units submitted and not finished (queued + running): pool utilisation."""
+        return self._pending
+
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -102,7 +115,11 @@ class Database:
             max_workers=self._pool_size, thread_name_prefix="floe-db"
         )
         if self.backend == "mysql":
-            self.wsrep = await self.run(_wsrep_on)
+            try:
+                self.wsrep = await self.run(_wsrep_on)
+            except BaseException:
+                await self.close()
+                raise
         log.info(
             "database ready: %s (pool %d%s)",
             mask(self._uri), self._pool_size, ", galera" if self.wsrep else "",
@@ -156,12 +173,17 @@ class Database:
     def _migrate(self) -> None:
         dal = self.open_dal(migrate=True, pool_size=0)
         try:
-            DatabaseStoredFile.try_create_web2py_filesystem(dal)
-            rows = dal.executesql("SELECT path FROM web2py_filesystem")
-            recorded = {str(row[0]) for row in rows}
-            fake = [t for t in self.tables if f"{MIGRATION_PREFIX}_{t}.table" not in recorded]
-            define_tables(dal, self.schema, migrate=True, fake_migrate=fake)
-            dal.commit()
+            # SQLite: PyDAL commits per table, so no BEGIN IMMEDIATE here; SQLite is a
+            # single-instance backend.
+            with schema_lock(dal.executesql, self.backend, sqlite=False):
+                DatabaseStoredFile.try_create_web2py_filesystem(dal)
+                rows = dal.executesql("SELECT path FROM web2py_filesystem")
+                recorded = {str(row[0]) for row in rows}
+                fake = [
+                    t for t in self.tables if f"{MIGRATION_PREFIX}_{t}.table" not in recorded
+                ]
+                define_tables(dal, self.schema, migrate=True, fake_migrate=fake)
+                dal.commit()
             if fake:
                 log.info("database: recorded migration state for %s", ", ".join(fake))
         except Exception as error:
@@ -192,7 +214,7 @@ class Database:
         if executor is None:
             raise DatabaseUnavailable("database is not started")
         if self._pending >= self._max_pending:
-            self.stats.rejected += 1
+            self.stats.count("rejected")
             raise DatabaseUnavailable(f"database queue full ({self._max_pending} pending)")
         self._pending += 1
         try:
@@ -205,16 +227,16 @@ class Database:
     def _unit(self, fn: Callable[[DAL], T]) -> T:
         dal = self._thread_dal()
         adapter = dal._adapter
-        self.stats.units += 1
+        self.stats.count("units")
         try:
             result = fn(dal)
             dal.commit()
         except BaseException as error:
-            self.stats.failures += 1
+            self.stats.count("failures")
             mapped = map_error(error)
             lost = isinstance(mapped, DatabaseUnavailable)
             if lost or not _rollback_quietly(dal):
-                self.stats.reconnects += 1
+                self.stats.count("reconnects")
                 _close_quietly(dal)
             else:
                 adapter.close(action=None)
@@ -224,7 +246,7 @@ class Database:
         adapter.close(action=None)  # back to PyDAL's pool (pinged at next checkout)
         return result
 
-    async def ping(self, timeout: float = 2.0) -> tuple[bool, str]:  # noqa: ASYNC109
+    async def ping(self, timeout: float = 1.5) -> tuple[bool, str]:  # noqa: ASYNC109
         """Readiness: a cheap query (`wsrep_ready` on Galera) within `timeout` seconds."""
         check = _wsrep_ready if self.wsrep else _select_one
         try:
@@ -270,14 +292,14 @@ def _rollback_quietly(dal: DAL) -> bool:
 def _close_quietly(dal: DAL) -> None:
     """Drop the thread's connection for good (it is broken): never return it to the pool."""
     adapter = dal._adapter
-    try:
-        connection = adapter.connection
-        adapter.set_connection(None)
-        connection.close()
-    except Exception:  # the connection is already dead
+    # Read the thread-local slot directly: `adapter.connection` would open a new one.
+    connection = getattr(THREAD_LOCAL, adapter._connection_uname_, None)
+    setattr(THREAD_LOCAL, adapter._connection_uname_, None)
+    setattr(THREAD_LOCAL, adapter._cursors_uname_, None)
+    if connection is not None:
         try:
-            adapter.set_connection(None)
-        except Exception:  # noqa: S110
+            connection.close()
+        except Exception:  # noqa: S110 - the connection is already dead
             pass
 
 
@@ -298,7 +320,7 @@ def _harden(dal: DAL) -> None:
         def after_connection() -> None:
             original()
             adapter.execute("PRAGMA busy_timeout=5000;")
-            adapter.execute("PRAGMA journal_mode=WAL;")
+            sqlite_wal(adapter.execute)
 
     else:
         return

@@ -17,7 +17,23 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.schema import SchemaItem
 
-__all__ = ["Flag", "create_schema", "metadata", "utcnow"]
+__all__ = [
+    "Flag",
+    "api_client",
+    "audit_log",
+    "auth_role",
+    "auth_user",
+    "auth_user_role",
+    "create_schema",
+    "metadata",
+    "one_time_token",
+    "recovery_code",
+    "refresh_token",
+    "resource_grant",
+    "team",
+    "team_member",
+    "utcnow",
+]
 
 
 def utcnow() -> dt.datetime:

@@ -6,9 +6,11 @@ touches SQLAlchemy again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,11 +21,20 @@ from app.db.errors import DatabaseUnavailable, map_error
 from app.db.schema import create_schema, metadata
 from app.db.urls import mask, sqlalchemy_url, sqlite_path
 
-__all__ = ["backoff_delays", "create_engine", "initialise_schema", "wait_for_database"]
+__all__ = [
+    "backoff_delays",
+    "create_engine",
+    "initialise_schema",
+    "schema_lock",
+    "sqlite_wal",
+    "wait_for_database",
+]
 
 log = logging.getLogger("floe.db")
 
 CONNECT_TIMEOUT = 5  # seconds, per connection attempt
+SCHEMA_LOCK_KEY = 0x466C6F65  # "Floe"
+SCHEMA_LOCK_TIMEOUT = 60  # seconds
 MAX_DELAY = 60.0
 
 
@@ -43,10 +54,27 @@ def create_engine(settings: Settings) -> sa.Engine:
 
 
 def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
-    """SQLite checks foreign keys only when asked, per connection (as PyDAL does)."""
+    """SQLite checks foreign keys only when asked, per connection (as PyDAL does); WAL is
+    set here, before any PyDAL connection exists (switching needs an exclusive lock)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    sqlite_wal(cursor.execute)
     cursor.close()
+
+
+def sqlite_wal(execute: Callable[[str], Any], *, wait: float = 5.0) -> None:
+    """Switch SQLite to WAL. The switch needs the file to itself and, unlike other
+    statements, fails at once ("database is locked") instead of using the busy timeout
+    when another connection is busy, so retry briefly."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def backoff_delays(settings: Settings) -> list[float]:
@@ -95,11 +123,38 @@ def wait_for_database(
     )
 
 
+@contextlib.contextmanager
+def schema_lock(
+    execute: Callable[[str], Any], backend: str, *, sqlite: bool = True
+) -> Iterator[None]:
+    """Serialise schema work across instances starting together (scale-out).
+
+    PostgreSQL: a session advisory lock; MariaDB: GET_LOCK (both survive the implicit
+    commits of DDL). SQLite (`sqlite=True`): take the write lock up front (BEGIN
+    IMMEDIATE), held until the caller commits.
+    """
+    if backend == "sqlite" and sqlite:
+        execute("BEGIN IMMEDIATE")
+    elif backend == "postgresql":
+        execute(f"SELECT pg_advisory_lock({SCHEMA_LOCK_KEY})")
+    elif backend == "mysql":
+        execute(f"SELECT GET_LOCK('floe_schema', {SCHEMA_LOCK_TIMEOUT})")
+    try:
+        yield
+    finally:
+        if backend == "postgresql":
+            execute(f"SELECT pg_advisory_unlock({SCHEMA_LOCK_KEY})")
+        elif backend == "mysql":
+            execute("SELECT RELEASE_LOCK('floe_schema')")
+
+
 def initialise_schema(settings: Settings, schema: sa.MetaData = metadata) -> list[str]:
     """Create missing tables (SQLAlchemy); returns the names created."""
     engine = create_engine(settings)
     try:
-        created = create_schema(engine, schema)
+        with engine.begin() as conn:
+            with schema_lock(conn.exec_driver_sql, settings.db_type):
+                created = create_schema(conn, schema)
     except sa.exc.DBAPIError as error:
         mapped = map_error(error.orig) if error.orig is not None else None
         if mapped is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncGenerator
 
 from quart import Quart
 
@@ -69,7 +70,6 @@ def init_app(app: Quart) -> None:
             log.error("identity disabled: no database component")
             return
         secret = await asyncio.to_thread(resolve_secret_key, settings)
-        app.secret_key = secret  # quart-auth signs session cookies with it
         passwords = await asyncio.to_thread(
             Passwords, settings.extra.get("FLOE_ARGON2_PROFILE", "default")
         )
@@ -89,8 +89,11 @@ def init_app(app: Quart) -> None:
         await ensure_dataplane_key(app)
         recorder.start()
 
-    @app.after_serving
-    async def _stop_identity() -> None:
+    @app.while_serving
+    async def _identity_lifespan() -> AsyncGenerator[None, None]:
+        # while_serving ends before any after_serving hook, i.e. while the DB is still open,
+        # so the last batch of API key last-used times is written.
+        yield
         recorder = runtime.components.pop("identity_recorder", None)
         if recorder is not None:
             await recorder.stop()

@@ -13,6 +13,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from app.api.envelope import ApiError
+from app.db.errors import DatabaseError
 from app.identity import store
 from app.identity.apikeys import hash_key, parse_key, same_hash
 from app.identity.cache import IdentityCache
@@ -87,9 +89,16 @@ class BearerAuthenticator:
         return state
 
     async def authenticate(self, credential: str) -> Principal | None:
-        if credential.startswith("floe_"):
-            return await self._api_key(credential)
-        return await self._access_token(credential)
+        """None for a bad credential; ApiError 503 when a cache miss cannot reach the DB."""
+        try:
+            if credential.startswith("floe_"):
+                return await self._api_key(credential)
+            return await self._access_token(credential)
+        except DatabaseError:
+            log.warning("authentication needs the database, which is unavailable", exc_info=True)
+            raise ApiError(
+                503, "unavailable", "Authentication is temporarily unavailable"
+            ) from None
 
     async def _access_token(self, token: str) -> Principal | None:
         claims = self._jwt.decode(token)

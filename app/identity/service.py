@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.api.envelope import ApiError
@@ -141,7 +141,7 @@ class IdentityService:
             return [(row.family_id, row.expires_at) for row in rows]
 
         for family, expires in await self.db.run(work):
-            self.cache.revoke_family(family, expires.timestamp())
+            self.cache.revoke_family(family, expires.replace(tzinfo=UTC).timestamp())
 
     # --- tokens --------------------------------------------------------------------------
 

@@ -2,9 +2,9 @@
 
 The cookie (Secure, HttpOnly, SameSite=Strict) carries `<user id>:<refresh family>:<stamp>`,
 so logout (which revokes the family) and a password change (new stamp) end it at once. A
-second, script-readable cookie `floe_csrf` holds HMAC(secret, family); every unsafe request authenticated by the
-session cookie must echo it in `X-CSRF-Token` (double submit, verified without state).
-Bearer-authenticated requests never look at cookies, so they need no CSRF token.
+second, script-readable cookie `floe_csrf` holds HMAC(secret, family); every unsafe request
+authenticated by the session cookie must echo it in `X-CSRF-Token` (double submit, checked
+without state). Bearer-authenticated requests never look at cookies, so they need no CSRF token.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from itsdangerous import BadSignature
 from quart import Quart, Response, has_request_context, has_websocket_context, request, websocket
 from quart_auth import Action, AuthUser, QuartAuth
 
@@ -26,13 +27,36 @@ SESSION_COOKIE = "floe_session"
 CSRF_COOKIE = "floe_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE = {"GET", "HEAD", "OPTIONS"}
+_SALT = "floe-session"
+
+
+class _FloeAuth(QuartAuth):
+    """quart-auth signing with Floe's SECRET_KEY instead of `app.secret_key`.
+
+    Setting `app.secret_key` would switch on Quart's own cookie session for every request
+    (~45 µs each, unused by Floe), so the key is held here instead.
+    """
+
+    secret: str = ""
+
+    def dump_token(self, auth_id: str, app: Quart | None = None) -> str:
+        return str(self.serializer_class(self.secret, self.salt or _SALT).dumps(auth_id))
+
+    def load_token(self, token: str, app: Quart | None = None) -> str | None:
+        try:
+            value = self.serializer_class(self.secret, self.salt or _SALT).loads(
+                token, max_age=self.duration
+            )
+        except BadSignature:
+            return None
+        return str(value)
 
 
 class SessionAuthenticator:
     def __init__(self, app: Quart, *, secure: bool, duration: int) -> None:
         self.secure = secure
         self.duration = duration
-        self.auth = QuartAuth(
+        self.auth = _FloeAuth(
             app,
             cookie_name=SESSION_COOKIE,
             cookie_secure=secure,
@@ -40,13 +64,14 @@ class SessionAuthenticator:
             cookie_samesite="Strict",
             duration=duration,
             mode="cookie",
-            salt="floe-session",
+            salt=_SALT,
         )
         self._secret = b""
         self._bearer: BearerAuthenticator | None = None
         self._cache: IdentityCache | None = None
 
     def bind(self, secret: str, bearer: BearerAuthenticator, cache: IdentityCache) -> None:
+        self.auth.secret = secret
         self._secret = secret.encode()
         self._bearer = bearer
         self._cache = cache

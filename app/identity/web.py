@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from quart import request
 
 from app.identity.records import ApiKeyRecord, RoleRecord, TeamRecord, UserRecord
@@ -46,8 +46,28 @@ Name = Annotated[
 ScopeName = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 class StrictModel(BaseModel):
+    """Unknown fields refused; NUL characters refused anywhere (PostgreSQL cannot store them,
+    and no identity field has a use for them)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if _has_nul(data):
+            raise ValueError("strings must not contain NUL characters")
+        return data
 
 
 class Page(StrictModel):

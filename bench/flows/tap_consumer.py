@@ -30,6 +30,7 @@ def main() -> None:
     agg = Aggregator()
     print("ready", flush=True)
     received = 0
+    cpu0 = time.process_time()
     end = time.monotonic() + args.seconds
     next_tick = time.monotonic() + 1.0
     worst_tick = 0.0
@@ -51,13 +52,14 @@ def main() -> None:
             agg.tick(ts)
             worst_tick = max(worst_tick, time.perf_counter() - t)
             next_tick = now + 1.0
+    cpu = time.process_time() - cpu0
     loss = src.loss()
     src.close()
     prog.close()
     print(
         f"received {received} fill_empty {loss['fill_ring_empty']} "
         f"dropped {loss['rx_ring_full'] + loss['dropped_other']} flows {ft.stats().created} "
-        f"worst_tick_ms {worst_tick * 1e3:.2f}",
+        f"worst_tick_ms {worst_tick * 1e3:.2f} cpu_s {cpu:.3f}",
         flush=True,
     )
 

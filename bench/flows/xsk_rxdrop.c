@@ -1,7 +1,7 @@
 // Minimal AF_XDP rx-drop consumer (libxdp), the baseline for the Python tap pipeline.
 // One socket per RX queue, copy mode, registered into the pinned XSKMAP of floe_xdp; counts
 // frames, returns chunks to the fill ring, and exits after SECONDS, printing
-// "received <n> fill_empty <n> dropped <n>".
+// "received <n> fill_empty <n> dropped <n> cpu_s <seconds>".
 // Build: cc -O2 -o xsk_rxdrop xsk_rxdrop.c -lxdp -lbpf
 // Usage: xsk_rxdrop IFNAME XSKMAP_PIN SECONDS QUEUE [QUEUE...]
 #include <errno.h>
@@ -11,13 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <xdp/xsk.h>
 
-#define NFRAMES 4096
+#define NFRAMES 16384 // same depth as the Python source (AfXdpSource default)
 #define FRAME_SIZE 2048
 #define BATCH 256
 #define MAXQ 64
@@ -29,6 +30,14 @@ struct q {
 	struct xsk_ring_cons cq, rx;
 	void *area;
 };
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
 
 static double now(void)
 {
@@ -93,6 +102,7 @@ int main(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 	unsigned long long received = 0;
+	double cpu0 = cpu_seconds();
 	double end = now() + seconds;
 	while (now() < end) {
 		int got = 0;
@@ -116,6 +126,7 @@ int main(int argc, char **argv)
 		if (!got)
 			poll(pfd, nq, 1);
 	}
+	double cpu = cpu_seconds() - cpu0;
 	unsigned long long fill_empty = 0, dropped = 0;
 	for (int i = 0; i < nq; i++) {
 		struct xdp_statistics st;
@@ -129,6 +140,7 @@ int main(int argc, char **argv)
 		xsk_socket__delete(qs[i].xsk);
 		xsk_umem__delete(qs[i].umem);
 	}
-	printf("received %llu fill_empty %llu dropped %llu\n", received, fill_empty, dropped);
+	printf("received %llu fill_empty %llu dropped %llu cpu_s %.3f\n", received, fill_empty,
+	       dropped, cpu);
 	return 0;
 }

@@ -36,7 +36,8 @@ async def worker(port: int, cert: str, seconds: float, path: str, lat: list[floa
 
 async def main() -> None:
     port, cert, conns, seconds = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    path = sys.argv[5] if len(sys.argv) > 5 else "/api/v2/ping"
+    rest = [a for a in sys.argv[5:] if a != "--json"]
+    path = rest[0] if rest else "/api/v2/ping"
     lat: list[float] = []
     errors: list[str] = []
     started = time.perf_counter()
@@ -44,7 +45,11 @@ async def main() -> None:
     elapsed = time.perf_counter() - started
     lat.sort()
     p99 = lat[int(len(lat) * 0.99) - 1] if lat else float("nan")
-    print(json.dumps({"rps": len(lat) / elapsed, "p99_ms": p99 * 1000, "ok": len(lat), "errors": len(errors)}))
+    if "--json" in sys.argv:
+        summary = {"rps": len(lat) / elapsed, "p99_ms": p99 * 1000, "ok": len(lat)}
+        print(json.dumps(summary | {"errors": len(errors)}))
+    else:  # "rps p99_ms errors" for run.sh
+        print(f"{len(lat) / elapsed:.0f} {p99 * 1000:.1f} {len(errors)}")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ h2load_run() {  # url → "rps p99ms"
   local p99; p99=$(awk '{print $3/1000}' "$log" 2>/dev/null | sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.1f", a[int(NR*0.99)]; else print "nan"}')
   echo "${rps:-0} ${p99}"
 }
-h3_run() { taskset -c 0 "$PY" bench/serving/h3load.py "$1" "$CERT" 16 "$DUR" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(f"{d[\"rps\"]:.0f} {d[\"p99_ms\"]:.1f} {d[\"errors\"]}")'; }
+h3_run() { taskset -c 0 "$PY" bench/serving/h3load.py "$1" "$CERT" 16 "$DUR"; }
 row() { "$PY" - "$@" <<'PYEOF'
 import sys
 name, brps, bp99, frps, fp99 = sys.argv[1:6]

@@ -23,7 +23,7 @@ __all__ = [
     "FLOE_MAX_PORT_RULES",
     "FLOE_MAX_PROTO_RULES",
     "FLOE_MAX_QUEUES",
-    "FLOE_MAX_RULE_IDS",
+    "FLOE_MAX_RULES",
     "FLOE_MAX_VLAN_TAGS",
     "FLOW_DTYPE",
     "GEN_OBJECT",
@@ -56,7 +56,7 @@ FLOE_MAX_QUEUES = 64
 FLOE_MAX_CIDR_RULES = 16384
 FLOE_MAX_PORT_RULES = 4096
 FLOE_MAX_PROTO_RULES = 256
-FLOE_MAX_RULE_IDS = 32768
+FLOE_MAX_RULES = 32768
 FLOE_MAX_FLOWS = 65536
 FLOE_MAX_VLAN_TAGS = 2
 FLOE_MAX_EXT_HDRS = 6
@@ -133,7 +133,7 @@ class LpmV6Key(ctypes.Structure):
 
 
 class RuleVal(ctypes.Structure):
-    _fields_ = [("rule_id", u32), ("action", u32)]
+    _fields_ = [("rule_id", u32), ("action", u32), ("hit_slot", u32)]
 
 
 class PortKey(ctypes.Structure):

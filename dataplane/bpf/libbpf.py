@@ -125,6 +125,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     ),
     "bpf_prog_test_run_opts": (c_int, [c_int, c_void_p]),
     "libbpf_num_possible_cpus": (c_int, []),
+    "bpf_obj_get_info_by_fd": (c_int, [c_int, c_void_p, ctypes.POINTER(c_uint32)]),
 }
 
 _PRINT_FN = ctypes.CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)

@@ -9,12 +9,15 @@ and atomically replaces the attached program in the mode it already had — no g
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import fcntl
 import logging
 import os
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -37,6 +40,8 @@ from dataplane.bpf.errors import (
     map_errors,
 )
 from dataplane.bpf.layout import (
+    FLOE_MAX_IFACES,
+    FLOE_MAX_RULES,
     FLOW_DTYPE,
     MAPS,
     XDP_OBJECT,
@@ -45,6 +50,7 @@ from dataplane.bpf.layout import (
     FlowKey,
     FlowVal,
     Mode,
+    RuleVal,
 )
 from dataplane.bpf.maps import BpfMap, possible_cpus
 from dataplane.bpf.rules import RuleHitCount, RuleSet, rule_entries, rule_maps_mask
@@ -56,7 +62,6 @@ log = logging.getLogger(__name__)
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "floe"
 PROGRAM_NAME = b"floe_xdp"
-BPF_FS_MAGIC = 0xCAFE4A11
 _RULE_MAPS = ("floe_src_v4", "floe_dst_v4", "floe_src_v6", "floe_dst_v6", "floe_ports",
               "floe_protos")
 
@@ -104,15 +109,36 @@ def _ifindex(ifname: str) -> int:
             f"no interface {ifname!r} in this network namespace") from error
 
 
+@contextlib.contextmanager
+def _locked(pin_dir: Path | None) -> Iterator[None]:
+    """Exclusive flock on the pin directory: one loader/rule writer per interface at a time."""
+    if pin_dir is None or not pin_dir.is_dir():
+        yield
+        return
+    with map_errors(PinError, f"lock {pin_dir}"):
+        fd = os.open(pin_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with map_errors(PinError, f"lock {pin_dir}"):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _u32(value: int) -> bytes:
     return int(value).to_bytes(4, "little")
 
 
 class RuleTable:
-    """The rule maps of one program: apply whole rule sets as a diff, read per-rule hits."""
+    """The rule maps of one program: apply whole rule sets as a diff, read per-rule hits.
 
-    def __init__(self, maps: dict[str, BpfMap]) -> None:
+    Each rule owns a slot in the per-CPU hits array; the slot is stored in its map values,
+    so a restarted loader recovers the assignment from the kernel and keeps the counts.
+    """
+
+    def __init__(self, maps: dict[str, BpfMap], pin_dir: Path | None = None) -> None:
         self._maps = maps
+        self._pin_dir = pin_dir
 
     def _set_mask(self, update: Callable[[int], int]) -> None:
         config_map = self._maps["floe_config"]
@@ -120,40 +146,66 @@ class RuleTable:
         config.rule_maps = update(config.rule_maps)
         config_map.update(_u32(0), bytes(config))
 
+    def _current(self) -> dict[str, dict[bytes, bytes]]:
+        out: dict[str, dict[bytes, bytes]] = {}
+        for name in _RULE_MAPS:
+            bpf_map = self._maps[name]
+            out[name] = {key: value for key in bpf_map.keys()
+                         if (value := bpf_map.lookup(key)) is not None}
+        return out
+
+    def slots(self) -> dict[int, int]:
+        """rule id -> hits slot, as stored in the kernel maps."""
+        with map_errors(MapError, "read rule slots"):
+            return {
+                (val := RuleVal.from_buffer_copy(raw)).rule_id: val.hit_slot
+                for entries in self._current().values() for raw in entries.values()
+            }
+
     def apply(self, ruleset: RuleSet) -> dict[str, int]:
         """Write the difference between the maps and `ruleset`; returns added/changed/removed.
 
         The kernel skips rule maps whose bit in config.rule_maps is clear: bits of maps
         gaining entries are set before the writes, bits of maps left empty cleared after.
+        New rules get a free hits slot, zeroed before the rule can match.
         """
-        with map_errors(MapError, "apply rules"):
+        with _locked(self._pin_dir), map_errors(MapError, "apply rules"):
             desired = rule_entries(ruleset)
-            mask = rule_maps_mask(desired)
-            self._set_mask(lambda current: current | mask)
+            current = self._current()
+            wanted = ruleset.ids()
+            slots: dict[int, int] = {}
+            for entries in current.values():
+                for raw in entries.values():
+                    value = RuleVal.from_buffer_copy(raw)
+                    if value.rule_id in wanted:
+                        slots[value.rule_id] = value.hit_slot
+            used = set(slots.values())
+            free = (slot for slot in range(FLOE_MAX_RULES) if slot not in used)
             hits = self._maps["floe_rule_hits"]
             zero_hits = bytes(hits.slot_size)
-            existing_ids = {int.from_bytes(k, "little") for k in hits.keys()}
-            wanted_ids = ruleset.ids()
-            for rule_id in wanted_ids - existing_ids:  # hits first, so no first match is lost
-                hits.update(_u32(rule_id), zero_hits, lb.BPF_NOEXIST)
+            for rule in ruleset.rules:
+                if rule.id not in slots:
+                    slots[rule.id] = next(free)
+                    hits.update(_u32(slots[rule.id]), zero_hits)
+            mask = rule_maps_mask(desired)
+            self._set_mask(lambda existing: existing | mask)
             added = changed = removed = 0
             for name in _RULE_MAPS:
                 bpf_map = self._maps[name]
-                current = {key: bpf_map.lookup(key) for key in bpf_map.keys()}
-                for key, value in desired[name].items():
-                    if key not in current:
+                for key, raw in desired[name].items():
+                    value = RuleVal.from_buffer_copy(raw)
+                    value.hit_slot = slots[value.rule_id]
+                    if key not in current[name]:
                         added += 1
-                    elif current[key] != value:
+                    elif current[name][key] != bytes(value):
                         changed += 1
                     else:
                         continue
-                    bpf_map.update(key, value)
-                for key in current.keys() - desired[name].keys():
+                    bpf_map.update(key, bytes(value))
+                for key in current[name].keys() - desired[name].keys():
                     bpf_map.delete(key)
                     removed += 1
-            self._set_mask(lambda _current: mask)
-            for rule_id in existing_ids - wanted_ids:
-                hits.delete(_u32(rule_id))
+            self._set_mask(lambda _existing: mask)
         return {"added": added, "changed": changed, "removed": removed}
 
     def count(self) -> int:
@@ -163,17 +215,17 @@ class RuleTable:
 
     def hits(self) -> dict[int, RuleHitCount]:
         """Per rule id: packets and bytes credited, summed over CPUs."""
+        slots = self.slots()
+        if not slots:
+            return {}
         with map_errors(MapError, "read rule hits"):
             bpf_map = self._maps["floe_rule_hits"]
-            keys, values, n = bpf_map.read_all()
-            if n == 0:
-                return {}
-            ids = np.frombuffer(keys, dtype=np.uint32, count=n)
+            _keys, values, n = bpf_map.read_all()
             stride = bpf_map.slot_size // bpf_map.ncpus // 8
             words = np.frombuffer(values, dtype=np.uint64).reshape(n, bpf_map.ncpus, stride)
             sums = words[:, :, :2].sum(axis=1)
-            return {int(i): RuleHitCount(int(p), int(b))
-                    for i, (p, b) in zip(ids, sums, strict=True)}
+            return {rule_id: RuleHitCount(int(sums[slot, 0]), int(sums[slot, 1]))
+                    for rule_id, slot in slots.items()}
 
 
 class XdpProgram:
@@ -187,7 +239,7 @@ class XdpProgram:
         self.attach_mode = attach_mode
         self.prog_id = prog_id
         self._maps = maps
-        self.rules = RuleTable(maps)
+        self.rules = RuleTable(maps, pin_dir)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -200,8 +252,13 @@ class XdpProgram:
         *,
         object_path: Path = XDP_OBJECT,
         pin_root: Path = PIN_ROOT,
+        replace_foreign: bool = False,
     ) -> XdpProgram:
-        """Load (reusing pinned maps), pin, and attach or atomically replace on `ifname`."""
+        """Load (reusing pinned maps), pin, and attach or atomically replace on `ifname`.
+
+        An XDP program that is not floe_xdp already on the interface is left alone
+        (AttachError) unless `replace_foreign`.
+        """
         if mode not in ("tap", "inline"):
             raise AttachError(f"mode must be 'tap' or 'inline', not {mode!r}")
         if prefer not in ("native", "generic"):
@@ -211,13 +268,18 @@ class XdpProgram:
         object_path = Path(object_path)
         if not object_path.is_file():
             raise ObjectFileError(f"BPF object {object_path} not found (run `make bpf`)")
+        if not replace_foreign:
+            _refuse_foreign(ifindex)
         with lb.capture_log() as lines:
             obj = lb.lib.bpf_object__open_file(str(object_path).encode(), None)
             lb.check_ptr(obj, ObjectFileError, f"open BPF object {object_path}", lines)
+        fresh = False
         try:
             ensure_bpffs()
             with map_errors(PinError, f"create pin directory {pin_dir}"):
                 pin_dir.mkdir(parents=True, exist_ok=True)
+            lock = contextlib.ExitStack()
+            lock.enter_context(_locked(pin_dir))
             fresh = not (pin_dir / "floe_config").exists()
             maps = cls._load(obj, pin_dir)
             prog = lb.lib.bpf_object__find_program_by_name(obj, PROGRAM_NAME)
@@ -227,6 +289,12 @@ class XdpProgram:
             prog_id = _query(ifindex).prog_id
         except BaseException:
             lb.lib.bpf_object__close(obj)
+            if fresh:  # nothing was attached: leave no pins behind
+                for name in MAPS:
+                    with contextlib.suppress(OSError):
+                        (pin_dir / name).unlink()
+            with contextlib.suppress(OSError):
+                pin_dir.rmdir()
             raise
         # The kernel now holds the program (attached) and the maps (pinned); dup'd fds stay ours.
         lb.lib.bpf_object__close(obj)
@@ -359,7 +427,7 @@ class XdpProgram:
         index = self.ifindex if ifindex is None else ifindex
         with map_errors(MapError, "read counters"):
             bpf_map = self._maps["floe_counters"]
-            raw = bpf_map.lookup(_u32(index))
+            raw = bpf_map.lookup(_u32(index % FLOE_MAX_IFACES))
             if raw is None:
                 return InterfaceCounters(ifindex=index)
             return InterfaceCounters.from_percpu(index, raw, bpf_map.ncpus)
@@ -409,8 +477,12 @@ class XdpProgram:
         with map_errors(MapError, "write config"):
             self._maps["floe_config"].update(_u32(0), bytes(config))
 
-    def read_flows(self) -> npt.NDArray[np.void]:
-        """Inline mode: batch-read the LRU flow map, oriented by initiator (FLOW_DTYPE)."""
+    def read_flows(self, *, epoch: bool = True) -> npt.NDArray[np.void]:
+        """Inline mode: batch-read the LRU flow map, oriented by initiator (FLOW_DTYPE).
+
+        The kernel stamps CLOCK_MONOTONIC(_COARSE); with `epoch` the times are shifted to
+        nanoseconds since the Unix epoch, the clock of FrameBatch and the flow table.
+        """
         with map_errors(MapError, "read flows"):
             keys, values, n = self._maps["floe_flows"].read_all()
         out = np.zeros(n, dtype=FLOW_DTYPE)
@@ -431,6 +503,10 @@ class XdpProgram:
             out[name] = k[name]
         for name in ("first_seen_ns", "last_seen_ns", "tcp_flags"):
             out[name] = v[name]
+        if epoch:
+            offset = time.time_ns() - time.monotonic_ns()
+            out["first_seen_ns"] += np.uint64(offset)
+            out["last_seen_ns"] += np.uint64(offset)
         return out
 
     def clear_flows(self) -> int:
@@ -467,6 +543,31 @@ def _query(ifindex: int) -> lb.XdpQueryOpts:
     lb.check(lb.lib.bpf_xdp_query(ifindex, 0, ctypes.byref(opts)), AttachError,
              f"query XDP on ifindex {ifindex}")
     return opts
+
+
+def _program_name(prog_id: int) -> str:
+    """Name of a loaded program (bpf_prog_info.name, offset 64), '' if it is gone."""
+    fd = lb.lib.bpf_prog_get_fd_by_id(prog_id)
+    if fd < 0:
+        return ""
+    try:
+        info = ctypes.create_string_buffer(256)
+        size = ctypes.c_uint32(len(info))
+        lb.check(lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)), AttachError,
+                 f"info of program {prog_id}")
+        return info.raw[64:80].split(b"\0", 1)[0].decode(errors="replace")
+    finally:
+        os.close(fd)
+
+
+def _refuse_foreign(ifindex: int) -> None:
+    """AttachError if the interface runs an XDP program other than floe_xdp."""
+    current = _query(ifindex)
+    if current.prog_id:
+        name = _program_name(current.prog_id)
+        if name and name != PROGRAM_NAME.decode():
+            raise AttachError(f"ifindex {ifindex} runs another XDP program ({name!r}, id "
+                              f"{current.prog_id}); detach it or pass replace_foreign=True")
 
 
 def _attach(ifindex: int, prog_fd: int, prefer: AttachMode) -> AttachMode:

@@ -17,7 +17,7 @@ from dataplane.bpf.layout import (
     FLOE_MAX_CIDR_RULES,
     FLOE_MAX_PORT_RULES,
     FLOE_MAX_PROTO_RULES,
-    FLOE_MAX_RULE_IDS,
+    FLOE_MAX_RULES,
     Action,
     LpmV4Key,
     LpmV6Key,
@@ -148,8 +148,8 @@ def rule_entries(ruleset: RuleSet) -> dict[str, dict[bytes, bytes]]:
     for name, limit in _LIMITS.items():
         if len(out[name]) > limit:
             raise RuleError(f"too many rules for {name}: {len(out[name])} > {limit}")
-    if len(seen_ids) > FLOE_MAX_RULE_IDS:
-        raise RuleError(f"too many rules: {len(seen_ids)} > {FLOE_MAX_RULE_IDS}")
+    if len(seen_ids) > FLOE_MAX_RULES:
+        raise RuleError(f"too many rules: {len(seen_ids)} > {FLOE_MAX_RULES}")
     return out
 
 

@@ -1,5 +1,16 @@
 """Packet sources feeding the pipeline: AF_XDP (tap), AF_PACKET TPACKET_V3, pcap replay."""
 
+from dataplane.sources.afpacket import AfPacketSource
+from dataplane.sources.afxdp import AfXdpSource
 from dataplane.sources.base import Source, SourceError
+from dataplane.sources.pcap import PcapSource, PcapWriter, read_pcap
 
-__all__ = ["Source", "SourceError"]
+__all__ = [
+    "AfPacketSource",
+    "AfXdpSource",
+    "PcapSource",
+    "PcapWriter",
+    "Source",
+    "SourceError",
+    "read_pcap",
+]

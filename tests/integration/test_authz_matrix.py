@@ -73,16 +73,22 @@ async def _user_with(app: Quart, label: str, scopes: frozenset[str]) -> Caller:
     return Caller(f"user[{label}]", pair.access_token)
 
 
-async def _callers(app: Quart, index: int, scopes: tuple[str, ...]) -> tuple[list[Caller], list[Caller]]:
+async def _callers(
+    app: Quart, index: int, scopes: tuple[str, ...]
+) -> tuple[list[Caller], list[Caller]]:
     lacking = frozenset(s for s in SCOPES if not any(_satisfies(s, r) for r in scopes))
     holding = frozenset({scopes[0]})
     without = [
         await _user_with(app, f"lack-{index}", lacking),
-        Caller(f"key[lack-{index}]", await provision_api_key(app, f"lack-{index}", sorted(lacking))),
+        Caller(
+            f"key[lack-{index}]", await provision_api_key(app, f"lack-{index}", sorted(lacking))
+        ),
     ]
     with_scope = [
         await _user_with(app, f"hold-{index}", holding),
-        Caller(f"key[hold-{index}]", await provision_api_key(app, f"hold-{index}", sorted(holding))),
+        Caller(
+            f"key[hold-{index}]", await provision_api_key(app, f"hold-{index}", sorted(holding))
+        ),
     ]
     return without, with_scope
 
@@ -151,12 +157,16 @@ async def run_matrix(app: Quart) -> tuple[list[str], int, list[str]]:
             status = await _call(app, websocket, method, path, caller.token)
             checked += 1
             if status != 403:
-                problems.append(f"{method} {path} {caller.label} lacking {access.scopes} -> {status}")
+                problems.append(
+                    f"{method} {path} {caller.label} lacking {access.scopes} -> {status}"
+                )
         for caller in with_scope:
             status = await _call(app, websocket, method, path, caller.token)
             checked += 1
             if status in (401, 403):
-                problems.append(f"{method} {path} {caller.label} holding {access.scopes[0]} -> {status}")
+                problems.append(
+                    f"{method} {path} {caller.label} holding {access.scopes[0]} -> {status}"
+                )
     return problems, checked, [r for _, _, r, _ in plan]
 
 
@@ -180,7 +190,7 @@ async def test_matrix_catches_unmarked_and_unenforced_routes(
     async def lying() -> str:  # claims a scope but never checks it
         return "open"
 
-    setattr(lying, "__floe_access__", Access(public=False, scopes=("rules:write",)))
+    lying.__floe_access__ = Access(public=False, scopes=("rules:write",))  # type: ignore[attr-defined]
     app.add_url_rule("/api/v2/zz-unmarked", "zz_unmarked", unmarked)
     app.add_url_rule("/api/v2/zz-lying", "zz_lying", lying)
     async with app.test_app():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -100,3 +101,39 @@ def test_fragments_and_malformed_drop(veth_ns: VethNs, make_xdp: Callable[..., X
     assert c.l4_other_packets == 5
     assert c.dropped_malformed == 3
     assert c.passed == 9
+
+
+def test_paced_sending(veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    frame = build_frame(v4("udp"))
+    with AfPacketSender(veth_ns.pair.peer, veth_ns.namespace, batch=16) as sender:
+        start = time.monotonic()
+        assert sender.send([frame] * 400, pps=4000) == 400
+        elapsed = time.monotonic() - start
+    assert 0.08 <= elapsed < 2.0  # 400 frames at 4000/s: ~0.1 s, not a burst
+    assert wait_until(lambda: prog.counters().udp_packets == 400)
+
+
+def test_ipv6_extension_headers_and_fragments(veth_ns: VethNs,
+                                              make_xdp: Callable[..., XdpProgram]) -> None:
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    plan = [  # (spec, count, l4 counter that must see it)
+        (v6("tcp", ipv6_ext=(0, 60)), 3, "tcp_packets"),  # hop-by-hop + dest opts, then TCP
+        (v6("udp", ipv6_ext=(0, 43, 51, 60)), 2, "udp_packets"),  # 4 headers incl. AH
+        (v6("udp", ipv6_ext=(60,) * 6), 1, "udp_packets"),  # exactly FLOE_MAX_EXT_HDRS
+        (v6("tcp", more_fragments=True), 4, "tcp_packets"),  # first fragment: ports present
+        (v6("tcp", frag_offset=10), 5, "l4_other_packets"),  # later fragment: no L4 header
+        (v4("udp", frag_offset=3), 6, "l4_other_packets"),
+    ]
+    frames = [build_frame(spec) for spec, count, _ in plan for _ in range(count)]
+    frames += [build_frame(v6("udp", ipv6_ext=(60,) * 7))] * 2  # one too many
+    with AfPacketSender(veth_ns.pair.peer, veth_ns.namespace) as sender:
+        assert sender.send(frames) == len(frames)
+    assert wait_until(lambda: prog.counters().packets == len(frames))
+    c = prog.counters()
+    assert c.tcp_packets == 3 + 4
+    assert c.udp_packets == 2 + 1
+    assert c.l4_other_packets == 5 + 6
+    assert c.fragments == 4 + 5 + 6
+    assert c.mal_ipv6_too_many_ext == 2 and c.malformed == 2
+    assert c.ipv6_packets == 3 + 2 + 1 + 4 + 5 and c.ipv4_packets == 6

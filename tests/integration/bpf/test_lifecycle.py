@@ -6,15 +6,17 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from dataplane.bpf import PIN_ROOT, PinError, Rule, RuleSet, XdpProgram
+from dataplane.bpf import PIN_ROOT, AttachError, PinError, Rule, RuleSet, XdpProgram
 from dataplane.bpf import libbpf as lb
 from dataplane.bpf.loader import _query
-from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame
+from dataplane.netns import Topology, call_in
+from dataplane.trafficgen import AfPacketSender, FrameSpec, LiveFrameGenerator, build_frame
 from tests.support.topology import VethNs, wait_until
 
 pytestmark = pytest.mark.root
@@ -27,8 +29,9 @@ prog = XdpProgram.attach(sys.argv[1], mode="inline")
 if sys.argv[2] == "rules":
     prog.rules.apply(RuleSet([Rule(7, "deny", src="192.0.2.0/24")]))
 c = prog.counters()
+hits = sum(h.packets for h in prog.rule_hits().values())
 print(json.dumps({"mode": prog.attach_mode, "prog_id": prog.prog_id, "packets": c.packets,
-                  "dropped_rule": c.dropped_rule, "hits": prog.rule_hits()[7].packets}))
+                  "dropped_rule": c.dropped_rule, "hits": hits}))
 """
 
 
@@ -102,3 +105,94 @@ def test_generic_mode_when_asked(veth_ns: VethNs, make_xdp: Callable[..., XdpPro
     with AfPacketSender(veth_ns.pair.peer, veth_ns.namespace) as sender:
         assert sender.send([GOOD] * 5) == 5
     assert wait_until(lambda: prog.counters().dropped_rule == 5)
+
+
+def test_falls_back_to_generic_where_native_is_unsupported(
+        make_topology: Callable[[str], Topology]) -> None:
+    """A bridge device has no native XDP: attach reports generic. Loader runs in a namespace."""
+    topo = make_topology("t")
+    namespace = topo.add_namespace()
+    dummy = f"{topo.prefix}br"
+    topo.run(namespace, ["ip", "link", "add", dummy, "type", "bridge"])
+    topo.run(namespace, ["ip", "link", "set", dummy, "up"])
+
+    def attach_and_detach() -> tuple[str | None, int]:
+        prog = XdpProgram.attach(dummy, mode="inline")
+        try:
+            return prog.attach_mode, _query(prog.ifindex).attach_mode
+        finally:
+            prog.detach()
+
+    mode, kernel_mode = call_in(namespace, attach_and_detach)
+    assert mode == "generic" and kernel_mode == lb.XDP_ATTACHED_SKB
+    assert not (PIN_ROOT / dummy).exists()
+
+
+def test_foreign_program_is_not_replaced_unless_asked(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    ifname = veth_ns.pair.host
+    gen = LiveFrameGenerator("floe_gen_drop")  # any XDP program that is not floe_xdp
+    try:
+        lb.check(lb.lib.bpf_xdp_attach(veth_ns.pair.host_ifindex, gen.prog_fd,
+                                       lb.XDP_FLAGS_DRV_MODE, None), AttachError, "attach")
+        with pytest.raises(AttachError, match="floe_gen_drop"):
+            XdpProgram.attach(ifname)
+        assert not (PIN_ROOT / ifname).exists()
+        prog = XdpProgram.attach(ifname, replace_foreign=True)
+        assert prog.attach_mode == "native"
+        assert _query(prog.ifindex).prog_id == prog.prog_id
+        prog.close()
+        make_xdp(ifname)  # floe_xdp now: plain attach reattaches; teardown detaches
+    finally:
+        gen.close()
+
+
+HOLDER = """
+import sys, time
+from dataplane.bpf import Rule, RuleSet, XdpProgram
+prog = XdpProgram.attach(sys.argv[1], mode="inline")
+prog.rules.apply(RuleSet([Rule(9, "deny", src="192.0.2.0/24")]))
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_sigkill_mid_traffic_loses_nothing(veth_ns: VethNs,
+                                           make_xdp: Callable[..., XdpProgram]) -> None:
+    """SIGKILL the loader while frames flow, restart it: every frame counted and filtered."""
+    ifname = veth_ns.pair.host
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, ifname], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        sent: list[int] = []
+        stop = threading.Event()
+        with AfPacketSender(veth_ns.pair.peer, veth_ns.namespace) as sender:
+            def pump() -> None:
+                while not stop.is_set() and sum(sent) < 50_000:
+                    sent.append(sender.send([BAD] * 25 + [GOOD] * 25))
+
+            thread = threading.Thread(target=pump)
+            thread.start()
+            try:
+                time.sleep(0.2)
+                holder.kill()  # SIGKILL: no cleanup code runs
+                holder.wait(10)
+                time.sleep(0.2)
+                restarted = _loader(ifname, "keep")
+                time.sleep(0.2)
+            finally:
+                stop.set()
+                thread.join(30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+    assert holder.returncode == -9
+    total = sum(sent)
+    assert total > 0 and int(restarted["packets"]) > 0
+    reader = make_xdp(ifname)
+    assert wait_until(lambda: reader.counters().packets == total, timeout=5)
+    c = reader.counters()
+    assert c.dropped_rule == total // 2 and c.passed == total // 2
+    assert reader.rule_hits()[9].packets == total // 2

@@ -58,6 +58,11 @@ async def test_foreign_key_violation_maps(db: Database, adb: AsyncDatabase) -> N
         await db.run(orphan)
 
 
+async def test_foreign_key_violation_maps_on_async_path(adb: AsyncDatabase) -> None:
+    with pytest.raises(IntegrityError):
+        await adb.execute(sa.insert(auth_user_role).values(user_id=31337, role_id=31337))
+
+
 async def test_cascade_delete_follows_the_schema(db: Database) -> None:
     def setup(dal: DAL) -> int:
         user = dal.auth_user.insert(email="c@x", fs_uniquifier="c")
@@ -109,8 +114,9 @@ async def test_start_on_unreachable_database_raises_unavailable(
 ) -> None:
     settings = _unreachable(db_env, make_settings, tmp_path)
     database = Database(settings)
-    with pytest.raises(DatabaseUnavailable):
+    with pytest.raises(DatabaseUnavailable) as caught:
         await database.start()
+    assert SECRET not in str(caught.value) and "\n" not in str(caught.value)
     await database.close()
     with pytest.raises(DatabaseUnavailable):
         await database.run(lambda dal: None)

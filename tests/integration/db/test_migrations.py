@@ -114,3 +114,21 @@ async def test_rows_written_before_migration_survive(settings: Settings) -> None
         assert row is not None and row.nickname is None and row.active is True
     finally:
         await database.close()
+
+
+async def test_two_instances_starting_together(settings: Settings) -> None:
+    """Scale-out: two control planes racing on a fresh database both come up."""
+    import asyncio
+
+    await asyncio.gather(
+        asyncio.to_thread(initialise_schema, settings),
+        asyncio.to_thread(initialise_schema, settings),
+    )
+    first, second = Database(settings), Database(settings)
+    await asyncio.gather(first.start(), second.start())
+    try:
+        await first.run(lambda dal: dal.team.insert(name="a"))
+        assert await second.run(lambda dal: dal(dal.team).count()) == 1
+    finally:
+        await first.close()
+        await second.close()

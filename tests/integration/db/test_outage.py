@@ -84,6 +84,11 @@ async def test_pooled_connections_killed_between_units(db: Database, settings: S
     assert results == [1] * 12
     ok, detail = await db.ping()
     assert ok, detail
+    if settings.db_type == "mysql":  # replacement connections are hardened again
+        mode, charset = await db.run(
+            lambda dal: dal.executesql("SELECT @@SESSION.sql_mode, @@character_set_client")[0]
+        )
+        assert "STRICT_ALL_TABLES" in mode and charset == "utf8mb4"
 
 
 async def test_connection_killed_inside_a_unit(db: Database, settings: Settings) -> None:

@@ -28,9 +28,13 @@ async def identity_app(
         yield application
 
 
-async def login(app: Quart, email: str = ADMIN[0], password: str = ADMIN[1], **extra: Any) -> dict[str, Any]:
+async def login(
+    app: Quart, email: str = ADMIN[0], password: str = ADMIN[1], **extra: Any
+) -> dict[str, Any]:
     client = app.test_client()
-    response = await client.post("/api/v2/auth/login", json={"email": email, "password": password, **extra})
+    response = await client.post(
+        "/api/v2/auth/login", json={"email": email, "password": password, **extra}
+    )
     body = await response.get_json()
     assert response.status_code == 200, body
     data: dict[str, Any] = body["data"]

@@ -22,7 +22,9 @@ async def _status(app: Quart, key: str, path: str = "/api/v2/me") -> int:
 async def test_create_use_revoke_rotate(identity_app: Quart) -> None:
     admin = bearer((await login(identity_app))["access_token"])
     client = identity_app.test_client()
-    response = await client.post("/api/v2/clients", json={"name": "ci", "scopes": ["users:read"]}, headers=admin)
+    response = await client.post(
+        "/api/v2/clients", json={"name": "ci", "scopes": ["users:read"]}, headers=admin
+    )
     assert response.status_code == 201
     created = (await response.get_json())["data"]
     key = created["api_key"]
@@ -38,7 +40,9 @@ async def test_create_use_revoke_rotate(identity_app: Quart) -> None:
     assert await _status(identity_app, key, "/api/v2/users") == 200
     assert (await client.post("/api/v2/users", json={}, headers=bearer(key))).status_code == 403
     # A wrong secret with a valid prefix is refused.
-    assert await _status(identity_app, key[:-3] + ("AAA" if not key.endswith("AAA") else "BBB")) == 401
+    assert (
+        await _status(identity_app, key[:-3] + ("AAA" if not key.endswith("AAA") else "BBB")) == 401
+    )
     # Rotate: the old key stops at once, the new one works.
     response = await client.post(f"/api/v2/clients/{created['id']}/rotate", headers=admin)
     assert response.status_code == 201
@@ -62,7 +66,9 @@ async def test_hot_path_has_no_db_round_trip_and_last_used_is_batched(identity_a
     assert db.stats.units == before  # authenticated from memory
     recorder = runtime.components["identity_recorder"]
     await recorder.flush()
-    used = await db.run(lambda dal: dal(dal.api_client.name == "probe").select().first().last_used_at)
+    used = await db.run(
+        lambda dal: dal(dal.api_client.name == "probe").select().first().last_used_at
+    )
     assert used is not None
 
 
@@ -93,21 +99,28 @@ async def test_owner_role_change_shrinks_key(identity_app: Quart) -> None:
     admin = bearer((await login(identity_app))["access_token"])
     client = identity_app.test_client()
     response = await client.post(
-        "/api/v2/users", json={"email": "m@example.com", "password": "password-1", "roles": ["maintainer"]},
+        "/api/v2/users",
+        json={"email": "m@example.com", "password": "password-1", "roles": ["maintainer"]},
         headers=admin,
     )
     user_id = (await response.get_json())["data"]["id"]
     maint = bearer((await login(identity_app, "m@example.com", "password-1"))["access_token"])
     # A maintainer cannot mint a key with scopes it lacks.
-    response = await client.post("/api/v2/clients", json={"name": "k", "scopes": ["users:read"]}, headers=maint)
+    response = await client.post(
+        "/api/v2/clients", json={"name": "k", "scopes": ["users:read"]}, headers=maint
+    )
     assert response.status_code == 403
-    response = await client.post("/api/v2/clients", json={"name": "k", "scopes": ["rules:write"]}, headers=maint)
+    response = await client.post(
+        "/api/v2/clients", json={"name": "k", "scopes": ["rules:write"]}, headers=maint
+    )
     key = (await response.get_json())["data"]["api_key"]
     assert (await client.get("/api/v2/me", headers=bearer(key))).status_code == 200
     me = await (await client.get("/api/v2/me", headers=bearer(key))).get_json()
     assert me["data"]["scopes"] == ["rules:write"]
     # Demote the owner to viewer: the key keeps only scopes the owner still holds (none).
-    response = await client.patch(f"/api/v2/users/{user_id}", json={"roles": ["viewer"]}, headers=admin)
+    response = await client.patch(
+        f"/api/v2/users/{user_id}", json={"roles": ["viewer"]}, headers=admin
+    )
     assert response.status_code == 200
     me = await (await client.get("/api/v2/me", headers=bearer(key))).get_json()
     assert me["data"]["scopes"] == []
@@ -123,3 +136,19 @@ async def test_local_dataplane_key_file(identity_app: Quart, make_settings, sqli
     key = path.read_text().strip()
     me = await (await identity_app.test_client().get("/api/v2/me", headers=bearer(key))).get_json()
     assert me["data"]["scopes"] == ["dataplane:write"]
+
+
+async def test_last_used_flushed_at_shutdown(make_settings, sqlite_env) -> None:  # type: ignore[no-untyped-def]
+    from app.factory import create_app
+    from tests.integration.identity.conftest import FAST
+
+    settings = make_settings(**sqlite_env, **FAST, FLOE_KEY_TOUCH_INTERVAL="3600")
+    app = create_app(settings)
+    async with app.test_app():
+        key = await provision_api_key(app, "flush-me", ["stats:read"])
+        assert await _status(app, key) == 200
+    again = create_app(settings)
+    async with again.test_app():
+        db = get_runtime(again).components["db"]
+        used = await db.run(lambda dal: dal(dal.api_client.name == "flush-me").select().first().last_used_at)
+        assert used is not None

@@ -84,15 +84,23 @@ async def test_generated_secret_key_and_dataplane_key(make_settings, sqlite_env)
         first_key = key_path.read_text().strip()
         # Revoke the provisioned key: the next start mints a new one and rewrites the file.
         service = get_runtime(app).components["identity"]
-        keys = await service.db.run(lambda dal: dal(dal.api_client.name == "local-dataplane").select())
+        keys = await service.db.run(
+            lambda dal: dal(dal.api_client.name == "local-dataplane").select()
+        )
         await service.revoke_api_key(int(keys[0].id), actor=None, ip="test")
     again = create_app(settings)
     async with again.test_app():
         # Same generated secret: tokens minted before the restart remain valid.
-        assert (await again.test_client().get("/api/v2/me", headers=bearer(tokens["access_token"]))).status_code == 200
+        assert (
+            await again.test_client().get("/api/v2/me", headers=bearer(tokens["access_token"]))
+        ).status_code == 200
         second_key = key_path.read_text().strip()
         assert second_key != first_key
         assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
-        me = await (await again.test_client().get("/api/v2/me", headers=bearer(second_key))).get_json()
+        me = await (
+            await again.test_client().get("/api/v2/me", headers=bearer(second_key))
+        ).get_json()
         assert me["data"]["scopes"] == ["dataplane:write"]
-        assert (await again.test_client().get("/api/v2/me", headers=bearer(first_key))).status_code == 401
+        assert (
+            await again.test_client().get("/api/v2/me", headers=bearer(first_key))
+        ).status_code == 401

@@ -22,7 +22,9 @@ async def test_openapi_documents_identity_bodies(identity_app: Quart) -> None:
     spec = await response.get_json()
     login_body = spec["paths"]["/api/v2/auth/login"]["post"]["requestBody"]
     assert "totp_code" in login_body["content"]["application/json"]["schema"]["properties"]
-    create_user = spec["paths"]["/api/v2/users"]["post"]["requestBody"]["content"]["application/json"]
+    create_user = spec["paths"]["/api/v2/users"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]
     assert create_user["schema"]["properties"]["email"]["maxLength"] == 255
     assert create_user["schema"]["additionalProperties"] is False
     assert "/api/v2/clients/{key_id}/rotate" in spec["paths"]
@@ -30,6 +32,8 @@ async def test_openapi_documents_identity_bodies(identity_app: Quart) -> None:
 
 async def test_v1_serves_the_same_resources(identity_app: Quart) -> None:
     tokens = await login(identity_app)
-    response = await identity_app.test_client().get("/api/v1/me", headers=bearer(tokens["access_token"]))
+    response = await identity_app.test_client().get(
+        "/api/v1/me", headers=bearer(tokens["access_token"])
+    )
     body = await response.get_json()
     assert response.status_code == 200 and body["meta"]["version"] == 1

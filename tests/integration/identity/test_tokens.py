@@ -28,8 +28,14 @@ async def _me(app: Quart, token: str) -> int:
 def _claims(**over: object) -> dict[str, object]:
     now = int(time.time())
     claims: dict[str, object] = {
-        "sub": "1", "fam": "x", "scopes": "users:admin", "iat": now, "exp": now + 60,
-        "iss": "floe", "jti": "j", "typ": "access",
+        "sub": "1",
+        "fam": "x",
+        "scopes": "users:admin",
+        "iat": now,
+        "exp": now + 60,
+        "iss": "floe",
+        "jti": "j",
+        "typ": "access",
     }
     claims.update(over)
     return claims
@@ -41,14 +47,18 @@ def _b64(data: bytes) -> str:
 
 def _hmac_token(alg: str, key: bytes, **over: object) -> str:
     digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512, "RS256": hashlib.sha256}[alg]
-    signing = _b64(json.dumps({"alg": alg, "typ": "JWT"}).encode()) + "." + _b64(
-        json.dumps(_claims(**over)).encode()
+    signing = (
+        _b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+        + "."
+        + _b64(json.dumps(_claims(**over)).encode())
     )
     return signing + "." + _b64(hmac.new(key, signing.encode(), digest).digest())
 
 
 def real_claims(tokens: dict[str, str]) -> dict[str, object]:
-    claims: dict[str, object] = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    claims: dict[str, object] = jwt.decode(
+        tokens["access_token"], options={"verify_signature": False}
+    )
     return {"fam": claims["fam"], "stp": claims["stp"]}
 
 
@@ -59,7 +69,12 @@ async def test_valid_token_then_forgeries(identity_app: Quart) -> None:
     # Wrong signature.
     assert await _me(identity_app, f"{header}.{payload}.{signature[:-4]}AAAA") == 401
     # Signed with another secret.
-    assert await _me(identity_app, jwt.encode(_claims(), "another-secret-of-enough-length-000", "HS256")) == 401
+    assert (
+        await _me(
+            identity_app, jwt.encode(_claims(), "another-secret-of-enough-length-000", "HS256")
+        )
+        == 401
+    )
     # alg=none.
     unsigned = jwt.encode(_claims(), key=None, algorithm="none")
     assert await _me(identity_app, unsigned) == 401
@@ -75,9 +90,14 @@ async def test_valid_token_then_forgeries(identity_app: Quart) -> None:
     # Right secret but another HMAC algorithm: still refused (only HS256 is accepted).
     assert await _me(identity_app, _hmac_token("HS512", SECRET.encode())) == 401
     # Sanity: the hand-made HS256 token with the right secret is accepted, so the above can fail.
-    assert await _me(identity_app, _hmac_token("HS256", SECRET.encode(), **real_claims(tokens))) == 200
+    assert (
+        await _me(identity_app, _hmac_token("HS256", SECRET.encode(), **real_claims(tokens))) == 200
+    )
     # Expired, and missing claims, with the right key.
-    assert await _me(identity_app, jwt.encode(_claims(exp=int(time.time()) - 5), SECRET, "HS256")) == 401
+    assert (
+        await _me(identity_app, jwt.encode(_claims(exp=int(time.time()) - 5), SECRET, "HS256"))
+        == 401
+    )
     assert await _me(identity_app, jwt.encode({"sub": "1"}, SECRET, "HS256")) == 401
     # A refresh-typed or garbage token.
     assert await _me(identity_app, jwt.encode(_claims(typ="refresh"), SECRET, "HS256")) == 401
@@ -88,16 +108,22 @@ async def test_valid_token_then_forgeries(identity_app: Quart) -> None:
 async def test_refresh_rotation_and_reuse_revokes_family(identity_app: Quart) -> None:
     client = identity_app.test_client()
     first = await login(identity_app)
-    response = await client.post("/api/v2/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    response = await client.post(
+        "/api/v2/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    )
     assert response.status_code == 200
     second = (await response.get_json())["data"]
     assert second["refresh_token"] != first["refresh_token"]
     assert await _me(identity_app, second["access_token"]) == 200
     # Reusing the first (already used) refresh token revokes the whole family...
-    response = await client.post("/api/v2/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    response = await client.post(
+        "/api/v2/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    )
     assert response.status_code == 401
     # ...so the second refresh token and every access token of the family die at once.
-    response = await client.post("/api/v2/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    response = await client.post(
+        "/api/v2/auth/refresh", json={"refresh_token": second["refresh_token"]}
+    )
     assert response.status_code == 401
     assert await _me(identity_app, second["access_token"]) == 401
     assert await _me(identity_app, first["access_token"]) == 401
@@ -108,10 +134,14 @@ async def test_refresh_rotation_and_reuse_revokes_family(identity_app: Quart) ->
 async def test_logout_revokes_access_and_refresh(identity_app: Quart) -> None:
     client = identity_app.test_client()
     tokens = await login(identity_app)
-    response = await client.post("/api/v2/auth/logout", json={}, headers=bearer(tokens["access_token"]))
+    response = await client.post(
+        "/api/v2/auth/logout", json={}, headers=bearer(tokens["access_token"])
+    )
     assert response.status_code == 200
     assert await _me(identity_app, tokens["access_token"]) == 401
-    response = await client.post("/api/v2/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    response = await client.post(
+        "/api/v2/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
     assert response.status_code == 401
     # Nothing to revoke: 401.
     assert (await client.post("/api/v2/auth/logout", json={})).status_code == 401
@@ -132,9 +162,16 @@ async def test_revocation_survives_restart(make_settings, sqlite_env) -> None:  
         assert await _me(second, tokens["access_token"]) == 401
 
 
-@pytest.mark.parametrize("body", [{}, {"email": 1, "password": "x"}, {"email": "a@b", "password": ""},
-                                  {"email": "a" * 300 + "@b.c", "password": "x"},
-                                  {"email": "a@b.c", "password": "x", "extra": 1}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"email": 1, "password": "x"},
+        {"email": "a@b", "password": ""},
+        {"email": "a" * 300 + "@b.c", "password": "x"},
+        {"email": "a@b.c", "password": "x", "extra": 1},
+    ],
+)
 async def test_login_bad_input_is_422(identity_app: Quart, body: dict[str, object]) -> None:
     response = await identity_app.test_client().post("/api/v2/auth/login", json=body)
     assert response.status_code == 422
@@ -147,7 +184,9 @@ async def test_login_failures_lockout_and_tracking(identity_app: Quart) -> None:
     for _ in range(5):
         response = await client.post("/api/v2/auth/login", json=bad)
         assert response.status_code == 401
-    response = await client.post("/api/v2/auth/login", json={"email": "admin@localhost.local", "password": "admin123"})
+    response = await client.post(
+        "/api/v2/auth/login", json={"email": "admin@localhost.local", "password": "admin123"}
+    )
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) > 0
     db = get_runtime(identity_app).components["db"]

@@ -49,6 +49,8 @@ def test_receives_exact_frames_with_vlan_tags(make_topology: Callable[[str], Top
         with AfPacketSender(pair.peer, ns) as sender:
             assert sender.send(frames) == len(frames)
         batch = _collect(src, len(frames))
+        strangers = {batch.frame(i).hex() for i in range(len(batch))} - {f.hex() for f in frames}
+        assert not strangers
         assert len(batch) == len(frames)
         got = sorted(batch.frame(i) for i in range(len(batch)))
         assert got == sorted(frames)  # byte-exact, tags included

@@ -51,8 +51,7 @@ def test_receives_exactly_n_known_frames(
     specs = [
         FrameSpec(src="10.7.0.1", dst="10.7.0.2", proto="udp", sport=1000 + i, dport=53)
         for i in range(50)
-    ] + [FrameSpec(src="fd07::1", dst="fd07::2", proto="tcp", sport=40000, dport=443,
-                   vlans=(10,))]
+    ] + [FrameSpec(src="fd07::1", dst="fd07::2", proto="tcp", sport=40000, dport=443, vlans=(10,))]
     frames = [build_frame(s) for s in specs for _ in range(20)]  # 1020 frames, 51 flows
     src = AfXdpSource(pair.host, prog)
     try:

@@ -61,9 +61,11 @@ def test_bad_rule(rule: Rule) -> None:
 def test_duplicate_rules() -> None:
     with pytest.raises(RuleError, match="duplicate rule id"):
         rule_entries(RuleSet([Rule(1, "deny", proto="tcp"), Rule(1, "deny", proto="udp")]))
-    with pytest.raises(RuleError, match="matches exactly"):
+    with pytest.raises(RuleError, match="overlaps rule 1"):
         rule_entries(RuleSet([Rule(1, "deny", src="10.0.0.1/8"),
                               Rule(2, "allow", src="10.0.0.0/8")]))
+    with pytest.raises(RuleError, match="overlaps rule 1"):  # port rule without proto = tcp+udp
+        rule_entries(RuleSet([Rule(1, "deny", port=53), Rule(2, "allow", port=53, proto="udp")]))
     with pytest.raises(RuleError, match="not a Rule"):
         rule_entries(RuleSet(["deny all"]))  # type: ignore[list-item]
 

@@ -90,3 +90,13 @@ def test_maps_match_btf(btf: dict[int, dict[str, Any]]) -> None:
 def test_interface_counters_cover_every_counter() -> None:
     fields = [name for name in InterfaceCounters.__dataclass_fields__ if name != "ifindex"]
     assert fields == [name for name, *_ in STRUCTS["floe_if_counters"]._fields_]
+
+
+def test_kernel_flows_are_a_subset_of_flow_records() -> None:
+    """read_flows() columns can be copied by name into the user-space FlowRecords."""
+    from dataplane.bpf.layout import FLOW_DTYPE
+    from dataplane.flowtable import FLOW_RECORD_DTYPE
+
+    for name in FLOW_DTYPE.names or ():
+        assert name in (FLOW_RECORD_DTYPE.names or ()), name
+        assert FLOW_DTYPE[name] == FLOW_RECORD_DTYPE[name], name

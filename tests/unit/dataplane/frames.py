@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-__all__ = ["eth", "ipv4", "ipv6", "tcp", "udp", "icmp", "frame", "mapped"]
+__all__ = ["eth", "frame", "icmp", "ipv4", "ipv6", "mapped", "tcp", "udp"]
 
 SRC_MAC = bytes.fromhex("020000000001")
 DST_MAC = bytes.fromhex("020000000002")
@@ -28,18 +28,44 @@ def eth(payload: bytes, ethertype: int, vlans: tuple[int, ...] = (), qinq: bool 
     return out + struct.pack("!H", ethertype) + payload
 
 
-def ipv4(src: str, dst: str, proto: int, l4: bytes, frag: int = 0, mf: bool = False,
-         ihl: int = 5, total: int | None = None, version: int = 4) -> bytes:
+def ipv4(
+    src: str,
+    dst: str,
+    proto: int,
+    l4: bytes,
+    frag: int = 0,
+    mf: bool = False,
+    ihl: int = 5,
+    total: int | None = None,
+    version: int = 4,
+) -> bytes:
     options = b"\x01" * (max(ihl, 5) * 4 - 20)
     length = 20 + len(options) + len(l4) if total is None else total
     flags = (0x2000 if mf else 0) | frag
-    hdr = struct.pack("!BBHHHBBH4s4s", (version << 4) | ihl, 0, length, 1, flags, 64, proto, 0,
-                      ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed)
+    hdr = struct.pack(
+        "!BBHHHBBH4s4s",
+        (version << 4) | ihl,
+        0,
+        length,
+        1,
+        flags,
+        64,
+        proto,
+        0,
+        ipaddress.ip_address(src).packed,
+        ipaddress.ip_address(dst).packed,
+    )
     return hdr + options + l4
 
 
-def ipv6(src: str, dst: str, proto: int, l4: bytes, ext: list[tuple[int, bytes]] | None = None,
-         payload_len: int | None = None) -> bytes:
+def ipv6(
+    src: str,
+    dst: str,
+    proto: int,
+    l4: bytes,
+    ext: list[tuple[int, bytes]] | None = None,
+    payload_len: int | None = None,
+) -> bytes:
     """ext: list of (header type, 8-byte-multiple body incl. its first two bytes placeholder)."""
     chain = b""
     ext = ext or []
@@ -55,8 +81,15 @@ def ipv6(src: str, dst: str, proto: int, l4: bytes, ext: list[tuple[int, bytes]]
     first = types[0]
     payload = chain + l4
     plen = len(payload) if payload_len is None else payload_len
-    hdr = struct.pack("!IHBB16s16s", 6 << 28, plen, first, 64,
-                      ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed)
+    hdr = struct.pack(
+        "!IHBB16s16s",
+        6 << 28,
+        plen,
+        first,
+        64,
+        ipaddress.ip_address(src).packed,
+        ipaddress.ip_address(dst).packed,
+    )
     return hdr + payload
 
 
@@ -76,8 +109,16 @@ def icmp(type_: int, code: int, payload: bytes = b"\x00" * 4) -> bytes:
     return struct.pack("!BBH", type_, code, 0) + payload
 
 
-def frame(src: str, dst: str, l4proto: str = "udp", sport: int = 1000, dport: int = 53,
-          flags: int = 0x02, vlans: tuple[int, ...] = (), payload: bytes = b"x" * 18) -> bytes:
+def frame(
+    src: str,
+    dst: str,
+    l4proto: str = "udp",
+    sport: int = 1000,
+    dport: int = 53,
+    flags: int = 0x02,
+    vlans: tuple[int, ...] = (),
+    payload: bytes = b"x" * 18,
+) -> bytes:
     """A well-formed frame of either IP version."""
     v6 = ":" in src
     if l4proto == "tcp":

@@ -23,7 +23,9 @@ def test_tick_snapshot() -> None:
     snap = agg.tick(3 * S)
     assert snap.seconds == 2.0
     assert [(i.ifindex, i.packets, i.malformed, i.non_ip) for i in snap.interfaces] == [
-        (7, 19, 1, 1), (9, 1, 0, 0)]
+        (7, 19, 1, 1),
+        (9, 1, 0, 0),
+    ]
     iface7 = snap.interfaces[0]
     total7 = 4 * len(heavy) + 10 * len(light) + 2 * len(v6) + len(ping) + len(arp) + 5
     assert iface7.bytes == total7 and iface7.pps == 9.5 and iface7.bps == total7 * 8 / 2
@@ -33,7 +35,10 @@ def test_tick_snapshot() -> None:
     assert [t.key for t in snap.top_hosts_by_bytes] == ["10.0.0.2", "10.0.0.1", "10.0.0.3"]
     assert [t.key for t in snap.top_hosts_by_packets] == ["10.0.0.2", "10.0.0.3", "10.0.0.1"]
     assert [(t.key, t.packets) for t in snap.top_ports_by_packets] == [
-        ("53", 11), ("443", 4), ("50000", 2)]
+        ("53", 11),
+        ("443", 4),
+        ("50000", 2),
+    ]
     assert snap.top_ports_by_bytes[0].key == "443"
     names = {p.name: p.packets for p in snap.protocols}
     assert names == {"tcp": 4, "udp": 13, "icmp": 1, "non-ip": 1}

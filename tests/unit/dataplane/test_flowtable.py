@@ -53,8 +53,13 @@ def test_key_includes_vlan_ifindex_ports_and_version() -> None:
     ft.update(batch(frames[:1], ifindex=2))
     recs = ft.drain_updates()
     assert len(recs) == 7
-    first = recs[(recs["ifindex"] == 1) & (recs["dst_port"] == 2) & (recs["vlan"] == 0)
-                 & (recs["proto"] == 17) & (recs["ip_version"] == 4)]
+    first = recs[
+        (recs["ifindex"] == 1)
+        & (recs["dst_port"] == 2)
+        & (recs["vlan"] == 0)
+        & (recs["proto"] == 17)
+        & (recs["ip_version"] == 4)
+    ]
     assert len(first) == 1 and first[0]["packets_rev"] == 1
     assert sorted(recs["vlan_inner"].tolist()) == [0, 0, 0, 0, 0, 0, 8]
 
@@ -116,8 +121,9 @@ def test_capacity_bound_evicts_oldest_idle_first_and_counts() -> None:
         ft.update(batch([frame("10.0.0.1", "10.0.1.1", "udp", 1000 + i, 53)], ts=i * S + 1))
     assert ft.stats().live == 100
     # the 5 oldest get traffic again so they are no longer the idlest
-    ft.update(batch([frame("10.0.0.1", "10.0.1.1", "udp", 1000 + i, 53) for i in range(5)],
-                    ts=200 * S))
+    ft.update(
+        batch([frame("10.0.0.1", "10.0.1.1", "udp", 1000 + i, 53) for i in range(5)], ts=200 * S)
+    )
     ft.update(batch([frame("10.0.0.2", "10.0.1.1", "udp", 7, 53)], ts=201 * S))
     s = ft.stats()
     assert s.live <= 100 and s.evicted >= 1 and s.live == 101 - s.evicted
@@ -165,3 +171,21 @@ def test_flush_and_malformed_frames_ignored() -> None:
 def test_memory_per_flow_bound() -> None:
     ft = FlowTable(capacity=1 << 16)
     assert ft.nbytes() / ft.capacity <= 200
+
+
+class _CollidingTable(FlowTable):
+    """Every key hashes alike: the full-key checks alone must keep flows apart."""
+
+    def _hash(self, keys):  # type: ignore[no-untyped-def]
+        return np.zeros(keys[0].shape[0], np.uint64) + np.uint64(12345)
+
+
+def test_exact_even_when_every_hash_collides() -> None:
+    ft = _CollidingTable(capacity=64, idle_timeout=5)
+    frames = [frame("10.0.0.1", "10.0.0.2", "udp", p, 9) for p in range(20)]
+    ft.update(batch(frames * 3, ts=S))
+    ft.update(batch([frame("10.0.0.2", "10.0.0.1", "udp", 9, 3)], ts=2 * S))
+    recs = ft.drain_updates()
+    got = {int(r["src_port"]): (int(r["packets_fwd"]), int(r["packets_rev"])) for r in recs}
+    assert got == {p: (3, 1 if p == 3 else 0) for p in range(20)}
+    assert len(ft.expire(10 * S)) == 20 and ft.stats().live == 0

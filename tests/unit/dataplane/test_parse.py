@@ -7,7 +7,7 @@ import pytest
 
 from dataplane.packets import FrameBatch
 from dataplane.parse import Malformed, parse_batch
-from tests.unit.dataplane.frames import eth, frame, icmp, ipv4, ipv6, mapped, tcp, udp
+from tests.unit.dataplane.frames import eth, frame, ipv4, ipv6, mapped, tcp, udp
 
 
 def parse_one(raw: bytes, wire: int | None = None):  # type: ignore[no-untyped-def]
@@ -40,8 +40,12 @@ def test_well_formed(src: str, dst: str, l4: str, sport: int, dport: int) -> Non
 
 
 def test_mixed_batch_keeps_order_and_columns() -> None:
-    frames = [frame("10.0.0.1", "10.0.0.2", "udp", 1, 2), frame("::1", "::2", "tcp", 3, 4),
-              eth(b"\x00" * 28, 0x0806), b"\x00" * 10]
+    frames = [
+        frame("10.0.0.1", "10.0.0.2", "udp", 1, 2),
+        frame("::1", "::2", "tcp", 3, 4),
+        eth(b"\x00" * 28, 0x0806),
+        b"\x00" * 10,
+    ]
     p = parse_batch(FrameBatch.from_frames(frames, ts_ns=[5, 6, 7, 8], ifindex=3))
     assert p.ip_version.tolist() == [4, 6, 0, 0]
     assert p.sport.tolist() == [1, 3, 0, 0]
@@ -73,8 +77,9 @@ def test_three_vlan_tags_are_malformed() -> None:
 def test_ipv4_fragments() -> None:
     first = parse_one(eth(ipv4("10.0.0.1", "10.0.0.2", 17, udp(10, 20), mf=True), 0x0800))
     assert (bool(first.fragment[0]), first.sport[0], first.dport[0]) == (True, 10, 20)
-    later = parse_one(eth(ipv4("10.0.0.1", "10.0.0.2", 17, b"\x00\x0a\x00\x14" * 4, frag=3),
-                          0x0800))
+    later = parse_one(
+        eth(ipv4("10.0.0.1", "10.0.0.2", 17, b"\x00\x0a\x00\x14" * 4, frag=3), 0x0800)
+    )
     assert (bool(later.fragment[0]), later.sport[0], later.dport[0]) == (True, 0, 0)
     assert later.malformed[0] == 0 and later.proto[0] == 17 and bool(later.flow_mask[0])
 
@@ -103,20 +108,25 @@ def test_ipv6_extension_headers() -> None:
         (b"\x01" * 13, Malformed.TRUNCATED_L2),
         (eth(b"", 0x8100)[:-2] + b"\x81\x00\x00", Malformed.TRUNCATED_L2),
         (eth(ipv4("10.0.0.1", "10.0.0.2", 17, udp(1, 2))[:19], 0x0800), Malformed.TRUNCATED_L3),
-        (eth(ipv4("10.0.0.1", "10.0.0.2", 17, udp(1, 2), version=6), 0x0800),
-         Malformed.BAD_IP_VERSION),
+        (
+            eth(ipv4("10.0.0.1", "10.0.0.2", 17, udp(1, 2), version=6), 0x0800),
+            Malformed.BAD_IP_VERSION,
+        ),
         (eth(ipv4("10.0.0.1", "10.0.0.2", 17, udp(1, 2), ihl=4), 0x0800), Malformed.BAD_IHL),
-        (eth(ipv4("10.0.0.1", "10.0.0.2", 17, udp(1, 2), total=200), 0x0800),
-         Malformed.BAD_IP_LENGTH),
-        (eth(ipv4("10.0.0.1", "10.0.0.2", 17, udp(1, 2), total=10), 0x0800),
-         Malformed.BAD_IP_LENGTH),
+        (
+            eth(ipv4("10.0.0.1", "10.0.0.2", 17, udp(1, 2), total=200), 0x0800),
+            Malformed.BAD_IP_LENGTH,
+        ),
+        (
+            eth(ipv4("10.0.0.1", "10.0.0.2", 17, udp(1, 2), total=10), 0x0800),
+            Malformed.BAD_IP_LENGTH,
+        ),
         (eth(ipv6("::1", "::2", 17, udp(1, 2))[:39], 0x86DD), Malformed.TRUNCATED_L3),
         (eth(ipv6("::1", "::2", 17, udp(1, 2), payload_len=500), 0x86DD), Malformed.BAD_IP_LENGTH),
         (eth(ipv4("10.0.0.1", "10.0.0.2", 6, b"\x00" * 10), 0x0800), Malformed.TRUNCATED_L4),
         (eth(ipv4("10.0.0.1", "10.0.0.2", 17, b"\x00" * 4), 0x0800), Malformed.TRUNCATED_L4),
         (eth(ipv4("10.0.0.1", "10.0.0.2", 1, b"\x08"), 0x0800), Malformed.TRUNCATED_L4),
-        (eth(ipv4("10.0.0.1", "10.0.0.2", 6, tcp(1, 2, doff=4)), 0x0800),
-         Malformed.BAD_TCP_OFFSET),
+        (eth(ipv4("10.0.0.1", "10.0.0.2", 6, tcp(1, 2, doff=4)), 0x0800), Malformed.BAD_TCP_OFFSET),
         (eth(ipv6("::1", "::2", 17, b"\x00" * 4), 0x86DD), Malformed.TRUNCATED_L4),
         (eth(ipv6("::1", "::2", 58, b"\x80"), 0x86DD), Malformed.TRUNCATED_L4),
     ],
@@ -147,3 +157,16 @@ def test_empty_batch() -> None:
     p = parse_batch(FrameBatch.empty())
     assert len(p) == 0 and p.malformed_counts() == {}
     assert np.asarray(p.src).shape == (0, 16)
+
+
+def test_headers_ending_at_the_buffer_end() -> None:
+    """Header windows that run past the buffer are read safely (last frame, no slack)."""
+    tiny_udp = eth(ipv4("10.0.0.1", "10.0.0.2", 17, udp(7, 9, payload=b"")), 0x0800)
+    tiny_tcp = eth(ipv6("::1", "::2", 6, tcp(5, 6, 0x18)), 0x86DD)
+    for raw in (tiny_udp, tiny_tcp):
+        p = parse_batch(FrameBatch.from_frames([frame("10.0.0.1", "10.0.0.2"), raw]))
+        assert p.malformed.tolist() == [0, 0]
+    p = parse_batch(FrameBatch.from_frames([tiny_udp]))
+    assert (p.sport[0], p.dport[0]) == (7, 9)
+    p = parse_batch(FrameBatch.from_frames([tiny_tcp]))
+    assert (p.sport[0], p.dport[0], p.tcp_flags[0]) == (5, 6, 0x18)

@@ -22,7 +22,14 @@ SECRET = "unit-secret-key-0123456789-0123456789"
 
 
 def test_catalogue_has_the_names_other_layers_use() -> None:
-    for scope in ("stats:read", "flows:read", "dataplane:read", "dataplane:write", "rules:read", "rules:write"):
+    for scope in (
+        "stats:read",
+        "flows:read",
+        "dataplane:read",
+        "dataplane:write",
+        "rules:read",
+        "rules:write",
+    ):
         assert scope in SCOPES
     with pytest.raises(UnknownScopeError) as error:
         normalise_scopes(["stats:read", "stats:fly", "bogus"])
@@ -49,8 +56,18 @@ def test_jwt_round_trip_and_rejections() -> None:
     assert JwtCodec("another-secret-0123456789-0123456789", 60).decode(token) is None
     expired = JwtCodec(SECRET, ttl=-10).issue(7, "fam", [], "s")
     assert codec.decode(expired) is None
-    none_alg = jwt.encode({"sub": "7", "fam": "f", "typ": "access", "iat": int(time.time()),
-                           "exp": int(time.time()) + 60, "iss": "floe"}, None, algorithm="none")
+    none_alg = jwt.encode(
+        {
+            "sub": "7",
+            "fam": "f",
+            "typ": "access",
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 60,
+            "iss": "floe",
+        },
+        None,
+        algorithm="none",
+    )
     assert codec.decode(none_alg) is None
 
 
