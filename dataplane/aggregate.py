@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from dataplane.flowtable import FlowDeltas
 from dataplane.parse import ParsedBatch
 
 __all__ = [
@@ -129,7 +130,10 @@ class Aggregator:
         self._host_rows = 0
         self._truncated = 0
 
-    def add(self, parsed: ParsedBatch) -> None:
+    def add(self, parsed: ParsedBatch, flows: FlowDeltas | None = None) -> None:
+        """Fold one batch in. Pass `flows=table.last_deltas()` right after
+        `FlowTable.update(parsed)` to count hosts, ports and protocols per flow instead of
+        per packet (same results, a fraction of the work)."""
         n = len(parsed)
         if n == 0:
             return
@@ -161,6 +165,9 @@ class Aggregator:
 
         self._nonip_pk += int(nonip.sum())
         self._nonip_by += int(length[nonip].sum())
+        if flows is not None:
+            self._add_flows(flows)
+            return
         proto = parsed.proto[ip]
         iplen = length[ip]
         np.add.at(self._proto_pk, proto, 1)
@@ -182,6 +189,24 @@ class Aggregator:
         pk = np.ones(hi.shape[0], np.int64)
         by = np.concatenate([iplen, iplen])
         self._hosts.append(self._reduce_hosts(hi, lo, pk, by))
+        self._host_rows += self._hosts[-1][0].shape[0]
+        if self._host_rows > self.host_buffer:
+            self._compact()
+
+    def _add_flows(self, f: FlowDeltas) -> None:
+        pk = f.packets.astype(np.int64)
+        by = f.bytes.astype(np.int64)
+        np.add.at(self._proto_pk, f.proto, pk)
+        np.add.at(self._proto_by, f.proto, by)
+        ported = ((f.proto == 6) | (f.proto == 17)) & ~((f.port_a == 0) & (f.port_b == 0))
+        port = np.minimum(f.port_a[ported], f.port_b[ported])
+        np.add.at(self._port_pk, port, pk[ported])
+        np.add.at(self._port_by, port, by[ported])
+        hi = np.concatenate([f.a_hi, f.b_hi])
+        lo = np.concatenate([f.a_lo, f.b_lo])
+        self._hosts.append(
+            self._reduce_hosts(hi, lo, np.concatenate([pk, pk]), np.concatenate([by, by]))
+        )
         self._host_rows += self._hosts[-1][0].shape[0]
         if self._host_rows > self.host_buffer:
             self._compact()

@@ -12,6 +12,7 @@ evicted in bulk and counted.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -23,10 +24,12 @@ from dataplane.parse import ParsedBatch
 __all__ = [
     "FLOW_RECORD_DTYPE",
     "EndReason",
+    "FlowDeltas",
     "FlowRecords",
     "FlowState",
     "FlowTable",
     "FlowTableStats",
+    "records_from_kernel",
 ]
 
 TCP_FIN = 0x01
@@ -89,6 +92,54 @@ kernel flow map), which is a subset: vlan_inner, per-direction flags, state and 
 user-space only."""
 
 FlowRecords = npt.NDArray[np.void]
+
+
+def records_from_kernel(flows: npt.NDArray[np.void]) -> FlowRecords:
+    """Inline mode: rows of `XdpProgram.read_flows()` (dataplane.bpf.layout.FLOW_DTYPE) as
+    FlowRecords, so both modes hand the uplink one layout. Columns the kernel map lacks stay
+    zero; the kernel's OR-ed `tcp_flags` fill `tcp_flags` only, and the state is derived from
+    what is known (both directions seen, FIN/RST in the OR-ed flags)."""
+    out = np.zeros(flows.shape[0], FLOW_RECORD_DTYPE)
+    names = flows.dtype.names or ()
+    for name in names:
+        if name in FLOW_RECORD_DTYPE.names:  # type: ignore[operator]
+            out[name] = flows[name]
+    if "tcp_flags" in names:
+        flags = out["tcp_flags"]
+        both = (out["packets_fwd"] > 0) & (out["packets_rev"] > 0)
+        out["state"] = np.where(
+            (flags & TCP_RST) != 0,
+            FlowState.CLOSED,
+            np.where(
+                (flags & TCP_FIN) != 0,
+                FlowState.CLOSING,
+                np.where(both, FlowState.ESTABLISHED, FlowState.NEW),
+            ),
+        )
+    out["end_reason"] = EndReason.ACTIVE
+    return out
+
+
+@dataclass(slots=True)
+class FlowDeltas:
+    """What one `update` added, per distinct flow of the batch (canonical ends a, b): lets
+    the Aggregator count hosts, ports and protocols over flows instead of packets."""
+
+    a_hi: U64
+    a_lo: U64
+    b_hi: U64
+    b_lo: U64
+    port_a: npt.NDArray[np.uint16]
+    port_b: npt.NDArray[np.uint16]
+    proto: U8
+    packets: U64  # both directions
+    bytes: U64
+
+    @classmethod
+    def concat(cls, parts: list[FlowDeltas]) -> FlowDeltas:
+        if len(parts) == 1:
+            return parts[0]
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__slots__))
 
 
 @dataclass(slots=True)
@@ -189,8 +240,9 @@ class FlowTable:
         self.slot = np.zeros(c, np.int32)
         self._free: I32 = np.arange(c - 1, -1, -1, dtype=np.int32)  # stack, top at the end
         self._nfree = c
-        self._dirty_ids: list[I32] = []
+        self._dirty_ids: deque[I32] = deque()
         self._ended: list[FlowRecords] = []
+        self._deltas: list[FlowDeltas] = []
         self.created = 0
         self.expired = 0
         self.evicted = 0
@@ -200,6 +252,10 @@ class FlowTable:
 
     def __len__(self) -> int:
         return self.capacity - self._nfree
+
+    def last_deltas(self) -> FlowDeltas | None:
+        """Per-flow totals of the most recent `update` (None if it had no IP frames)."""
+        return FlowDeltas.concat(self._deltas) if self._deltas else None
 
     def stats(self) -> FlowTableStats:
         return FlowTableStats(
@@ -213,6 +269,7 @@ class FlowTable:
 
     def update(self, parsed: ParsedBatch, now: int | None = None) -> None:
         """Account every well-formed IP frame of `parsed` (others are ignored here)."""
+        self._deltas = []
         mask = parsed.flow_mask
         if mask.all():  # the common case: no gathers at all
             rows: slice | npt.NDArray[np.intp] = slice(None)
@@ -290,15 +347,24 @@ class FlowTable:
     def drain_updates(self, limit: int | None = None) -> FlowRecords:
         """Records of live flows changed since the previous drain (cumulative counters).
 
-        `limit` bounds the work of one call (~0.2 µs per record); the rest stay pending.
+        `limit` bounds the work of one call (≈0.2 µs per record); the rest stay pending, in
+        the order they changed.
         """
-        if not self._dirty_ids:
+        taken: list[I32] = []
+        room = limit
+        while self._dirty_ids and (room is None or room > 0):
+            ids = self._dirty_ids.popleft()
+            if room is not None:
+                if ids.size > room:
+                    self._dirty_ids.appendleft(ids[room:])
+                    ids = ids[:room]
+                room -= int(ids.size)
+            taken.append(ids)
+        if not taken:
             return np.zeros(0, FLOW_RECORD_DTYPE)
-        ids = np.concatenate(self._dirty_ids)
-        ids = ids[self.live[ids] & self.dirty[ids]]
-        rest = ids[limit:] if limit is not None else ids[:0]
-        ids = ids[:limit] if limit is not None else ids
-        self._dirty_ids = [rest] if rest.size else []
+        ids = np.concatenate(taken)
+        # an id may be listed twice if its flow ended and the id was reused meanwhile
+        ids = np.unique(ids[self.live[ids] & self.dirty[ids]])
         self.dirty[ids] = False
         return self._records(ids, EndReason.ACTIVE)
 
@@ -374,6 +440,20 @@ class FlowTable:
         t_last = np.maximum.reduceat(ts_s, starts)
         ukeys = tuple(k[starts] for k in ks)
         uh = hs[starts]
+        w4u = ukeys[4]
+        self._deltas.append(
+            FlowDeltas(
+                ukeys[0],
+                ukeys[1],
+                ukeys[2],
+                ukeys[3],
+                (w4u >> np.uint64(48)).astype(np.uint16),
+                ((w4u >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.uint16),
+                ((w4u >> np.uint64(24)) & np.uint64(0xFF)).astype(np.uint8),
+                pk_a + pk_b,
+                by_a + by_b,
+            )
+        )
 
         ids, ins = self._lookup(ukeys, uh)
         new = ids < 0

@@ -26,6 +26,8 @@ class FrameBatch:
     `lengths` is what was captured, `wire_lengths` what was on the wire (differs only when a
     source truncates to a snap length); byte counters use `wire_lengths`. `ts_ns` is
     nanoseconds since the Unix epoch on the source's clock (recorded time for pcap replay).
+    A source that lays frames out in fixed slots sets `stride`, which lets the parser read
+    headers at a common offset as a 2-D view instead of a gather.
     """
 
     data: U8
@@ -34,6 +36,7 @@ class FrameBatch:
     wire_lengths: U32
     ts_ns: I64
     ifindex: U32
+    stride: int = 0  # > 0: frame i starts at i * stride (fixed slots, e.g. AF_XDP snaps)
 
     def __len__(self) -> int:
         return int(self.offsets.shape[0])

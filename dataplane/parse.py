@@ -125,6 +125,30 @@ def _win(data: U8, idx: Ix, width: int) -> U8:
     return out
 
 
+class _Windows:
+    """Header windows of one batch. With fixed frame slots (`FrameBatch.stride`) and every
+    frame's header at the same offset — the usual case — a window is a 2-D view of the
+    buffer, no copy; otherwise a gather (`_win`)."""
+
+    __slots__ = ("data", "rows", "start")
+
+    def __init__(self, data: U8, start: Ix, stride: int) -> None:
+        self.data = data
+        self.start = start
+        n = start.shape[0]
+        self.rows: U8 | None = None
+        if stride > 0 and n and data.shape[0] >= n * stride:
+            self.rows = data[: n * stride].reshape(n, stride)
+
+    def at(self, idx: Ix, width: int) -> U8:
+        if self.rows is not None:
+            rel0 = int(idx[0] - self.start[0])
+            if 0 <= rel0 and rel0 + width <= self.rows.shape[1]:
+                if bool(((idx - self.start) == rel0).all()):
+                    return self.rows[:, rel0 : rel0 + width]
+        return _win(self.data, idx, width)
+
+
 def _be16(win: U8, col: int) -> I32:
     out: I32 = (win[:, col].astype(np.int32) << 8) | win[:, col + 1]
     return out
@@ -158,7 +182,8 @@ def parse_batch(batch: FrameBatch) -> ParsedBatch:
 
     # Ethernet + up to two VLAN tags: MACs(12) type(2) [tag(2) type(2)] [tag(2) type(2)]
     _flag(reason, end - start < 14, Malformed.TRUNCATED_L2)
-    eth = _win(data, start, 22)
+    windows = _Windows(data, start, batch.stride)
+    eth = windows.at(start, 22)
     et0 = _be16(eth, 12)
     tag1 = _is_tag(et0) & (reason == 0)
     _flag(reason, tag1 & (start + 18 > end), Malformed.TRUNCATED_L2)
@@ -180,7 +205,7 @@ def parse_batch(batch: FrameBatch) -> ParsedBatch:
     l4 = l3
     frag = np.zeros(n, np.bool_)
     nonfirst = np.zeros(n, np.bool_)
-    ip3 = _win(data, l3, 40)
+    ip3 = windows.at(l3, 40)
     version = ip3[:, 0] >> 4
 
     if is4.any():
@@ -216,7 +241,7 @@ def parse_batch(batch: FrameBatch) -> ParsedBatch:
                 break
             _flag(reason, ext & (off + 8 > end), Malformed.TRUNCATED_L3)
             ext &= reason == 0
-            hdr = _win(data, off, 4)
+            hdr = windows.at(off, 4)
             hl = hdr[:, 1].astype(idt)
             hlen = np.where(fragh, 8, np.where(ah, (hl + 2) * 4, (hl + 1) * 8))
             frag |= ext & fragh
@@ -244,7 +269,7 @@ def parse_batch(batch: FrameBatch) -> ParsedBatch:
     icmp = l4ok & ((is4 & (proto == IPPROTO_ICMP)) | (is6 & (proto == IPPROTO_ICMPV6)))
     need = np.where(tcp, 20, np.where(udp, 8, np.where(icmp, 4, 0)))
     _flag(reason, (tcp | udp | icmp) & (l4 + need > end), Malformed.TRUNCATED_L4)
-    seg = _win(data, l4, 14)
+    seg = windows.at(l4, 14)
     _flag(reason, tcp & ((seg[:, 12] >> 4) < 5), Malformed.BAD_TCP_OFFSET)
     good = reason == 0
     ports = (tcp | udp) & good

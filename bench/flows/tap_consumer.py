@@ -43,7 +43,7 @@ def main() -> None:
         if n and not args.count_only:
             parsed = parse_batch(batch)
             ft.update(parsed)
-            agg.add(parsed)
+            agg.add(parsed, ft.last_deltas())
         if now >= next_tick:
             t = time.perf_counter()
             ts = time.time_ns()

@@ -3,6 +3,7 @@
 from dataplane.sources.afpacket import AfPacketSource
 from dataplane.sources.afxdp import AfXdpSource
 from dataplane.sources.base import Source, SourceError
+from dataplane.sources.modes import SourceMode, open_source
 from dataplane.sources.pcap import PcapSource, PcapWriter, read_pcap
 
 __all__ = [
@@ -12,5 +13,7 @@ __all__ = [
     "PcapWriter",
     "Source",
     "SourceError",
+    "SourceMode",
+    "open_source",
     "read_pcap",
 ]

@@ -87,7 +87,9 @@ class AfPacketSource:
         self.ifname = ifname
         try:
             self.ifindex = socket.if_nametoindex(ifname)
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            # protocol 0 until bind: a socket opened with ETH_P_ALL would capture every
+            # interface's traffic into the ring until it is bound to ours
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except OSError as exc:
             raise SourceError(f"AF_PACKET on {ifname}: {exc}") from exc
         try:

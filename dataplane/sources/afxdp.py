@@ -265,6 +265,7 @@ class AfXdpSource:
         except BaseException:
             self.close()
             raise
+        self._turn = 0
         self._poll = select.poll()
         for xsk in self.sockets:
             self._poll.register(xsk.fileno(), select.POLLIN)
@@ -299,12 +300,16 @@ class AfXdpSource:
             wire_lengths=lens,
             ts_ns=np.full(n, now, np.int64),
             ifindex=np.full(n, self.ifindex, np.uint32),
+            stride=snap,
         )
 
     def _drain(self, max_frames: int) -> list[tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint32]]]:
         parts = []
         left = max_frames
-        for xsk in self.sockets:
+        k = len(self.sockets)
+        self._turn = (self._turn + 1) % k if k else 0  # rotate: no queue starves the others
+        for i in range(k):
+            xsk = self.sockets[(self._turn + i) % k]
             if left <= 0:
                 break
             data, lens = xsk.drain(left)

@@ -1,8 +1,10 @@
-"""Classic pcap files: a writer (tests write known captures) and a replaying `Source`.
+"""pcap files: a classic-pcap writer (tests write known captures) and a replaying `Source`.
 
-Both byte orders and both timestamp resolutions (µs magic a1b2c3d4, ns magic a1b23c4d) are read;
-only Ethernet link type. The file is memory-mapped and each batch is one contiguous slice of it,
-so a batch costs one copy; the record headers are walked with `struct` (a pcap is sequential by
+Classic pcap in both byte orders and both timestamp resolutions (µs magic a1b2c3d4, ns magic
+a1b23c4d) and pcapng (section/interface/enhanced and simple packet blocks, if_tsresol) are read;
+only Ethernet link type (pcapng packets of other interfaces are counted, not delivered).
+The file is memory-mapped and each batch is one contiguous slice of it, so a batch costs one
+copy; the record headers are walked with `struct` (a pcap is sequential by
 construction), which is fine for replay and keeps the hot AF_XDP path untouched.
 Replay runs at maximum speed or paced to the recorded timestamps (`speed` multiplier); a
 progress bar goes to stderr only when stderr is a terminal.
@@ -28,8 +30,22 @@ __all__ = ["LINKTYPE_ETHERNET", "PcapSource", "PcapWriter", "read_pcap"]
 LINKTYPE_ETHERNET = 1
 MAGIC_US = 0xA1B2C3D4
 MAGIC_NS = 0xA1B23C4D
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_IDB = 1
+PCAPNG_SPB = 3
+PCAPNG_EPB = 6
+PCAPNG_BOM = 0x1A2B3C4D
 GLOBAL_HEADER = 24
 RECORD_HEADER = 16
+
+
+def _ng_ns(ticks: int, tsresol: int) -> int:
+    """pcapng timestamp -> ns: tsresol is 10^-n, or 2^-n with the high bit set."""
+    if tsresol & 0x80:
+        return (ticks * 1_000_000_000) >> (tsresol & 0x7F)
+    if tsresol <= 9:
+        return ticks * int(10 ** (9 - tsresol))
+    return ticks // int(10 ** (tsresol - 9))
 
 
 class PcapWriter:
@@ -108,19 +124,27 @@ class PcapSource:
         if self._size < GLOBAL_HEADER:
             raise SourceError(f"{self.path}: not a pcap file (too short)")
         (magic,) = struct.unpack_from("<I", self._mm, 0)
-        if magic in (MAGIC_US, MAGIC_NS):
+        self._ng = magic == PCAPNG_SHB
+        self._pos = GLOBAL_HEADER
+        self._ifaces: list[tuple[int, int, int]] = []  # pcapng: (linktype, tsresol code)
+        self._unsupported = 0
+        if self._ng:
+            self._endian = "<"
+            self._pos = 0  # the section header block is read as the first block
+            self._rec = struct.Struct("<II")
+        elif magic in (MAGIC_US, MAGIC_NS):
             self._endian = "<"
         else:
             (magic,) = struct.unpack_from(">I", self._mm, 0)
             if magic not in (MAGIC_US, MAGIC_NS):
                 raise SourceError(f"{self.path}: unknown pcap magic {magic:#x} (pcapng?)")
             self._endian = ">"
-        self._scale = 1 if magic == MAGIC_NS else 1000
-        linktype = struct.unpack_from(self._endian + "I", self._mm, 20)[0] & 0x0FFFFFFF
-        if linktype != LINKTYPE_ETHERNET:
-            raise SourceError(f"{self.path}: link type {linktype} is not Ethernet")
-        self._rec = struct.Struct(self._endian + "IIII")
-        self._pos = GLOBAL_HEADER
+        if not self._ng:
+            self._scale = 1 if magic == MAGIC_NS else 1000
+            linktype = struct.unpack_from(self._endian + "I", self._mm, 20)[0] & 0x0FFFFFFF
+            if linktype != LINKTYPE_ETHERNET:
+                raise SourceError(f"{self.path}: link type {linktype} is not Ethernet")
+            self._rec = struct.Struct(self._endian + "IIII")
         self._frames = 0
         self._truncated = 0
         self._first_ts: int | None = None
@@ -138,27 +162,20 @@ class PcapSource:
     def read_batch(self, max_frames: int, timeout: float) -> FrameBatch | None:
         if self._closed:
             return None
-        mm, pos, size, rec = self._mm, self._pos, self._size, self._rec
-        if pos + RECORD_HEADER > size:
-            if pos < size:  # a partial record header at the end
-                self._truncated += 1
-                self._pos = size
+        pos = self._pos
+        first = self._record(pos)
+        if first is None:
             self._draw(final=True)
             return None
         deadline = time.monotonic() + timeout
-        start = pos
+        start = pos  # the batch is one copy of the file from here to the last record
         offsets: list[int] = []
         caplens: list[int] = []
         wires: list[int] = []
         stamps: list[int] = []
-        scale = self._scale
-        while len(offsets) < max_frames and pos + RECORD_HEADER <= size:
-            sec, frac, caplen, wire = rec.unpack_from(mm, pos)
-            if pos + RECORD_HEADER + caplen > size:
-                self._truncated += 1
-                pos = size
-                break
-            ts = sec * 1_000_000_000 + frac * scale
+        rec: tuple[int, int, int, int, int] | None = first
+        while rec is not None and len(offsets) < max_frames:
+            data_at, caplen, wire, ts, after = rec
             if self._first_ts is None:
                 self._first_ts = ts
                 self._wall0 = time.monotonic()
@@ -171,16 +188,19 @@ class PcapSource:
                     self._pos = pos
                     return FrameBatch.empty()
                 time.sleep(wait)
-            offsets.append(pos + RECORD_HEADER - start)
+            offsets.append(data_at - start)
             caplens.append(caplen)
             wires.append(wire)
             stamps.append(ts)
-            pos += RECORD_HEADER + caplen
+            pos = after
+            rec = self._record(pos) if len(offsets) < max_frames else None
+        if rec is None and len(offsets) < max_frames:
+            pos = max(pos, self._pos_after_scan)  # skipped blocks, or a cut-off tail
         self._pos = pos
         n = len(offsets)
         if n == 0:
             return None
-        data = np.frombuffer(mm, np.uint8, count=pos - start, offset=start).copy()
+        data = np.frombuffer(self._mm, np.uint8, count=pos - start, offset=start).copy()
         self._frames += n
         self._draw()
         return FrameBatch(
@@ -191,6 +211,71 @@ class PcapSource:
             ts_ns=np.asarray(stamps, np.int64),
             ifindex=np.full(n, self.ifindex, np.uint32),
         )
+
+    def _record(self, pos: int) -> tuple[int, int, int, int, int] | None:
+        """The next frame at or after `pos`: (data offset, caplen, wire length, ts_ns, offset
+        after it), or None at the end. Sets `_pos_after_scan` to where reading stopped."""
+        mm, size = self._mm, self._size
+        if not self._ng:
+            self._pos_after_scan = pos
+            if pos + RECORD_HEADER > size:
+                if pos < size:  # a partial record header at the end
+                    self._truncated += 1
+                    self._pos_after_scan = size
+                return None
+            sec, frac, caplen, wire = self._rec.unpack_from(mm, pos)
+            if pos + RECORD_HEADER + caplen > size:
+                self._truncated += 1
+                self._pos_after_scan = size
+                return None
+            ts = sec * 1_000_000_000 + frac * self._scale
+            return pos + RECORD_HEADER, caplen, wire, ts, pos + RECORD_HEADER + caplen
+        while True:  # pcapng: walk blocks until a packet block
+            self._pos_after_scan = pos
+            if pos + 12 > size:
+                if pos < size:
+                    self._truncated += 1
+                    self._pos_after_scan = size
+                return None
+            btype, blen = self._rec.unpack_from(mm, pos)
+            if btype == PCAPNG_SHB:
+                (bom,) = struct.unpack_from("<I", mm, pos + 8)
+                self._endian = "<" if bom == PCAPNG_BOM else ">"
+                self._rec = struct.Struct(self._endian + "II")
+                btype, blen = self._rec.unpack_from(mm, pos)
+                self._ifaces = []
+            if blen < 12 or blen % 4 or pos + blen > size:
+                self._truncated += 1
+                self._pos_after_scan = size
+                return None
+            e = self._endian
+            if btype == PCAPNG_IDB:
+                linktype = struct.unpack_from(e + "H", mm, pos + 8)[0]
+                self._ifaces.append((linktype, self._tsresol(pos + 16, pos + blen - 4), 0))
+            elif btype == PCAPNG_EPB:
+                iface, hi, lo, caplen, wire = struct.unpack_from(e + "IIIII", mm, pos + 8)
+                if iface < len(self._ifaces) and self._ifaces[iface][0] == LINKTYPE_ETHERNET:
+                    ts = _ng_ns((hi << 32) | lo, self._ifaces[iface][1])
+                    return pos + 28, min(caplen, blen - 32), wire, ts, pos + blen
+                self._unsupported += 1
+            elif btype == PCAPNG_SPB:
+                (wire,) = struct.unpack_from(e + "I", mm, pos + 8)
+                if self._ifaces and self._ifaces[0][0] == LINKTYPE_ETHERNET:
+                    return pos + 12, min(wire, blen - 16), wire, 0, pos + blen
+                self._unsupported += 1
+            pos += blen
+
+    def _tsresol(self, opt: int, end: int) -> int:
+        """if_tsresol option of an interface description block (default 6: microseconds)."""
+        e = self._endian
+        while opt + 4 <= end:
+            code, length = struct.unpack_from(e + "HH", self._mm, opt)
+            if code == 0:
+                break
+            if code == 9 and length >= 1:
+                return int(self._mm[opt + 4])
+            opt += 4 + (length + 3) // 4 * 4
+        return 6
 
     def _draw(self, final: bool = False) -> None:
         if not self._progress:
@@ -210,7 +295,9 @@ class PcapSource:
             self._progress = False
 
     def loss(self) -> dict[str, int]:
-        return {"truncated_records": self._truncated}
+        """Frames we could not deliver: records cut short, and (pcapng) packets of
+        non-Ethernet interfaces."""
+        return {"truncated_records": self._truncated, "unsupported_link": self._unsupported}
 
     def close(self) -> None:
         if not self._closed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from dataplane.aggregate import Aggregator, PortBands
 from dataplane.packets import FrameBatch
 from dataplane.parse import parse_batch
@@ -59,3 +61,34 @@ def test_host_buffer_is_bounded_under_a_flood_of_sources() -> None:
     assert snap.hosts_truncated > 0
     assert [t.key for t in snap.top_hosts_by_bytes] == ["10.0.0.1", "10.9.9.9"]
     assert snap.top_hosts_by_bytes[1].packets == 20
+
+
+def test_per_flow_path_matches_per_packet_path() -> None:
+    """Aggregator.add(parsed, flows=table.last_deltas()) gives exactly the per-packet result."""
+    from dataplane.flowtable import FlowTable
+
+    rng = np.random.default_rng(3)
+    batches = []
+    for step in range(6):
+        frames = []
+        for _ in range(200):
+            i = int(rng.integers(0, 40))
+            kind = ("tcp", "udp", "icmp")[i % 3]
+            src, dst = (f"10.0.{i}.1", "10.0.0.9") if i % 4 else ("fd00::9", f"fd00::{i + 1:x}")
+            if i % 7 == 0:
+                src, dst = dst, src  # replies
+            sport, dport = (8, 0) if kind == "icmp" else (1000 + i, 443 - i % 3)
+            frames.append(frame(src, dst, kind, sport, dport, vlans=(5,) if i % 5 == 0 else ()))
+        frames += [
+            frame("10.1.1.1", "10.1.1.1", "udp", 7, 7),
+            eth(b"\x00" * 28, 0x0806),
+            b"\x00" * 9,
+        ]
+        batches.append(parse_batch(FrameBatch.from_frames(frames, ts_ns=(step + 1) * S)))
+    per_packet, per_flow = Aggregator(top_n=5), Aggregator(top_n=5)
+    table = FlowTable(capacity=4096)
+    for p in batches:
+        per_packet.add(p)
+        table.update(p)
+        per_flow.add(p, flows=table.last_deltas())
+    assert per_flow.tick(10 * S) == per_packet.tick(10 * S)

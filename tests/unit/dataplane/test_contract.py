@@ -19,6 +19,7 @@ MODULES = [
     "dataplane.sources.pcap",
     "dataplane.sources.afpacket",
     "dataplane.sources.afxdp",
+    "dataplane.sources.modes",
 ]
 
 
@@ -46,3 +47,23 @@ def test_sources_satisfy_protocol() -> None:
         for method in ("read_batch", "loss", "close"):
             assert callable(getattr(cls, method))
     assert Source is not None
+
+
+def test_kernel_flows_convert_to_flow_records() -> None:
+    import numpy as np
+
+    from dataplane.flowtable import EndReason, FlowState, records_from_kernel
+
+    k = np.zeros(3, FLOW_DTYPE)
+    k["src_addr"][0, 10:] = [255, 255, 10, 0, 0, 1]
+    k["src_port"] = [1, 2, 3]
+    k["packets_fwd"] = [5, 1, 1]
+    k["packets_rev"] = [4, 0, 1]
+    k["tcp_flags"] = [0x12, 0x02, 0x04]
+    k["last_seen_ns"] = 7
+    r = records_from_kernel(k)
+    assert r.dtype == FLOW_RECORD_DTYPE
+    assert bytes(r["src_addr"][0][10:]) == bytes([255, 255, 10, 0, 0, 1])
+    assert r["src_port"].tolist() == [1, 2, 3] and r["last_seen_ns"].tolist() == [7, 7, 7]
+    assert r["state"].tolist() == [FlowState.ESTABLISHED, FlowState.NEW, FlowState.CLOSED]
+    assert set(r["end_reason"].tolist()) == {EndReason.ACTIVE}

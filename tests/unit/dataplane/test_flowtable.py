@@ -189,3 +189,17 @@ def test_exact_even_when_every_hash_collides() -> None:
     got = {int(r["src_port"]): (int(r["packets_fwd"]), int(r["packets_rev"])) for r in recs}
     assert got == {p: (3, 1 if p == 3 else 0) for p in range(20)}
     assert len(ft.expire(10 * S)) == 20 and ft.stats().live == 0
+
+
+def test_drain_updates_limit_keeps_the_rest_pending() -> None:
+    ft = FlowTable(capacity=256)
+    ft.update(batch([frame("10.0.0.1", "10.0.0.2", "udp", p, 9) for p in range(100)], ts=S))
+    first = ft.drain_updates(limit=30)
+    assert len(first) == 30
+    again = 0 if 0 in first["src_port"].tolist() else int(first["src_port"][0])
+    ft.update(batch([frame("10.0.0.1", "10.0.0.2", "udp", again, 9)], ts=2 * S))
+    rest = ft.drain_updates(limit=1000)
+    assert len(rest) == 71  # 70 never drained + the one drained before and changed since
+    assert set(first["src_port"].tolist()) | set(rest["src_port"].tolist()) == set(range(100))
+    assert rest[rest["src_port"] == again][0]["packets_fwd"] == 2
+    assert len(ft.drain_updates()) == 0

@@ -67,13 +67,13 @@ def test_batches_and_truncated_tail(tmp_path: Path) -> None:
     while (b := src.read_batch(2, 0.0)) is not None:
         sizes.append(len(b))
     assert sizes == [2, 2, 1]
-    assert src.loss() == {"truncated_records": 1}
+    assert src.loss() == {"truncated_records": 1, "unsupported_link": 0}
     src.close()
 
 
 def test_not_a_pcap(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pcap"
-    bad.write_bytes(b"\x0a\x0d\x0d\x0a" + b"\x00" * 40)
+    bad.write_bytes(b"\x0b\x0d\x0d\x0a" + b"\x00" * 40)
     with pytest.raises(SourceError):
         PcapSource(bad)
     with pytest.raises(SourceError):
@@ -127,3 +127,58 @@ def test_concat_batches() -> None:
     c = FrameBatch.concat([a, FrameBatch.empty(), b])
     assert [c.frame(i) for i in range(len(c))] == FRAMES
     assert np.array_equal(c.ifindex, [1, 1, 2, 2, 2, 2])
+
+
+def test_open_source_by_mode(tmp_path: Path) -> None:
+    from dataplane.sources import open_source
+
+    path = tmp_path / "m.pcap"
+    with PcapWriter(path) as w:
+        w.write_batch(FrameBatch.from_frames(FRAMES, ts_ns=TS))
+    src = open_source("pcap", pcap_path=path, ifindex=3)
+    batch = src.read_batch(100, 0)
+    assert batch is not None and len(batch) == len(FRAMES) and batch.ifindex[0] == 3
+    src.close()
+    with pytest.raises(SourceError):
+        open_source("pcap")
+    with pytest.raises(SourceError):
+        open_source("tap", interface="lo")
+    with pytest.raises(SourceError):
+        open_source("inline")  # type: ignore[arg-type]
+
+
+def _ng_block(btype: int, body: bytes, e: str = "<") -> bytes:
+    body += b"\x00" * (-len(body) % 4)
+    return (
+        struct.pack(e + "II", btype, 12 + len(body)) + body + struct.pack(e + "I", 12 + len(body))
+    )
+
+
+@pytest.mark.parametrize("e", ["<", ">"])
+def test_pcapng(tmp_path: Path, e: str) -> None:
+    """Section header, two interfaces (Ethernet with ns resolution, then a non-Ethernet one),
+    enhanced and simple packet blocks, and an unknown block skipped."""
+    shb = _ng_block(0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1), e)
+    tsresol = struct.pack(e + "HH", 9, 1) + b"\x09\x00\x00\x00" + struct.pack(e + "HH", 0, 0)
+    idb0 = _ng_block(1, struct.pack(e + "HHI", 1, 0, 65535) + tsresol, e)
+    idb1 = _ng_block(1, struct.pack(e + "HHI", 101, 0, 65535), e)
+    blocks = [shb, idb0, idb1, _ng_block(0xBAD, b"junk", e)]
+    for i, f in enumerate(FRAMES[:3]):
+        ts = TS[i]
+        blocks.append(
+            _ng_block(
+                6, struct.pack(e + "IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(f), len(f)) + f, e
+            )
+        )
+    blocks.append(_ng_block(6, struct.pack(e + "IIIII", 1, 0, 0, 4, 4) + b"abcd", e))  # raw IP
+    blocks.append(_ng_block(3, struct.pack(e + "I", len(FRAMES[3])) + FRAMES[3], e))
+    path = tmp_path / "cap.pcapng"
+    path.write_bytes(b"".join(blocks))
+    src = PcapSource(path, progress=False)
+    parts = []
+    while (b := src.read_batch(2, 0)) is not None:
+        parts.append(b)
+    got = FrameBatch.concat(parts)
+    assert [got.frame(i) for i in range(len(got))] == FRAMES[:4]
+    assert got.ts_ns.tolist()[:3] == TS[:3]
+    assert src.loss() == {"truncated_records": 0, "unsupported_link": 1}
