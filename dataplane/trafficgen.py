@@ -78,8 +78,10 @@ def _checksum(data: bytes) -> int:
 
 def _eth(spec: FrameSpec, ethertype: int) -> bytes:
     head = spec.dst_mac + spec.src_mac
-    tpids = [ETH_P_8021Q] if len(spec.vlans) == 1 else [ETH_P_8021AD] + [ETH_P_8021Q] * (
-        len(spec.vlans) - 1)
+    if len(spec.vlans) == 1:
+        tpids = [ETH_P_8021Q]
+    else:  # QinQ: 802.1ad service tag outside, 802.1Q tags inside
+        tpids = [ETH_P_8021AD] + [ETH_P_8021Q] * (len(spec.vlans) - 1)
     for tpid, vid in zip(tpids, spec.vlans, strict=False):
         head += struct.pack("!HH", tpid, vid & 0x0FFF)
     return head + struct.pack("!H", ethertype)

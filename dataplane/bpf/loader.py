@@ -274,11 +274,11 @@ class XdpProgram:
             obj = lb.lib.bpf_object__open_file(str(object_path).encode(), None)
             lb.check_ptr(obj, ObjectFileError, f"open BPF object {object_path}", lines)
         fresh = False
+        lock = contextlib.ExitStack()  # held from the pin directory's creation to the end
         try:
             ensure_bpffs()
             with map_errors(PinError, f"create pin directory {pin_dir}"):
                 pin_dir.mkdir(parents=True, exist_ok=True)
-            lock = contextlib.ExitStack()
             lock.enter_context(_locked(pin_dir))
             fresh = not (pin_dir / "floe_config").exists()
             maps = cls._load(obj, pin_dir)
@@ -295,6 +295,7 @@ class XdpProgram:
                         (pin_dir / name).unlink()
             with contextlib.suppress(OSError):
                 pin_dir.rmdir()
+            lock.close()
             raise
         # The kernel now holds the program (attached) and the maps (pinned); dup'd fds stay ours.
         lb.lib.bpf_object__close(obj)
@@ -308,6 +309,8 @@ class XdpProgram:
         except BaseException:
             program.close()
             raise
+        finally:
+            lock.close()
         log.info("floe_xdp %s on %s (ifindex %d, %s, %s maps, prog id %d)",
                  "attached" if fresh else "reattached", ifname, ifindex, attach_mode,
                  "new" if fresh else "reused", prog_id)

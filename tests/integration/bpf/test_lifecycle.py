@@ -14,7 +14,7 @@ import pytest
 
 from dataplane.bpf import PIN_ROOT, AttachError, PinError, Rule, RuleSet, XdpProgram
 from dataplane.bpf import libbpf as lb
-from dataplane.bpf.loader import _query
+from dataplane.bpf.loader import _locked, _query
 from dataplane.netns import Topology, call_in
 from dataplane.trafficgen import AfPacketSender, FrameSpec, LiveFrameGenerator, build_frame
 from tests.support.topology import VethNs, wait_until
@@ -196,3 +196,36 @@ def test_sigkill_mid_traffic_loses_nothing(veth_ns: VethNs,
     c = reader.counters()
     assert c.dropped_rule == total // 2 and c.passed == total // 2
     assert reader.rule_hits()[9].packets == total // 2
+
+
+def test_concurrent_loaders_serialise(veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    """Four processes attach and apply rule sets at once: one consistent state results."""
+    ifname = veth_ns.pair.host
+    procs = [subprocess.Popen([sys.executable, "-c", LOADER, ifname, "rules"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    prog = make_xdp(ifname)
+    assert prog.rules.count() == 1 and prog.rules.slots() == {7: 0}
+    with AfPacketSender(veth_ns.pair.peer, veth_ns.namespace) as sender:
+        assert sender.send([BAD] * 3) == 3
+    assert wait_until(lambda: prog.counters().dropped_rule == 3)
+
+
+def test_loader_waits_for_the_interface_lock(veth_ns: VethNs,
+                                             make_xdp: Callable[..., XdpProgram]) -> None:
+    ifname = veth_ns.pair.host
+    make_xdp(ifname).close()
+    with _locked(PIN_ROOT / ifname):
+        proc = subprocess.Popen([sys.executable, "-c", LOADER, ifname, "rules"], cwd=ROOT,
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(1.5)  # blocked on the flock, not done
+        except BaseException:
+            proc.kill()
+            raise
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and json.loads(out)["mode"] == "native"

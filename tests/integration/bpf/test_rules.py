@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dataplane.bpf import Rule, RuleSet, XdpProgram
+from dataplane.bpf import AttachError, MapError, Rule, RuleError, RuleSet, XdpProgram
 from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame
 from tests.support.topology import VethNs, wait_until
 
@@ -99,3 +99,39 @@ def test_tap_mode_without_socket_passes_and_counts(veth_ns: VethNs,
     assert c.sampled_out + (c.redirect_no_socket - 8) == 8 and c.sampled_out >= 5
     assert c.passed == 16
     assert prog.read_flows().size == 0  # no flow tracking in tap mode
+
+
+def test_bad_config_and_rules_leave_state_untouched(veth_ns: VethNs,
+                                                    make_xdp: Callable[..., XdpProgram]) -> None:
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    prog.rules.apply(RuleSet([Rule(1, "deny", proto="udp")]))
+    before = bytes(prog.config())
+    with pytest.raises(MapError):
+        prog.set_config(default_action="drop")  # type: ignore[arg-type]
+    with pytest.raises(MapError):
+        prog.set_config(sample_n=-1)
+    with pytest.raises(AttachError):
+        prog.set_config(mode="mirror")  # type: ignore[arg-type]
+    assert bytes(prog.config()) == before
+    with pytest.raises(RuleError):  # one bad rule: nothing of the set is written
+        prog.rules.apply(RuleSet([Rule(2, "deny", proto="tcp"), Rule(3, "deny", src="nope")]))
+    assert prog.rules.slots() == {1: 0}
+    with pytest.raises(MapError):
+        prog.map("floe_nothing")
+
+
+def test_truncated_frame_cannot_slip_past_a_deny(veth_ns: VethNs,
+                                                 make_xdp: Callable[..., XdpProgram]) -> None:
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    prog.rules.apply(RuleSet([Rule(5, "deny", src="192.0.2.0/24"),
+                              Rule(6, "deny", src="2001:db8:6::/48")]))
+    v4 = build_frame(FrameSpec(src="192.0.2.5", dst="10.0.0.1", proto="tcp"))
+    v4_cut = v4[:14] + bytes([0x45, 0]) + (20 + 8).to_bytes(2, "big") + v4[18:14 + 20 + 8]
+    v6 = build_frame(FrameSpec(src="2001:db8:6::1", dst="fd00::1", proto="udp",
+                               ipv6_ext=(60,)))
+    v6_cut = v6[:14 + 4] + (4).to_bytes(2, "big") + v6[20:14 + 40 + 4]  # ext header cut short
+    _send(veth_ns, prog, [v4_cut] * 3 + [v6_cut] * 2)
+    c = prog.counters()
+    assert c.mal_l4_truncated == 3 and c.mal_ipv6_ext_truncated == 2
+    assert c.dropped_rule == 5 and c.passed == 0
+    assert prog.rule_hits()[5].packets == 3 and prog.rule_hits()[6].packets == 2
