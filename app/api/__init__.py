@@ -67,6 +67,13 @@ def _validation_details(error: RequestSchemaValidationError) -> Any:
     return str(inner)
 
 
+async def _non_json_body() -> bool:
+    """A body was sent, and it is neither JSON nor a form (querystring errors stay 422)."""
+    if request.is_json or request.mimetype in _FORM_TYPES:
+        return False
+    return bool(await request.get_data(cache=True))  # already read (and bounded) by then
+
+
 def _register_error_handlers(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def _api_error(error: ApiError) -> Response:
@@ -76,7 +83,7 @@ def _register_error_handlers(app: Quart) -> None:
     async def _schema_error(error: RequestSchemaValidationError) -> Response:
         # quart-schema reads a non-JSON body as "no JSON" and reports a validation error;
         # the client's real mistake is the media type (the routes validated here take JSON).
-        if has_request_context() and not request.is_json and request.mimetype not in _FORM_TYPES:
+        if has_request_context() and await _non_json_body():
             return error_response(
                 415,
                 "unsupported_media_type",

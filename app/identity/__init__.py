@@ -16,6 +16,7 @@ from quart import Quart
 from app.api.envelope import ApiError
 from app.identity.authenticator import BearerAuthenticator, LastUsedRecorder
 from app.identity.cache import IdentityCache
+from app.identity.invalidation import InvalidationBus
 from app.identity.jwt_tokens import JwtCodec
 from app.identity.mailer import Mailer
 from app.identity.passwords import Passwords
@@ -70,6 +71,8 @@ def init_app(app: Quart) -> None:
             log.error("identity disabled: no database component")
             return
         secret = await asyncio.to_thread(resolve_secret_key, settings)
+        if settings.extra.get("FLOE_ARGON2_PROFILE") == "fast":
+            log.warning("FLOE_ARGON2_PROFILE=fast: weak password hashing, for tests only")
         passwords = await asyncio.to_thread(
             Passwords, settings.extra.get("FLOE_ARGON2_PROFILE", "default")
         )
@@ -88,6 +91,17 @@ def init_app(app: Quart) -> None:
         runtime.authenticator = bearer
         await ensure_dataplane_key(app)
         recorder.start()
+        if settings.redis_url:
+            bus = InvalidationBus(settings.redis_url, secret, cache, service.load_revocations)
+            cache.publish = bus.publish
+            runtime.components["identity_bus"] = bus
+            bus.start()
+            try:
+                await asyncio.wait_for(bus.subscribed.wait(), 3.0)
+            except TimeoutError:
+                log.warning(
+                    "identity invalidation: Redis not reachable yet; retrying in background"
+                )
 
     @app.while_serving
     async def _identity_lifespan() -> AsyncGenerator[None, None]:
@@ -97,3 +111,6 @@ def init_app(app: Quart) -> None:
         recorder = runtime.components.pop("identity_recorder", None)
         if recorder is not None:
             await recorder.stop()
+        bus = runtime.components.pop("identity_bus", None)
+        if bus is not None:
+            await bus.stop()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.identity.records import ApiKeyRecord, UserState
 
@@ -29,20 +31,35 @@ class IdentityCache:
     stats: dict[str, int] = field(
         default_factory=lambda: {"user_hits": 0, "user_misses": 0, "key_hits": 0, "key_misses": 0}
     )
+    # Set when REDIS_URL is configured: tells the other instances (see invalidation.py).
+    publish: Callable[[dict[str, Any]], None] | None = None
 
-    def forget_user(self, user_id: int) -> None:
+    def _tell(self, event: dict[str, Any], publish: bool) -> None:
+        if publish and self.publish is not None:
+            self.publish(event)
+
+    def drop_all(self) -> None:
+        """Forget every cached user and key (after missing invalidations)."""
+        self.users.clear()
+        self.keys.clear()
+        self.missing_keys.clear()
+
+    def forget_user(self, user_id: int, publish: bool = True) -> None:
+        self._tell({"k": "user", "id": user_id}, publish)
         self.users.pop(user_id, None)
         # Keys owned by the user are bounded by the user's scopes: drop them too.
         for prefix in [p for p, k in self.keys.items() if k.owner_user_id == user_id]:
             del self.keys[prefix]
 
-    def forget_all_users(self) -> None:
+    def forget_all_users(self, publish: bool = True) -> None:
         """A role's scopes changed: every user holding it may be affected."""
+        self._tell({"k": "users"}, publish)
         self.users.clear()
         for prefix in [p for p, k in self.keys.items() if k.owner_user_id is not None]:
             del self.keys[prefix]
 
-    def forget_key(self, prefix: str) -> None:
+    def forget_key(self, prefix: str, publish: bool = True) -> None:
+        self._tell({"k": "key", "p": prefix}, publish)
         self.keys.pop(prefix, None)
         self.missing_keys.pop(prefix, None)
 
@@ -61,7 +78,8 @@ class IdentityCache:
         while len(self.missing_keys) > _MISSING_MAX:
             self.missing_keys.popitem(last=False)
 
-    def revoke_family(self, family: str, until: float) -> None:
+    def revoke_family(self, family: str, until: float, publish: bool = True) -> None:
+        self._tell({"k": "family", "f": family, "u": until}, publish)
         self.revoked_families[family] = until
         if len(self.revoked_families) > 10_000:
             now = time.time()

@@ -128,6 +128,8 @@ class IdentityService:
         self.onetime = OneTimeTokens(secret)
         self.mailer = mailer
         self.throttle = LoginThrottle()
+        # Endpoints that send mail (registration, password reset): 10 per address per hour.
+        self.mail_throttle = LoginThrottle(max_failures=10, window=3600.0)
 
     # --- start-up ------------------------------------------------------------------------
 
@@ -141,7 +143,7 @@ class IdentityService:
             return [(row.family_id, row.expires_at) for row in rows]
 
         for family, expires in await self.db.run(work):
-            self.cache.revoke_family(family, expires.replace(tzinfo=UTC).timestamp())
+            self.cache.revoke_family(family, expires.replace(tzinfo=UTC).timestamp(), publish=False)
 
     # --- tokens --------------------------------------------------------------------------
 
@@ -420,9 +422,18 @@ class IdentityService:
             raise ApiError(409, "conflict", "A user with this email already exists") from None
         return record
 
+    def _mail_allowed(self, ip: str) -> None:
+        wait = self.mail_throttle.retry_after(ip)
+        if wait:
+            raise ApiError(
+                429, "rate_limited", "Too many requests", headers={"Retry-After": str(wait)}
+            )
+        self.mail_throttle.failed(ip)  # every request counts
+
     async def register(self, email: str, password: str, ip: str) -> UserRecord:
         if not self.settings.registration_enabled:
             raise ApiError(403, "registration_disabled", "Self-registration is disabled")
+        self._mail_allowed(ip)
         user = await self.create_user(
             email, password, ["viewer"], actor=None, ip=ip, confirmed=False
         )
@@ -481,6 +492,7 @@ class IdentityService:
 
     async def request_password_reset(self, email: str, ip: str) -> None:
         """Always succeeds from the caller's view, so it cannot be used to probe emails."""
+        self._mail_allowed(ip)
         user = await self.db.run(lambda dal: store.user_by_email(dal, email.strip().lower()))
         if user is None or not user.active:
             return

@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import time
 
-from quart import Quart, Response, request, websocket
+from quart import Quart, Response, request
 
 from app.hub import Hub, run_heartbeat
-from app.logging import correlation_id, new_correlation_id
+from app.logging import correlation_id
 from app.runtime import get_runtime
 from app.serving.admission import AdmissionMiddleware
 from app.serving.metrics import ServingMetrics
@@ -23,10 +23,6 @@ __all__ = ["V1_SUNSET", "init_app"]
 
 V1_SUNSET = "Tue, 01 Jun 2027 00:00:00 GMT"
 _UNMATCHED = "<unmatched>"
-
-
-def _incoming_id(value: str) -> str:
-    return value[:64] if value and value.isprintable() else new_correlation_id()
 
 
 def init_app(app: Quart) -> None:
@@ -42,28 +38,22 @@ def init_app(app: Quart) -> None:
     observe = metrics.observe
     perf_counter = time.perf_counter
 
-    @app.before_request
-    async def _request_id() -> None:
-        correlation_id.set(_incoming_id(request.headers.get("X-Request-ID", "")))
-
-    @app.before_websocket
-    async def _websocket_id() -> None:
-        correlation_id.set(_incoming_id(websocket.headers.get("X-Request-ID", "")))
-
     @app.after_request
     async def _headers(response: Response) -> Response:
-        response.headers["X-Request-ID"] = correlation_id.get()
-        path = request.path
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+        headers = response.headers
+        headers["X-Request-ID"] = correlation_id.get()
+        path: str = req.path
         if path.startswith("/api/v1/"):
-            response.headers["Deprecation"] = "true"
-            response.headers["Sunset"] = V1_SUNSET
-            response.headers["Link"] = f'</api/v2/{path[8:]}>; rel="successor-version"'
-            response.headers["Warning"] = '299 - "API v1 is deprecated; use /api/v2"'
-        rule = request.url_rule
-        t0 = request.scope.get("floe.t0")
+            headers["Deprecation"] = "true"
+            headers["Sunset"] = V1_SUNSET
+            headers["Link"] = f'</api/v2/{path[8:]}>; rel="successor-version"'
+            headers["Warning"] = '299 - "API v1 is deprecated; use /api/v2"'
+        rule = req.url_rule
+        t0 = req.scope.get("floe.t0")
         if isinstance(t0, float):
             observe(
-                request.method,
+                req.method,
                 rule.rule if rule is not None else _UNMATCHED,
                 response.status_code,
                 perf_counter() - t0,

@@ -10,13 +10,14 @@ HTTP1_ENABLED / HTTP2_ENABLED / HTTP3_ENABLED are refused with 505.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import orjson
 
 from app.config import Settings
-from app.logging import new_correlation_id
+from app.logging import correlation_id
 from app.serving.metrics import ServingCounters
 
 __all__ = ["EXEMPT_PATHS", "AdmissionMiddleware"]
@@ -24,6 +25,17 @@ __all__ = ["EXEMPT_PATHS", "AdmissionMiddleware"]
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 ASGIApp = Any
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    """`X-Request-ID` from the client when printable (≤ 64 chars), else a fresh 16-hex id."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            text = value[:64].decode("latin-1")
+            if text and text.isprintable():
+                return text
+            break
+    return os.urandom(8).hex()  # same shape as new_correlation_id(), without uuid4's cost
 
 
 def _error_body(code: str, message: str, request_id: str) -> bytes:
@@ -55,7 +67,14 @@ class AdmissionMiddleware:
         self.disabled_versions = frozenset(disabled)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self.inner(scope, receive, send)
+            return
+        # The correlation id is set here (not in a Quart hook): Quart runs the request in a
+        # task created from this context, so the value is visible to handlers and logs.
+        correlation_id.set(_request_id(scope["headers"]))
+        if kind != "http":
             await self.inner(scope, receive, send)
             return
         scope["floe.t0"] = time.perf_counter()
@@ -87,7 +106,7 @@ class AdmissionMiddleware:
     async def _refuse(
         self, send: Any, status: int, code: str, message: str, *, retry_after: bool = False
     ) -> None:
-        request_id = new_correlation_id()
+        request_id = correlation_id.get()
         body = _error_body(code, message, request_id)
         headers = [
             (b"content-type", b"application/json"),

@@ -10,8 +10,15 @@ hypercorn 0.18 `UDPServer` has two problems measured on this platform:
   loop when hypercorn marks the worker terminated, waits up to `drain` seconds for open
   QUIC connections to finish, then closes them (CONNECTION_CLOSE) and returns.
 
-`install()` makes hypercorn's asyncio worker construct this class (it looks the name up
-in `hypercorn.asyncio.run` at bind time); it is called by `app.serving.run` only.
+* its HTTP/3 protocol drops a finished stream without telling the ASGI app
+  (`http.disconnect` never arrives), so with Quart the app call of *every* HTTP/3 request
+  never returns: one leaked task per request, and Floe's in-flight count (admission
+  control) only ever grew. `ClosingH3Protocol` forwards the close to the stream, as
+  hypercorn's HTTP/1.1 and HTTP/2 protocols do.
+
+`install()` makes hypercorn's asyncio worker construct these classes (it looks the names
+up in `hypercorn.asyncio.run` / `hypercorn.protocol.quic` at bind time); it is called by
+`app.serving.run` only.
 """
 
 from __future__ import annotations
@@ -20,15 +27,31 @@ import asyncio
 from typing import Any
 
 import hypercorn.asyncio.run as hypercorn_run
+import hypercorn.protocol.quic as hypercorn_quic
 from hypercorn.asyncio.task_group import TaskGroup
 from hypercorn.asyncio.udp_server import UDPServer
 from hypercorn.events import Closed, RawData
+from hypercorn.protocol.events import Event as StreamEvent
+from hypercorn.protocol.events import StreamClosed
+from hypercorn.protocol.h3 import H3Protocol
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import parse_socket_addr
 
 from app.serving.metrics import ServingCounters
 
-__all__ = ["BoundedUDPServer", "install"]
+__all__ = ["BoundedUDPServer", "ClosingH3Protocol", "install"]
+
+
+class ClosingH3Protocol(H3Protocol):
+    """H3Protocol that lets the stream (and so the ASGI app) see its own close."""
+
+    async def stream_send(self, event: StreamEvent) -> None:
+        if isinstance(event, StreamClosed):
+            stream = self.streams.pop(event.stream_id, None)
+            if stream is not None:
+                await stream.handle(StreamClosed(stream_id=event.stream_id))
+            return
+        await super().stream_send(event)
 
 
 class BoundedUDPServer(UDPServer):
@@ -95,3 +118,4 @@ def install(queue_size: int, counters: ServingCounters, drain: float) -> None:
     BoundedUDPServer.counters = counters
     BoundedUDPServer.drain = drain
     hypercorn_run.UDPServer = BoundedUDPServer  # type: ignore[attr-defined,misc]
+    hypercorn_quic.H3Protocol = ClosingH3Protocol  # type: ignore[attr-defined,misc]

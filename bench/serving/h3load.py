@@ -1,6 +1,6 @@
 """HTTP/3 load: C connections each sending requests back to back for D seconds.
 
-    python h3load.py PORT CERT CONNECTIONS SECONDS [PATH]   → one JSON line
+python h3load.py PORT CERT CONNECTIONS SECONDS [PATH]   → one JSON line
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.h3client import h3_connect  # noqa: E402
+from tests.support.h3client import h3_connect
 
 
-async def worker(port: int, cert: str, seconds: float, path: str, lat: list[float], errors: list[str]) -> None:
+async def worker(
+    port: int, cert: str, seconds: float, path: str, lat: list[float], errors: list[str]
+) -> None:
     try:
         async with h3_connect("127.0.0.1", port, cafile=cert) as client:
             deadline = time.perf_counter() + seconds
@@ -47,7 +49,8 @@ async def main() -> None:
     p99 = lat[int(len(lat) * 0.99) - 1] if lat else float("nan")
     if "--json" in sys.argv:
         summary = {"rps": len(lat) / elapsed, "p99_ms": p99 * 1000, "ok": len(lat)}
-        print(json.dumps(summary | {"errors": len(errors)}))
+        kinds = {k: errors.count(k) for k in set(errors)}
+        print(json.dumps(summary | {"errors": len(errors), "error_kinds": kinds}))
     else:  # "rps p99_ms errors" for run.sh
         print(f"{len(lat) / elapsed:.0f} {p99 * 1000:.1f} {len(errors)}")
 

@@ -6,8 +6,11 @@ Reusable by every area's integration tests:
         httpx.get(server.url("/healthz"))
 
 Every port is chosen free on 127.0.0.1 (HTTPS shares its number with the HTTP/3 UDP
-port); FLOE_DATA_DIR is a fresh temporary directory unless given. `stop()` sends SIGTERM
-and returns the exit code; the output is kept in `server.output()` for assertions.
+port); FLOE_DATA_DIR is a fresh temporary directory unless given. The caller's FLOE_*,
+DB_*, HTTP*, GRPC* variables are not inherited (pass them in `env`), so a developer's
+shell cannot change what a test sees; the default database is SQLite in the data dir.
+`stop()` sends SIGTERM and returns the exit code; the output (JSON log lines) is kept in
+`server.output()` for assertions. Extra CLI flags go in `args` (e.g. `("-vvv",)`).
 """
 
 from __future__ import annotations

@@ -124,6 +124,11 @@ async def test_owner_role_change_shrinks_key(identity_app: Quart) -> None:
     assert response.status_code == 200
     me = await (await client.get("/api/v2/me", headers=bearer(key))).get_json()
     assert me["data"]["scopes"] == []
+    db = get_runtime(identity_app).components["db"]
+    changes = await db.run(
+        lambda dal: dal(dal.audit_log.action == "role_change").select().as_list()
+    )
+    assert changes[-1]["target"] == f"user:{user_id}" and '"viewer"' in changes[-1]["details"]
     # The maintainer may not rotate someone else's key.
     other = (await (await client.get("/api/v2/clients", headers=admin)).get_json())["data"][0]["id"]
     response = await client.post(f"/api/v2/clients/{other}/rotate", headers=maint)
@@ -150,5 +155,7 @@ async def test_last_used_flushed_at_shutdown(make_settings, sqlite_env) -> None:
     again = create_app(settings)
     async with again.test_app():
         db = get_runtime(again).components["db"]
-        used = await db.run(lambda dal: dal(dal.api_client.name == "flush-me").select().first().last_used_at)
+        used = await db.run(
+            lambda dal: dal(dal.api_client.name == "flush-me").select().first().last_used_at
+        )
         assert used is not None

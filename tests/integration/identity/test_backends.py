@@ -50,7 +50,11 @@ async def test_identity_flow_on_backend(
             ("POST", "/api/v2/users", {"email": "a\x00b@c.d", "password": "password-1"}),
             ("POST", "/api/v2/clients", {"name": "k\x00", "scopes": ["stats:read"]}),
             ("POST", "/api/v2/teams", {"name": "t" * 81}),
-            ("POST", "/api/v2/roles", {"name": "r", "scopes": ["stats:read"], "description": "d" * 256}),
+            (
+                "POST",
+                "/api/v2/roles",
+                {"name": "r", "scopes": ["stats:read"], "description": "d" * 256},
+            ),
             ("GET", "/api/v2/users/99999999999999999999", None),
         ]:
             response = await client.open(path, method=method, json=payload, headers=admin)

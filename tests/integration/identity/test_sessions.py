@@ -104,3 +104,43 @@ async def test_generated_secret_key_and_dataplane_key(make_settings, sqlite_env)
         assert (
             await again.test_client().get("/api/v2/me", headers=bearer(first_key))
         ).status_code == 401
+
+
+async def test_websocket_auth_by_bearer_query_and_cookie(make_settings, sqlite_env) -> None:  # type: ignore[no-untyped-def]
+    """`current_principal()` works in a WebSocket handshake: header, ?access_token= on
+    /stream paths, and the session cookie (what the dashboard uses)."""
+    from quart import websocket
+    from quart.testing import WebsocketResponseError
+
+    from app.api.access import current_principal, require_scope
+
+    app = create_app(make_settings(**sqlite_env, **FAST))
+
+    @require_scope("stats:read")
+    async def probe_stream() -> None:
+        principal = await current_principal()
+        await websocket.accept()
+        await websocket.send(principal.kind if principal else "none")
+
+    app.add_websocket("/zz/probe/stream", "zz_probe_stream", probe_stream)
+    async with app.test_app():
+        tokens = await login(app)
+        client = app.test_client()
+
+        async def kind(path: str, headers: dict[str, str] | None = None, c=client) -> str:  # type: ignore[no-untyped-def]
+            try:
+                async with c.websocket(path, headers=headers or {}) as ws:
+                    return str(await ws.receive())
+            except WebsocketResponseError as error:
+                return str(error.response.status_code)
+
+        assert await kind("/zz/probe/stream") == "401"
+        assert await kind("/zz/probe/stream", bearer(tokens["access_token"])) == "user"
+        assert await kind(f"/zz/probe/stream?access_token={tokens['access_token']}") == "user"
+        assert await kind("/zz/probe/stream", bearer("forged")) == "401"
+        response = await client.post(
+            "/api/v2/auth/login",
+            json={"email": "admin@localhost.local", "password": "admin123", "session": True},
+        )
+        assert response.status_code == 200
+        assert await kind("/zz/probe/stream") == "session"

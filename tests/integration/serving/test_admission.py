@@ -21,10 +21,15 @@ LIMIT = 3
 
 
 @pytest.fixture
-async def held_server(make_settings: Callable[..., Settings]) -> AsyncIterator[tuple[str, asyncio.Event]]:
+async def held_server(
+    make_settings: Callable[..., Settings],
+) -> AsyncIterator[tuple[str, asyncio.Event]]:
     port = free_port()
     settings = make_settings(
-        HTTP_PORT=str(port), HTTPS_PORT="0", BIND_HOST="127.0.0.1", MAX_INFLIGHT_REQUESTS=str(LIMIT),
+        HTTP_PORT=str(port),
+        HTTPS_PORT="0",
+        BIND_HOST="127.0.0.1",
+        MAX_INFLIGHT_REQUESTS=str(LIMIT),
         METRICS_ENABLED="true",
     )
     app: Quart = create_app(settings)
@@ -37,7 +42,9 @@ async def held_server(make_settings: Callable[..., Settings]) -> AsyncIterator[t
         return ok({"released": True})
 
     stop = asyncio.Event()
-    task = asyncio.create_task(hypercorn_serve(app, build_hypercorn_config(settings), shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    task = asyncio.create_task(
+        hypercorn_serve(app, build_hypercorn_config(settings), shutdown_trigger=stop.wait)
+    )  # type: ignore[arg-type]
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient() as probe:
         for _ in range(100):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from quart import Quart
 
 from app.serving import V1_SUNSET
@@ -32,7 +31,9 @@ async def test_422_and_415(serving_app: Quart) -> None:
     body = await response.get_json()
     _assert_error(body, "validation_error")
     assert body["error"]["details"][0]["loc"] == ["name"]
-    response = await client.post("/api/v2/_echo", data="name=x", headers={"Content-Type": "text/plain"})
+    response = await client.post(
+        "/api/v2/_echo", data="name=x", headers={"Content-Type": "text/plain"}
+    )
     assert response.status_code == 415
     _assert_error(await response.get_json(), "unsupported_media_type")
     response = await client.post("/api/v2/_echo", json={"name": "x"})
@@ -53,7 +54,10 @@ async def test_request_id_and_v1_headers(serving_app: Quart) -> None:
     response = await client.get("/api/v1/ping", headers={"X-Request-ID": "abc-123"})
     assert response.status_code == 200
     assert response.headers["X-Request-ID"] == "abc-123"
-    assert (await response.get_json())["meta"] == {**(await response.get_json())["meta"], "version": 1}
+    assert (await response.get_json())["meta"] == {
+        **(await response.get_json())["meta"],
+        "version": 1,
+    }
     assert response.headers["Deprecation"] == "true"
     assert response.headers["Sunset"] == V1_SUNSET
     assert response.headers["Link"] == '</api/v2/ping>; rel="successor-version"'
@@ -66,7 +70,7 @@ async def test_docs_page_is_offline_and_openapi_lists_ping(serving_app: Quart) -
     client = serving_app.test_client()
     page = await client.get("/api/v2/docs")
     assert page.status_code == 200
-    html = (await page.get_data()).decode()
+    html = await page.get_data(as_text=True)
     assert "/api/v2/openapi.json" in html
     assert "<script src=" not in html and "cdn" not in html.lower()
     spec = await (await client.get("/api/v2/openapi.json")).get_json()
@@ -78,7 +82,7 @@ async def test_metrics_count_requests_by_route_template(serving_app: Quart) -> N
     for _ in range(3):
         await client.get("/api/v2/ping")
     await client.get("/api/v2/nope")
-    text = (await (await client.get("/metrics")).get_data()).decode()
+    text = await (await client.get("/metrics")).get_data(as_text=True)
     assert 'floe_http_requests_total{method="GET",route="/api/v2/ping",status="200"} 3.0' in text
     assert 'route="<unmatched>",status="404"' in text
     assert "floe_http_request_duration_seconds_bucket" in text
@@ -98,5 +102,3 @@ async def test_probes(serving_app: Quart) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code in (200, 503)
     assert "checks" in await ready.get_json()
-
-

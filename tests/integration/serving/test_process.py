@@ -56,12 +56,31 @@ def test_metrics_off_and_http2_off() -> None:
             assert client.get(server.url("/api/v2/ping")).status_code == 505
 
 
+def test_http1_off_serves_h2_only() -> None:
+    env = {"HTTP1_ENABLED": "false", "HTTP3_ENABLED": "false", "GRPC_ENABLED": "false"}
+    with FloeServer.start(env=env) as server:
+        refused = httpx.get(server.url("/api/v2/ping"))
+        assert refused.status_code == 505
+        assert refused.json()["error"]["code"] == "http_version_disabled"
+        with httpx.Client(http1=False, http2=True) as client:
+            assert client.get(server.url("/api/v2/ping")).status_code == 200
+        with httpx.Client(http2=True, verify=server.ssl_context()) as client:
+            assert client.get(server.url("/api/v2/ping", tls=True)).http_version == "HTTP/2"
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("HTTP_PORT", "eighty"), ("HTTP3_ENABLED", "maybe"), ("MAX_INFLIGHT_REQUESTS", "0"),
-     ("GRACEFUL_TIMEOUT", "-1"), ("TLS_CERT_FILE", "/nonexistent.pem")],
+    [
+        ("HTTP_PORT", "eighty"),
+        ("HTTP3_ENABLED", "maybe"),
+        ("MAX_INFLIGHT_REQUESTS", "0"),
+        ("GRACEFUL_TIMEOUT", "-1"),
+        ("TLS_CERT_FILE", "/nonexistent.pem"),
+    ],
 )
-def test_bad_env_value_exits_2_with_one_line(name: str, value: str, tmp_path: os.PathLike[str]) -> None:
+def test_bad_env_value_exits_2_with_one_line(
+    name: str, value: str, tmp_path: os.PathLike[str]
+) -> None:
     env = {**os.environ, "FLOE_DATA_DIR": str(tmp_path), "PYTHONPATH": str(REPO_ROOT), name: value}
     if name == "TLS_CERT_FILE":
         env["TLS_KEY_FILE"] = str(REPO_ROOT / "pyproject.toml")  # exists; the cert does not
@@ -80,7 +99,8 @@ def test_port_in_use_fails_cleanly() -> None:
         blocker.listen()
         port = blocker.getsockname()[1]
         server = FloeServer.start(
-            env={"HTTP_PORT": str(port), "GRPC_ENABLED": "false", "HTTP3_ENABLED": "false"}, wait=False
+            env={"HTTP_PORT": str(port), "GRPC_ENABLED": "false", "HTTP3_ENABLED": "false"},
+            wait=False,
         )
         try:
             code = server.process.wait(30)
@@ -95,8 +115,10 @@ async def test_sigterm_shutdown_order_and_time() -> None:
     server = FloeServer.start(env={"WS_HEARTBEAT_INTERVAL": "0.1"})
     try:
         login = await asyncio.to_thread(
-            httpx.post, server.url("/api/v2/auth/login"),
-            json={"email": "admin@localhost.local", "password": "admin123"}, timeout=10,
+            httpx.post,
+            server.url("/api/v2/auth/login"),
+            json={"email": "admin@localhost.local", "password": "admin123"},
+            timeout=10,
         )
         token = login.json()["data"]["access_token"]
         ws = await websockets.connect(
@@ -105,7 +127,9 @@ async def test_sigterm_shutdown_order_and_time() -> None:
         await asyncio.wait_for(ws.recv(), 2)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
-        assert (await asyncio.wait_for(watch.read(), 5)).status == health_pb2.HealthCheckResponse.SERVING
+        assert (
+            await asyncio.wait_for(watch.read(), 5)
+        ).status == health_pb2.HealthCheckResponse.SERVING
         async with h3_connect("127.0.0.1", server.https_port, cafile=server.cert_file) as h3:
             assert (await h3.request("GET", "/healthz")).status == 200
             started = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Iterator
 
 import grpc
 import httpx
@@ -56,6 +57,10 @@ async def test_http3(floe_server: FloeServer) -> None:
         many = await asyncio.gather(*(h3.request("GET", "/healthz") for _ in range(20)))
     assert response.status == 200
     assert orjson.loads(response.body)["data"] == {"pong": True}
+    # hypercorn's H3 never told the app a stream closed: requests stayed "in flight" forever
+    await asyncio.sleep(0.1)
+    metrics = httpx.get(floe_server.url("/metrics")).text
+    assert "floe_http_inflight_requests 0.0" in metrics
     assert response.header("x-request-id") == "h3-req"
     assert {r.status for r in many} == {200}
 
@@ -63,11 +68,15 @@ async def test_http3(floe_server: FloeServer) -> None:
 async def test_grpc_health_check_watch_and_reflection(floe_server: FloeServer) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{floe_server.grpc_port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        call = health.Check(health_pb2.HealthCheckRequest(service=""), metadata=(("x-request-id", "grpc-1"),))
+        call = health.Check(
+            health_pb2.HealthCheckRequest(service=""), metadata=(("x-request-id", "grpc-1"),)
+        )
         reply = await call
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
         assert ("x-request-id", "grpc-1") in tuple(await call.initial_metadata())
-        uplink = await health.Check(health_pb2.HealthCheckRequest(service="floe.dataplane.v1.Uplink"))
+        uplink = await health.Check(
+            health_pb2.HealthCheckRequest(service="floe.dataplane.v1.Uplink")
+        )
         assert uplink.status == health_pb2.HealthCheckResponse.SERVING
         watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
         first = await asyncio.wait_for(watch.read(), 5)
@@ -100,7 +109,9 @@ def test_metrics_on_app_and_metrics_port(floe_server: FloeServer) -> None:
 async def test_websocket_real_client(floe_server: FloeServer) -> None:
     token = await asyncio.to_thread(_login, floe_server)
     url = f"ws://127.0.0.1:{floe_server.http_port}/api/v2/stream"
-    async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+    async with websockets.connect(
+        url, additional_headers={"Authorization": f"Bearer {token}"}
+    ) as ws:
         messages = [orjson.loads(await asyncio.wait_for(ws.recv(), 2)) for _ in range(3)]
     beats = [m for m in messages if m["type"] == "heartbeat"]
     assert len(beats) >= 2 and beats[-1]["seq"] > beats[0]["seq"]
@@ -108,13 +119,15 @@ async def test_websocket_real_client(floe_server: FloeServer) -> None:
 
 
 def test_chunked_body_over_limit_is_413(floe_server: FloeServer) -> None:
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         for _ in range(40):
             yield b"x" * 65536  # 2.5 MiB > MAX_BODY_BYTES (1 MiB), no Content-Length
 
     response = httpx.post(
-        floe_server.url("/api/v2/auth/login"), content=chunks(),
-        headers={"Content-Type": "application/json"}, timeout=10,
+        floe_server.url("/api/v2/auth/login"),
+        content=chunks(),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"

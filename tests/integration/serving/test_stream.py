@@ -38,7 +38,8 @@ async def test_query_token_and_stats_topic(serving_app: Quart) -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "status"), [("", 401), (f"?access_token={NOSCOPE_TOKEN}", 403), ("?access_token=bad", 401)]
+    ("query", "status"),
+    [("", 401), (f"?access_token={NOSCOPE_TOKEN}", 403), ("?access_token=bad", 401)],
 )
 async def test_refused_without_scope(serving_app: Quart, query: str, status: int) -> None:
     client = serving_app.test_client()

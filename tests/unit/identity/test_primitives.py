@@ -71,6 +71,18 @@ def test_jwt_round_trip_and_rejections() -> None:
     assert codec.decode(none_alg) is None
 
 
+def test_jwt_memo_still_checks_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    codec = JwtCodec(SECRET, ttl=60)
+    token = codec.issue(7, "fam", [], "s")
+    assert codec.decode(token) is not None  # verified and memoised
+    assert codec.decode(token) is not None  # memo hit
+    import app.identity.jwt_tokens as module
+
+    real = time.time
+    monkeypatch.setattr(module.time, "time", lambda: real() + 120)
+    assert codec.decode(token) is None
+
+
 def test_api_key_format() -> None:
     key, prefix = new_key()
     parsed = parse_key(key)

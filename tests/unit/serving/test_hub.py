@@ -59,7 +59,10 @@ async def test_heartbeat_keeps_cadence() -> None:
     sub = hub.subscribe(["heartbeat"])
     task = asyncio.create_task(run_heartbeat(hub, 0.02))
     try:
-        seqs = [orjson.loads(await asyncio.wait_for(sub.next_text(), 1) or "")["seq"] for _ in range(5)]
+        seqs = []
+        for _ in range(5):
+            text = await asyncio.wait_for(sub.next_text(), 1)
+            seqs.append(orjson.loads(text or "")["seq"])
     finally:
         task.cancel()
     assert seqs == [1, 2, 3, 4, 5]

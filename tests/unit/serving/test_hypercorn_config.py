@@ -6,7 +6,9 @@ from app.serving.run import build_hypercorn_config
 
 
 def test_everything_on(make_settings) -> None:  # type: ignore[no-untyped-def]
-    config = build_hypercorn_config(make_settings(HTTP3_ENABLED="true", HTTP_PORT="8080", HTTPS_PORT="8443"))
+    config = build_hypercorn_config(
+        make_settings(HTTP3_ENABLED="true", HTTP_PORT="8080", HTTPS_PORT="8443")
+    )
     assert config.bind == ["0.0.0.0:8443"]
     assert config.insecure_bind == ["0.0.0.0:8080"]
     assert config.quic_bind == ["0.0.0.0:8443"]
@@ -20,7 +22,9 @@ def test_http3_off_binds_no_udp(make_settings) -> None:  # type: ignore[no-untyp
 
 
 def test_http2_off_restricts_alpn(make_settings) -> None:  # type: ignore[no-untyped-def]
-    config = build_hypercorn_config(make_settings(HTTP2_ENABLED="false", KEEP_ALIVE_MAX_REQUESTS="7"))
+    config = build_hypercorn_config(
+        make_settings(HTTP2_ENABLED="false", KEEP_ALIVE_MAX_REQUESTS="7")
+    )
     assert config.alpn_protocols == ["http/1.1"]
     assert config.keep_alive_max_requests == 7
 
