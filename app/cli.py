@@ -6,16 +6,21 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.config import ConfigError, load_settings
+from app.config import ConfigError, Settings, load_settings
 from app.logging import setup_logging
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="floe", description="Floe network telemetry and filtering")
+    parser = argparse.ArgumentParser(
+        prog="floe", description="Floe network telemetry and filtering"
+    )
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0,
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
         help="-v warnings only, -vv info (default), -vvv debug",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -23,16 +28,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the control plane (REST H1/H2/H3, gRPC, WebSocket)")
 
     dp = sub.add_parser("dataplane", help="run the dataplane sidecar on one interface")
-    dp.add_argument("--interface", "-i", required=False, help="network interface (not needed for pcap)")
+    dp.add_argument(
+        "--interface", "-i", required=False, help="network interface (not needed for pcap)"
+    )
     dp.add_argument("--mode", choices=("tap", "inline", "afpacket", "pcap"), default="tap")
     dp.add_argument("--pcap", help="capture file to replay (pcap mode)")
     dp.add_argument("--speed", choices=("recorded", "max"), default="max", help="pcap replay speed")
-    dp.add_argument("--control-plane", default=None, help="HOST:PORT of the control plane's gRPC port")
+    dp.add_argument(
+        "--control-plane", default=None, help="HOST:PORT of the control plane's gRPC port"
+    )
     dp.add_argument("--node-id", default=None, help="node id (default: hostname)")
-    dp.add_argument("--detach", action="store_true", help="detach the XDP program and remove pins, then exit")
+    dp.add_argument(
+        "--detach", action="store_true", help="detach the XDP program and remove pins, then exit"
+    )
 
-    demo = sub.add_parser("demo", help="namespace + veth + generated traffic so the dashboard shows live data")
-    demo.add_argument("--duration", type=float, default=0.0, help="seconds to run (0 = until interrupted)")
+    demo = sub.add_parser(
+        "demo", help="namespace + veth + generated traffic so the dashboard shows live data"
+    )
+    demo.add_argument(
+        "--duration", type=float, default=0.0, help="seconds to run (0 = until interrupted)"
+    )
     demo.add_argument("--pps", type=int, default=2000, help="offered packets per second")
 
     db = sub.add_parser("db", help="database maintenance")
@@ -58,17 +73,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dataplane":
         from dataplane.cli import run_dataplane
 
-        return run_dataplane(args, settings)
+        return int(run_dataplane(args, settings))
     if args.command == "demo":
         from dataplane.demo import run_demo
 
-        return run_demo(args, settings)
+        return int(run_demo(args, settings))
     if args.command == "db":
-        from app.db.cli import db_init
-
-        return db_init(settings)
+        return _db_init(settings)
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _db_init(settings: Settings) -> int:
+    """Schema first (storage layer), then built-in roles and the default admin (identity)."""
+    import asyncio
+
+    from app.db.cli import db_init
+    from app.db.database import Database
+    from app.identity import ensure_defaults
+
+    status = db_init(settings)
+    if status != 0:
+        return status
+
+    async def defaults() -> bool:
+        db = Database(settings)
+        await db.start()
+        try:
+            return await ensure_defaults(db, settings)
+        finally:
+            await db.close()
+
+    created = asyncio.run(defaults())
+    print(f"floe: default admin {'created' if created else 'already present'}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

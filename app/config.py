@@ -128,7 +128,9 @@ class Settings:
 
     @property
     def tls_enabled(self) -> bool:
-        return self.https_port > 0 and (self.http1_enabled or self.http2_enabled or self.http3_enabled)
+        return self.https_port > 0 and (
+            self.http1_enabled or self.http2_enabled or self.http3_enabled
+        )
 
     @property
     def effective_db_port(self) -> int:
@@ -193,5 +195,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
     if not (settings.http1_enabled or settings.http2_enabled) and settings.http3_enabled is False:
         if not settings.grpc_enabled:
-            raise ConfigError("HTTP1_ENABLED, HTTP2_ENABLED, HTTP3_ENABLED and GRPC_ENABLED are all false")
+            raise ConfigError(
+                "HTTP1_ENABLED, HTTP2_ENABLED, HTTP3_ENABLED and GRPC_ENABLED are all false"
+            )
     return settings

@@ -61,7 +61,9 @@ def setup_logging(verbosity: int = 0, json_lines: bool | None = None) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s")
+            logging.Formatter(
+                "%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s"
+            )
         )
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from quart import Quart, Response, has_request_context, request
 from quart_schema import QuartSchema, RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
+from app.api.access import public
 from app.api.envelope import ApiError, error_response
 
 __all__ = ["VERSIONED_MODULES", "init_app"]
@@ -114,13 +116,23 @@ def init_app(app: Quart) -> None:
     QuartSchema(
         app,
         openapi_path="/api/v2/openapi.json",
-        redoc_ui_path="/api/v2/docs",
+        redoc_ui_path=None,
         swagger_ui_path=None,
         scalar_ui_path=None,
         convert_casing=False,
         info={"title": "Floe API", "version": "2"},
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
     )
+    # quart-schema's own view (a bound method) serves the OpenAPI document: wrap it so it
+    # carries the same @public mark as the docs page.
+    if "openapi" in app.view_functions:
+        library_view = app.view_functions["openapi"]
+
+        @public
+        async def openapi() -> Any:
+            return await cast(Callable[[], Awaitable[Any]], library_view)()
+
+        app.view_functions["openapi"] = openapi
     for name in VERSIONED_MODULES:
         module = importlib.import_module(f"app.api.{name}")
         bp = module.bp

@@ -48,7 +48,8 @@ def _meta(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     now = time.time()
     meta: dict[str, Any] = {
         "version": api_version(),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        + f".{int(now * 1000) % 1000:03d}Z",
         "request_id": correlation_id.get(),
     }
     if extra:
@@ -56,10 +57,14 @@ def _meta(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return meta
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     """Serialise with orjson once; Quart's own jsonify is several times slower."""
     response = Response(
-        orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), status=status, mimetype="application/json"
+        orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+        status=status,
+        mimetype="application/json",
     )
     if headers:
         for key, value in headers.items():

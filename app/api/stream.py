@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from quart import Blueprint, g, websocket
+from quart import Blueprint, websocket
 from quart.wrappers.base import ClientDisconnectedError
 
 from app.api.access import require_scope
-from app.api.envelope import ApiError
 from app.hub import HEARTBEAT_TOPIC, Hub, Subscription
 from app.runtime import get_runtime
-from app.types import Principal
 
 __all__ = ["STREAM_TOPICS", "bp"]
 
@@ -26,30 +24,6 @@ bp = Blueprint("stream", __name__)
 
 # Telemetry publishes {"type": "stats", ...} on "stats".
 STREAM_TOPICS = (HEARTBEAT_TOPIC, "stats")
-
-
-@bp.before_websocket
-async def _websocket_principal() -> None:
-    """Authenticate from the WebSocket handshake and cache it where `current_principal()` looks.
-
-    `app.api.access._bearer()` reads `request`, which does not exist in a WebSocket context;
-    caching the principal on `g` first lets `@require_scope` work unchanged.
-    """
-    if "principal" in g:
-        return
-    header = websocket.headers.get("Authorization", "")
-    scheme, _, credential = header.partition(" ")
-    token = credential.strip() if scheme.lower() == "bearer" else ""
-    token = token or websocket.args.get("access_token", "")
-    principal: Principal | None = None
-    authenticator = get_runtime().authenticator
-    if token and authenticator is not None:
-        principal = await authenticator.authenticate(token)
-        if principal is None:
-            raise ApiError(
-                401, "invalid_token", "The bearer credential is invalid, expired or revoked"
-            )
-    g.principal = principal
 
 
 @bp.websocket("/stream")
