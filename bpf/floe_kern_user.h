@@ -24,7 +24,16 @@
 #define FLOE_MAX_RULES       32768
 #define FLOE_MAX_FLOWS       65536
 #define FLOE_MAX_VLAN_TAGS   2
-#define FLOE_MAX_EXT_HDRS    6
+#define FLOE_MAX_EXT_HDRS    6 /* IPv6 extension headers walked; one more = malformed */
+
+/*
+ * Parser rules shared by the kernel and the Python parser (dataplane/parse.py reads these
+ * through dataplane/bpf/layout.py). ICMP/ICMPv6 flows carry port 0 on both sides, so an echo
+ * request and its reply are one flow; an ICMP header shorter than FLOE_ICMP_HDR_LEN bytes is
+ * malformed (truncated L4).
+ */
+#define FLOE_ICMP_FLOW_PORT  0
+#define FLOE_ICMP_HDR_LEN    8
 
 /* Operating mode of one interface (struct floe_config.mode). */
 enum floe_mode {
@@ -116,6 +125,7 @@ struct floe_if_counters {
 	__u64 mal_l4_truncated;
 	__u64 mal_tcp_bad_doff;
 	__u64 flow_update_failed; /* inline mode: LRU insert failed */
+	__u64 mal_ipv6_bad_payload_len; /* IPv6 payload length beyond the frame */
 };
 
 /* LPM trie keys: prefixlen first, address bytes in network order. */

@@ -50,6 +50,7 @@ enum mal {
 	MAL_IPV6_TOO_MANY_EXT,
 	MAL_L4_TRUNCATED,
 	MAL_TCP_BAD_DOFF,
+	MAL_IPV6_BAD_PAYLOAD_LEN,
 };
 
 struct {
@@ -157,7 +158,7 @@ static __always_inline int parse_l4(void *cur, void *end, struct pkt *p)
 		p->sport = bpf_ntohs(u->source);
 		p->dport = bpf_ntohs(u->dest);
 	} else if (p->proto == PROTO_ICMP || p->proto == PROTO_ICMPV6) {
-		if (cur + 8 > end)
+		if (cur + FLOE_ICMP_HDR_LEN > end)
 			return MAL_L4_TRUNCATED;
 	}
 	p->l4_ok = 1;
@@ -210,6 +211,8 @@ static __always_inline int parse_ipv6(void *cur, void *end, struct pkt *p)
 		return MAL_L3_TRUNCATED;
 	if (ip6->version != 6)
 		return MAL_IPV6_BAD_VERSION;
+	if ((void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > end)
+		return MAL_IPV6_BAD_PAYLOAD_LEN;
 	__builtin_memcpy(p->src, &ip6->saddr, 16);
 	__builtin_memcpy(p->dst, &ip6->daddr, 16);
 	p->l3 = 6;
@@ -294,6 +297,7 @@ static __always_inline void count_malformed(struct floe_if_counters *c, int mal)
 	case MAL_IPV6_TOO_MANY_EXT: c->mal_ipv6_too_many_ext++; break;
 	case MAL_L4_TRUNCATED: c->mal_l4_truncated++; break;
 	case MAL_TCP_BAD_DOFF: c->mal_tcp_bad_doff++; break;
+	case MAL_IPV6_BAD_PAYLOAD_LEN: c->mal_ipv6_bad_payload_len++; break;
 	}
 }
 
@@ -339,10 +343,9 @@ static __always_inline void count_classes(struct floe_if_counters *c, struct pkt
 	do {                                                       \
 		struct floe_rule_val *_v = (v);                    \
 		if (_v) {                                          \
-			if (_v->action == FLOE_ACTION_DENY) {      \
-				if (!deny)                         \
-					deny = _v;                 \
-			} else if (!allow) {                       \
+			if (_v->action == FLOE_ACTION_DENY)        \
+				return _v; /* first deny decides */ \
+			if (!allow) {                              \
 				allow = _v;                        \
 			}                                          \
 		}                                                  \
@@ -356,11 +359,13 @@ static __always_inline struct floe_rule_val *port_rule(__u16 port, __u8 proto, _
 
 /*
  * The rule credited for this frame (deny before allow), or NULL. Maps user space marked
- * empty in cfg->rule_maps are not looked up: an unused rule kind costs nothing.
+ * empty in cfg->rule_maps are not looked up: an unused rule kind costs nothing. The first
+ * deny found returns at once (later lookups could not change the verdict or the credited
+ * rule), so a frame denied by its source prefix costs one LPM walk, not two.
  */
 static __always_inline struct floe_rule_val *match(struct pkt *p, __u32 maps)
 {
-	struct floe_rule_val *deny = NULL, *allow = NULL;
+	struct floe_rule_val *allow = NULL;
 
 	if (!maps)
 		return NULL;
@@ -397,7 +402,7 @@ static __always_inline struct floe_rule_val *match(struct pkt *p, __u32 maps)
 		if (maps & FLOE_RULE_MAPS_PORT_SRC)
 			CONSIDER(port_rule(p->sport, p->proto, FLOE_PORT_DIR_SRC));
 	}
-	return deny ? deny : allow;
+	return allow;
 }
 
 /* -1, 0, 1 comparing (a, pa) with (b, pb), addresses first. */
@@ -418,8 +423,8 @@ static __always_inline void track_flow(struct pkt *p, __u32 ifindex, __u64 len,
 {
 	struct floe_flow_key k = {};
 	int ports = p->l4_ok && !p->non_first && (p->proto == PROTO_TCP || p->proto == PROTO_UDP);
-	__u16 sport = ports ? p->sport : 0;
-	__u16 dport = ports ? p->dport : 0;
+	__u16 sport = ports ? p->sport : FLOE_ICMP_FLOW_PORT; /* ICMP and all portless protocols */
+	__u16 dport = ports ? p->dport : FLOE_ICMP_FLOW_PORT;
 	int swap = endpoint_cmp(p->src, sport, p->dst, dport) > 0;
 
 	if (swap) {

@@ -75,17 +75,21 @@ class Topology:
         return name
 
     def add_veth(self, host_suffix: str = "h", peer_suffix: str = "p", namespace: str | None = None,
-                 *, quiet: bool = True) -> VethPair:
+                 *, quiet: bool = True, queues: int = 1) -> VethPair:
         """veth `prefix+host_suffix` here, `prefix+peer_suffix` in `namespace`, both up.
 
         `quiet` disables IPv6 on both ends first, so the kernel sends nothing (no DAD/MLD/RS)
-        and tests can count frames exactly.
+        and tests can count frames exactly. `queues` > 1 gives both ends that many RX and TX
+        queues (the sender's flow hash spreads frames over them, one AF_XDP socket each).
         """
         host, peer = f"{self.prefix}{host_suffix}", f"{self.prefix}{peer_suffix}"
         for name in (host, peer):
             if len(name) > 15:
                 raise NamespaceError(f"interface name {name!r} longer than 15 chars")
-        _run(["ip", "link", "add", host, "type", "veth", "peer", "name", peer])
+        if queues < 1:
+            raise NamespaceError(f"queues={queues}: must be >= 1")
+        q = ["numtxqueues", str(queues), "numrxqueues", str(queues)] if queues > 1 else []
+        _run(["ip", "link", "add", host, *q, "type", "veth", "peer", "name", peer, *q])
         try:
             if namespace is not None:
                 _run(["ip", "link", "set", peer, "netns", namespace])

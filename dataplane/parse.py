@@ -4,7 +4,10 @@ Each step gathers the bytes it needs at per-frame computed offsets (`data[offset
 cost is a handful of array operations per batch, never Python per packet. Frames whose headers
 do not fit or contradict themselves are flagged malformed with a reason instead of trusted.
 Addresses come out as 16-byte IPv6 (IPv4 v4-mapped, ::ffff:a.b.c.d) so both versions share
-columns; ICMP/ICMPv6 type and code take the place of source and destination port.
+columns. The rules shared with the XDP program (extension-header limit, ICMP flow ports,
+ICMP header length) come from bpf/floe_kern_user.h via dataplane.bpf.layout: ICMP/ICMPv6
+frames carry port FLOE_ICMP_FLOW_PORT (0) on both sides, so echo request and reply are one
+flow, exactly as in the kernel's flow map.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from dataplane.bpf.layout import FLOE_ICMP_FLOW_PORT, FLOE_ICMP_HDR_LEN, FLOE_MAX_EXT_HDRS
 from dataplane.packets import FrameBatch
 
 __all__ = [
@@ -23,6 +27,7 @@ __all__ = [
     "ETH_P_8021Q",
     "ETH_P_IP",
     "ETH_P_IPV6",
+    "KERNEL_MALFORMED",
     "MAX_IPV6_EXT_HEADERS",
     "Malformed",
     "ParsedBatch",
@@ -35,7 +40,7 @@ ETH_P_8021Q = 0x8100
 ETH_P_8021AD = 0x88A8
 ETH_P_QINQ_OLD = 0x9100
 MAX_VLAN_TAGS = 2
-MAX_IPV6_EXT_HEADERS = 4
+MAX_IPV6_EXT_HEADERS = FLOE_MAX_EXT_HDRS  # one more extension header = malformed
 
 IPPROTO_HOPOPTS = 0
 IPPROTO_ICMP = 1
@@ -71,6 +76,26 @@ class Malformed(IntEnum):
     BAD_TCP_OFFSET = 9  # TCP data offset < 5 words
 
 
+# The XDP program's malformed counters (mal_<reason>) -> the reason parse_batch gives the same
+# frame; the kernel is finer-grained. tests/integration/bpf/test_parser_agreement.py holds both
+# parsers to it frame by frame.
+KERNEL_MALFORMED: dict[str, Malformed] = {
+    "l2_truncated": Malformed.TRUNCATED_L2,
+    "vlan_truncated": Malformed.TRUNCATED_L2,
+    "vlan_too_deep": Malformed.VLAN_DEPTH,
+    "l3_truncated": Malformed.TRUNCATED_L3,
+    "ipv6_ext_truncated": Malformed.TRUNCATED_L3,
+    "ipv4_bad_version": Malformed.BAD_IP_VERSION,
+    "ipv6_bad_version": Malformed.BAD_IP_VERSION,
+    "ipv4_bad_ihl": Malformed.BAD_IHL,
+    "ipv4_bad_total_len": Malformed.BAD_IP_LENGTH,
+    "ipv6_bad_payload_len": Malformed.BAD_IP_LENGTH,
+    "ipv6_too_many_ext": Malformed.IPV6_EXT_LIMIT,
+    "l4_truncated": Malformed.TRUNCATED_L4,
+    "tcp_bad_doff": Malformed.BAD_TCP_OFFSET,
+}
+
+
 @dataclass(slots=True)
 class ParsedBatch:
     """Header columns of one FrameBatch, one row per frame (same order)."""
@@ -85,8 +110,8 @@ class ParsedBatch:
     proto: U8  # L4 protocol (IPv6: after extension headers)
     src: U8  # (N, 16) v4-mapped IPv6
     dst: U8  # (N, 16)
-    sport: U16  # TCP/UDP port, ICMP type
-    dport: U16  # TCP/UDP port, ICMP code
+    sport: U16  # TCP/UDP port; FLOE_ICMP_FLOW_PORT (0) for every other protocol
+    dport: U16  # TCP/UDP port; FLOE_ICMP_FLOW_PORT (0) for every other protocol
     tcp_flags: U8
     fragment: Bool  # any IP fragment; non-first fragments carry no ports
     malformed: U8  # Malformed reason per frame
@@ -236,7 +261,8 @@ def parse_batch(batch: FrameBatch) -> ParsedBatch:
             generic = (nh == IPPROTO_HOPOPTS) | (nh == IPPROTO_ROUTING) | (nh == IPPROTO_DSTOPTS)
             fragh = nh == IPPROTO_FRAGMENT
             ah = nh == IPPROTO_AH
-            ext = is6 & (generic | fragh | ah) & (reason == 0)
+            # the kernel stops at a non-first fragment: what follows is payload, not headers
+            ext = is6 & (generic | fragh | ah) & (reason == 0) & ~nonfirst
             if not ext.any():
                 break
             _flag(reason, ext & (off + 8 > end), Malformed.TRUNCATED_L3)
@@ -255,7 +281,7 @@ def parse_batch(batch: FrameBatch) -> ParsedBatch:
             | (nh == IPPROTO_FRAGMENT)
             | (nh == IPPROTO_AH)
         )
-        _flag(reason, is6 & leftover, Malformed.IPV6_EXT_LIMIT)
+        _flag(reason, is6 & leftover & ~nonfirst, Malformed.IPV6_EXT_LIMIT)
         _flag(reason, is6 & (off > end), Malformed.TRUNCATED_L3)
         is6 &= reason == 0
         proto = np.where(is6, nh, proto)
@@ -267,16 +293,15 @@ def parse_batch(batch: FrameBatch) -> ParsedBatch:
     tcp = l4ok & (proto == IPPROTO_TCP)
     udp = l4ok & (proto == IPPROTO_UDP)
     icmp = l4ok & ((is4 & (proto == IPPROTO_ICMP)) | (is6 & (proto == IPPROTO_ICMPV6)))
-    need = np.where(tcp, 20, np.where(udp, 8, np.where(icmp, 4, 0)))
+    need = np.where(tcp, 20, np.where(udp, 8, np.where(icmp, FLOE_ICMP_HDR_LEN, 0)))
     _flag(reason, (tcp | udp | icmp) & (l4 + need > end), Malformed.TRUNCATED_L4)
     seg = windows.at(l4, 14)
     _flag(reason, tcp & ((seg[:, 12] >> 4) < 5), Malformed.BAD_TCP_OFFSET)
     good = reason == 0
     ports = (tcp | udp) & good
-    icmp &= good
     tcp &= good
-    sport = np.where(ports, _be16(seg, 0), np.where(icmp, seg[:, 0], 0))
-    dport = np.where(ports, _be16(seg, 2), np.where(icmp, seg[:, 1], 0))
+    sport = np.where(ports, _be16(seg, 0), FLOE_ICMP_FLOW_PORT)
+    dport = np.where(ports, _be16(seg, 2), FLOE_ICMP_FLOW_PORT)
     flags = np.where(tcp, seg[:, 13], 0)
 
     ok4 = is4 & good

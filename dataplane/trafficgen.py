@@ -210,6 +210,7 @@ def _malformed_frames() -> dict[str, bytes]:
         "ipv4_bad_total_len": _eth(v4, ETH_P_IP) + _ipv4(v4, 6, tcp, total=500),
         "ipv6_bad_version": _eth(v6, ETH_P_IPV6) + _ipv6(v6, 17, udp6, version=4),
         "ipv6_ext_truncated": _eth(v6, ETH_P_IPV6) + _ipv6(v6, 60, _ext(17)[:5]),
+        "ipv6_bad_payload_len": _eth(v6, ETH_P_IPV6) + _ipv6(v6, 17, udp6)[:40 + 4],
         "ipv6_too_many_ext": _eth(v6, ETH_P_IPV6) + _ipv6(v6, 60, chain + udp6),
         "l4_truncated": _eth(v4, ETH_P_IP) + _ipv4(v4, 6, tcp[:12]),
         "tcp_bad_doff": _eth(v4, ETH_P_IP) + _ipv4(v4, 6, bytes(bad_doff)),

@@ -63,6 +63,7 @@ class InterfaceCounters:
     mal_l4_truncated: int = 0
     mal_tcp_bad_doff: int = 0
     flow_update_failed: int = 0
+    mal_ipv6_bad_payload_len: int = 0
 
     @property
     def dropped(self) -> int:

@@ -7,6 +7,7 @@ Not a second source of truth: tests/unit/bpf/test_layout_btf.py checks every str
 from __future__ import annotations
 
 import ctypes
+import re
 from enum import IntEnum, IntFlag
 from pathlib import Path
 
@@ -15,7 +16,10 @@ import numpy as np
 __all__ = [
     "BPF_DIR",
     "COUNTER_FIELDS",
+    "DEFINES",
     "ENUMS",
+    "FLOE_ICMP_FLOW_PORT",
+    "FLOE_ICMP_HDR_LEN",
     "FLOE_MAX_CIDR_RULES",
     "FLOE_MAX_EXT_HDRS",
     "FLOE_MAX_FLOWS",
@@ -27,6 +31,7 @@ __all__ = [
     "FLOE_MAX_VLAN_TAGS",
     "FLOW_DTYPE",
     "GEN_OBJECT",
+    "KERN_USER_HEADER",
     "MAPS",
     "STRUCTS",
     "XDP_OBJECT",
@@ -45,21 +50,34 @@ __all__ = [
     "RuleMaps",
     "RuleVal",
     "percpu_stride",
+    "read_defines",
 ]
 
 BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 XDP_OBJECT = BPF_DIR / "build" / "floe_xdp.o"
 GEN_OBJECT = BPF_DIR / "build" / "floe_gen.o"
 
-FLOE_MAX_IFACES = 64
-FLOE_MAX_QUEUES = 64
-FLOE_MAX_CIDR_RULES = 16384
-FLOE_MAX_PORT_RULES = 4096
-FLOE_MAX_PROTO_RULES = 256
-FLOE_MAX_RULES = 32768
-FLOE_MAX_FLOWS = 65536
-FLOE_MAX_VLAN_TAGS = 2
-FLOE_MAX_EXT_HDRS = 6
+KERN_USER_HEADER = BPF_DIR / "floe_kern_user.h"
+
+
+def read_defines(header: Path = KERN_USER_HEADER) -> dict[str, int]:
+    """Every integer `#define FLOE_*` of the header: the constants have exactly one copy."""
+    pattern = re.compile(r"^#define\s+(FLOE_[A-Z0-9_]+)\s+(0x[0-9a-fA-F]+|\d+)\b", re.MULTILINE)
+    return {name: int(value, 0) for name, value in pattern.findall(header.read_text())}
+
+
+DEFINES = read_defines()
+FLOE_MAX_IFACES = DEFINES["FLOE_MAX_IFACES"]
+FLOE_MAX_QUEUES = DEFINES["FLOE_MAX_QUEUES"]
+FLOE_MAX_CIDR_RULES = DEFINES["FLOE_MAX_CIDR_RULES"]
+FLOE_MAX_PORT_RULES = DEFINES["FLOE_MAX_PORT_RULES"]
+FLOE_MAX_PROTO_RULES = DEFINES["FLOE_MAX_PROTO_RULES"]
+FLOE_MAX_RULES = DEFINES["FLOE_MAX_RULES"]
+FLOE_MAX_FLOWS = DEFINES["FLOE_MAX_FLOWS"]
+FLOE_MAX_VLAN_TAGS = DEFINES["FLOE_MAX_VLAN_TAGS"]
+FLOE_MAX_EXT_HDRS = DEFINES["FLOE_MAX_EXT_HDRS"]
+FLOE_ICMP_FLOW_PORT = DEFINES["FLOE_ICMP_FLOW_PORT"]
+FLOE_ICMP_HDR_LEN = DEFINES["FLOE_ICMP_HDR_LEN"]
 
 u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
 
@@ -116,7 +134,7 @@ COUNTER_FIELDS = (
     "malformed mal_l2_truncated mal_vlan_truncated mal_vlan_too_deep mal_l3_truncated "
     "mal_ipv4_bad_version mal_ipv4_bad_ihl mal_ipv4_bad_total_len mal_ipv6_bad_version "
     "mal_ipv6_ext_truncated mal_ipv6_too_many_ext mal_l4_truncated mal_tcp_bad_doff "
-    "flow_update_failed"
+    "flow_update_failed mal_ipv6_bad_payload_len"
 ).split()
 
 

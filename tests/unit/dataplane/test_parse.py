@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dataplane.bpf.layout import FLOE_ICMP_FLOW_PORT, FLOE_MAX_EXT_HDRS
 from dataplane.packets import FrameBatch
 from dataplane.parse import Malformed, parse_batch
 from tests.unit.dataplane.frames import eth, frame, ipv4, ipv6, mapped, tcp, udp
@@ -32,7 +33,8 @@ def test_well_formed(src: str, dst: str, l4: str, sport: int, dport: int) -> Non
     assert p.ip_version[0] == (6 if ":" in src else 4)
     assert p.src[0].tobytes() == mapped(src)
     assert p.dst[0].tobytes() == mapped(dst)
-    assert (int(p.sport[0]), int(p.dport[0])) == (sport, dport)
+    ports = (sport, dport) if l4 in ("tcp", "udp") else (FLOE_ICMP_FLOW_PORT,) * 2
+    assert (int(p.sport[0]), int(p.dport[0])) == ports  # ICMP: request and reply, one flow
     expected_proto = {"udp": 17, "tcp": 6, "icmp": 58 if ":" in src else 1}[l4]
     assert p.proto[0] == expected_proto
     assert p.tcp_flags[0] == (0x12 if l4 == "tcp" else 0)
@@ -98,7 +100,10 @@ def test_ipv6_extension_headers() -> None:
     assert (bool(frag0.fragment[0]), frag0.sport[0], frag0.proto[0]) == (True, 1, 6)
     later = parse_one(eth(ipv6("::1", "::2", 6, b"\x00" * 20, ext=[(44, b"\x05")]), 0x86DD))
     assert (bool(later.fragment[0]), later.sport[0], later.proto[0]) == (True, 0, 6)
-    many = parse_one(eth(ipv6("::1", "::2", 17, udp(1, 2), ext=[hop] * 5), 0x86DD))
+    limit = parse_one(eth(ipv6("::1", "::2", 17, udp(1, 2), ext=[hop] * FLOE_MAX_EXT_HDRS), 0x86DD))
+    assert (limit.malformed[0], limit.sport[0]) == (0, 1)
+    many = parse_one(eth(ipv6("::1", "::2", 17, udp(1, 2), ext=[hop] * (FLOE_MAX_EXT_HDRS + 1)),
+                         0x86DD))
     assert many.malformed[0] == Malformed.IPV6_EXT_LIMIT
 
 

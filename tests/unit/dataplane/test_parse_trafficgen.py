@@ -5,31 +5,22 @@ from __future__ import annotations
 
 import pytest
 
+from dataplane.bpf.layout import COUNTER_FIELDS, FLOE_ICMP_FLOW_PORT
 from dataplane.packets import FrameBatch
-from dataplane.parse import Malformed, parse_batch
+from dataplane.parse import KERNEL_MALFORMED, Malformed, parse_batch
 from dataplane.trafficgen import MALFORMED_REASONS, FrameSpec, build_frame, malformed_frame
 from tests.unit.dataplane.frames import mapped
 
-KERNEL_TO_PARSE = {
-    "l2_truncated": Malformed.TRUNCATED_L2,
-    "vlan_truncated": Malformed.TRUNCATED_L2,
-    "vlan_too_deep": Malformed.VLAN_DEPTH,
-    "l3_truncated": Malformed.TRUNCATED_L3,
-    "ipv4_bad_version": Malformed.BAD_IP_VERSION,
-    "ipv4_bad_ihl": Malformed.BAD_IHL,
-    "ipv4_bad_total_len": Malformed.BAD_IP_LENGTH,
-    "ipv6_bad_version": Malformed.BAD_IP_VERSION,
-    "ipv6_ext_truncated": Malformed.TRUNCATED_L3,
-    "ipv6_too_many_ext": Malformed.IPV6_EXT_LIMIT,
-    "l4_truncated": Malformed.TRUNCATED_L4,
-    "tcp_bad_doff": Malformed.BAD_TCP_OFFSET,
-}
+
+def test_every_kernel_reason_is_mapped() -> None:
+    kernel = {f.removeprefix("mal_") for f in COUNTER_FIELDS if f.startswith("mal_")}
+    assert set(KERNEL_MALFORMED) == kernel
 
 
 @pytest.mark.parametrize("reason", MALFORMED_REASONS)
 def test_kernel_malformed_classes(reason: str) -> None:
     p = parse_batch(FrameBatch.from_frames([malformed_frame(reason)]))
-    assert Malformed(int(p.malformed[0])) == KERNEL_TO_PARSE[reason]
+    assert Malformed(int(p.malformed[0])) == KERNEL_MALFORMED[reason]
 
 
 SPECS = [
@@ -51,7 +42,8 @@ def test_generator_frames_parse_to_their_spec(spec: FrameSpec) -> None:
     p = parse_batch(FrameBatch.from_frames([build_frame(spec)]))
     assert p.malformed[0] == 0
     assert p.src[0].tobytes() == mapped(spec.src) and p.dst[0].tobytes() == mapped(spec.dst)
-    assert (int(p.sport[0]), int(p.dport[0])) == (spec.sport, spec.dport)
+    ports = (spec.sport, spec.dport) if spec.proto in ("tcp", "udp") else (FLOE_ICMP_FLOW_PORT,) * 2
+    assert (int(p.sport[0]), int(p.dport[0])) == ports
     assert p.vlan[0] == (spec.vlans[0] if spec.vlans else 0)
     assert p.vlan_inner[0] == (spec.vlans[1] if len(spec.vlans) > 1 else 0)
     assert bool(p.fragment[0]) == (spec.more_fragments or spec.frag_offset > 0)
