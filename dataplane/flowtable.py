@@ -461,7 +461,9 @@ class FlowTable:
             nnew = int(new.sum())
             hint: I64 | None = ins
             if nnew > self._nfree:
-                self._evict(nnew - self._nfree, now)
+                # flows this batch already found keep their ids: evicting one would send
+                # its packets to a dead id, or to a new flow reusing that id
+                self._evict(nnew - self._nfree, now, keep=ids[~new])
                 hint = None  # evictions moved the probe paths: look the slots up again
             if nnew > self._nfree:  # more new flows in one batch than the table holds
                 drop = np.flatnonzero(new)[self._nfree :]
@@ -619,12 +621,19 @@ class FlowTable:
             keys = tuple(getattr(self, name)[ids] for name in self.KEY_COLUMNS)
             self._insert(ids, keys, self._hash(keys))
 
-    def _evict(self, need: int, now: int) -> None:
-        """Free at least `need` ids, oldest last-seen first, in bulk (amortised)."""
-        want = min(len(self), max(need, self.evict_batch))
+    def _evict(self, need: int, now: int, keep: I32 | None = None) -> None:
+        """Free at least `need` ids, oldest last-seen first, in bulk (amortised); never one in
+        `keep`. If fewer can go, the caller counts the rest as overflow."""
+        evictable = self.live
         last = self.last  # free ids hold NEVER, so they sort last
-        if want >= len(self):
-            ids = np.flatnonzero(self.live).astype(np.int32)
+        if keep is not None and keep.size:
+            evictable = evictable.copy()
+            evictable[keep] = False
+            last = np.where(evictable, last, NEVER)
+        count = int(np.count_nonzero(evictable)) if last is not self.last else len(self)
+        want = min(count, max(need, self.evict_batch))
+        if want >= count:
+            ids = np.flatnonzero(evictable).astype(np.int32)
         else:
             # threshold from a strided sample, then one compare over the table
             stride = max(1, self.capacity // 65536)
@@ -634,6 +643,7 @@ class FlowTable:
             ids = np.flatnonzero(last <= min(threshold, NEVER - 1)).astype(np.int32)
             if ids.size < need:
                 ids = np.argpartition(last, need - 1)[:need].astype(np.int32)
+                ids = ids[evictable[ids]]
             elif ids.size > want:
                 ids = ids[np.argpartition(last[ids], want - 1)[:want]]
         self.evicted += int(ids.size)

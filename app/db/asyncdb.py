@@ -11,7 +11,7 @@ a values dict. Reads are retried once when the pooled connection turns out to be
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import databases
@@ -29,6 +29,7 @@ log = logging.getLogger("floe.db")
 
 Query = ClauseElement | str
 S = TypeVar("S", bound=sa.Insert | sa.Update)
+R = TypeVar("R")
 
 
 class AsyncDatabase:
@@ -68,27 +69,22 @@ class AsyncDatabase:
         self, query: Query, values: Mapping[str, Any] | None = None
     ) -> Mapping[str, Any] | None:
         _check(query, values)
-        for attempt in (1, 2):
-            try:
-                row = await self._db.fetch_one(query, dict(values) if values else None)
-                return None if row is None else dict(row._mapping)
-            except Exception as error:
-                mapped = _mapped(error)
-                if attempt == 1 and isinstance(mapped, DatabaseUnavailable):
-                    self.retries += 1
-                    log.warning("async database read failed (%s); retrying once", mapped)
-                    continue
-                raise mapped from error
-        raise AssertionError("unreachable")
+        row = await self._read(lambda: self._db.fetch_one(query, dict(values) if values else None))
+        return None if row is None else dict(row._mapping)
 
     async def fetch_all(
         self, query: Query, values: Mapping[str, Any] | None = None
     ) -> Sequence[Mapping[str, Any]]:
         _check(query, values)
+        rows = await self._read(lambda: self._db.fetch_all(query, dict(values) if values else None))
+        return [dict(row._mapping) for row in rows]
+
+    async def _read(self, call: Callable[[], Awaitable[R]]) -> R:
+        """Run a read, retried once when the database was unreachable: a read is safe to
+        repeat, and the pool replaces the connection a restart killed."""
         for attempt in (1, 2):
             try:
-                rows = await self._db.fetch_all(query, dict(values) if values else None)
-                return [dict(row._mapping) for row in rows]
+                return await call()
             except Exception as error:
                 mapped = _mapped(error)
                 if attempt == 1 and isinstance(mapped, DatabaseUnavailable):

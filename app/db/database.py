@@ -56,7 +56,6 @@ MYSQL_STRICT_MODE = (
 MYSQL_SQL_MODE = MYSQL_STRICT_MODE + ",NO_BACKSLASH_ESCAPES"  # PyDAL quotes '' not \'
 
 
-
 @dataclass(slots=True)
 class DatabaseStats:
     """Counters for metrics: units run, failed, rejected (queue full), broken connections
@@ -122,7 +121,9 @@ class Database:
                 raise
         log.info(
             "database ready: %s (pool %d%s)",
-            mask(self._uri), self._pool_size, ", galera" if self.wsrep else "",
+            mask(self._uri),
+            self._pool_size,
+            ", galera" if self.wsrep else "",
         )
 
     async def close(self) -> None:
@@ -179,9 +180,7 @@ class Database:
                 DatabaseStoredFile.try_create_web2py_filesystem(dal)
                 rows = dal.executesql("SELECT path FROM web2py_filesystem")
                 recorded = {str(row[0]) for row in rows}
-                fake = [
-                    t for t in self.tables if f"{MIGRATION_PREFIX}_{t}.table" not in recorded
-                ]
+                fake = [t for t in self.tables if f"{MIGRATION_PREFIX}_{t}.table" not in recorded]
                 define_tables(dal, self.schema, migrate=True, fake_migrate=fake)
                 dal.commit()
             if fake:

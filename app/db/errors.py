@@ -67,6 +67,9 @@ def _asyncpg_error(error: BaseException) -> DatabaseError | None:
         error,
         asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
+        # a pooled connection killed under a query is left mid-protocol: the next statement
+        # on it fails with "cannot switch to state ..." (seen after a server-side kill)
+        | asyncpg.InternalClientError
         | asyncpg.exceptions.AdminShutdownError
         | asyncpg.exceptions.CannotConnectNowError,
     ):

@@ -78,7 +78,9 @@ metadata = sa.MetaData()
 def _table(name: str, *items: SchemaItem) -> sa.Table:
     """A table with the `id` primary key, MariaDB options and SQLite length checks."""
     table = sa.Table(
-        name, metadata, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         *items,
         mysql_engine="InnoDB",
         mysql_charset="utf8mb4",

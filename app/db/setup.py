@@ -83,9 +83,7 @@ def backoff_delays(settings: Settings) -> list[float]:
     return [min(settings.db_retry_delay * 2**i, MAX_DELAY) for i in range(attempts - 1)]
 
 
-def wait_for_database(
-    settings: Settings, *, sleep: Callable[[float], None] = time.sleep
-) -> None:
+def wait_for_database(settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
     """Connect and `SELECT 1`, retrying with exponential backoff (DB_MAX_RETRIES attempts).
 
     Logs every attempt; raises `DatabaseUnavailable` with a one-line message at the end.
@@ -109,7 +107,11 @@ def wait_for_database(
                     delay = delays[attempt - 1]
                     log.warning(
                         "database %s attempt %d/%d failed: %s; retrying in %.1f s",
-                        mask(url), attempt, attempts, last, delay,
+                        mask(url),
+                        attempt,
+                        attempts,
+                        last,
+                        delay,
                     )
                     sleep(delay)
                 else:

@@ -119,6 +119,7 @@ class AfXdpSocket:
                 raise SourceError(f"{name} must be a power of two, not {v}")
         self.ifindex = ifindex
         self.queue = queue
+        self._stats: dict[str, int] = {}  # last good XDP_STATISTICS (counters only grow)
         self.frame_size = frame_size
         self.snaplen = min(snaplen, frame_size)
         try:
@@ -210,12 +211,15 @@ class AfXdpSocket:
         return data, lens
 
     def statistics(self) -> dict[str, int]:
+        """The kernel's cumulative XDP_STATISTICS. If reading them fails (socket torn down
+        under us) the last good values are returned: reported loss never drops back to 0."""
         try:
             raw = self.sock.getsockopt(SOL_XDP, XDP_STATISTICS, 48)
         except OSError:
-            return {}
+            return dict(self._stats)
         values = struct.unpack(f"={len(raw) // 8}Q", raw)
-        return dict(zip(STATS_FIELDS, values, strict=False))
+        self._stats = dict(zip(STATS_FIELDS, values, strict=False))
+        return dict(self._stats)
 
     def close(self) -> None:
         for name in ("rx", "fill", "comp"):

@@ -37,15 +37,20 @@ PCAPNG_EPB = 6
 PCAPNG_BOM = 0x1A2B3C4D
 GLOBAL_HEADER = 24
 RECORD_HEADER = 16
+INT64_MAX = (1 << 63) - 1
+# Smallest well-formed pcapng blocks: header + fixed fields + trailing length.
+PCAPNG_MIN_BLOCK = {PCAPNG_IDB: 20, PCAPNG_SPB: 16, PCAPNG_EPB: 32}
 
 
 def _ng_ns(ticks: int, tsresol: int) -> int:
     """pcapng timestamp -> ns: tsresol is 10^-n, or 2^-n with the high bit set."""
     if tsresol & 0x80:
-        return (ticks * 1_000_000_000) >> (tsresol & 0x7F)
-    if tsresol <= 9:
-        return ticks * int(10 ** (9 - tsresol))
-    return ticks // int(10 ** (tsresol - 9))
+        ns = (ticks * 1_000_000_000) >> (tsresol & 0x7F)
+    elif tsresol <= 9:
+        ns = ticks * int(10 ** (9 - tsresol))
+    else:
+        ns = ticks // int(10 ** (tsresol - 9))
+    return min(ns, INT64_MAX)  # a coarse resolution with huge ticks must not overflow ts_ns
 
 
 class PcapWriter:
@@ -128,6 +133,7 @@ class PcapSource:
         self._pos = GLOBAL_HEADER
         self._ifaces: list[tuple[int, int, int]] = []  # pcapng: (linktype, tsresol code)
         self._unsupported = 0
+        self._malformed = 0
         if self._ng:
             self._endian = "<"
             self._pos = 0  # the section header block is read as the first block
@@ -249,6 +255,10 @@ class PcapSource:
                 self._pos_after_scan = size
                 return None
             e = self._endian
+            if blen < PCAPNG_MIN_BLOCK.get(btype, 12):
+                self._malformed += 1  # too short for its fixed fields: skip, never misread
+                pos += blen
+                continue
             if btype == PCAPNG_IDB:
                 linktype = struct.unpack_from(e + "H", mm, pos + 8)[0]
                 self._ifaces.append((linktype, self._tsresol(pos + 16, pos + blen - 4), 0))
@@ -295,9 +305,13 @@ class PcapSource:
             self._progress = False
 
     def loss(self) -> dict[str, int]:
-        """Frames we could not deliver: records cut short, and (pcapng) packets of
-        non-Ethernet interfaces."""
-        return {"truncated_records": self._truncated, "unsupported_link": self._unsupported}
+        """Frames we could not deliver: records cut short, (pcapng) packets of non-Ethernet
+        interfaces, and (pcapng) blocks too short for their own fixed fields."""
+        return {
+            "truncated_records": self._truncated,
+            "unsupported_link": self._unsupported,
+            "malformed_records": self._malformed,
+        }
 
     def close(self) -> None:
         if not self._closed:

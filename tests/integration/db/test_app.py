@@ -36,9 +36,7 @@ async def test_lifecycle_on_each_backend(
         db: Database = runtime.components["db"]
         adb: AsyncDatabase = runtime.components["asyncdb"]
         assert db.backend == db_env["DB_TYPE"]
-        user_id = await db.run(
-            lambda dal: dal.auth_user.insert(email="a@x", fs_uniquifier="a")
-        )
+        user_id = await db.run(lambda dal: dal.auth_user.insert(email="a@x", fs_uniquifier="a"))
         row = await adb.fetch_one(sa.select(auth_user).where(auth_user.c.id == int(user_id)))
         assert row is not None and row["email"] == "a@x" and row["active"] is True
         ok, detail = await runtime.readiness["database"]()

@@ -37,7 +37,10 @@ async def test_hot_lookup_by_prefix(db: Database, adb: AsyncDatabase) -> None:
         owner = dal.auth_user.insert(email="o@x", fs_uniquifier="o")
         for i in range(5):
             dal.api_client.insert(
-                name=f"k{i}", key_prefix=f"flk_{i:04d}", key_hash=f"h{i}", scopes="stats:read",
+                name=f"k{i}",
+                key_prefix=f"flk_{i:04d}",
+                key_hash=f"h{i}",
+                scopes="stats:read",
                 owner_user_id=owner,
             )
 
@@ -56,9 +59,7 @@ async def test_update_fills_onupdate_and_text_queries_take_values(
     await adb.execute(sa.insert(auth_user).values(email="u@x", fs_uniquifier="u"))
     before = await adb.fetch_one(sa.select(auth_user.c.updated_at))
     assert before is not None
-    await adb.execute(
-        sa.update(auth_user).where(auth_user.c.email == "u@x").values(active=False)
-    )
+    await adb.execute(sa.update(auth_user).where(auth_user.c.email == "u@x").values(active=False))
     row = await adb.fetch_one(sa.select(auth_user.c.updated_at))
     assert row is not None and row["updated_at"] >= before["updated_at"]
     text = await adb.fetch_one(

@@ -21,9 +21,13 @@ async def test_pydal_writes_sqlalchemy_reads(db: Database, engine: sa.Engine) ->
     with engine.connect() as conn:
         rows = dict(conn.execute(sa.select(auth_user.c.email, auth_user.c.active)).all())
         flags = dict(conn.execute(sa.select(auth_user.c.email, auth_user.c.totp_enabled)).all())
-        active = conn.execute(
-            sa.select(auth_user.c.email).where(auth_user.c.active == True)  # noqa: E712
-        ).scalars().all()
+        active = (
+            conn.execute(
+                sa.select(auth_user.c.email).where(auth_user.c.active == True)  # noqa: E712
+            )
+            .scalars()
+            .all()
+        )
     assert rows == {"t@x": True, "f@x": False}
     assert flags == {"t@x": True, "f@x": False}
     assert active == ["t@x"]
@@ -57,8 +61,7 @@ async def test_defaults_agree(db: Database, engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.execute(sa.insert(auth_user).values(email="s@x", fs_uniquifier="s"))
         via_sa = {
-            r.email: (r.active, r.totp_enabled)
-            for r in conn.execute(sa.select(auth_user)).all()
+            r.email: (r.active, r.totp_enabled) for r in conn.execute(sa.select(auth_user)).all()
         }
     via_dal = await db.run(
         lambda dal: {r.email: (r.active, r.totp_enabled) for r in dal(dal.auth_user).select()}

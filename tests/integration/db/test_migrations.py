@@ -80,6 +80,7 @@ async def test_restarts_and_additive_migration(
     database = Database(settings, later)
     await database.start()
     try:
+
         def use(dal: DAL) -> list[str | None]:
             dal.auth_user.insert(email="n@x", fs_uniquifier="n", nickname="neo 🐧")
             dal.node.insert(name="edge-1")

@@ -123,3 +123,30 @@ async def test_async_path_recovers_after_kill(
         assert [r["email"] for r in await adb.fetch_all(query)] == ["a@x"]
     row = await adb.fetch_one(sa.select(auth_user.c.active).where(auth_user.c.email == "a@x"))
     assert row == {"active": True}
+
+
+async def test_async_reads_retry_once_and_writes_never_silently(
+    db: Database, adb: AsyncDatabase, settings: Settings
+) -> None:
+    """After a kill, a read is retried (and counted); a write is either acknowledged and
+    stored, or refused with DatabaseUnavailable and absent: never acknowledged and lost."""
+    query = sa.select(auth_user.c.email)
+    assert await adb.fetch_all(query) == []  # the pool holds a live connection now
+    killed = _kill(settings, db)
+    retries = adb.retries
+    assert await adb.fetch_all(query) == []
+    if settings.db_type != "sqlite":
+        assert killed > 0
+        assert adb.retries == retries + 1  # the dead pooled connection was noticed and replaced
+    _kill(settings, db)
+    stored: list[str] = []
+    for i in range(3):
+        email = f"w{i}@x"
+        try:
+            await adb.execute(sa.insert(auth_user).values(email=email, fs_uniquifier=email))
+        except DatabaseUnavailable:
+            continue
+        stored.append(email)
+    assert stored  # the pool recovers for later writes
+    rows = await db.run(lambda dal: [r.email for r in dal(dal.auth_user).select(orderby="email")])
+    assert rows == stored

@@ -90,6 +90,7 @@ async def test_queue_is_bounded_and_rejections_counted(settings: Settings) -> No
     database = Database(settings, max_pending=3)
     await database.start()
     try:
+
         def slow(dal: DAL) -> int:
             time.sleep(0.2)
             return 1

@@ -51,13 +51,17 @@ async def test_mariadb_tables_and_connections_are_utf8mb4(
                 )
             ).all()
         )
-        columns = conn.execute(
-            sa.text(
-                "SELECT DISTINCT character_set_name FROM information_schema.columns "
-                "WHERE table_schema = DATABASE() AND character_set_name IS NOT NULL "
-                "AND table_name <> 'web2py_filesystem'"
+        columns = (
+            conn.execute(
+                sa.text(
+                    "SELECT DISTINCT character_set_name FROM information_schema.columns "
+                    "WHERE table_schema = DATABASE() AND character_set_name IS NOT NULL "
+                    "AND table_name <> 'web2py_filesystem'"
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     for table in metadata.sorted_tables:
         assert tables[table.name] == "utf8mb4_unicode_ci", table.name
     assert columns == ["utf8mb4"]

