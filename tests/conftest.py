@@ -11,8 +11,11 @@ from quart import Quart
 
 from app.config import Settings, load_settings
 from app.factory import create_app
+from app.grpc.lifetime import pin_grpc_aio
 
 IS_ROOT = os.geteuid() == 0
+
+pin_grpc_aio()  # see app/grpc/lifetime.py: avoids a gc-time deadlock at teardown
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

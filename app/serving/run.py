@@ -29,6 +29,7 @@ from quart import Quart
 
 from app.config import Settings
 from app.factory import create_app
+from app.grpc.lifetime import pin_grpc_aio
 from app.hub import Hub
 from app.runtime import get_runtime
 from app.serving import quic, tcp
@@ -159,4 +160,5 @@ async def serve_async(settings: Settings) -> int:
 
 
 def serve(settings: Settings) -> int:
+    pin_grpc_aio()
     return uvloop.run(serve_async(settings))
