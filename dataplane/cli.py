@@ -1,0 +1,67 @@
+"""`floe dataplane`: run the pipeline on one interface (or a capture) until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from app.config import ConfigError, Settings
+from app.grpc.lifetime import pin_grpc_aio
+from dataplane.config import load_dataplane_config
+
+__all__ = ["run_dataplane"]
+
+log = logging.getLogger(__name__)
+
+
+async def _main(args: argparse.Namespace, settings: Settings) -> int:
+    from dataplane.runner import Runner
+
+    config = load_dataplane_config(settings, args.control_plane, args.node_id)
+    runner = Runner(config, args.mode, args.interface, pcap_path=args.pcap,
+                    speed="max" if args.speed == "max" else 1.0)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("dataplane %s on %s → %s (node %s)", args.mode, runner.interface, config.target,
+             config.node_id)
+    return await runner.run(stop)
+
+
+def run_dataplane(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit codes: 0 clean stop, 1 runtime failure, 2 bad arguments or configuration."""
+    from dataplane.bpf.errors import BpfError
+    from dataplane.sources.base import SourceError
+
+    if args.mode in ("tap", "inline", "afpacket") and not args.interface:
+        print(f"floe dataplane: --interface is required in {args.mode} mode", file=sys.stderr)
+        return 2
+    if args.mode == "pcap" and not args.pcap:
+        print("floe dataplane: --pcap FILE is required in pcap mode", file=sys.stderr)
+        return 2
+    if args.detach:
+        if not args.interface:
+            print("floe dataplane: --detach needs --interface", file=sys.stderr)
+            return 2
+        from dataplane.bpf.loader import XdpProgram
+
+        try:
+            XdpProgram.open(args.interface).detach()
+        except BpfError as error:
+            print(f"floe dataplane: {error}", file=sys.stderr)
+            return 1
+        print(f"floe dataplane: detached from {args.interface}", file=sys.stderr)
+        return 0
+    pin_grpc_aio()
+    try:
+        return asyncio.run(_main(args, settings))
+    except ConfigError as error:
+        print(f"floe dataplane: configuration error: {error}", file=sys.stderr)
+        return 2
+    except (BpfError, SourceError, OSError) as error:
+        print(f"floe dataplane: {error}", file=sys.stderr)
+        return 1

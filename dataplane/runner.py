@@ -1,0 +1,337 @@
+"""The dataplane's pipeline loop: source → parse → flow table → aggregate → uplink.
+
+One asyncio loop owns the uplink; every tick the blocking stages (ring reads, numpy parsing,
+flow-table work, map reads) run in one worker thread call, so the loop stays free for gRPC
+and the stages never race each other. What a tick produces — absolute counter snapshots,
+flow updates and ends, cumulative loss and rule hits — becomes one numbered uplink batch.
+
+Modes: tap (XDP redirects into AF_XDP; flows built here), inline (XDP filters and keeps an
+LRU flow map; flows read from it each tick), afpacket (TPACKET_V3, no XDP) and pcap
+(replay; the run ends when the file does, after the last batch is acknowledged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from app import __version__
+from dataplane.aggregate import Aggregator
+from dataplane.config import DataplaneConfig, boot_id
+from dataplane.flowtable import FlowRecords, FlowTable, records_from_kernel
+from dataplane.parse import parse_batch
+from dataplane.sources.base import Source
+from dataplane.uplink import UplinkClient
+from floe.dataplane.v1 import uplink_pb2 as pb
+
+__all__ = ["Mode", "Runner", "TickOutput", "flow_messages", "ruleset_from_proto"]
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["tap", "inline", "afpacket", "pcap"]
+
+_MODE_PB = {"tap": pb.MODE_TAP, "inline": pb.MODE_INLINE, "afpacket": pb.MODE_AFPACKET,
+            "pcap": pb.MODE_PCAP}
+_ATTACH_PB = {"native": pb.ATTACH_MODE_NATIVE, "generic": pb.ATTACH_MODE_GENERIC}
+# Source.loss() keys → proto loss sources (anything else is OTHER with its name as detail).
+_LOSS_PB = {
+    "rx_ring_full": pb.LOSS_SOURCE_AFXDP_RING,
+    "fill_ring_empty": pb.LOSS_SOURCE_FILL_RING,
+    "invalid_descs": pb.LOSS_SOURCE_INVALID_DESCRIPTOR,
+    "kernel_drops": pb.LOSS_SOURCE_KERNEL_DROP,
+    "dropped_other": pb.LOSS_SOURCE_KERNEL_DROP,
+}
+MAX_FLOWS_PER_TICK = 16_384  # bounded batch size; the rest follows on the next ticks
+BATCH_FRAMES = 4096
+
+
+@dataclass(slots=True)
+class TickOutput:
+    counters: list[Any] = field(default_factory=list)
+    flows: list[Any] = field(default_factory=list)
+    losses: list[Any] = field(default_factory=list)
+    rule_hits: list[Any] = field(default_factory=list)
+    exhausted: bool = False  # pcap: the file has been replayed completely
+
+
+def flow_messages(records: FlowRecords, ifname: str) -> list[Any]:
+    """FlowRecords (numpy) → proto FlowRecords; one pass with the columns as Python lists."""
+    if records.shape[0] == 0:
+        return []
+    cols = {name: records[name].tolist() for name in (
+        "src_port", "dst_port", "proto", "vlan", "ifindex", "packets_fwd", "bytes_fwd",
+        "packets_rev", "bytes_rev", "first_seen_ns", "last_seen_ns", "tcp_flags", "state",
+        "end_reason")}
+    src = records["src_addr"]
+    dst = records["dst_addr"]
+    out = []
+    for i in range(records.shape[0]):
+        out.append(pb.FlowRecord(
+            addr_a=src[i].tobytes(), addr_b=dst[i].tobytes(),
+            port_a=cols["src_port"][i], port_b=cols["dst_port"][i], proto=cols["proto"][i],
+            vlan=cols["vlan"][i], ifindex=cols["ifindex"][i], interface=ifname,
+            packets_ab=cols["packets_fwd"][i], bytes_ab=cols["bytes_fwd"][i],
+            packets_ba=cols["packets_rev"][i], bytes_ba=cols["bytes_rev"][i],
+            first_seen_unix_ns=cols["first_seen_ns"][i], last_seen_unix_ns=cols["last_seen_ns"][i],
+            tcp_flags=cols["tcp_flags"][i], state=cols["state"][i],
+            end_reason=cols["end_reason"][i],
+        ))
+    return out
+
+
+def ruleset_from_proto(message: Any) -> Any:
+    """pb.RuleSet → dataplane.bpf.rules.RuleSet (the maps' own shape)."""
+    from dataplane.bpf.rules import Rule, RuleSet
+
+    rules = []
+    for rule in message.rules:
+        action: Literal["allow", "deny"] = "deny" if rule.action == pb.ACTION_DENY else "allow"
+        kind = rule.WhichOneof("match")
+        if kind == "cidr":
+            if rule.cidr.direction == pb.DIRECTION_DST:
+                rules.append(Rule(id=rule.id, action=action, dst=rule.cidr.cidr))
+            else:
+                rules.append(Rule(id=rule.id, action=action, src=rule.cidr.cidr))
+        elif kind == "port":
+            port_dir: Literal["dst", "src"] = (
+                "dst" if rule.port.direction == pb.DIRECTION_DST else "src")
+            rules.append(Rule(id=rule.id, action=action, port=rule.port.port,
+                              proto=rule.port.protocol or None, port_dir=port_dir))
+        elif kind == "protocol":
+            rules.append(Rule(id=rule.id, action=action, proto=rule.protocol))
+    return RuleSet(rules=rules)
+
+
+class Runner:
+    """Owns the program (XDP modes), the source, the flow table and the uplink for one run."""
+
+    def __init__(
+        self,
+        config: DataplaneConfig,
+        mode: Mode,
+        interface: str | None,
+        pcap_path: str | Path | None = None,
+        speed: float | Literal["max"] = "max",
+    ) -> None:
+        self.config = config
+        self.mode = mode
+        self.interface = interface or (Path(str(pcap_path)).name if pcap_path else "pcap")
+        self.pcap_path = pcap_path
+        self.speed = speed
+        self.program: Any = None
+        self.source: Source | None = None
+        self.table = FlowTable(capacity=1 << 18)
+        self.aggregator = Aggregator()
+        self.ifindex = 0
+        self.epoch = config.instance_id  # user-space counters reset with the process
+        self.user_counters: dict[str, int] = {"packets": 0, "bytes": 0, "malformed": 0}
+        self.malformed_total = 0
+        self.last_inline_ns = 0
+        self.frame_clock_ns = 0
+        self.uplink = UplinkClient(
+            config.target, self._key, self._hello, on_rules=self._on_rules,
+            on_config=self._on_config, max_buffered=config.max_buffered_batches,
+            backoff_initial=config.backoff_initial, backoff_max=config.backoff_max,
+        )
+
+    # -- set-up ----------------------------------------------------------------------------
+    def open(self) -> None:
+        """Attach (or re-attach to) the XDP program and open the frame source."""
+        from dataplane.sources.modes import open_source
+
+        if self.mode in ("tap", "inline"):
+            from dataplane.bpf.loader import XdpProgram
+
+            assert self.interface is not None
+            self.program = XdpProgram.attach(self.interface, self.mode)
+            self.ifindex = self.program.ifindex
+            counters_pin = self.program.pin_dir / "floe_counters"
+            try:
+                stat = os.stat(counters_pin)
+                self.epoch = f"{boot_id()}:{stat.st_ino}:{stat.st_ctime_ns}"
+            except OSError:
+                self.epoch = f"{boot_id()}:{self.program.pin_dir}"
+        elif self.mode == "afpacket":
+            self.ifindex = int(Path(f"/sys/class/net/{self.interface}/ifindex").read_text())
+        if self.mode == "tap":
+            self.source = open_source("tap", interface=self.interface, program=self.program)
+        elif self.mode == "afpacket":
+            self.source = open_source("afpacket", interface=self.interface)
+        elif self.mode == "pcap":
+            self.source = open_source("pcap", pcap_path=self.pcap_path, speed=self.speed)
+
+    def close(self) -> None:
+        """Release our handles; the attached program and its pinned maps keep working."""
+        if self.source is not None:
+            self.source.close()
+        if self.program is not None:
+            self.program.close()
+
+    # -- uplink callbacks ------------------------------------------------------------------
+    def _key(self) -> str:
+        if self.config.api_key:
+            return self.config.api_key
+        with contextlib.suppress(OSError):  # beside `floe serve`: the key may appear later
+            return self.config.key_path.read_text().strip()
+        return ""
+
+    def _hello(self) -> Any:
+        attach = pb.ATTACH_MODE_NONE
+        if self.program is not None:
+            attach = _ATTACH_PB.get(str(self.program.attach_mode), pb.ATTACH_MODE_UNSPECIFIED)
+        caps = {"tap": ["xdp", "afxdp", "rules"], "inline": ["xdp", "inline-flows", "rules"],
+                "afpacket": ["afpacket"], "pcap": ["pcap"]}[self.mode]
+        return pb.Hello(
+            node_id=self.config.node_id, instance_id=self.config.instance_id, boot_id=boot_id(),
+            interfaces=[pb.InterfaceInfo(name=self.interface, ifindex=self.ifindex,
+                                         mode=_MODE_PB[self.mode], attach_mode=attach)],
+            capabilities=caps, last_acked_seq=self.uplink.stats.acked_seq,
+            version=__version__, started_unix_ns=time.time_ns(),
+        )
+
+    async def _on_rules(self, message: Any) -> None:
+        if self.program is None:
+            raise RuntimeError(f"{self.mode} mode has no XDP program to filter with")
+        ruleset = ruleset_from_proto(message)
+        default: Literal["allow", "deny"] = (
+            "deny" if message.default_action == pb.ACTION_DENY else "allow")
+
+        def apply() -> None:
+            self.program.rules.apply(ruleset)
+            self.program.set_config(default_action=default)
+
+        await asyncio.to_thread(apply)
+        log.info("rules generation %d applied (%d rules, default %s)",
+                 message.generation, len(ruleset.rules), default)
+
+    async def _on_config(self, message: Any) -> None:
+        if self.program is None:
+            return
+        malformed: Literal["allow", "deny"] = (
+            "deny" if message.malformed_action == pb.ACTION_DENY else "allow")
+        await asyncio.to_thread(self.program.set_config, sample_n=message.sample_n,
+                                malformed_action=malformed)
+
+    # -- one tick (worker thread) ----------------------------------------------------------
+    def _read_until(self, deadline: float) -> bool:
+        """Drain the source until `deadline`; True when the source is exhausted."""
+        source = self.source
+        if source is None:
+            return False
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            batch = source.read_batch(BATCH_FRAMES, min(remaining, 0.05))
+            if batch is None:
+                return True
+            if len(batch) == 0:
+                continue
+            parsed = parse_batch(batch)
+            now = time.time_ns()
+            if self.mode == "pcap":  # replay runs on the capture's clock
+                now = self.frame_clock_ns = max(self.frame_clock_ns, int(batch.ts_ns.max()))
+            self.table.update(parsed, now)
+            self.aggregator.add(parsed, self.table.last_deltas())
+            malformed = int(np.count_nonzero(parsed.malformed))
+            self.user_counters["packets"] += len(batch)
+            self.user_counters["bytes"] += int(batch.wire_lengths.sum())
+            self.user_counters["malformed"] += malformed
+            self.malformed_total += malformed
+
+    def tick(self, deadline: float) -> TickOutput:
+        """Everything one batch needs, computed off the event loop."""
+        out = TickOutput(exhausted=self._read_until(deadline))
+        now_ns = time.time_ns()
+        table_now = self.frame_clock_ns if self.mode == "pcap" else now_ns
+        if self.mode == "inline":
+            kernel = self.program.read_flows()
+            recent = kernel[kernel["last_seen_ns"] >= self.last_inline_ns]
+            self.last_inline_ns = now_ns - 1_000_000_000  # overlap: late writers are re-sent
+            records = records_from_kernel(recent[:MAX_FLOWS_PER_TICK])
+        else:
+            ended = self.table.flush() if out.exhausted else self.table.expire(table_now)
+            updates = self.table.drain_updates(limit=MAX_FLOWS_PER_TICK)
+            records = np.concatenate([ended, updates]) if ended.shape[0] else updates
+        out.flows = flow_messages(records, self.interface)
+        self.aggregator.tick(now_ns)
+        out.counters = [self._counters(now_ns)]
+        out.losses = self._losses()
+        if self.program is not None:
+            out.rule_hits = [
+                pb.RuleHits(rule_id=rule_id, packets=hit.packets, bytes=hit.bytes,
+                            interface=self.interface, counter_epoch=self.epoch)
+                for rule_id, hit in sorted(self.program.rule_hits().items())
+            ]
+        return out
+
+    def _counters(self, now_ns: int) -> Any:
+        if self.program is not None:
+            snapshot = self.program.counters()
+            values = {k: int(v) for k, v in _fields(snapshot).items() if k != "ifindex"}
+        else:
+            values = dict(self.user_counters)
+            values["passed"] = values["packets"]
+        return pb.CounterSnapshot(interface=self.interface, counter_epoch=self.epoch,
+                                  values=values, taken_unix_ns=now_ns)
+
+    def _losses(self) -> list[Any]:
+        reports = []
+        if self.source is not None:
+            for name, count in sorted(self.source.loss().items()):
+                source = _LOSS_PB.get(name, pb.LOSS_SOURCE_OTHER)
+                reports.append(pb.LossReport(source=source, interface=self.interface,
+                                             count=int(count), detail=name))
+        stats = self.table.stats()
+        reports.append(pb.LossReport(source=pb.LOSS_SOURCE_FLOW_TABLE_EVICTION,
+                                     interface=self.interface, count=stats.overflow,
+                                     detail="overflow"))
+        reports.append(pb.LossReport(source=pb.LOSS_SOURCE_PARSE_MALFORMED,
+                                     interface=self.interface, count=self.malformed_total,
+                                     detail="malformed"))
+        return reports
+
+    # -- the loop --------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> int:
+        """Until `stop` (or the end of a pcap file): one batch per tick. Returns an exit code."""
+        await asyncio.to_thread(self.open)
+        uplink_task = asyncio.create_task(self.uplink.run(), name="uplink")
+        exit_code = 0
+        try:
+            while not stop.is_set():
+                deadline = time.monotonic() + self.config.tick_seconds
+                out = await asyncio.to_thread(self.tick, deadline)
+                self.uplink.submit(out.counters, out.flows, out.losses, out.rule_hits)
+                if out.exhausted:
+                    log.info("capture replayed; waiting for the control plane's acks")
+                    if not await self.uplink.flush(30.0):
+                        log.error("control plane did not acknowledge every batch")
+                        exit_code = 1
+                    break
+                if self.mode == "inline":  # no source to pace the loop
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), max(0.0, deadline - time.monotonic()))
+        finally:
+            if not stop.is_set() or exit_code == 0:
+                await self.uplink.flush(2.0)
+            self.uplink.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await uplink_task
+            await asyncio.to_thread(self.close)
+        return exit_code
+
+
+def _fields(snapshot: Any) -> dict[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(snapshot) and not isinstance(snapshot, type):
+        return asdict(snapshot)
+    return dict(vars(snapshot))
