@@ -74,8 +74,10 @@ def load_dataplane_config(
     tick_seconds: float | None = None,
 ) -> DataplaneConfig:
     """Build the dataplane's settings; the key may be empty (the uplink then retries it)."""
-    tick = tick_seconds if tick_seconds is not None else float(
-        settings.extra.get("FLOE_TICK_SECONDS", "0.1") or 0.1
+    tick = (
+        tick_seconds
+        if tick_seconds is not None
+        else float(settings.extra.get("FLOE_TICK_SECONDS", "0.1") or 0.1)
     )
     if not 0.01 <= tick <= 60:
         raise ConfigError(f"FLOE_TICK_SECONDS={tick!r} is out of range [0.01, 60]")

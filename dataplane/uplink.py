@@ -125,9 +125,9 @@ class UplinkClient:
             pb.LossReport(source=source, count=self.stats.dropped_records, detail="flow_records"),
         ]
 
-    async def flush(self, timeout: float) -> bool:
-        """Wait until every submitted batch is acked (True) or `timeout` passes (False)."""
-        deadline = time.monotonic() + timeout
+    async def flush(self, within: float) -> bool:
+        """Wait until every submitted batch is acked (True) or `within` seconds pass (False)."""
+        deadline = time.monotonic() + within
         while self.stats.acked_seq < self._seq:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

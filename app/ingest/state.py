@@ -245,7 +245,9 @@ class IngestState:
     def apply_loss(
         self, node_id: str, instance_id: str, interface: str, source: str, detail: str, count: int
     ) -> None:
-        losses = self.interface(node_id, interface).losses if interface else self.node(node_id).losses
+        losses = (
+            self.interface(node_id, interface).losses if interface else self.node(node_id).losses
+        )
         key = (instance_id, source, detail)
         if count > losses.get(key, 0):
             losses[key] = count

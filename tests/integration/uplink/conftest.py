@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import grpc
-import pytest
+import pytest_asyncio
 from quart import Quart
 
 from app.config import Settings
 from app.factory import create_app
+from app.grpc.lifetime import pin_grpc_aio
 from app.grpc.registry import registrations
-from app.ingest.state import IngestState
 from app.identity import provision_api_key
+from app.ingest.state import IngestState
 
 # Real API keys minted by the identity layer, by role in the tests.
 KEY_SCOPES = {
@@ -41,6 +42,9 @@ class ControlPlane:
         return get_state(self.app)
 
 
+pin_grpc_aio()
+
+
 async def start_grpc(app: Quart, port: int = 0) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server()
     for registration in registrations(app):
@@ -50,11 +54,14 @@ async def start_grpc(app: Quart, port: int = 0) -> tuple[grpc.aio.Server, int]:
     return server, bound
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def control_plane(make_settings: Callable[..., Settings]) -> AsyncIterator[ControlPlane]:
     app = create_app(make_settings())
     async with app.test_app():
-        keys = {role: await provision_api_key(app, f"test-{role}", scopes) for role, scopes in KEY_SCOPES.items()}
+        keys = {
+            role: await provision_api_key(app, f"test-{role}", scopes)
+            for role, scopes in KEY_SCOPES.items()
+        }
         server, port = await start_grpc(app)
         try:
             yield ControlPlane(app=app, target=f"127.0.0.1:{port}", server=server, keys=keys)

@@ -18,6 +18,8 @@ from floe.dataplane.v1 import uplink_pb2 as pb
 from floe.dataplane.v1 import uplink_pb2_grpc
 from tests.integration.uplink.conftest import ControlPlane, start_grpc
 
+# grpc.aio keeps process-wide state bound to one event loop: share one loop per module.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 async def get_json(cp: ControlPlane, url: str, role: str = "reader") -> Any:
@@ -30,7 +32,9 @@ def hello(node: str = "node-a", instance: str | None = None) -> Any:
     return pb.Hello(
         node_id=node,
         instance_id=instance or uuid.uuid4().hex,
-        interfaces=[pb.InterfaceInfo(name="veth0", mode=pb.MODE_TAP, attach_mode=pb.ATTACH_MODE_NATIVE)],
+        interfaces=[
+            pb.InterfaceInfo(name="veth0", mode=pb.MODE_TAP, attach_mode=pb.ATTACH_MODE_NATIVE)
+        ],
         capabilities=["rules"],
     )
 
@@ -48,8 +52,15 @@ def flow(n: int, packets: int = 1) -> Any:
     src = ipaddress.IPv6Address("::ffff:10.0.0.1").packed
     dst = ipaddress.IPv6Address("::ffff:10.0.0.2").packed
     return pb.FlowRecord(
-        addr_a=src, addr_b=dst, port_a=40000 + n, port_b=80, proto=6, interface="veth0",
-        packets_ab=packets, bytes_ab=packets * 60, first_seen_unix_ns=1_000 + n,
+        addr_a=src,
+        addr_b=dst,
+        port_a=40000 + n,
+        port_b=80,
+        proto=6,
+        interface="veth0",
+        packets_ab=packets,
+        bytes_ab=packets * 60,
+        first_seen_unix_ns=1_000 + n,
     )
 
 
@@ -252,7 +263,9 @@ async def test_rest_views_validate_and_authorise(control_plane: ControlPlane) ->
     http = control_plane.app.test_client()
     reader = control_plane.bearer("reader")
     assert (await http.get("/api/v2/stats/summary")).status_code == 401
-    assert (await http.get("/api/v2/flows", headers=control_plane.bearer("writer"))).status_code == 403
+    assert (
+        await http.get("/api/v2/flows", headers=control_plane.bearer("writer"))
+    ).status_code == 403
     for bad in ("0", "1001", "x"):
         response = await http.get(f"/api/v2/flows?limit={bad}", headers=reader)
         assert response.status_code == 422, bad
@@ -262,7 +275,7 @@ async def test_rest_views_validate_and_authorise(control_plane: ControlPlane) ->
     assert ready["checks"]["dataplane"]["ok"] is True
 
 
-def test_backoff_is_bounded_and_jittered() -> None:
+async def test_backoff_is_bounded_and_jittered() -> None:
     delays = [backoff_delay(attempt, 0.1, 2.0) for attempt in range(12)]
     assert all(0.05 <= d <= 2.0 for d in delays)
     assert delays[-1] >= 1.0  # capped at the maximum, never below half of it
