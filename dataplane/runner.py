@@ -49,6 +49,12 @@ _LOSS_PB = {
     "kernel_drops": pb.LOSS_SOURCE_KERNEL_DROP,
     "dropped_other": pb.LOSS_SOURCE_KERNEL_DROP,
 }
+# Flow table enums → proto enums (the proto reserves 0 for "unspecified"/"none").
+_STATE_PB = np.array([pb.FLOW_STATE_NEW, pb.FLOW_STATE_ESTABLISHED, pb.FLOW_STATE_CLOSING,
+                      pb.FLOW_STATE_CLOSED], dtype=np.int64)
+_END_PB = np.array([pb.END_REASON_NONE, pb.END_REASON_IDLE_TIMEOUT, pb.END_REASON_ACTIVE_TIMEOUT,
+                    pb.END_REASON_TCP_FIN, pb.END_REASON_EVICTED, pb.END_REASON_SHUTDOWN],
+                   dtype=np.int64)
 MAX_FLOWS_PER_TICK = 16_384  # bounded batch size; the rest follows on the next ticks
 BATCH_FRAMES = 4096
 
@@ -70,6 +76,8 @@ def flow_messages(records: FlowRecords, ifname: str) -> list[Any]:
         "src_port", "dst_port", "proto", "vlan", "ifindex", "packets_fwd", "bytes_fwd",
         "packets_rev", "bytes_rev", "first_seen_ns", "last_seen_ns", "tcp_flags", "state",
         "end_reason")}
+    cols["state"] = _STATE_PB[np.minimum(records["state"], len(_STATE_PB) - 1)].tolist()
+    cols["end_reason"] = _END_PB[np.minimum(records["end_reason"], len(_END_PB) - 1)].tolist()
     src = records["src_addr"]
     dst = records["dst_addr"]
     out = []

@@ -36,6 +36,7 @@ VERSIONED_MODULES: tuple[str, ...] = (
     "nodes",
     "stats",
     "flows",
+    "rules",
 )
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -1,0 +1,82 @@
+"""/rules: the filter rule set pushed to every dataplane's XDP maps (xdp-filter's allow/deny
+by CIDR, port and protocol, with per-rule hit counters shown in /stats/summary)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from quart import Blueprint, Response
+from quart_schema import validate_request
+
+from app.api.access import require_scope
+from app.api.envelope import ApiError, ok
+from app.ingest import get_ingest
+from app.ingest.rules import FilterRule, FilterRuleSet, RuleSpecError, to_proto
+
+__all__ = ["bp"]
+
+bp = Blueprint("rules", __name__)
+
+
+class RuleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int = Field(ge=1, le=2**31 - 1)
+    action: Literal["allow", "deny"]
+    src: str | None = Field(default=None, max_length=64)
+    dst: str | None = Field(default=None, max_length=64)
+    port: int | None = Field(default=None, ge=0, le=65535)
+    proto: str | None = Field(default=None, max_length=8)
+    direction: Literal["src", "dst"] = "dst"
+
+
+class RuleSetBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    default_action: Literal["allow", "deny"] = "allow"
+    rules: list[RuleBody] = Field(default_factory=list, max_length=100_000)
+
+
+def _current() -> FilterRuleSet:
+    ingest = get_ingest()
+    current: FilterRuleSet | None = getattr(ingest, "rule_set", None)
+    return current or FilterRuleSet()
+
+
+def _json(rule_set: FilterRuleSet) -> dict[str, object]:
+    return {
+        "generation": rule_set.generation,
+        "default_action": rule_set.default_action,
+        "rules": [
+            {k: v for k, v in {"id": r.id, "action": r.action, "src": r.src, "dst": r.dst,
+                               "port": r.port, "proto": r.proto,
+                               "direction": r.direction if r.port is not None else None}.items()
+             if v is not None}
+            for r in rule_set.rules
+        ],
+    }
+
+
+@bp.get("/rules")
+@require_scope("rules:read")
+async def get_rules() -> Response:
+    return ok(_json(_current()))
+
+
+@bp.put("/rules")
+@require_scope("rules:write")
+@validate_request(RuleSetBody)
+async def put_rules(data: RuleSetBody) -> Response:
+    """Replace the whole rule set; dataplanes apply it within one tick and acknowledge."""
+    ingest = get_ingest()
+    rule_set = FilterRuleSet(
+        generation=_current().generation + 1,
+        default_action=data.default_action,
+        rules=[FilterRule(**rule.model_dump()) for rule in data.rules],
+    )
+    try:
+        message = to_proto(rule_set)
+    except RuleSpecError as error:
+        raise ApiError(422, "invalid_rule", str(error)) from None
+    ingest.rule_set = rule_set
+    ingest.set_rules(message)
+    return ok(_json(rule_set))

@@ -1,0 +1,313 @@
+"""End to end: known frames → real dataplane process → real control plane → REST.
+
+Each test starts `floe serve` (subprocess, SQLite), then `floe dataplane` (subprocess) sharing
+its FLOE_DATA_DIR so it finds the locally provisioned key, sends a known set of frames, and
+checks that `/api/v2/stats/summary` and `/api/v2/flows` report exactly what was sent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dataplane.netns import Topology, VethPair, unique_prefix
+from dataplane.sources.pcap import PcapWriter
+from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame, malformed_frame
+from tests.support.server import FloeServer
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The known traffic: (frame, count). 30 + 20 + 10 + 5 well-formed, 5 malformed.
+V4_TCP = FrameSpec(src="10.9.0.1", dst="10.9.0.2", proto="tcp", sport=1000, dport=80)
+V6_UDP = FrameSpec(src="2001:db8::1", dst="2001:db8::2", proto="udp", sport=53, dport=5353)
+VLAN_UDP = FrameSpec(src="10.9.1.1", dst="10.9.1.2", proto="udp", sport=7, dport=9, vlans=(7,))
+ICMP = FrameSpec(src="10.9.2.1", dst="10.9.2.2", proto="icmp")
+KNOWN: list[tuple[bytes, int]] = [
+    (build_frame(V4_TCP), 30),
+    (build_frame(V6_UDP), 20),
+    (build_frame(VLAN_UDP), 10),
+    (build_frame(ICMP), 5),
+    (malformed_frame("ipv4_bad_ihl"), 3),
+    (malformed_frame("l4_truncated"), 2),
+]
+TOTAL = sum(count for _, count in KNOWN)
+MALFORMED = 5
+
+
+def _frames() -> list[bytes]:
+    return [frame for frame, count in KNOWN for _ in range(count)]
+
+
+class ControlPlane:
+    def __init__(self, server: FloeServer) -> None:
+        self.server = server
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=10)
+        response = self.client.post(
+            "/api/v2/auth/login", json={"email": "admin@localhost.local", "password": "admin123"}
+        )
+        response.raise_for_status()
+        token = response.json()["data"]["access_token"]
+        self.client.headers["Authorization"] = f"Bearer {token}"
+
+    def interface(self, name: str) -> dict[str, Any] | None:
+        data = self.client.get("/api/v2/stats/summary").json()["data"]
+        for entry in data["interfaces"]:
+            if entry["interface"] == name:
+                found: dict[str, Any] = entry
+                return found
+        return None
+
+    def wait_packets(self, name: str, expected: int, timeout: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        entry = None
+        while time.monotonic() < deadline:
+            entry = self.interface(name)
+            if entry is not None and entry["packets"] >= expected:
+                return entry
+            time.sleep(0.1)
+        raise AssertionError(f"{name}: expected {expected} packets, last summary {entry}")
+
+    def flows(self, name: str) -> list[dict[str, Any]]:
+        data = self.client.get("/api/v2/flows", params={"limit": 1000}).json()["data"]
+        return [flow for flow in data if flow["interface"] == name]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@pytest.fixture
+def control_plane() -> Iterator[ControlPlane]:
+    server = FloeServer.start({"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false"},
+                              timeout=60)
+    try:
+        deadline = time.monotonic() + 30
+        while not (server.data_dir / "dataplane.key").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        plane = ControlPlane(server)
+        yield plane
+        plane.close()
+    finally:
+        server.stop()
+
+
+def _dataplane(server: FloeServer, *args: str) -> subprocess.Popen[bytes]:
+    env = dict(server.env)
+    env["FLOE_TICK_SECONDS"] = "0.1"
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "dataplane", *args],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _expected_flows_present(flows: list[dict[str, Any]]) -> None:
+    def find(src: str, dst: str, sport: int, dport: int) -> dict[str, Any]:
+        for flow in flows:
+            if (flow["src"], flow["dst"], flow["src_port"], flow["dst_port"]) == (
+                src, dst, sport, dport
+            ):
+                return flow
+        raise AssertionError(f"no flow {src}:{sport} → {dst}:{dport} in {flows}")
+
+    assert find("10.9.0.1", "10.9.0.2", 1000, 80)["packets"] == 30
+    assert find("2001:db8::1", "2001:db8::2", 53, 5353)["packets"] == 20
+    vlan = find("10.9.1.1", "10.9.1.2", 7, 9)
+    assert vlan["packets"] == 10 and vlan["vlan"] == 7
+    assert find("10.9.2.1", "10.9.2.2", 0, 0)["packets"] == 5
+
+
+def test_pcap_replay_reports_exact_counts(control_plane: ControlPlane, tmp_path: Path) -> None:
+    capture = tmp_path / "known.pcap"
+    start = time.time_ns()
+    with PcapWriter(capture) as writer:
+        for i, frame in enumerate(_frames()):
+            writer.write(frame, start + i * 1000)
+    process = _dataplane(control_plane.server, "--mode", "pcap", "--pcap", str(capture))
+    assert process.wait(timeout=60) == 0, process.stderr.read() if process.stderr else ""
+    entry = control_plane.wait_packets("known.pcap", TOTAL)
+    assert entry["packets"] == TOTAL
+    assert entry["malformed"] == MALFORMED
+    _expected_flows_present(control_plane.flows("known.pcap"))
+
+
+@pytest.fixture
+def veth() -> Iterator[VethPair]:
+    with Topology(unique_prefix("e2e")) as topology:
+        namespace = topology.add_namespace()
+        yield topology.add_veth(namespace=namespace)
+
+
+def _send(pair: VethPair, frames: list[bytes]) -> None:
+    sender = AfPacketSender(pair.peer, pair.namespace)
+    assert sender.send(frames, timeout=20) == len(frames)
+
+
+def _wait_attached(plane: ControlPlane, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while plane.interface(name) is None:
+        assert time.monotonic() < deadline, "dataplane never reported"
+        time.sleep(0.1)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("mode", ["tap", "inline"])
+def test_xdp_modes_report_exact_counts(
+    control_plane: ControlPlane, veth: VethPair, mode: str
+) -> None:
+    process = _dataplane(control_plane.server, "--mode", mode, "--interface", veth.host)
+    try:
+        _wait_attached(control_plane, veth.host)
+        _send(veth, _frames())
+        entry = control_plane.wait_packets(veth.host, TOTAL)
+        time.sleep(0.5)  # nothing more arrives: exact, not at-least
+        entry = control_plane.interface(veth.host) or entry
+        assert entry["packets"] == TOTAL
+        assert entry["malformed"] == MALFORMED
+        assert entry["attach_mode"] in ("native", "generic")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                _expected_flows_present(control_plane.flows(veth.host))
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        _stop(process)
+        subprocess.run([sys.executable, "-m", "app.cli", "dataplane", "--detach",
+                        "--interface", veth.host], env=dict(control_plane.server.env),
+                       cwd=REPO, capture_output=True, check=False)
+
+
+def _put_rules(plane: ControlPlane, body: dict[str, Any]) -> int:
+    response = plane.client.put("/api/v2/rules", json=body)
+    assert response.status_code == 200, response.text
+    generation: int = response.json()["data"]["generation"]
+    return generation
+
+
+def _wait_generation(plane: ControlPlane, generation: int) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        nodes = plane.client.get("/api/v2/nodes").json()["data"]
+        applied = [n.get("rules_generation_applied") for n in nodes]
+        if generation in applied:
+            return
+        assert time.monotonic() < deadline, f"rules generation {generation} not applied: {nodes}"
+        time.sleep(0.1)
+
+
+@pytest.mark.root
+def test_rules_change_drops_and_survive_a_dataplane_kill(
+    control_plane: ControlPlane, veth: VethPair
+) -> None:
+    frames = [build_frame(V4_TCP)] * 40 + [build_frame(V6_UDP)] * 20
+    process = _dataplane(control_plane.server, "--mode", "inline", "--interface", veth.host)
+    try:
+        _wait_attached(control_plane, veth.host)
+        generation = _put_rules(control_plane, {"rules": [
+            {"id": 7, "action": "deny", "src": "10.9.0.0/24"}]})
+        _wait_generation(control_plane, generation)
+        _send(veth, frames)
+        entry = control_plane.wait_packets(veth.host, 60)
+        deadline = time.monotonic() + 10
+        while entry["dropped"] < 40 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            entry = control_plane.interface(veth.host) or entry
+        assert entry["dropped"] == 40
+        assert entry["rule_hits"]["7"]["packets"] == 40
+
+        # SIGKILL the dataplane mid-traffic: the pinned program keeps filtering and counting.
+        process.kill()
+        process.wait()
+        _send(veth, frames)
+        process = _dataplane(control_plane.server, "--mode", "inline", "--interface", veth.host)
+        entry = control_plane.wait_packets(veth.host, 120)
+        time.sleep(0.5)
+        entry = control_plane.interface(veth.host) or entry
+        assert entry["packets"] == 120  # no gap, no double count across the restart
+        assert entry["dropped"] == 80
+
+        # Removing the rule restores pass.
+        generation = _put_rules(control_plane, {"rules": []})
+        _wait_generation(control_plane, generation)
+        _send(veth, frames)
+        entry = control_plane.wait_packets(veth.host, 180)
+        time.sleep(0.5)
+        entry = control_plane.interface(veth.host) or entry
+        assert entry["packets"] == 180
+        assert entry["dropped"] == 80
+    finally:
+        _stop(process)
+        subprocess.run([sys.executable, "-m", "app.cli", "dataplane", "--detach",
+                        "--interface", veth.host], env=dict(control_plane.server.env),
+                       cwd=REPO, capture_output=True, check=False)
+
+
+@pytest.mark.root
+def test_control_plane_restart_keeps_totals_exact(veth: VethPair) -> None:
+    server = FloeServer.start({"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false"},
+                              timeout=60)
+    process = None
+    try:
+        deadline = time.monotonic() + 30
+        while not (server.data_dir / "dataplane.key").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        process = _dataplane(server, "--mode", "tap", "--interface", veth.host)
+        plane = ControlPlane(server)
+        _wait_attached(plane, veth.host)
+        _send(veth, _frames())
+        plane.wait_packets(veth.host, TOTAL)
+        plane.close()
+
+        restarted = restart(server)
+        _send(veth, _frames())  # sent while the control plane may still be starting
+        plane = ControlPlane(restarted)
+        entry = plane.wait_packets(veth.host, 2 * TOTAL, timeout=40)
+        time.sleep(0.5)
+        entry = plane.interface(veth.host) or entry
+        assert entry["packets"] == 2 * TOTAL
+        plane.close()
+        server = restarted
+    finally:
+        if process is not None:
+            _stop(process)
+        server.stop()
+        subprocess.run([sys.executable, "-m", "app.cli", "dataplane", "--detach",
+                        "--interface", veth.host], env=dict(os.environ), cwd=REPO,
+                       capture_output=True, check=False)
+
+
+def restart(server: FloeServer) -> FloeServer:
+    """Stop `server` and start a new one on the same ports and data directory."""
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(timeout=15)
+    env = dict(server.env)
+    log = server.log_path.open("ab")
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], cwd=str(
+        server.data_dir.parent), env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    server.process = process
+    server.wait_ready(60)
+    return server
+
