@@ -16,7 +16,15 @@ from quart import Response, has_request_context, request
 
 from app.logging import correlation_id
 
-__all__ = ["ApiError", "api_version", "error_body", "error_response", "json_response", "ok"]
+__all__ = [
+    "ApiError",
+    "api_version",
+    "error_body",
+    "error_response",
+    "json_response",
+    "ok",
+    "timestamp",
+]
 
 
 class ApiError(Exception):
@@ -44,12 +52,24 @@ def api_version() -> int:
     return 2
 
 
-def _meta(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+_second: list[Any] = [-1, ""]  # [whole second, its "YYYY-mm-ddTHH:MM:SS" text]
+
+
+def timestamp() -> str:
+    """UTC ISO 8601 with milliseconds; strftime runs once per second, not per response."""
     now = time.time()
+    whole = int(now)
+    cached = _second
+    if cached[0] != whole:
+        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        cached[0] = whole
+    return f"{cached[1]}.{int(now * 1000) % 1000:03d}Z"
+
+
+def _meta(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "version": api_version(),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-        + f".{int(now * 1000) % 1000:03d}Z",
+        "timestamp": timestamp(),
         "request_id": correlation_id.get(),
     }
     if extra:

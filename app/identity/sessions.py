@@ -13,7 +13,7 @@ import hashlib
 import hmac
 
 from itsdangerous import BadSignature
-from quart import Quart, Response, has_request_context, has_websocket_context, request, websocket
+from quart import Quart, Response, g, has_request_context, has_websocket_context, request, websocket
 from quart_auth import Action, AuthUser, QuartAuth
 
 from app.api.envelope import ApiError
@@ -38,6 +38,16 @@ class _FloeAuth(QuartAuth):
     """
 
     secret: str = ""
+
+    async def after_request(self, response: Response) -> Response:
+        """Skip quart-auth's cookie check when nothing in this request touched the session.
+
+        quart-auth resolves the user on every response (~10 µs) even without a cookie; only a
+        login, logout or renewal (which all store the user on `g` first) can change the cookie.
+        """
+        if self.attribute_name not in g.__dict__:
+            return response
+        return await super().after_request(response)
 
     def dump_token(self, auth_id: str, app: Quart | None = None) -> str:
         return str(self.serializer_class(self.secret, self.salt or _SALT).dumps(auth_id))
