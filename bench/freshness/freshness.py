@@ -28,8 +28,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=60)
     parser.add_argument("--mode", default="tap", choices=("tap", "inline"))
     args = parser.parse_args()
-    server = FloeServer.start({"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false"},
-                              timeout=60)
+    server = FloeServer.start({"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false"}, timeout=60)
     try:
         while not (server.data_dir / "dataplane.key").exists():
             time.sleep(0.1)
@@ -59,19 +58,33 @@ def main() -> int:
             finally:
                 plane.close()
                 _stop(process)
-                subprocess.run([sys.executable, "-m", "app.cli", "dataplane", "--detach",
-                                "--interface", pair.host], env=dict(server.env), cwd=REPO,
-                               capture_output=True, check=False)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "app.cli",
+                        "dataplane",
+                        "--detach",
+                        "--interface",
+                        pair.host,
+                    ],
+                    env=dict(server.env),
+                    cwd=REPO,
+                    capture_output=True,
+                    check=False,
+                )
     finally:
         server.stop()
     if not lags:
         print("freshness: no sample completed")
         return 1
     lags.sort()
-    p99 = lags[min(len(lags) - 1, int(round(0.99 * (len(lags) - 1))))]
-    print(f"freshness ({args.mode}): samples={len(lags)}/{args.samples} "
-          f"p50={statistics.median(lags):.1f} ms p99={p99:.1f} ms max={lags[-1]:.1f} ms "
-          f"(goal p99 <= 250 ms)")
+    p99 = lags[min(len(lags) - 1, round(0.99 * (len(lags) - 1)))]
+    print(
+        f"freshness ({args.mode}): samples={len(lags)}/{args.samples} "
+        f"p50={statistics.median(lags):.1f} ms p99={p99:.1f} ms max={lags[-1]:.1f} ms "
+        f"(goal p99 <= 250 ms)"
+    )
     return 0
 
 

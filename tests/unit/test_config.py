@@ -8,7 +8,10 @@ from app.config import ConfigError, load_settings
 def test_defaults_match_the_brief() -> None:
     settings = load_settings({})
     assert (settings.http_port, settings.https_port, settings.grpc_port, settings.metrics_port) == (
-        8080, 8443, 50051, 9090,
+        8080,
+        8443,
+        50051,
+        9090,
     )
     assert settings.db_type == "sqlite"
     assert settings.http1_enabled and settings.http2_enabled and settings.grpc_enabled
@@ -16,8 +19,14 @@ def test_defaults_match_the_brief() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("HTTP_PORT", "eighty"), ("HTTP_PORT", "70000"), ("HTTP3_ENABLED", "maybe"), ("DB_TYPE", "oracle"),
-     ("DB_POOL_SIZE", "0"), ("DB_RETRY_DELAY", "-1")],
+    [
+        ("HTTP_PORT", "eighty"),
+        ("HTTP_PORT", "70000"),
+        ("HTTP3_ENABLED", "maybe"),
+        ("DB_TYPE", "oracle"),
+        ("DB_POOL_SIZE", "0"),
+        ("DB_RETRY_DELAY", "-1"),
+    ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -10,7 +10,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted(
-    p for pkg in ("app", "dataplane") for p in (ROOT / pkg).rglob("*.py") if "__pycache__" not in p.parts
+    p
+    for pkg in ("app", "dataplane")
+    for p in (ROOT / pkg).rglob("*.py")
+    if "__pycache__" not in p.parts
 )
 
 
@@ -26,9 +29,13 @@ def _module_name(path: Path) -> str:
 def test_module_declares_all(path: Path) -> None:
     tree = ast.parse(path.read_text())
     declared = [
-        node for node in tree.body
+        node
+        for node in tree.body
         if isinstance(node, (ast.Assign, ast.AnnAssign))
-        and any(isinstance(t, ast.Name) and t.id == "__all__" for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))
+        and any(
+            isinstance(t, ast.Name) and t.id == "__all__"
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        )
     ]
     assert declared, f"{path.relative_to(ROOT)} has no __all__"
 

@@ -11,7 +11,13 @@ from app.logging import JsonFormatter, correlation_id, setup_logging, verbosity_
 
 @pytest.mark.parametrize(
     ("verbosity", "level"),
-    [(0, logging.INFO), (1, logging.WARNING), (2, logging.INFO), (3, logging.DEBUG), (5, logging.DEBUG)],
+    [
+        (0, logging.INFO),
+        (1, logging.WARNING),
+        (2, logging.INFO),
+        (3, logging.DEBUG),
+        (5, logging.DEBUG),
+    ],
 )
 def test_verbosity_flags(verbosity: int, level: int) -> None:
     assert verbosity_to_level(verbosity) == level
