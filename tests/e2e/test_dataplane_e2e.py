@@ -168,8 +168,8 @@ def _wait_attached(plane: ControlPlane, name: str) -> None:
 
 
 @pytest.mark.root
-@pytest.mark.parametrize("mode", ["tap", "inline"])
-def test_xdp_modes_report_exact_counts(
+@pytest.mark.parametrize("mode", ["tap", "inline", "afpacket"])
+def test_live_modes_report_exact_counts(
     control_plane: ControlPlane, veth: VethPair, mode: str
 ) -> None:
     process = _dataplane(control_plane.server, "--mode", mode, "--interface", veth.host)
@@ -181,7 +181,8 @@ def test_xdp_modes_report_exact_counts(
         entry = control_plane.interface(veth.host) or entry
         assert entry["packets"] == TOTAL
         assert entry["malformed"] == MALFORMED
-        assert entry["attach_mode"] in ("native", "generic")
+        expected_attach = ("none",) if mode == "afpacket" else ("native", "generic")
+        assert entry["attach_mode"] in expected_attach
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -311,3 +312,24 @@ def restart(server: FloeServer) -> FloeServer:
     server.wait_ready(60)
     return server
 
+
+
+@pytest.mark.root
+def test_demo_shows_live_data_and_leaves_nothing_behind(control_plane: ControlPlane) -> None:
+    env = dict(control_plane.server.env)
+    before_ns = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "demo", "--duration", "3", "--pps", "1000"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=90, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = control_plane.client.get("/api/v2/stats/summary").json()["data"]
+    demo = [i for i in data["interfaces"] if i["interface"].startswith("demo")]
+    assert demo and demo[0]["packets"] > 500 and demo[0]["mode"] == "tap"
+    assert control_plane.flows(demo[0]["interface"]), "demo traffic produced no flows"
+    after_ns = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                  check=True).stdout.split())
+    assert not {n for n in after_ns - before_ns if n.startswith("demo")}
+    assert not Path(f"/sys/fs/bpf/floe/{demo[0]['interface']}").exists()
+    assert not Path(f"/sys/class/net/{demo[0]['interface']}").exists()
