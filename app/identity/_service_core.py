@@ -1,0 +1,227 @@
+"""Shared plumbing for the identity use cases: the service state, the unit-of-work helper,
+audit rows and the 4xx errors they raise.
+
+Every use case runs its database work as one `db.run` unit, writes its audit row in the
+same transaction, and invalidates IdentityCache after the commit. Errors are ApiError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from app.api.envelope import ApiError
+from app.config import Settings
+from app.db.errors import IntegrityError
+from app.identity import store
+from app.identity.apikeys import token_hash
+from app.identity.authenticator import BearerAuthenticator
+from app.identity.cache import IdentityCache
+from app.identity.jwt_tokens import JwtCodec
+from app.identity.limits import LoginThrottle
+from app.identity.mailer import Mailer
+from app.identity.onetime import OneTimeTokens
+from app.identity.passwords import Passwords
+from app.identity.scopes import UnknownScopeError, normalise_scopes
+from app.identity.totp import (
+    normalise_recovery_code,
+    verify_totp,
+)
+from app.types import Principal
+
+__all__ = [
+    "GRANT_EXISTS",
+    "ROLE_EXISTS",
+    "TEAM_EXISTS",
+    "USER_EXISTS",
+    "Dal",
+    "ServiceCore",
+    "audit",
+    "audit_self",
+    "check_grantable",
+    "conflict_error",
+    "no_escalation",
+    "not_found",
+    "scopes_or_422",
+    "unauthorized",
+]
+
+
+Dal = Any
+
+USER_EXISTS = "A user with this email already exists"
+ROLE_EXISTS = "A role with this name already exists"
+TEAM_EXISTS = "A team with this name already exists"
+GRANT_EXISTS = "The user already has a grant on this resource"
+
+_T = TypeVar("_T")
+
+
+def unauthorized(
+    message: str = "Invalid credentials", code: str = "invalid_credentials"
+) -> ApiError:
+    return ApiError(401, code, message)
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def conflict_error(message: str) -> ApiError:
+    return ApiError(409, "conflict", message)
+
+
+def audit(
+    dal: Dal,
+    action: str,
+    actor: Principal | None,
+    ip: str,
+    target: str,
+    *,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit row for an action done by `actor` (user or API key); None when anonymous."""
+    store.add_audit(
+        dal,
+        action,
+        actor_user_id=actor.user_id if actor else None,
+        actor_client_id=actor.client_id if actor else None,
+        target=target,
+        ip=ip,
+        details=details,
+    )
+
+
+def audit_self(
+    dal: Dal,
+    action: str,
+    user_id: int | None,
+    ip: str,
+    *,
+    success: bool = True,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit row for a user acting on their own account (login, password, 2FA)."""
+    store.add_audit(
+        dal,
+        action,
+        success=success,
+        actor_user_id=user_id,
+        target=f"user:{user_id}",
+        ip=ip,
+        details=details,
+    )
+
+
+def scopes_or_422(scopes: list[str]) -> frozenset[str]:
+    try:
+        return normalise_scopes(scopes)
+    except UnknownScopeError as error:
+        raise ApiError(422, "unknown_scope", str(error), {"unknown": error.unknown}) from None
+
+
+def no_escalation(
+    actor: Principal | None,
+    scopes: frozenset[str],
+    message: str = "Cannot grant scopes you do not hold",
+) -> None:
+    """403 when `actor` would hand out scopes it does not hold itself; None is the system."""
+    if actor is None:
+        return
+    beyond = sorted(scope for scope in scopes if not actor.has(scope))
+    if beyond:
+        raise ApiError(403, "scope_escalation", message, {"not_held": beyond})
+
+
+def check_grantable(dal: Dal, actor: Principal | None, role_names: list[str]) -> dict[str, int]:
+    """Role ids for `role_names`; 422 for unknown roles, 403 when the actor would hand out
+    scopes it does not hold itself (no privilege escalation through role assignment)."""
+    ids = store.role_ids(dal, role_names)
+    missing = sorted(set(role_names) - set(ids))
+    if missing:
+        raise ApiError(
+            422, "unknown_role", "Unknown roles: " + ", ".join(missing), {"unknown": missing}
+        )
+    if actor is not None:
+        beyond: set[str] = set()
+        for name in role_names:
+            role = store.role_by_name(dal, name)
+            if role is not None:
+                beyond.update(scope for scope in role.scopes if not actor.has(scope))
+        if beyond:
+            raise ApiError(
+                403,
+                "scope_escalation",
+                "Cannot grant roles carrying scopes you do not hold",
+                {"not_held": sorted(beyond)},
+            )
+    return ids
+
+
+class ServiceCore:
+    """State and unit-of-work plumbing shared by the identity use-case mixins."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Any,
+        secret: str,
+        passwords: Passwords,
+        cache: IdentityCache,
+        authenticator: BearerAuthenticator,
+        mailer: Mailer,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.passwords = passwords
+        self.cache = cache
+        self.authenticator = authenticator
+        self.jwt = JwtCodec(secret, settings.access_token_ttl)
+        self.onetime = OneTimeTokens(secret)
+        self.mailer = mailer
+        self.throttle = LoginThrottle()
+        # Endpoints that send mail (registration, password reset): 10 per address per hour.
+        self.mail_throttle = LoginThrottle(max_failures=10, window=3600.0)
+
+    async def _commit(
+        self,
+        work: Callable[[Dal], _T],
+        *,
+        conflict: str | None = None,
+        forget_user: int | None = None,
+    ) -> _T:
+        """Run `work` as one unit of work. With `conflict`, a unique-constraint race that the
+        in-transaction check could not see becomes that 409; with `forget_user`, the user's
+        cached scopes are dropped after the commit."""
+        try:
+            result: _T = await self.db.run(work)
+        except IntegrityError:
+            if conflict is None:
+                raise
+            raise conflict_error(conflict) from None
+        if forget_user is not None:
+            self.cache.forget_user(forget_user)
+        return result
+
+    async def _check_second_factor(
+        self, user_id: int, secret: str | None, code: str
+    ) -> tuple[bool, int | None]:
+        """(ok, id of the unused recovery code that matched); shared by login and 2FA."""
+        if secret and verify_totp(secret, code):
+            return True, None
+        wanted = token_hash(normalise_recovery_code(code))
+
+        def work(dal: Dal) -> int | None:
+            row = (
+                dal(
+                    (dal.recovery_code.user_id == user_id)
+                    & (dal.recovery_code.code_hash == wanted)
+                    & (dal.recovery_code.used_at == None)  # noqa: E711
+                )
+                .select()
+                .first()
+            )
+            return None if row is None else int(row.id)
+
+        found = await self.db.run(work)
+        return found is not None, found
