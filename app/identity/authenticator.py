@@ -107,14 +107,7 @@ class BearerAuthenticator:
         state = await self.user_state(claims.user_id)
         if state is None or not state.active or claims.stamp != state.stamp:
             return None
-        return Principal(
-            kind="user",
-            subject=f"user:{state.id}",
-            scopes=state.scopes,
-            user_id=state.id,
-            email=state.email,
-            teams=state.teams,
-        )
+        return state.principal("user")
 
     async def _key_record(self, prefix: str) -> ApiKeyRecord | None:
         record = self._cache.keys.get(prefix)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from app.types import Principal, PrincipalKind
+
 __all__ = ["ApiKeyRecord", "RoleRecord", "TeamRecord", "UserRecord", "UserState", "utcnow"]
 
 
@@ -54,6 +56,17 @@ class UserState:
     # Tokens and sessions carry this stamp (a slice of fs_uniquifier, which changes on
     # password change/reset): a stale stamp is refused.
     stamp: str
+
+    def principal(self, kind: PrincipalKind) -> Principal:
+        """The caller this user is, for a bearer token ("user") or a cookie ("session")."""
+        return Principal(
+            kind=kind,
+            subject=f"user:{self.id}",
+            scopes=self.scopes,
+            user_id=self.id,
+            email=self.email,
+            teams=self.teams,
+        )
 
 
 @dataclass(slots=True)

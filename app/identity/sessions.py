@@ -136,11 +136,4 @@ class SessionAuthenticator:
         state = await self._bearer.user_state(user_id)
         if state is None or not state.active or state.stamp != stamp:
             return None
-        return Principal(
-            kind="session",
-            subject=f"user:{state.id}",
-            scopes=state.scopes,
-            user_id=state.id,
-            email=state.email,
-            teams=state.teams,
-        )
+        return state.principal("session")
