@@ -28,6 +28,7 @@ from dataplane.aggregate import Aggregator
 from dataplane.config import DataplaneConfig, boot_id
 from dataplane.flowtable import FlowRecords, FlowTable, records_from_kernel
 from dataplane.parse import parse_batch
+from dataplane.sampling import SamplingController
 from dataplane.sources.base import Source
 from dataplane.uplink import UplinkClient
 from floe.dataplane.v1 import uplink_pb2 as pb
@@ -144,6 +145,8 @@ class Runner:
         self.malformed_total = 0
         self.last_inline_ns = 0
         self.frame_clock_ns = 0
+        self.sampling = SamplingController()
+        self.last_kernel: dict[str, int] = {}
         self.uplink = UplinkClient(
             config.target, self._key, self._hello, on_rules=self._on_rules,
             on_config=self._on_config, max_buffered=config.max_buffered_batches,
@@ -273,6 +276,7 @@ class Runner:
         self.aggregator.tick(now_ns)
         out.counters = [self._counters(now_ns)]
         out.losses = self._losses()
+        self._adapt_sampling()
         if self.program is not None:
             out.rule_hits = [
                 pb.RuleHits(rule_id=rule_id, packets=hit.packets, bytes=hit.bytes,
@@ -285,6 +289,7 @@ class Runner:
         if self.program is not None:
             snapshot = self.program.counters()
             values = {k: int(v) for k, v in _fields(snapshot).items() if k != "ifindex"}
+            self.last_kernel = values
         else:
             values = dict(self.user_counters)
             values["passed"] = values["packets"]
@@ -298,6 +303,11 @@ class Runner:
                 source = _LOSS_PB.get(name, pb.LOSS_SOURCE_OTHER)
                 reports.append(pb.LossReport(source=source, interface=self.interface,
                                              count=int(count), detail=name))
+        if self.last_kernel.get("sampled_out"):
+            reports.append(pb.LossReport(source=pb.LOSS_SOURCE_SAMPLED_OUT,
+                                         interface=self.interface,
+                                         count=self.last_kernel["sampled_out"],
+                                         detail="sampled_out"))
         stats = self.table.stats()
         reports.append(pb.LossReport(source=pb.LOSS_SOURCE_FLOW_TABLE_EVICTION,
                                      interface=self.interface, count=stats.overflow,
@@ -306,6 +316,17 @@ class Runner:
                                      interface=self.interface, count=self.malformed_total,
                                      detail="malformed"))
         return reports
+
+    def _adapt_sampling(self) -> None:
+        """Tap mode: thin what XDP redirects while the AF_XDP rings overflow."""
+        if self.mode != "tap" or self.source is None or self.program is None:
+            return
+        loss = self.source.loss()
+        ring_loss = loss.get("rx_ring_full", 0) + loss.get("fill_ring_empty", 0)
+        new_n = self.sampling.update(ring_loss, self.user_counters["packets"])
+        if new_n is not None:
+            self.program.set_config(sample_n=new_n)
+            log.warning("AF_XDP ring loss: XDP now redirects 1 in %d frames", new_n)
 
     # -- the loop --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> int:
