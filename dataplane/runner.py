@@ -1,9 +1,13 @@
-"""The dataplane's pipeline loop: source → parse → flow table → aggregate → uplink.
+"""The dataplane's pipeline loop: source → parse → flow table → uplink.
 
 One asyncio loop owns the uplink; every tick the blocking stages (ring reads, numpy parsing,
 flow-table work, map reads) run in one worker thread call, so the loop stays free for gRPC
 and the stages never race each other. What a tick produces — absolute counter snapshots,
 flow updates and ends, cumulative loss and rule hits — becomes one numbered uplink batch.
+
+Top talkers and protocol/port distributions are aggregated by the control plane from the
+flow records of every node (`app/ingest/state.py`), so this loop does not run
+`dataplane.aggregate` (that per-interface aggregator is not carried by the uplink protocol yet).
 
 Modes: tap (XDP redirects into AF_XDP; flows built here), inline (XDP filters and keeps an
 LRU flow map; flows read from it each tick), afpacket (TPACKET_V3, no XDP) and pcap
@@ -24,7 +28,6 @@ from typing import Any, Literal
 import numpy as np
 
 from app import __version__
-from dataplane.aggregate import Aggregator
 from dataplane.config import DataplaneConfig, boot_id
 from dataplane.flowtable import FlowRecords, FlowTable, records_from_kernel
 from dataplane.parse import parse_batch
@@ -138,7 +141,6 @@ class Runner:
         self.program: Any = None
         self.source: Source | None = None
         self.table = FlowTable(capacity=1 << 18)
-        self.aggregator = Aggregator()
         self.ifindex = 0
         self.epoch = config.instance_id  # user-space counters reset with the process
         self.user_counters: dict[str, int] = {"packets": 0, "bytes": 0, "malformed": 0}
@@ -251,7 +253,6 @@ class Runner:
             if self.mode == "pcap":  # replay runs on the capture's clock
                 now = self.frame_clock_ns = max(self.frame_clock_ns, int(batch.ts_ns.max()))
             self.table.update(parsed, now)
-            self.aggregator.add(parsed, self.table.last_deltas())
             malformed = int(np.count_nonzero(parsed.malformed))
             self.user_counters["packets"] += len(batch)
             self.user_counters["bytes"] += int(batch.wire_lengths.sum())
@@ -273,7 +274,6 @@ class Runner:
             updates = self.table.drain_updates(limit=MAX_FLOWS_PER_TICK)
             records = np.concatenate([ended, updates]) if ended.shape[0] else updates
         out.flows = flow_messages(records, self.interface)
-        self.aggregator.tick(now_ns)
         out.counters = [self._counters(now_ns)]
         out.losses = self._losses()
         self._adapt_sampling()
