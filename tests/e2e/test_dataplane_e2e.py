@@ -333,3 +333,44 @@ def test_demo_shows_live_data_and_leaves_nothing_behind(control_plane: ControlPl
     assert not {n for n in after_ns - before_ns if n.startswith("demo")}
     assert not Path(f"/sys/fs/bpf/floe/{demo[0]['interface']}").exists()
     assert not Path(f"/sys/class/net/{demo[0]['interface']}").exists()
+
+
+@pytest.mark.root
+def test_tap_overload_engages_xdp_sampling_and_reports_ring_loss(
+    control_plane: ControlPlane, veth: VethPair
+) -> None:
+    """Freeze the dataplane so its AF_XDP ring overflows: the loss is reported by source and
+    the next tick asks XDP to redirect 1 in N (kernel counters stay exact meanwhile)."""
+    from dataplane.bpf.loader import XdpProgram
+
+    process = _dataplane(control_plane.server, "--mode", "tap", "--interface", veth.host)
+    frames = [build_frame(V4_TCP)] * 30_000
+    try:
+        _wait_attached(control_plane, veth.host)
+        process.send_signal(signal.SIGSTOP)
+        try:
+            _send(veth, frames)  # far more than the 4096-slot ring can hold
+        finally:
+            process.send_signal(signal.SIGCONT)
+        entry = control_plane.wait_packets(veth.host, len(frames))
+        assert entry["packets"] == len(frames)  # the kernel counted every frame
+        deadline = time.monotonic() + 10
+        sample_n = 0
+        while time.monotonic() < deadline:
+            program = XdpProgram.open(veth.host)
+            try:
+                sample_n = int(program.config().sample_n)
+            finally:
+                program.close()
+            entry = control_plane.interface(veth.host) or entry
+            if sample_n >= 2 and entry["loss"]:
+                break
+            time.sleep(0.05)
+        assert sample_n >= 2, "ring loss did not engage XDP sampling"
+        ring_loss = {k: v for k, v in entry["loss"].items() if "afxdp" in k or "fill" in k}
+        assert sum(ring_loss.values()) > 0, entry["loss"]
+    finally:
+        _stop(process)
+        subprocess.run([sys.executable, "-m", "app.cli", "dataplane", "--detach",
+                        "--interface", veth.host], env=dict(control_plane.server.env),
+                       cwd=REPO, capture_output=True, check=False)
