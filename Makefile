@@ -29,7 +29,8 @@ apt:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@if [ -z "$(PYTHON313)" ]; then \
-	  echo "apt: installing python3.13"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.13 python3.13-venv >/dev/null; fi
+	  echo "apt: installing python3.13"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.13 python3.13-venv >/dev/null; fi
 
 $(PY):
 	@py="$(PYTHON313)"; [ -n "$$py" ] || py=$$(command -v python3.13); \
