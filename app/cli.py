@@ -81,7 +81,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "db":
         return _db_init(settings)
     parser.error(f"unknown command {args.command}")
-    return 2
 
 
 def _db_init(settings: Settings) -> int:

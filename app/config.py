@@ -193,9 +193,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_json=None if not env.get("LOG_JSON") else _bool(env, "LOG_JSON", False),
         extra={k: v for k, v in env.items() if k.startswith("FLOE_")},
     )
-    if not (settings.http1_enabled or settings.http2_enabled) and settings.http3_enabled is False:
-        if not settings.grpc_enabled:
-            raise ConfigError(
-                "HTTP1_ENABLED, HTTP2_ENABLED, HTTP3_ENABLED and GRPC_ENABLED are all false"
-            )
+    if not (
+        settings.http1_enabled
+        or settings.http2_enabled
+        or settings.http3_enabled
+        or settings.grpc_enabled
+    ):
+        raise ConfigError(
+            "HTTP1_ENABLED, HTTP2_ENABLED, HTTP3_ENABLED and GRPC_ENABLED are all false"
+        )
     return settings

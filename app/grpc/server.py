@@ -28,12 +28,6 @@ class GrpcServer:
     server: grpc.aio.Server
     health: HealthServicer
     port: int
-    service_names: tuple[str, ...]
-
-    async def shutdown(self, grace: float) -> None:
-        """Health → NOT_SERVING (watchers see it), then stop with `grace` seconds for RPCs."""
-        await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
 
 
 def _address(host: str, port: int) -> str:
@@ -59,4 +53,4 @@ async def start_grpc_server(app: Quart, settings: Settings) -> GrpcServer:
     if port == 0:
         raise OSError(f"cannot bind gRPC on GRPC_PORT={settings.grpc_port}")
     await server.start()
-    return GrpcServer(server, health, port, tuple(names))
+    return GrpcServer(server, health, port)

@@ -42,10 +42,6 @@ class Subscription:
         self.dropped = 0
         self.close_code: int | None = None
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def offer(self, message: Message) -> None:
         """Queue without waiting; past the bound the oldest message is dropped and counted."""
         if self._closed:
@@ -85,7 +81,6 @@ class Hub:
 
     queue_size: int = 64
     dropped_total: int = 0
-    published_total: int = 0
     _subscribers: dict[str, set[Subscription]] = field(default_factory=dict)
     _all: set[Subscription] = field(default_factory=set)
 
@@ -121,7 +116,6 @@ class Hub:
         message = Message(orjson.dumps(payload).decode(), report_drops)
         for subscription in subscribers:
             subscription.offer(message)
-        self.published_total += 1
         return len(subscribers)
 
     def close_all(self, code: int = 1001) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from app.api.envelope import error_body
 from app.config import Settings
 from app.logging import correlation_id
 from app.serving.metrics import ServingCounters
@@ -36,18 +37,6 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
                 return text
             break
     return os.urandom(8).hex()  # same shape as new_correlation_id(), without uuid4's cost
-
-
-def _error_body(code: str, message: str, request_id: str) -> bytes:
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-    return orjson.dumps(
-        {
-            "status": "error",
-            "error": {"code": code, "message": message},
-            "meta": {"version": 2, "timestamp": stamp, "request_id": request_id},
-        }
-    )
 
 
 class AdmissionMiddleware:
@@ -107,7 +96,7 @@ class AdmissionMiddleware:
         self, send: Any, status: int, code: str, message: str, *, retry_after: bool = False
     ) -> None:
         request_id = correlation_id.get()
-        body = _error_body(code, message, request_id)
+        body = orjson.dumps(error_body(code, message))  # outside Quart: meta.version 2
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

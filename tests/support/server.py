@@ -30,15 +30,16 @@ from types import TracebackType
 
 from tests.support.ports import free_port, free_udp_port
 
-__all__ = ["REPO_ROOT", "FloeServer"]
+__all__ = ["REPO_ROOT", "FloeServer", "tcp_open"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 
 
-def _tcp_open(port: int) -> bool:
+def tcp_open(port: int) -> bool:
+    """True when something accepts TCP connections on 127.0.0.1:`port`."""
     with socket.socket() as sock:
-        sock.settimeout(0.2)
+        sock.settimeout(0.3)
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
@@ -110,6 +111,7 @@ class FloeServer:
                 server.wait_ready(timeout)
             except BaseException:
                 server.stop()
+                server.cleanup()
                 raise
         return server
 
@@ -131,7 +133,7 @@ class FloeServer:
                 raise RuntimeError(
                     f"floe serve exited with {self.process.returncode}:\n{self.output()}"
                 )
-            if all(_tcp_open(port) for port in ports):
+            if all(tcp_open(port) for port in ports):
                 return
             time.sleep(0.05)
         raise TimeoutError(f"floe serve not ready after {timeout}s:\n{self.output()}")
@@ -157,7 +159,7 @@ class FloeServer:
             self.process.send_signal(sig)
 
     def stop(self, timeout: float = 10.0, sig: int = _signal.SIGTERM) -> int:
-        """SIGTERM, wait (SIGKILL after `timeout`), clean the temp dir; returns the exit code."""
+        """SIGTERM, wait (SIGKILL after `timeout`); returns the exit code (`cleanup()` after)."""
         self.signal(sig)
         try:
             code = self.process.wait(timeout)

@@ -16,13 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.h3client import h3_connect
 from tests.support.ports import free_port
-from tests.support.server import PYTHON, REPO_ROOT, FloeServer
-
-
-def _tcp_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.3)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+from tests.support.server import PYTHON, REPO_ROOT, FloeServer, tcp_open
 
 
 def _udp_bound(port: int) -> bool:
@@ -40,15 +34,15 @@ def test_http3_off_binds_no_udp_and_no_alt_svc() -> None:
         with httpx.Client(http2=True, verify=server.ssl_context()) as client:
             response = client.get(server.url("/api/v2/ping", tls=True))
         assert response.status_code == 200 and "alt-svc" not in response.headers
-        assert not _tcp_open(server.grpc_port)  # GRPC_ENABLED=false → no gRPC port
+        assert not tcp_open(server.grpc_port)  # GRPC_ENABLED=false → no gRPC port
 
 
 def test_metrics_off_and_http2_off() -> None:
     env = {"METRICS_ENABLED": "false", "HTTP2_ENABLED": "false", "HTTP3_ENABLED": "false"}
     with FloeServer.start(env=env) as server:
-        assert not _tcp_open(server.metrics_port)
+        assert not tcp_open(server.metrics_port)
         assert httpx.get(server.url("/metrics")).status_code == 404
-        assert _tcp_open(server.grpc_port)
+        assert tcp_open(server.grpc_port)
         with httpx.Client(http2=True, verify=server.ssl_context()) as client:
             # ALPN offers only http/1.1 now
             assert client.get(server.url("/api/v2/ping", tls=True)).http_version == "HTTP/1.1"
@@ -171,4 +165,4 @@ def test_sigint_idle_exits_fast() -> None:
 
 
 def test_free_port_helper_is_free() -> None:
-    assert not _tcp_open(free_port())
+    assert not tcp_open(free_port())

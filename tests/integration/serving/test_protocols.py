@@ -58,8 +58,11 @@ async def test_http3(floe_server: FloeServer) -> None:
     assert response.status == 200
     assert orjson.loads(response.body)["data"] == {"pong": True}
     # hypercorn's H3 never told the app a stream closed: requests stayed "in flight" forever
-    await asyncio.sleep(0.1)
-    metrics = httpx.get(floe_server.url("/metrics")).text
+    for _ in range(100):  # the closes reach the app asynchronously: poll, up to ~5 s
+        metrics = httpx.get(floe_server.url("/metrics")).text
+        if "floe_http_inflight_requests 0.0" in metrics:
+            break
+        await asyncio.sleep(0.05)
     assert "floe_http_inflight_requests 0.0" in metrics
     assert response.header("x-request-id") == "h3-req"
     assert {r.status for r in many} == {200}
