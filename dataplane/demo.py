@@ -24,7 +24,7 @@ import time
 
 from app.config import Settings
 from app.grpc.lifetime import pin_grpc_aio
-from dataplane.config import load_dataplane_config
+from dataplane.config import KEY_FILE, load_dataplane_config
 
 __all__ = ["run_demo"]
 
@@ -44,7 +44,7 @@ def _start_control_plane(settings: Settings) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "app.cli", "serve"], env=dict(os.environ)
     )
     deadline = time.monotonic() + 60
-    key = settings.data_dir / "dataplane.key"
+    key = settings.data_dir / KEY_FILE
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"floe serve exited with {process.returncode}")

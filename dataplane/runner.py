@@ -144,7 +144,6 @@ class Runner:
         self.ifindex = 0
         self.epoch = config.instance_id  # user-space counters reset with the process
         self.user_counters: dict[str, int] = {"packets": 0, "bytes": 0, "malformed": 0}
-        self.malformed_total = 0
         self.last_inline_ns = 0
         self.frame_clock_ns = 0
         self.sampling = SamplingController()
@@ -257,7 +256,6 @@ class Runner:
             self.user_counters["packets"] += len(batch)
             self.user_counters["bytes"] += int(batch.wire_lengths.sum())
             self.user_counters["malformed"] += malformed
-            self.malformed_total += malformed
 
     def tick(self, deadline: float) -> TickOutput:
         """Everything one batch needs, computed off the event loop."""
@@ -275,8 +273,9 @@ class Runner:
             records = np.concatenate([ended, updates]) if ended.shape[0] else updates
         out.flows = flow_messages(records, self.interface)
         out.counters = [self._counters(now_ns)]
-        out.losses = self._losses()
-        self._adapt_sampling()
+        source_loss = self.source.loss() if self.source is not None else {}
+        out.losses = self._losses(source_loss)
+        self._adapt_sampling(source_loss)
         if self.program is not None:
             out.rule_hits = [
                 pb.RuleHits(rule_id=rule_id, packets=hit.packets, bytes=hit.bytes,
@@ -296,13 +295,12 @@ class Runner:
         return pb.CounterSnapshot(interface=self.interface, counter_epoch=self.epoch,
                                   values=values, taken_unix_ns=now_ns)
 
-    def _losses(self) -> list[Any]:
+    def _losses(self, source_loss: dict[str, int]) -> list[Any]:
         reports = []
-        if self.source is not None:
-            for name, count in sorted(self.source.loss().items()):
-                source = _LOSS_PB.get(name, pb.LOSS_SOURCE_OTHER)
-                reports.append(pb.LossReport(source=source, interface=self.interface,
-                                             count=int(count), detail=name))
+        for name, count in sorted(source_loss.items()):
+            source = _LOSS_PB.get(name, pb.LOSS_SOURCE_OTHER)
+            reports.append(pb.LossReport(source=source, interface=self.interface,
+                                         count=int(count), detail=name))
         if self.last_kernel.get("sampled_out"):
             reports.append(pb.LossReport(source=pb.LOSS_SOURCE_SAMPLED_OUT,
                                          interface=self.interface,
@@ -313,15 +311,15 @@ class Runner:
                                      interface=self.interface, count=stats.overflow,
                                      detail="overflow"))
         reports.append(pb.LossReport(source=pb.LOSS_SOURCE_PARSE_MALFORMED,
-                                     interface=self.interface, count=self.malformed_total,
+                                     interface=self.interface,
+                                     count=self.user_counters["malformed"],
                                      detail="malformed"))
         return reports
 
-    def _adapt_sampling(self) -> None:
+    def _adapt_sampling(self, loss: dict[str, int]) -> None:
         """Tap mode: thin what XDP redirects while the AF_XDP rings overflow."""
-        if self.mode != "tap" or self.source is None or self.program is None:
+        if self.mode != "tap" or self.program is None:
             return
-        loss = self.source.loss()
         ring_loss = loss.get("rx_ring_full", 0) + loss.get("fill_ring_empty", 0)
         new_n = self.sampling.update(ring_loss, self.user_counters["packets"])
         if new_n is not None:

@@ -14,6 +14,7 @@ from quart import Blueprint, Response, request
 from app.api.access import require_scope
 from app.api.envelope import ApiError, ok
 from app.ingest import get_state
+from app.ingest.rules import PROTOCOLS
 
 __all__ = ["MAX_LIMIT", "bp", "build_filter"]
 
@@ -21,7 +22,6 @@ bp = Blueprint("flows", __name__)
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
-_PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -60,7 +60,7 @@ def build_filter(args: Any) -> list[Predicate]:
         predicates.append(lambda flow: port in (flow["src_port"], flow["dst_port"]))
     proto_raw = args.get("proto")
     if proto_raw:
-        proto = _PROTOS.get(proto_raw.lower())
+        proto = PROTOCOLS.get(proto_raw.lower())
         if proto is None:
             proto = _int_arg(args, "proto", None, 0, 255)
         predicates.append(lambda flow: flow["proto"] == proto)

@@ -37,8 +37,7 @@ class RuleSetBody(BaseModel):
 
 
 def _current() -> FilterRuleSet:
-    ingest = get_ingest()
-    current: FilterRuleSet | None = getattr(ingest, "rule_set", None)
+    current: FilterRuleSet | None = get_ingest().rule_set
     return current or FilterRuleSet()
 
 

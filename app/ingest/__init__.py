@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
-from typing import Any
 
 import grpc
 from quart import Quart
 
 from app.grpc.registry import add_service
+from app.hub import Hub
 from app.ingest.service import UplinkService
 from app.ingest.state import IngestState
 from app.runtime import get_runtime
@@ -44,14 +43,9 @@ def get_state(app: Quart | None = None) -> IngestState:
     return get_ingest(app).state
 
 
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
-async def _publish(app: Quart, state: IngestState) -> None:
-    hub = get_runtime(app).components.get("hub")
-    publish = getattr(hub, "publish", None)
-    if publish is None:
+def _publish(app: Quart, state: IngestState) -> None:
+    hub: Hub | None = get_runtime(app).components.get("hub")
+    if hub is None:
         return
     message = {
         "type": "stats",
@@ -59,7 +53,7 @@ async def _publish(app: Quart, state: IngestState) -> None:
         "data": state.summary(),
         "top_talkers": state.top_talkers(10),
     }
-    await _maybe_await(publish(message))
+    hub.publish(message)
 
 
 async def _ticker(app: Quart, state: IngestState) -> None:
@@ -67,7 +61,7 @@ async def _ticker(app: Quart, state: IngestState) -> None:
         await asyncio.sleep(TICK_SECONDS)
         try:
             state.tick()
-            await _publish(app, state)
+            _publish(app, state)
         except Exception:  # a failing consumer must not stop the rates
             log.exception("ingest tick failed")
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from floe.dataplane.v1 import uplink_pb2 as pb
 
-__all__ = ["FilterRule", "FilterRuleSet", "RuleSpecError", "to_proto"]
+__all__ = ["PROTOCOLS", "FilterRule", "FilterRuleSet", "RuleSpecError", "to_proto"]
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 

@@ -17,7 +17,6 @@ from typing import Any
 
 __all__ = [
     "DROP_FIELDS",
-    "FlowEntry",
     "IngestState",
     "InterfaceState",
     "NodeState",
@@ -180,21 +179,14 @@ class NodeState:
         }
 
 
-@dataclass(slots=True)
-class FlowEntry:
-    """Newest cumulative record of one flow, as served by `GET /flows`."""
-
-    key: tuple[Any, ...]
-    data: dict[str, Any]
-
-
 class IngestState:
     """Everything the control plane knows about its dataplanes; owned by the event loop."""
 
     def __init__(self, max_flows: int = 10_000) -> None:
         self.nodes: dict[str, NodeState] = {}
         self.interfaces: dict[tuple[str, str], InterfaceState] = {}
-        self.flows: OrderedDict[tuple[Any, ...], FlowEntry] = OrderedDict()
+        # flow key -> newest cumulative record, as served by `GET /flows`; oldest first
+        self.flows: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self.max_flows = max_flows
         self.flows_evicted = 0
         self.batches_applied = 0
@@ -288,12 +280,8 @@ class IngestState:
         data["bytes"] = data["bytes_ab"] + data["bytes_ba"]
         data["state"] = state
         data["end_reason"] = end
-        entry = self.flows.get(key)
-        if entry is not None:
-            entry.data = data
-            self.flows.move_to_end(key)
-            return
-        self.flows[key] = FlowEntry(key=key, data=data)
+        self.flows[key] = data
+        self.flows.move_to_end(key)  # an update makes the flow newest
         while len(self.flows) > self.max_flows:
             self.flows.popitem(last=False)
             self.flows_evicted += 1
@@ -327,8 +315,7 @@ class IngestState:
 
     def top_talkers(self, limit: int = 10) -> list[dict[str, Any]]:
         by_host: dict[str, list[int]] = {}
-        for entry in self.flows.values():
-            data = entry.data
+        for data in self.flows.values():
             for host, packets, octets in (
                 (data["src"], data["packets_ab"], data["bytes_ab"]),
                 (data["dst"], data["packets_ba"], data["bytes_ba"]),
@@ -341,9 +328,9 @@ class IngestState:
 
     def recent_flows(self, limit: int, predicate: Any = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for entry in reversed(self.flows.values()):
-            if predicate is None or predicate(entry.data):
-                out.append(entry.data)
+        for data in reversed(self.flows.values()):
+            if predicate is None or predicate(data):
+                out.append(data)
                 if len(out) >= limit:
                     break
         return out

@@ -17,6 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from dataplane.config import KEY_FILE  # noqa: E402
 from dataplane.netns import Topology, unique_prefix  # noqa: E402
 from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame  # noqa: E402
 from tests.e2e.test_dataplane_e2e import ControlPlane, _dataplane, _stop  # noqa: E402
@@ -30,19 +31,18 @@ def main() -> int:
     args = parser.parse_args()
     server = FloeServer.start({"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false"}, timeout=60)
     try:
-        while not (server.data_dir / "dataplane.key").exists():
+        deadline = time.monotonic() + 30
+        while not (server.data_dir / KEY_FILE).exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         with Topology(unique_prefix("fresh")) as topo:
             pair = topo.add_veth(namespace=topo.add_namespace())
             process = _dataplane(server, "--mode", args.mode, "--interface", pair.host)
             plane = ControlPlane(server)
             try:
-                while plane.interface(pair.host) is None:
-                    time.sleep(0.05)
+                seen = plane.wait_packets(pair.host, 0, timeout=30)["packets"]
                 sender = AfPacketSender(pair.peer, pair.namespace)
                 frame = build_frame(FrameSpec(src="10.8.0.1", dst="10.8.0.2", proto="udp"))
                 lags: list[float] = []
-                seen = plane.interface(pair.host)["packets"]  # type: ignore[index]
                 for _ in range(args.samples):
                     sent_at = time.monotonic()
                     sender.send([frame] * 4)

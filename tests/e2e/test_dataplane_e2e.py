@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dataplane.config import KEY_FILE
 from dataplane.netns import Topology, VethPair, unique_prefix
 from dataplane.sources.pcap import PcapWriter
 from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame, malformed_frame
@@ -90,7 +91,7 @@ def control_plane() -> Iterator[ControlPlane]:
                               timeout=60)
     try:
         deadline = time.monotonic() + 30
-        while not (server.data_dir / "dataplane.key").exists() and time.monotonic() < deadline:
+        while not (server.data_dir / KEY_FILE).exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         plane = ControlPlane(server)
         yield plane
