@@ -65,11 +65,10 @@ async def list_roles(query_args: RoleQuery) -> Response:
 @bp.get("/roles/<int:role_id>")
 @require_scope("roles:read")
 async def get_role(role_id: int) -> Response:
-    roles = await get_identity().db.run(lambda dal: store.list_roles(dal))
-    for role in roles:
-        if role.id == role_id:
-            return ok(role_json(role))
-    raise ApiError(404, "not_found", "Role not found")
+    role = await get_identity().db.run(lambda dal: store.role_by_id(dal, role_id))
+    if role is None:
+        raise ApiError(404, "not_found", "Role not found")
+    return ok(role_json(role))
 
 
 @bp.post("/roles")

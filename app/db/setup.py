@@ -154,9 +154,11 @@ def initialise_schema(settings: Settings, schema: sa.MetaData = metadata) -> lis
     """Create missing tables (SQLAlchemy); returns the names created."""
     engine = create_engine(settings)
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn:
             with schema_lock(conn.exec_driver_sql, settings.db_type):
                 created = create_schema(conn, schema)
+                # Commit before the lock is released, so the next instance sees the tables.
+                conn.commit()
     except sa.exc.DBAPIError as error:
         mapped = map_error(error.orig) if error.orig is not None else None
         if mapped is not None:

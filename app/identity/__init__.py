@@ -81,7 +81,7 @@ def init_app(app: Quart) -> None:
         bearer = BearerAuthenticator(
             db, JwtCodec(secret, settings.access_token_ttl), cache, recorder
         )
-        service = IdentityService(settings, db, secret, passwords, cache, bearer, Mailer(settings))
+        service = IdentityService(settings, db, secret, passwords, cache, Mailer(settings))
         runtime.components["identity"] = service
         runtime.components["identity_recorder"] = recorder
         await ensure_defaults(db, settings, passwords)

@@ -15,7 +15,6 @@ from app.config import Settings
 from app.db.errors import IntegrityError
 from app.identity import store
 from app.identity.apikeys import token_hash
-from app.identity.authenticator import BearerAuthenticator
 from app.identity.cache import IdentityCache
 from app.identity.jwt_tokens import JwtCodec
 from app.identity.limits import LoginThrottle
@@ -143,18 +142,14 @@ def check_grantable(dal: Dal, actor: Principal | None, role_names: list[str]) ->
             422, "unknown_role", "Unknown roles: " + ", ".join(missing), {"unknown": missing}
         )
     if actor is not None:
-        beyond: set[str] = set()
-        for name in role_names:
+        scopes: set[str] = set()
+        for name in ids:
             role = store.role_by_name(dal, name)
-            if role is not None:
-                beyond.update(scope for scope in role.scopes if not actor.has(scope))
-        if beyond:
-            raise ApiError(
-                403,
-                "scope_escalation",
-                "Cannot grant roles carrying scopes you do not hold",
-                {"not_held": sorted(beyond)},
-            )
+            assert role is not None
+            scopes.update(role.scopes)
+        no_escalation(
+            actor, frozenset(scopes), "Cannot grant roles carrying scopes you do not hold"
+        )
     return ids
 
 
@@ -168,14 +163,12 @@ class ServiceCore:
         secret: str,
         passwords: Passwords,
         cache: IdentityCache,
-        authenticator: BearerAuthenticator,
         mailer: Mailer,
     ) -> None:
         self.settings = settings
         self.db = db
         self.passwords = passwords
         self.cache = cache
-        self.authenticator = authenticator
         self.jwt = JwtCodec(secret, settings.access_token_ttl)
         self.onetime = OneTimeTokens(secret)
         self.mailer = mailer

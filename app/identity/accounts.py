@@ -234,8 +234,7 @@ class AccountUseCases(ServiceCore):
                 updates["display_name"] = display_name
             if active is not None:
                 updates["active"] = active
-            if updates:
-                row.update_record(**updates)
+            row.update_record(**updates)
             if password_hash:
                 self._store_password(dal, user_id, password_hash)
                 audit(dal, "password_reset_by_admin", actor, ip, f"user:{user_id}")
@@ -267,7 +266,7 @@ class AccountUseCases(ServiceCore):
         def work(dal: Dal) -> list[str]:
             if store.user_row_by_id(dal, user_id) is None:
                 raise not_found("User")
-            prefixes = [key.prefix for key in store.api_key_ids_of_owner(dal, user_id)]
+            prefixes = [key.prefix for key in store.api_keys_of_owner(dal, user_id)]
             dal(dal.api_client.owner_user_id == user_id).update(
                 revoked_at=utcnow(), owner_user_id=None
             )
@@ -331,14 +330,12 @@ class AccountUseCases(ServiceCore):
     async def totp_disable(self, user_id: int, code: str | None, ip: str) -> None:
         row = await self.db.run(lambda dal: store.user_row_by_id(dal, user_id))
         if row.totp_enabled:
-            ok, recovery = (
-                await self._check_second_factor(user_id, row.totp_secret, code or "")
-                if code
-                else (False, None)
-            )
+            # A matching recovery code need not be marked used: all of them are deleted below.
+            ok = False
+            if code:
+                ok, _ = await self._check_second_factor(user_id, row.totp_secret, code)
             if not ok:
                 raise ApiError(422, "invalid_code", "A current TOTP or recovery code is required")
-            del recovery
 
         def work(dal: Dal) -> None:
             dal(dal.auth_user.id == user_id).update(

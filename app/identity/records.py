@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from app.db.schema import utcnow
 from app.types import Principal, PrincipalKind
 
 __all__ = ["ApiKeyRecord", "RoleRecord", "TeamRecord", "UserRecord", "UserState", "utcnow"]
-
-
-def utcnow() -> datetime:
-    """Naive UTC, the schema's datetime convention."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(slots=True)

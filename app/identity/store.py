@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from app.identity.records import ApiKeyRecord, RoleRecord, TeamRecord, UserRecord, UserState, utcnow
@@ -18,13 +18,14 @@ __all__ = [
     "add_audit",
     "api_key_by_id",
     "api_key_by_prefix",
-    "api_key_ids_of_owner",
+    "api_keys_of_owner",
     "ensure_builtin_roles",
     "insert_api_key",
     "list_api_keys",
     "list_roles",
     "list_teams",
     "list_users",
+    "role_by_id",
     "role_by_name",
     "role_ids",
     "set_user_roles",
@@ -109,6 +110,11 @@ def list_roles(dal: Dal, level: str | None = None) -> list[RoleRecord]:
     if level:
         query &= dal.auth_role.level == level
     return [_role(row) for row in dal(query).select(orderby=dal.auth_role.id)]
+
+
+def role_by_id(dal: Dal, role_id: int) -> RoleRecord | None:
+    row = dal(dal.auth_role.id == role_id).select().first()
+    return None if row is None else _role(row)
 
 
 def role_by_name(dal: Dal, name: str) -> RoleRecord | None:
@@ -311,7 +317,7 @@ def api_key_by_prefix(dal: Dal, prefix: str) -> list[ApiKeyRecord]:
     return [_key(row) for row in dal(dal.api_client.key_prefix == prefix).select()]
 
 
-def api_key_ids_of_owner(dal: Dal, user_id: int) -> list[ApiKeyRecord]:
+def api_keys_of_owner(dal: Dal, user_id: int) -> list[ApiKeyRecord]:
     return [_key(row) for row in dal(dal.api_client.owner_user_id == user_id).select()]
 
 
@@ -340,7 +346,3 @@ def touch_api_keys(dal: Dal, used: dict[int, datetime]) -> None:
     """Batched last-used update (one transaction for everything seen since the last flush)."""
     for key_id, when in used.items():
         dal(dal.api_client.id == key_id).update(last_used_at=when)
-
-
-def later(seconds: int) -> datetime:
-    return utcnow() + timedelta(seconds=seconds)

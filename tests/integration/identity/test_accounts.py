@@ -140,6 +140,9 @@ async def test_roles_and_teams(identity_app: Quart) -> None:
     ]
     assert {r["name"] for r in builtin} >= {"admin", "maintainer", "viewer", "rule-editor"}
     admin_role = next(r for r in builtin if r["name"] == "admin")
+    response = await client.get(f"/api/v2/roles/{admin_role['id']}", headers=admin)
+    assert (await response.get_json())["data"] == admin_role
+    assert (await client.get("/api/v2/roles/99999", headers=admin)).status_code == 404
     assert (
         await client.delete(f"/api/v2/roles/{admin_role['id']}", headers=admin)
     ).status_code == 409
