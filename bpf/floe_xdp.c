@@ -19,6 +19,7 @@
 #define ETH_P_IPV6 0x86DD
 #define ETH_P_8021Q 0x8100
 #define ETH_P_8021AD 0x88A8
+#define ETH_P_QINQ_OLD 0x9100 /* pre-802.1ad QinQ outer tag */
 
 #define PROTO_HOPOPTS 0
 #define PROTO_ICMP 1
@@ -251,6 +252,12 @@ static __always_inline int parse_ipv6(void *cur, void *end, struct pkt *p)
 	return parse_l4(cur, end, p);
 }
 
+static __always_inline int is_vlan_tag(__be16 proto)
+{
+	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD) ||
+	       proto == bpf_htons(ETH_P_QINQ_OLD);
+}
+
 static __always_inline int parse(void *data, void *end, struct pkt *p)
 {
 	struct ethhdr *eth = data;
@@ -260,7 +267,7 @@ static __always_inline int parse(void *data, void *end, struct pkt *p)
 	void *cur = eth + 1;
 #pragma unroll
 	for (int i = 0; i < FLOE_MAX_VLAN_TAGS; i++) {
-		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+		if (!is_vlan_tag(proto))
 			break;
 		struct vlan_tag *tag = cur;
 		if ((void *)(tag + 1) > end)
@@ -272,7 +279,7 @@ static __always_inline int parse(void *data, void *end, struct pkt *p)
 		proto = tag->encap_proto;
 		cur = tag + 1;
 	}
-	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+	if (is_vlan_tag(proto))
 		return MAL_VLAN_TOO_DEEP;
 	if (proto == bpf_htons(ETH_P_IP))
 		return parse_ipv4(cur, end, p);

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from dataplane.flowtable import FlowDeltas
+from dataplane.bpf.rules import PROTOCOLS
+from dataplane.flowtable import FlowDeltas, _addr_words
 from dataplane.parse import ParsedBatch
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
     "Talker",
 ]
 
-PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 47: "gre", 50: "esp", 132: "sctp"}
+PROTO_NAMES = {number: name for name, number in PROTOCOLS.items()}
 
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
@@ -87,13 +88,6 @@ class AggregateSnapshot:
     @property
     def seconds(self) -> float:
         return max(0.0, (self.end_ns - self.start_ns) / 1e9)
-
-
-def _host_hash(hi: U64, lo: U64) -> U64:
-    x = hi * np.uint64(0x9E3779B97F4A7C15) ^ lo
-    x = (x ^ (x >> np.uint64(31))) * np.uint64(0xBF58476D1CE4E5B9)
-    out: U64 = x ^ (x >> np.uint64(29))
-    return out
 
 
 def _fmt_host(hi: int, lo: int) -> str:
@@ -182,16 +176,14 @@ class Aggregator:
         np.add.at(self._port_pk, port, 1)
         np.add.at(self._port_by, port, length[ported])
 
-        src = np.ascontiguousarray(parsed.src[ip]).view(">u8").astype(np.uint64)
-        dst = np.ascontiguousarray(parsed.dst[ip]).view(">u8").astype(np.uint64)
-        hi = np.concatenate([src[:, 0], dst[:, 0]])
-        lo = np.concatenate([src[:, 1], dst[:, 1]])
-        pk = np.ones(hi.shape[0], np.int64)
-        by = np.concatenate([iplen, iplen])
-        self._hosts.append(self._reduce_hosts(hi, lo, pk, by))
-        self._host_rows += self._hosts[-1][0].shape[0]
-        if self._host_rows > self.host_buffer:
-            self._compact()
+        s_hi, s_lo = _addr_words(parsed.src[ip])
+        d_hi, d_lo = _addr_words(parsed.dst[ip])
+        self._add_hosts(
+            np.concatenate([s_hi, d_hi]),
+            np.concatenate([s_lo, d_lo]),
+            np.ones(2 * iplen.shape[0], np.int64),
+            np.concatenate([iplen, iplen]),
+        )
 
     def _add_flows(self, f: FlowDeltas) -> None:
         pk = f.packets.astype(np.int64)
@@ -202,11 +194,16 @@ class Aggregator:
         port = np.minimum(f.port_a[ported], f.port_b[ported])
         np.add.at(self._port_pk, port, pk[ported])
         np.add.at(self._port_by, port, by[ported])
-        hi = np.concatenate([f.a_hi, f.b_hi])
-        lo = np.concatenate([f.a_lo, f.b_lo])
-        self._hosts.append(
-            self._reduce_hosts(hi, lo, np.concatenate([pk, pk]), np.concatenate([by, by]))
+        self._add_hosts(
+            np.concatenate([f.a_hi, f.b_hi]),
+            np.concatenate([f.a_lo, f.b_lo]),
+            np.concatenate([pk, pk]),
+            np.concatenate([by, by]),
         )
+
+    def _add_hosts(self, hi: U64, lo: U64, pk: I64, by: I64) -> None:
+        """Each row counts `pk` packets and `by` bytes for host (hi, lo)."""
+        self._hosts.append(self._reduce_hosts(hi, lo, pk, by))
         self._host_rows += self._hosts[-1][0].shape[0]
         if self._host_rows > self.host_buffer:
             self._compact()
@@ -223,12 +220,14 @@ class Aggregator:
         idx = np.flatnonzero(start)
         return hi[idx], lo[idx], np.add.reduceat(pk, idx), np.add.reduceat(by, idx)
 
-    def _compact(self) -> None:
+    def _compact(self, bound: bool = True) -> None:
+        """Merge the host parts into one; with `bound`, keep at most host_buffer // 2 rows."""
         parts = self._hosts
         hi, lo, pk, by = (np.concatenate([p[i] for p in parts]) for i in range(4))
         hi, lo, pk, by = self._reduce_hosts(hi, lo, pk, by)  # type: ignore[arg-type]
         keep = self.host_buffer // 2
-        if hi.shape[0] > keep:  # a flood of distinct hosts: keep the heaviest, count the rest
+        # a flood of distinct hosts: keep the heaviest, count the rest
+        if bound and hi.shape[0] > keep:
             top = np.argpartition(-by, keep - 1)[:keep]
             top.sort()
             self._truncated += int(hi.shape[0] - keep)
@@ -256,7 +255,7 @@ class Aggregator:
         ]
 
         if self._hosts:
-            self._compact_all()
+            self._compact(bound=False)
         hosts_by_bytes: list[Talker] = []
         hosts_by_packets: list[Talker] = []
         if self._hosts:
@@ -311,8 +310,3 @@ class Aggregator:
         self._reset()
         self._start_ns = now_ns
         return snap
-
-    def _compact_all(self) -> None:
-        parts = self._hosts
-        hi, lo, pk, by = (np.concatenate([p[i] for p in parts]) for i in range(4))
-        self._hosts = [self._reduce_hosts(hi, lo, pk, by)]  # type: ignore[arg-type]

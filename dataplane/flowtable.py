@@ -311,7 +311,6 @@ class FlowTable:
             parsed.wire_len[rows].astype(np.uint64),
             parsed.tcp_flags[rows],
             ts,
-            now if now is not None else int(ts.max()),
         )
 
     def expire(self, now: int, limit: int | None = 8192) -> FlowRecords:
@@ -391,7 +390,6 @@ class FlowTable:
         length: U64,
         flags: U8,
         ts: I64,
-        now: int,
     ) -> None:
         h = self._hash(keys)
         order = np.argsort(h, kind="stable")
@@ -419,10 +417,9 @@ class FlowTable:
                 length[later],
                 flags[later],
                 ts[later],
-                now,
             )
             keys = tuple(k[keep] for k in keys)
-            self._update_rows(keys, swap[keep], length[keep], flags[keep], ts[keep], now)
+            self._update_rows(keys, swap[keep], length[keep], flags[keep], ts[keep])
             return
 
         d = swap[order].astype(np.uint64)
@@ -463,7 +460,7 @@ class FlowTable:
             if nnew > self._nfree:
                 # flows this batch already found keep their ids: evicting one would send
                 # its packets to a dead id, or to a new flow reusing that id
-                self._evict(nnew - self._nfree, now, keep=ids[~new])
+                self._evict(nnew - self._nfree, keep=ids[~new])
                 hint = None  # evictions moved the probe paths: look the slots up again
             if nnew > self._nfree:  # more new flows in one batch than the table holds
                 drop = np.flatnonzero(new)[self._nfree :]
@@ -621,7 +618,7 @@ class FlowTable:
             keys = tuple(getattr(self, name)[ids] for name in self.KEY_COLUMNS)
             self._insert(ids, keys, self._hash(keys))
 
-    def _evict(self, need: int, now: int, keep: I32 | None = None) -> None:
+    def _evict(self, need: int, keep: I32 | None = None) -> None:
         """Free at least `need` ids, oldest last-seen first, in bulk (amortised); never one in
         `keep`. If fewer can go, the caller counts the rest as overflow."""
         evictable = self.live

@@ -29,6 +29,7 @@ from dataplane.bpf.errors import ObjectFileError, ProgramLoadError, TestRunError
 from dataplane.bpf.layout import GEN_OBJECT
 from dataplane.bpf.testrun import prog_test_run
 from dataplane.netns import call_in
+from dataplane.parse import ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6
 
 __all__ = [
     "MALFORMED_REASONS",
@@ -41,7 +42,6 @@ __all__ = [
     "mixed_frames",
 ]
 
-ETH_P_IP, ETH_P_IPV6, ETH_P_8021Q, ETH_P_8021AD = 0x0800, 0x86DD, 0x8100, 0x88A8
 PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
 SRC_MAC = bytes.fromhex("020000000001")
 DST_MAC = bytes.fromhex("020000000002")
@@ -357,7 +357,6 @@ class LiveFrameGenerator:
         """Transmit `frame` `count` times (bounded by `timeout`) out of `ifname`."""
         if not 0 < count <= 1_000_000_000:
             raise TestRunError("count must be in 1..1e9")
-        per_call = min(count, 1_000_000)
 
         def run() -> GenResult:
             ifindex = socket.if_nametoindex(ifname)
@@ -365,7 +364,7 @@ class LiveFrameGenerator:
             deadline = start + timeout
             done = 0
             while done < count and time.monotonic() < deadline:
-                n = min(per_call, count - done, 200_000)
+                n = min(count - done, 200_000)  # one BPF_PROG_RUN call
                 prog_test_run(self.prog_fd, frame, repeat=n, ingress_ifindex=ifindex,
                               rx_queue=queue, live=True, batch_size=batch_size)
                 done += n

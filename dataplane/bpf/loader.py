@@ -53,7 +53,7 @@ from dataplane.bpf.layout import (
     RuleVal,
 )
 from dataplane.bpf.maps import BpfMap, possible_cpus
-from dataplane.bpf.rules import RuleHitCount, RuleSet, rule_entries, rule_maps_mask
+from dataplane.bpf.rules import RULE_MAPS, RuleHitCount, RuleSet, rule_entries, rule_maps_mask
 
 __all__ = ["BPFFS", "PIN_ROOT", "RuleTable", "XdpProgram", "ensure_bpffs", "pin_dir_for"]
 
@@ -62,8 +62,6 @@ log = logging.getLogger(__name__)
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "floe"
 PROGRAM_NAME = b"floe_xdp"
-_RULE_MAPS = ("floe_src_v4", "floe_dst_v4", "floe_src_v6", "floe_dst_v6", "floe_ports",
-              "floe_protos")
 
 AttachMode = Literal["native", "generic"]
 ProgramMode = Literal["tap", "inline"]
@@ -148,7 +146,7 @@ class RuleTable:
 
     def _current(self) -> dict[str, dict[bytes, bytes]]:
         out: dict[str, dict[bytes, bytes]] = {}
-        for name in _RULE_MAPS:
+        for name in RULE_MAPS:
             bpf_map = self._maps[name]
             out[name] = {key: value for key in bpf_map.keys()
                          if (value := bpf_map.lookup(key)) is not None}
@@ -190,7 +188,7 @@ class RuleTable:
             mask = rule_maps_mask(desired)
             self._set_mask(lambda existing: existing | mask)
             added = changed = removed = 0
-            for name in _RULE_MAPS:
+            for name in RULE_MAPS:
                 bpf_map = self._maps[name]
                 for key, raw in desired[name].items():
                     value = RuleVal.from_buffer_copy(raw)
@@ -211,7 +209,7 @@ class RuleTable:
     def count(self) -> int:
         """Rule entries currently in the kernel maps."""
         with map_errors(MapError, "count rules"):
-            return sum(len(self._maps[name].keys()) for name in _RULE_MAPS)
+            return sum(len(self._maps[name].keys()) for name in RULE_MAPS)
 
     def hits(self) -> dict[int, RuleHitCount]:
         """Per rule id: packets and bytes credited, summed over CPUs."""

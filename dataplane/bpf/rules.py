@@ -28,13 +28,22 @@ from dataplane.bpf.layout import (
     RuleVal,
 )
 
-__all__ = ["PROTOCOLS", "Rule", "RuleHitCount", "RuleSet", "rule_entries", "rule_maps_mask"]
+__all__ = [
+    "PROTOCOLS",
+    "RULE_MAPS",
+    "Rule",
+    "RuleHitCount",
+    "RuleSet",
+    "rule_entries",
+    "rule_maps_mask",
+]
 
 PROTOCOLS: dict[str, int] = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "icmpv6": 58,
                              "sctp": 132}
 _LIMITS = {"floe_src_v4": FLOE_MAX_CIDR_RULES, "floe_dst_v4": FLOE_MAX_CIDR_RULES,
            "floe_src_v6": FLOE_MAX_CIDR_RULES, "floe_dst_v6": FLOE_MAX_CIDR_RULES,
            "floe_ports": FLOE_MAX_PORT_RULES, "floe_protos": FLOE_MAX_PROTO_RULES}
+RULE_MAPS = tuple(_LIMITS)  # names of the rule maps
 
 
 @dataclass(slots=True, frozen=True)

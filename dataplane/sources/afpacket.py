@@ -135,7 +135,7 @@ class AfPacketSource:
         if not self._ready() and timeout > 0:
             self._poll.poll(int(timeout * 1000))
         chunks: list[npt.NDArray[np.uint8]] = []
-        rows: list[tuple[int, int, int, int, int, int, int]] = []
+        rows: list[tuple[int, int, int, int, int]] = []  # offset, snap, wire, ts, tag
         base = 0
         taken = 0
         while taken < max_frames and self._ready():
@@ -152,9 +152,7 @@ class AfPacketSource:
                 if status & TP_STATUS_VLAN_VALID:
                     tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
                     vlan = (tpid << 16) | tci
-                rows.append(
-                    (base + pos + mac, snap, wire, sec * 1_000_000_000 + nsec, vlan, status, 0)
-                )
+                rows.append((base + pos + mac, snap, wire, sec * 1_000_000_000 + nsec, vlan))
                 pos += nxt
             chunks.append(block)
             base += used

@@ -131,7 +131,7 @@ class PcapSource:
         (magic,) = struct.unpack_from("<I", self._mm, 0)
         self._ng = magic == PCAPNG_SHB
         self._pos = GLOBAL_HEADER
-        self._ifaces: list[tuple[int, int, int]] = []  # pcapng: (linktype, tsresol code)
+        self._ifaces: list[tuple[int, int]] = []  # pcapng: (linktype, tsresol code)
         self._unsupported = 0
         self._malformed = 0
         if self._ng:
@@ -143,7 +143,7 @@ class PcapSource:
         else:
             (magic,) = struct.unpack_from(">I", self._mm, 0)
             if magic not in (MAGIC_US, MAGIC_NS):
-                raise SourceError(f"{self.path}: unknown pcap magic {magic:#x} (pcapng?)")
+                raise SourceError(f"{self.path}: unknown pcap magic {magic:#x}")
             self._endian = ">"
         if not self._ng:
             self._scale = 1 if magic == MAGIC_NS else 1000
@@ -261,7 +261,7 @@ class PcapSource:
                 continue
             if btype == PCAPNG_IDB:
                 linktype = struct.unpack_from(e + "H", mm, pos + 8)[0]
-                self._ifaces.append((linktype, self._tsresol(pos + 16, pos + blen - 4), 0))
+                self._ifaces.append((linktype, self._tsresol(pos + 16, pos + blen - 4)))
             elif btype == PCAPNG_EPB:
                 iface, hi, lo, caplen, wire = struct.unpack_from(e + "IIIII", mm, pos + 8)
                 if iface < len(self._ifaces) and self._ifaces[iface][0] == LINKTYPE_ETHERNET:

@@ -53,10 +53,12 @@ def _well_formed() -> list[bytes]:
     ]
     frames = [build_frame(spec) for spec in specs]
     arp = bytes(6) + bytes.fromhex("020000000001") + b"\x08\x06" + bytes(28)
+    old_qinq = bytearray(build_frame(replace(V4, proto="udp", sport=7, vlans=(300, 30))))
+    old_qinq[12:14] = b"\x91\x00"  # pre-802.1ad outer TPID: still a tag to both parsers
     icmp_short = bytearray(build_frame(replace(V4, proto="icmp", payload=0)))
     del icmp_short[14 + 20 + FLOE_ICMP_HDR_LEN - 1:]
     icmp_short[16:18] = (20 + FLOE_ICMP_HDR_LEN - 1).to_bytes(2, "big")  # total length fits
-    return [*frames, arp, bytes(icmp_short)]
+    return [*frames, bytes(old_qinq), arp, bytes(icmp_short)]
 
 
 def _kernel_reason(delta: dict[str, int]) -> Malformed:
@@ -100,7 +102,7 @@ def test_kernel_and_parse_batch_agree(veth_ns: VethNs,
         }
 
     assert keyed(mine) == keyed(theirs)
-    assert len(theirs) == 13  # 16 well-formed specs: reply frames join their request's flow
+    assert len(theirs) == 14  # 17 well-formed IP frames: replies join their request's flow
     for proto in (1, 58):  # ICMP echo request and reply: one flow, one packet each way
         (icmp,) = [f for f in mine if f["proto"] == proto]
         assert (int(icmp["packets_fwd"]), int(icmp["packets_rev"])) == (1, 1)
