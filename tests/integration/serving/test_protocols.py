@@ -144,3 +144,39 @@ def test_quic_socket_bound_when_http3_on(floe_server: FloeServer) -> None:
         except OSError:
             bound_by_server = True
     assert bound_by_server
+
+
+def test_h2_request_ids_are_never_indexed(floe_server: FloeServer) -> None:
+    """Unique per-response ids travel as HPACK never-indexed literals (app.serving.h2)."""
+    import h2.connection
+    import h2.events
+    from hpack import NeverIndexedHeaderTuple
+
+    conn = h2.connection.H2Connection()
+    conn.initiate_connection()
+    ids: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", floe_server.http_port), timeout=10) as sock:
+        sock.sendall(conn.data_to_send())
+        for _ in range(5):  # one connection, several requests: the table would fill with ids
+            stream_id = conn.get_next_available_stream_id()
+            conn.send_headers(stream_id, [(":method", "GET"), (":path", "/api/v2/ping"),
+                                          (":scheme", "http"), (":authority", "localhost")],
+                              end_stream=True)
+            sock.sendall(conn.data_to_send())
+            ended = False
+            while not ended:
+                data = sock.recv(65536)
+                assert data, "server closed the connection"
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.ResponseReceived):
+                        rid = [h for h in event.headers if h[0] == b"x-request-id"]
+                        assert len(rid) == 1
+                        assert isinstance(rid[0], NeverIndexedHeaderTuple)
+                        ids.append(rid[0][1])
+                    elif isinstance(event, h2.events.StreamEnded):
+                        ended = True
+                sock.sendall(conn.data_to_send())
+    assert len(set(ids)) == 5
+    indexed = {name for name, _ in conn.decoder.header_table.dynamic_entries}
+    assert b"x-request-id" not in indexed
+    assert b"content-type" in indexed  # repeated headers still use the table
