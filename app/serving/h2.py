@@ -49,4 +49,4 @@ class FloeH2Protocol(H2Protocol):
 
 def install() -> None:
     """Make hypercorn construct `FloeH2Protocol` for every HTTP/2 (and h2c-upgraded) connection."""
-    hypercorn_protocol.H2Protocol = FloeH2Protocol  # type: ignore[misc]
+    hypercorn_protocol.H2Protocol = FloeH2Protocol  # type: ignore[misc,attr-defined]
