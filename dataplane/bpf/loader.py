@@ -84,7 +84,7 @@ def ensure_bpffs(path: Path = BPFFS) -> None:
     if _is_bpffs(path):
         return
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p] * 4 + [ctypes.c_ulong, ctypes.c_void_p]
+    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
     with map_errors(BpfUnavailableError, f"create {path}"):
         path.mkdir(parents=True, exist_ok=True)
     if libc.mount(b"bpf", str(path).encode(), b"bpf", 0, None) != 0:

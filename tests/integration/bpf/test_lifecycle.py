@@ -229,3 +229,18 @@ def test_loader_waits_for_the_interface_lock(veth_ns: VethNs,
             raise
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and json.loads(out)["mode"] == "native"
+
+
+def test_ensure_bpffs_mounts_where_none_is_mounted(tmp_path: Path) -> None:
+    """A fresh boot has no bpffs at /sys/fs/bpf: the loader mounts one (here at a temp path)."""
+    from dataplane.bpf.loader import _is_bpffs, ensure_bpffs
+
+    target = tmp_path / "bpf"
+    assert not _is_bpffs(target)
+    ensure_bpffs(target)
+    try:
+        assert _is_bpffs(target)
+        ensure_bpffs(target)  # already mounted: nothing to do
+    finally:
+        subprocess.run(["umount", str(target)], check=True, timeout=10)
+    assert not _is_bpffs(target)
