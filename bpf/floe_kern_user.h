@@ -139,6 +139,43 @@ struct floe_lpm_v6_key {
 	__u8 addr[16];
 };
 
+/*
+ * IPv4 CIDR index (DIR-16-8-8), one per direction, built by user space from the LPM trie
+ * entries above so a lookup is at most three array reads (no trie walk): level 1 is indexed by the top 16 address bits, levels 2 and 3 by 256-entry blocks
+ * for the /16s and /24s that hold longer prefixes. Every entry is a u32 "rule word":
+ *   0                               no rule
+ *   FLOE_WORD_CHILD | block         look in block `block` of the next level
+ *   FLOE_WORD_TRIE                  out of blocks here: ask the LPM trie (always complete)
+ *   [FLOE_WORD_DENY |] hit_slot + 1 a rule: its action and floe_rule_hits slot
+ * The kernel turns trie/hash results into the same word, so one verdict path serves all.
+ */
+#define FLOE_DIR_L1_SIZE     65536   /* 2^16 entries */
+#define FLOE_DIR_L2_BLOCKS   1024    /* /16s holding prefixes longer than /16 */
+#define FLOE_DIR_L2_SIZE     262144  /* FLOE_DIR_L2_BLOCKS * 256 */
+#define FLOE_DIR_L3_BLOCKS   2048    /* /24s holding prefixes longer than /24 */
+#define FLOE_DIR_L3_SIZE     524288  /* FLOE_DIR_L3_BLOCKS * 256 */
+#define FLOE_WORD_CHILD      0x80000000
+#define FLOE_WORD_TRIE       0x40000000
+#define FLOE_WORD_DENY       0x01000000
+#define FLOE_WORD_SLOT       0x00ffffff /* hit_slot + 1; also the block index of a child */
+
+/*
+ * Each level is ONE map element (ARRAY, max_entries 1, key 0) holding the whole table, so the
+ * kernel indexes it directly (w[i]) instead of passing every index through a lookup key on
+ * the stack, and the element has no per-entry padding.
+ */
+struct floe_dir_l1 {
+	__u32 w[FLOE_DIR_L1_SIZE];
+};
+
+struct floe_dir_l2 {
+	__u32 w[FLOE_DIR_L2_SIZE];
+};
+
+struct floe_dir_l3 {
+	__u32 w[FLOE_DIR_L3_SIZE];
+};
+
 /* Value of every rule map: which rule matched, what it does, where its hits are counted. */
 struct floe_rule_val {
 	__u32 rule_id;

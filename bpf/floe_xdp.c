@@ -84,6 +84,31 @@ struct {
 	__type(value, struct floe_rule_val);
 } floe_src_v6 SEC(".maps"), floe_dst_v6 SEC(".maps");
 
+/* The IPv4 CIDR index in front of the v4 tries (layout in floe_kern_user.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE); /* user space reads it without syscalls */
+	__type(key, __u32);
+	__type(value, struct floe_dir_l1);
+} floe_src_v4_l1 SEC(".maps"), floe_dst_v4_l1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE); /* user space reads it without syscalls */
+	__type(key, __u32);
+	__type(value, struct floe_dir_l2);
+} floe_src_v4_l2 SEC(".maps"), floe_dst_v4_l2 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE); /* user space reads it without syscalls */
+	__type(key, __u32);
+	__type(value, struct floe_dir_l3);
+} floe_src_v4_l3 SEC(".maps"), floe_dst_v4_l3 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, FLOE_MAX_PORT_RULES);
@@ -127,8 +152,14 @@ struct vlan_tag {
 
 /* What the parser learnt; only fields whose *_ok flag is set may be used. */
 struct pkt {
-	__u8 src[16];
-	__u8 dst[16];
+	union { /* IPv4 as ::ffff:a.b.c.d; the mapping bytes are written only for flows */
+		__u8 src[16];
+		struct { __u8 _src_pad[12]; __be32 src4; };
+	};
+	union {
+		__u8 dst[16];
+		struct { __u8 _dst_pad[12]; __be32 dst4; };
+	};
 	__u16 sport;
 	__u16 dport;
 	__u16 vlan;
@@ -139,6 +170,7 @@ struct pkt {
 	__u8 fragment;     /* any fragment */
 	__u8 non_first;    /* fragment without the L4 header */
 	__u8 tcp_flags;
+	__u8 l4pair; /* L4 class counter pair: 0 tcp, 2 udp, 4 icmp, 6 icmpv6, 8 other */
 };
 
 static __always_inline int parse_l4(void *cur, void *end, struct pkt *p)
@@ -158,9 +190,13 @@ static __always_inline int parse_l4(void *cur, void *end, struct pkt *p)
 			return MAL_L4_TRUNCATED;
 		p->sport = bpf_ntohs(u->source);
 		p->dport = bpf_ntohs(u->dest);
+		p->l4pair = 2;
 	} else if (p->proto == PROTO_ICMP || p->proto == PROTO_ICMPV6) {
 		if (cur + FLOE_ICMP_HDR_LEN > end)
 			return MAL_L4_TRUNCATED;
+		p->l4pair = p->proto == PROTO_ICMP ? 4 : 6;
+	} else {
+		p->l4pair = 8;
 	}
 	p->l4_ok = 1;
 	return MAL_NONE;
@@ -181,12 +217,8 @@ static __always_inline int parse_ipv4(void *cur, void *end, struct pkt *p)
 	__u32 total = bpf_ntohs(ip->tot_len);
 	if (total < hlen || cur + total > end)
 		return MAL_IPV4_BAD_TOTAL_LEN;
-	p->src[10] = 0xff;
-	p->src[11] = 0xff;
-	p->dst[10] = 0xff;
-	p->dst[11] = 0xff;
-	__builtin_memcpy(&p->src[12], &ip->saddr, 4);
-	__builtin_memcpy(&p->dst[12], &ip->daddr, 4);
+	p->src4 = ip->saddr;
+	p->dst4 = ip->daddr;
 	p->l3 = 4;
 	p->proto = ip->protocol;
 	__u16 frag = bpf_ntohs(ip->frag_off);
@@ -194,9 +226,65 @@ static __always_inline int parse_ipv4(void *cur, void *end, struct pkt *p)
 		p->fragment = 1;
 	if (frag & IP4_OFFSET) {
 		p->non_first = 1;
+		p->l4pair = 8;
 		return MAL_NONE;
 	}
 	return parse_l4(cur + hlen, end, p);
+}
+
+/*
+ * The common case: an untagged IPv4 frame without options or fragmentation carrying TCP or
+ * UDP, with 20 bytes after the IP header. Returns its IP header, or NULL for anything else
+ * (the general parser's business). It only accepts frames parse() accepts with the same
+ * result, so the fast paths below cannot disagree with it.
+ */
+static __always_inline struct iphdr *plain_v4(void *data, void *end)
+{
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct tcphdr *t = (void *)(ip + 1); /* a UDP header is its first 8 bytes */
+	if ((void *)(t + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) ||
+	    ((__u8 *)ip)[0] != 0x45 || (ip->frag_off & bpf_htons(IP4_MF | IP4_OFFSET)))
+		return NULL;
+	__u32 total = bpf_ntohs(ip->tot_len);
+	if (total < sizeof(*ip) || (void *)ip + total > end)
+		return NULL; /* malformed: parse() counts it by reason */
+	if (ip->protocol == PROTO_TCP ? t->doff < 5 : ip->protocol != PROTO_UDP)
+		return NULL;
+	return ip;
+}
+
+/* Class counters of a plain_v4() frame. */
+static __always_inline void count_plain_v4(struct floe_if_counters *c, struct iphdr *ip,
+					   __u64 len)
+{
+	c->ipv4_packets++;
+	c->ipv4_bytes += len;
+	if (ip->protocol == PROTO_TCP) {
+		c->tcp_packets++;
+		c->tcp_bytes += len;
+	} else {
+		c->udp_packets++;
+		c->udp_bytes += len;
+	}
+}
+
+/* `p` for a plain_v4() frame: the fields parse() would have set (no memset needed). */
+static __always_inline void fill_plain_v4(struct pkt *p, struct iphdr *ip)
+{
+	struct tcphdr *t = (void *)(ip + 1);
+	p->src4 = ip->saddr;
+	p->dst4 = ip->daddr;
+	p->sport = bpf_ntohs(t->source);
+	p->dport = bpf_ntohs(t->dest);
+	p->proto = ip->protocol;
+	p->tcp_flags = ip->protocol == PROTO_TCP ? ((__u8 *)t)[13] : 0;
+	p->l3 = 4;
+	p->l4_ok = 1;
+	p->non_first = 0;
+	p->fragment = 0;
+	p->vlan = 0;
+	p->vlan_tagged = 0;
 }
 
 static __always_inline int is_ext_hdr(__u8 nh)
@@ -233,6 +321,7 @@ static __always_inline int parse_ipv6(void *cur, void *end, struct pkt *p)
 			if (off & 0xfff8) {
 				p->proto = h[0];
 				p->non_first = 1;
+				p->l4pair = 8;
 				return MAL_NONE;
 			}
 			len = 8;
@@ -312,96 +401,122 @@ static __always_inline void count_classes(struct floe_if_counters *c, struct pkt
 {
 	if (p->vlan_tagged)
 		c->vlan_packets++;
-	if (p->l3 == 4) {
-		c->ipv4_packets++;
-		c->ipv4_bytes += len;
-	} else if (p->l3 == 6) {
-		c->ipv6_packets++;
-		c->ipv6_bytes += len;
-	} else {
-		c->l3_other_packets++;
-		c->l3_other_bytes += len;
+	/* (packets, bytes) pairs in header order: ipv4, ipv6, l3_other / tcp, udp, icmp, icmpv6, other */
+	__u32 l3 = p->l3 == 4 ? 0 : p->l3 == 6 ? 2 : 4;
+	__u64 *pair = &c->ipv4_packets + l3;
+	pair[0]++;
+	pair[1] += len;
+	if (l3 == 4)
 		return;
-	}
 	if (p->fragment)
 		c->fragments++;
-	if (p->non_first || !p->l4_ok) {
-		c->l4_other_packets++;
-		c->l4_other_bytes += len;
-	} else if (p->proto == PROTO_TCP) {
-		c->tcp_packets++;
-		c->tcp_bytes += len;
-	} else if (p->proto == PROTO_UDP) {
-		c->udp_packets++;
-		c->udp_bytes += len;
-	} else if (p->proto == PROTO_ICMP) {
-		c->icmp_packets++;
-		c->icmp_bytes += len;
-	} else if (p->proto == PROTO_ICMPV6) {
-		c->icmpv6_packets++;
-		c->icmpv6_bytes += len;
-	} else {
-		c->l4_other_packets++;
-		c->l4_other_bytes += len;
-	}
+	__u32 l4 = p->l4pair;
+	if (l4 > 8)
+		l4 = 8;
+	pair = &c->tcp_packets + l4;
+	pair[0]++;
+	pair[1] += len;
 }
 
-#define CONSIDER(v)                                                \
-	do {                                                       \
-		struct floe_rule_val *_v = (v);                    \
-		if (_v) {                                          \
-			if (_v->action == FLOE_ACTION_DENY)        \
-				return _v; /* first deny decides */ \
-			if (!allow) {                              \
-				allow = _v;                        \
-			}                                          \
-		}                                                  \
+/* A rule map value as a rule word (0 if absent): action bit + hits slot + 1. */
+static __always_inline __u32 word_of(struct floe_rule_val *v)
+{
+	if (!v)
+		return 0;
+	return (v->hit_slot + 1) | (v->action == FLOE_ACTION_DENY ? FLOE_WORD_DENY : 0);
+}
+
+/* The first deny decides at once; otherwise the first allow is remembered. */
+#define CONSIDER(expr)                                     \
+	do {                                               \
+		__u32 _w = (expr);                         \
+		if (_w & FLOE_WORD_DENY)                   \
+			return _w;                         \
+		if (!allow)                                \
+			allow = _w;                        \
 	} while (0)
 
-static __always_inline struct floe_rule_val *port_rule(__u16 port, __u8 proto, __u8 dir)
+/*
+ * Longest-prefix match of an IPv4 address (network order) in a DIR-16-8-8 index: one to
+ * three direct array reads, no helper call. FLOE_WORD_TRIE means "ask the trie". The level
+ * lookups use the constant key 0, so they do not wait on the address or on each other.
+ */
+static __always_inline __u32 index_v4(void *l1map, void *l2map, void *l3map, __be32 addr)
+{
+	__u32 zero = 0;
+	__u32 a = bpf_ntohl(addr);
+	struct floe_dir_l1 *l1 = bpf_map_lookup_elem(l1map, &zero);
+	if (!l1)
+		return 0;
+	__u32 w = l1->w[a >> 16];
+	if (w & FLOE_WORD_CHILD) {
+		struct floe_dir_l2 *l2 = bpf_map_lookup_elem(l2map, &zero);
+		if (!l2)
+			return 0;
+		w = l2->w[((w & (FLOE_DIR_L2_BLOCKS - 1)) << 8) | ((a >> 8) & 0xff)];
+		if (w & FLOE_WORD_CHILD) {
+			struct floe_dir_l3 *l3 = bpf_map_lookup_elem(l3map, &zero);
+			if (!l3)
+				return 0;
+			w = l3->w[((w & (FLOE_DIR_L3_BLOCKS - 1)) << 8) | (a & 0xff)];
+		}
+	}
+	return w;
+}
+
+/* index_v4, and the trie where the index ran out of blocks. */
+static __always_inline __u32 lookup_v4(void *l1, void *l2, void *l3, void *trie, __be32 addr)
+{
+	__u32 w = index_v4(l1, l2, l3, addr);
+	if (w == FLOE_WORD_TRIE) {
+		struct floe_lpm_v4_key k = {.prefixlen = 32};
+		__builtin_memcpy(k.addr, &addr, 4);
+		return word_of(bpf_map_lookup_elem(trie, &k));
+	}
+	return w;
+}
+
+static __always_inline __u32 port_rule(__u16 port, __u8 proto, __u8 dir)
 {
 	struct floe_port_key k = {.port = port, .proto = proto, .dir = dir};
-	return bpf_map_lookup_elem(&floe_ports, &k);
+	return word_of(bpf_map_lookup_elem(&floe_ports, &k));
 }
 
 /*
- * The rule credited for this frame (deny before allow), or NULL. Maps user space marked
+ * The rule word credited for this frame (deny before allow), or 0. Maps user space marked
  * empty in cfg->rule_maps are not looked up: an unused rule kind costs nothing. The first
  * deny found returns at once (later lookups could not change the verdict or the credited
- * rule), so a frame denied by its source prefix costs one LPM walk, not two.
+ * rule).
  */
-static __always_inline struct floe_rule_val *match(struct pkt *p, __u32 maps)
+static __always_inline __u32 match(struct pkt *p, __u32 maps)
 {
-	struct floe_rule_val *allow = NULL;
+	__u32 allow = 0;
 
 	if (!maps)
-		return NULL;
+		return 0;
 	if (p->l3 == 4) {
-		struct floe_lpm_v4_key k = {.prefixlen = 32};
-		if (maps & FLOE_RULE_MAPS_SRC_V4) {
-			__builtin_memcpy(k.addr, &p->src[12], 4);
-			CONSIDER(bpf_map_lookup_elem(&floe_src_v4, &k));
-		}
-		if (maps & FLOE_RULE_MAPS_DST_V4) {
-			__builtin_memcpy(k.addr, &p->dst[12], 4);
-			CONSIDER(bpf_map_lookup_elem(&floe_dst_v4, &k));
-		}
+		if (maps & FLOE_RULE_MAPS_SRC_V4)
+			CONSIDER(lookup_v4(&floe_src_v4_l1, &floe_src_v4_l2, &floe_src_v4_l3,
+					   &floe_src_v4, p->src4));
+		if (maps & FLOE_RULE_MAPS_DST_V4)
+			CONSIDER(lookup_v4(&floe_dst_v4_l1, &floe_dst_v4_l2, &floe_dst_v4_l3,
+					   &floe_dst_v4, p->dst4));
 	} else if (p->l3 == 6) {
 		struct floe_lpm_v6_key k = {.prefixlen = 128};
 		if (maps & FLOE_RULE_MAPS_SRC_V6) {
 			__builtin_memcpy(k.addr, p->src, 16);
-			CONSIDER(bpf_map_lookup_elem(&floe_src_v6, &k));
+			CONSIDER(word_of(bpf_map_lookup_elem(&floe_src_v6, &k)));
 		}
 		if (maps & FLOE_RULE_MAPS_DST_V6) {
 			__builtin_memcpy(k.addr, p->dst, 16);
-			CONSIDER(bpf_map_lookup_elem(&floe_dst_v6, &k));
+			CONSIDER(word_of(bpf_map_lookup_elem(&floe_dst_v6, &k)));
 		}
 	} else {
-		return NULL;
+		return 0;
 	}
 	if (maps & FLOE_RULE_MAPS_PROTO) {
 		struct floe_proto_key pk = {.proto = p->proto};
-		CONSIDER(bpf_map_lookup_elem(&floe_protos, &pk));
+		CONSIDER(word_of(bpf_map_lookup_elem(&floe_protos, &pk)));
 	}
 	if (p->l4_ok && !p->non_first && (p->proto == PROTO_TCP || p->proto == PROTO_UDP)) {
 		if (maps & FLOE_RULE_MAPS_PORT_DST)
@@ -410,6 +525,50 @@ static __always_inline struct floe_rule_val *match(struct pkt *p, __u32 maps)
 			CONSIDER(port_rule(p->sport, p->proto, FLOE_PORT_DIR_SRC));
 	}
 	return allow;
+}
+
+/*
+ * The flood path: a plain_v4() frame that an IPv4 CIDR rule denies, or that no rule matches
+ * under default deny, is counted and dropped here in straight-line code without a helper
+ * call or `struct pkt`: what must keep up when a flood is being filtered. Anything else
+ * (other rule kinds in use, an index entry deferring to the trie, a frame to pass) returns 0
+ * having counted nothing, and the general path decides. Same verdict and credited rule as
+ * match(): source first, the first deny decides, else the first allow.
+ */
+static __always_inline int drop_fast(struct iphdr *ip, struct floe_config *cfg,
+				     struct floe_if_counters *c, __u64 len)
+{
+	__u32 maps = cfg->rule_maps;
+	if (maps & ~(FLOE_RULE_MAPS_SRC_V4 | FLOE_RULE_MAPS_DST_V4 | FLOE_RULE_MAPS_SRC_V6 |
+		     FLOE_RULE_MAPS_DST_V6))
+		return 0;
+	__u32 rule = 0;
+	if (maps & FLOE_RULE_MAPS_SRC_V4)
+		rule = index_v4(&floe_src_v4_l1, &floe_src_v4_l2, &floe_src_v4_l3, ip->saddr);
+	if (rule == FLOE_WORD_TRIE)
+		return 0;
+	if (!(rule & FLOE_WORD_DENY) && (maps & FLOE_RULE_MAPS_DST_V4)) {
+		__u32 dst = index_v4(&floe_dst_v4_l1, &floe_dst_v4_l2, &floe_dst_v4_l3, ip->daddr);
+		if (dst == FLOE_WORD_TRIE)
+			return 0;
+		if ((dst & FLOE_WORD_DENY) || !rule)
+			rule = dst;
+	}
+	if (rule & FLOE_WORD_DENY) {
+		__u32 slot = (rule & FLOE_WORD_SLOT) - 1;
+		struct floe_rule_hits *h = bpf_map_lookup_elem(&floe_rule_hits, &slot);
+		if (h) {
+			h->packets++;
+			h->bytes += len;
+		}
+		c->dropped_rule++;
+	} else if (!rule && cfg->default_action == FLOE_ACTION_DENY) {
+		c->dropped_default++;
+	} else {
+		return 0;
+	}
+	count_plain_v4(c, ip, len);
+	return 1;
 }
 
 /* -1, 0, 1 comparing (a, pa) with (b, pb), addresses first. */
@@ -429,6 +588,12 @@ static __always_inline void track_flow(struct pkt *p, __u32 ifindex, __u64 len,
 				       struct floe_if_counters *c)
 {
 	struct floe_flow_key k = {};
+	if (p->l3 == 4) { /* ::ffff:a.b.c.d, as the Python parser reports IPv4 */
+		__builtin_memset(p->src, 0, 10);
+		__builtin_memset(p->dst, 0, 10);
+		p->src[10] = p->src[11] = 0xff;
+		p->dst[10] = p->dst[11] = 0xff;
+	}
 	int ports = p->l4_ok && !p->non_first && (p->proto == PROTO_TCP || p->proto == PROTO_UDP);
 	__u16 sport = ports ? p->sport : FLOE_ICMP_FLOW_PORT; /* ICMP and all portless protocols */
 	__u16 dport = ports ? p->dport : FLOE_ICMP_FLOW_PORT;
@@ -504,22 +669,33 @@ int floe_xdp(struct xdp_md *ctx)
 	c->packets++;
 	c->bytes += len;
 
-	struct pkt p = {};
-	int mal = parse(data, end, &p);
-	if (mal)
-		count_malformed(c, mal);
-	else
-		count_classes(c, &p, len);
+	struct iphdr *ip = plain_v4(data, end);
+	if (ip && drop_fast(ip, cfg, c, len))
+		return XDP_DROP;
 
-	struct floe_rule_val *rule = match(&p, cfg->rule_maps);
+	struct pkt p;
+	int mal = 0;
+	if (ip) {
+		fill_plain_v4(&p, ip);
+		count_plain_v4(c, ip, len);
+	} else {
+		__builtin_memset(&p, 0, sizeof(p));
+		mal = parse(data, end, &p);
+		if (mal)
+			count_malformed(c, mal);
+		else
+			count_classes(c, &p, len);
+	}
+
+	__u32 rule = match(&p, cfg->rule_maps);
 	if (rule) {
-		__u32 slot = rule->hit_slot;
+		__u32 slot = (rule & FLOE_WORD_SLOT) - 1;
 		struct floe_rule_hits *h = bpf_map_lookup_elem(&floe_rule_hits, &slot);
 		if (h) {
 			h->packets++;
 			h->bytes += len;
 		}
-		if (rule->action == FLOE_ACTION_DENY) {
+		if (rule & FLOE_WORD_DENY) {
 			c->dropped_rule++;
 			return XDP_DROP;
 		}

@@ -166,6 +166,18 @@ class RuleHits(ctypes.Structure):
     _fields_ = [("packets", u64), ("bytes", u64)]
 
 
+class DirL1(ctypes.Structure):
+    _fields_ = [("w", u32 * DEFINES["FLOE_DIR_L1_SIZE"])]
+
+
+class DirL2(ctypes.Structure):
+    _fields_ = [("w", u32 * DEFINES["FLOE_DIR_L2_SIZE"])]
+
+
+class DirL3(ctypes.Structure):
+    _fields_ = [("w", u32 * DEFINES["FLOE_DIR_L3_SIZE"])]
+
+
 class FlowKey(ctypes.Structure):
     _fields_ = [
         ("addr_a", u8 * 16),
@@ -204,6 +216,9 @@ STRUCTS: dict[str, type[ctypes.Structure]] = {
     "floe_rule_hits": RuleHits,
     "floe_flow_key": FlowKey,
     "floe_flow_val": FlowVal,
+    "floe_dir_l1": DirL1,
+    "floe_dir_l2": DirL2,
+    "floe_dir_l3": DirL3,
 }
 
 ENUMS: dict[str, type[IntEnum] | type[IntFlag]] = {
@@ -226,6 +241,13 @@ MAPS: dict[str, tuple[type[ctypes.Structure] | None, type[ctypes.Structure] | No
     "floe_rule_hits": (None, RuleHits, True),
     "floe_flows": (FlowKey, FlowVal, False),
     "floe_xsks": (None, None, False),
+    # the IPv4 CIDR index, one element per level (see dataplane/bpf/cidr_index.py)
+    "floe_src_v4_l1": (None, DirL1, False),
+    "floe_src_v4_l2": (None, DirL2, False),
+    "floe_src_v4_l3": (None, DirL3, False),
+    "floe_dst_v4_l1": (None, DirL1, False),
+    "floe_dst_v4_l2": (None, DirL2, False),
+    "floe_dst_v4_l3": (None, DirL3, False),
 }
 
 # Flows read from the in-kernel LRU map, oriented by initiator (src = first sender seen).

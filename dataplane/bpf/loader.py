@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dataplane.bpf import libbpf as lb
+from dataplane.bpf.cidr_index import CidrIndex, Prefix, build_index, rule_word
 from dataplane.bpf.counters import InterfaceCounters
 from dataplane.bpf.errors import (
     AttachError,
@@ -49,6 +50,7 @@ from dataplane.bpf.layout import (
     FloeConfig,
     FlowKey,
     FlowVal,
+    LpmV4Key,
     Mode,
     RuleVal,
 )
@@ -193,6 +195,7 @@ class RuleTable:
                 for key, raw in desired[name].items():
                     value = RuleVal.from_buffer_copy(raw)
                     value.hit_slot = slots[value.rule_id]
+                    desired[name][key] = bytes(value)
                     if key not in current[name]:
                         added += 1
                     elif current[name][key] != bytes(value):
@@ -203,8 +206,41 @@ class RuleTable:
                 for key in current[name].keys() - desired[name].keys():
                     bpf_map.delete(key)
                     removed += 1
+            self._sync_indexes(desired)
             self._set_mask(lambda _existing: mask)
         return {"added": added, "changed": changed, "removed": removed}
+
+    def reindex(self) -> None:
+        """Rebuild the IPv4 CIDR indexes from the tries (after attaching to older pins)."""
+        with _locked(self._pin_dir), map_errors(MapError, "rebuild the CIDR index"):
+            self._sync_indexes(self._current())
+
+    def _sync_indexes(self, entries: dict[str, dict[bytes, bytes]]) -> None:
+        """Make each direction's IPv4 CIDR index match its trie `entries` (with hit slots).
+
+        Changed levels are rewritten level 3 first (each word in place, unchanged words with
+        their own value), so a frame always finds its old or its new rule (see
+        dataplane/bpf/cidr_index.py).
+        """
+        for side in ("src", "dst"):
+            prefixes = []
+            for key, raw in entries[f"floe_{side}_v4"].items():
+                lpm = LpmV4Key.from_buffer_copy(key)
+                value = RuleVal.from_buffer_copy(raw)
+                prefixes.append(Prefix(int.from_bytes(bytes(lpm.addr), "big"), lpm.prefixlen,
+                                       rule_word(value.hit_slot, value.action == Action.DENY)))
+            levels = [self._maps[f"floe_{side}_v4_l{n}"] for n in (1, 2, 3)]
+            l1, l2, l3 = (level.read_words() for level in levels)
+            current = CidrIndex(l1, l2, l3)
+            index = build_index(prefixes, current)
+            pairs = zip(levels, (current.l1, current.l2, current.l3),
+                        (index.l1, index.l2, index.l3), strict=True)
+            for level, old, new in reversed(list(pairs)):  # level 3 first
+                if not np.array_equal(old, new):
+                    level.update(_u32(0), new.tobytes())
+            if index.trie_fallbacks:
+                log.warning("IPv4 %s CIDR index full: %d /16s or /24s fall back to the LPM "
+                            "trie (correct, slower)", side, index.trie_fallbacks)
 
     def count(self) -> int:
         """Rule entries currently in the kernel maps."""
@@ -304,6 +340,9 @@ class XdpProgram:
             if fresh:
                 config.track_flows = 1
             program._write_config(config)
+            if not fresh:  # pins older than the CIDR index, or an apply that was interrupted
+                with map_errors(MapError, "rebuild the CIDR index"):
+                    program.rules._sync_indexes(program.rules._current())
         except BaseException:
             program.close()
             raise

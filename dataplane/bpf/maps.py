@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import mmap
 import os
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 from dataplane.bpf.errors import MapError, from_errno
 from dataplane.bpf.layout import percpu_stride
@@ -127,6 +131,20 @@ class BpfMap:
                 return bytes(keys_out), bytes(values_out), total
             ctypes.memmove(token_in, token_out, len(token_out))
             first = False
+
+    def read_words(self) -> npt.NDArray[np.uint32]:
+        """A copy of element 0 of an mmapable ARRAY map, as u32 words (one memory copy).
+
+        A read-only shared mapping of a BPF_F_MMAPABLE array reads the ~3 MiB of a CIDR index
+        level in ~1 ms; element-wise lookups through the syscall took ~0.2 s.
+        """
+        if self.key_size != 4 or self.percpu or self.value_size % 4:
+            raise MapError(f"map {self.name} is not an array of u32 words")
+        try:
+            with mmap.mmap(self.fd, self.value_size, mmap.MAP_SHARED, mmap.PROT_READ) as view:
+                return np.frombuffer(view, dtype=np.uint32).copy()
+        except (OSError, ValueError) as error:
+            raise MapError(f"mmap of map {self.name}: {error}") from error
 
     def close(self) -> None:
         if self.owned and self.fd >= 0:

@@ -135,3 +135,108 @@ def test_truncated_frame_cannot_slip_past_a_deny(veth_ns: VethNs,
     assert c.mal_l4_truncated == 3 and c.mal_ipv6_ext_truncated == 2
     assert c.dropped_rule == 5 and c.passed == 0
     assert prog.rule_hits()[5].packets == 3 and prog.rule_hits()[6].packets == 2
+
+
+def test_nested_ipv4_prefixes_longest_match_wins(veth_ns: VethNs,
+                                                 make_xdp: Callable[..., XdpProgram]) -> None:
+    """The IPv4 CIDR index (levels 1-3) credits the longest prefix, as the trie did."""
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    prog.rules.apply(RuleSet([
+        Rule(1, "deny", src="10.0.0.0/8"),
+        Rule(2, "allow", src="10.1.0.0/16"),
+        Rule(3, "deny", src="10.1.2.0/24"),
+        Rule(4, "allow", src="10.1.2.128/25"),
+        Rule(5, "deny", src="10.1.2.200/32"),
+        Rule(6, "deny", dst="203.0.113.0/28"),
+    ]))
+    sources = {"10.9.9.9": 1, "10.1.9.9": 2, "10.1.2.1": 3, "10.1.2.129": 4, "10.1.2.200": 5}
+    frames = []
+    for n, source in enumerate(sources, start=1):
+        frames += [build_frame(FrameSpec(src=source, dst="198.51.100.1", proto="udp"))] * n
+    frames += [build_frame(FrameSpec(src="198.51.100.9", dst="203.0.113.14", proto="tcp"))] * 7
+    frames += [build_frame(FrameSpec(src="198.51.100.9", dst="203.0.113.16", proto="tcp"))] * 2
+    _send(veth_ns, prog, frames)
+    hits = prog.rule_hits()
+    assert {rule: hits[rule].packets for rule in range(1, 7)} == {1: 1, 2: 2, 3: 3, 4: 4, 5: 5,
+                                                                  6: 7}
+    c = prog.counters()
+    assert c.dropped_rule == 1 + 3 + 5 + 7 and c.passed == 2 + 4 + 2
+
+
+def test_cidr_index_overflow_uses_the_trie(veth_ns: VethNs,
+                                           make_xdp: Callable[..., XdpProgram]) -> None:
+    """More /24s with host rules than level-3 blocks: the overflow is still matched exactly."""
+    from dataplane.bpf.cidr_index import L3_BLOCKS
+
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    count = L3_BLOCKS + 4
+    rules = [Rule(i + 1, "deny", src=f"10.{(i >> 8) & 255}.{i & 255}.7/32") for i in range(count)]
+    prog.rules.apply(RuleSet(rules))
+    first = build_frame(FrameSpec(src="10.0.0.7", dst="198.51.100.1", proto="udp"))
+    last = build_frame(FrameSpec(src=f"10.{((count - 1) >> 8) & 255}.{(count - 1) & 255}.7",
+                                 dst="198.51.100.1", proto="udp"))
+    neighbour = build_frame(FrameSpec(src="10.0.0.8", dst="198.51.100.1", proto="udp"))
+    _send(veth_ns, prog, [first] * 3 + [last] * 4 + [neighbour] * 2)
+    hits = prog.rule_hits()
+    assert hits[1].packets == 3 and hits[count].packets == 4
+    assert prog.counters().dropped_rule == 7 and prog.counters().passed == 2
+
+
+def test_reattach_rebuilds_a_missing_cidr_index(veth_ns: VethNs,
+                                                make_xdp: Callable[..., XdpProgram]) -> None:
+    """Pins from before the index existed (tries only): attaching rebuilds it from the tries."""
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    prog.rules.apply(RuleSet([Rule(3, "deny", src="192.0.2.0/24")]))
+    level1 = prog.map("floe_src_v4_l1")
+    assert level1.read_words().any()
+    level1.update((0).to_bytes(4, "little"), bytes(level1.value_size))  # as old pins left it
+    bad = build_frame(FrameSpec(src="192.0.2.1", dst="198.51.100.1", proto="udp"))
+    _send(veth_ns, prog, [bad])
+    assert prog.counters().dropped_rule == 0  # the index is what the kernel reads
+    again = XdpProgram.attach(veth_ns.pair.host, mode="inline")
+    try:
+        _send(veth_ns, again, [bad] * 2)
+        assert again.counters().dropped_rule == 2 and again.rule_hits()[3].packets == 2
+    finally:
+        again.close()
+
+
+def test_flood_fast_path_agrees_with_the_general_path(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    """Plain IPv4 TCP/UDP drops take floe_xdp's fast path only while CIDR rules alone are in
+    use; with another rule kind present every frame takes the general path. Both must count
+    and credit exactly the same."""
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    prog.set_config(default_action="deny")
+    cidr = [Rule(1, "deny", src="192.0.2.0/24"), Rule(2, "allow", src="192.0.2.128/25"),
+            Rule(3, "deny", dst="198.51.100.0/24"), Rule(4, "allow", dst="203.0.113.0/24")]
+    unrelated = Rule(5, "allow", proto="sctp")  # matches none of the frames below
+    frames = [
+        build_frame(FrameSpec(src="192.0.2.9", dst="10.0.0.1", proto="udp")),  # 1: deny
+        build_frame(FrameSpec(src="192.0.2.200", dst="10.0.0.1", proto="tcp")),  # 2: allow
+        build_frame(FrameSpec(src="192.0.2.200", dst="198.51.100.3", proto="udp")),  # 3 wins
+        build_frame(FrameSpec(src="172.16.0.1", dst="203.0.113.5", proto="tcp")),  # 4: allow
+        build_frame(FrameSpec(src="172.16.0.1", dst="10.0.0.1", proto="udp")),  # default deny
+        build_frame(FrameSpec(src="192.0.2.9", dst="10.0.0.1", proto="icmp")),  # not plain
+        build_frame(FrameSpec(src="192.0.2.9", dst="10.0.0.1", proto="udp", vlans=(7,))),
+    ]
+    counts = [5, 4, 3, 2, 6, 1, 2]
+    mix = [frame for frame, n in zip(frames, counts, strict=True) for _ in range(n)]
+
+    def run(rules: list[Rule]) -> tuple[dict[str, int], dict[int, int]]:
+        prog.rules.apply(RuleSet(rules))
+        before_c = prog.counters().as_dict()
+        before_h = {rule: hit.packets for rule, hit in prog.rule_hits().items()}
+        _send(veth_ns, prog, mix)
+        after_c = prog.counters().as_dict()
+        hits = {rule: hit.packets - before_h.get(rule, 0)
+                for rule, hit in prog.rule_hits().items()}
+        return {k: after_c[k] - before_c[k] for k in after_c if k != "ifindex"}, hits
+
+    fast_counts, fast_hits = run(cidr)
+    general_counts, general_hits = run([*cidr, unrelated])
+    assert fast_counts == general_counts
+    assert {r: n for r, n in fast_hits.items() if n} == {1: 5 + 1 + 2, 2: 4, 3: 3, 4: 2}
+    assert {r: n for r, n in general_hits.items() if n} == {1: 5 + 1 + 2, 2: 4, 3: 3, 4: 2}
+    assert fast_counts["dropped_rule"] == 5 + 3 + 1 + 2 and fast_counts["dropped_default"] == 6
+    assert fast_counts["passed"] == 4 + 2 and fast_counts["vlan_packets"] == 2
