@@ -10,7 +10,6 @@ HTTP1_ENABLED / HTTP2_ENABLED / HTTP3_ENABLED are refused with 505.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -18,7 +17,7 @@ import orjson
 
 from app.api.envelope import error_body
 from app.config import Settings
-from app.logging import correlation_id
+from app.logging import correlation_id, new_correlation_id
 from app.serving.metrics import ServingCounters
 
 __all__ = ["EXEMPT_PATHS", "AdmissionMiddleware"]
@@ -36,7 +35,7 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
             if text and text.isprintable():
                 return text
             break
-    return os.urandom(8).hex()  # same shape as new_correlation_id(), without uuid4's cost
+    return new_correlation_id()
 
 
 class AdmissionMiddleware:

@@ -29,12 +29,16 @@ NEVER_INDEXED: frozenset[bytes] = frozenset({b"x-request-id"})
 
 
 class FloeEncoder(Encoder):
-    """An hpack `Encoder` that sends `NEVER_INDEXED` headers as never-indexed literals."""
+    """An hpack `Encoder` that sends `NEVER_INDEXED` headers as never-indexed literals.
+
+    They go without Huffman coding too: for 16 hex characters it saves 4 bytes and cost
+    ~6 µs of pure Python per response.
+    """
 
     def add(self, to_add: tuple[bytes, bytes], sensitive: bool, huffman: bool = False) -> bytes:
         name = to_add[0]
-        if not sensitive and (name if isinstance(name, bytes) else name.encode()) in NEVER_INDEXED:
-            sensitive = True  # "literal, never indexed": not added to the dynamic table
+        if (name if isinstance(name, bytes) else name.encode()) in NEVER_INDEXED:
+            return super().add(to_add, True, False)  # literal, never indexed, not in the table
         return super().add(to_add, sensitive, huffman)
 
 

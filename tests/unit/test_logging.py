@@ -39,3 +39,11 @@ def test_json_lines_carry_the_correlation_id() -> None:
     assert record["msg"] == "hello world"
     assert record["correlation_id"] == "abc123"
     assert record["level"] == "info"
+
+
+def test_fresh_correlation_ids_are_unique_16_hex() -> None:
+    from app.logging import new_correlation_id
+
+    ids = [new_correlation_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
