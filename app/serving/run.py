@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -78,6 +79,27 @@ def build_hypercorn_config(settings: Settings) -> Config:
     return config
 
 
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Freeze the start-up heap and collect the young generation less often.
+
+    After start-up the process holds ~130k tracked objects (SQLAlchemy, PyDAL, grpc, the
+    apps) that live until exit. With CPython's defaults every full collection walked them
+    all — measured under h2load: 433 ms of 6 s in the collector, pauses up to 85 ms (the
+    bare hypercorn app has a small heap and barely notices). `gc.freeze()` moves them to a
+    permanent generation the collector skips; a gen-0 threshold of 10k instead of 2k cut
+    the collector's total to ~46 ms with pauses ≤ 7 ms (the per-collection cost is mostly
+    fixed, and short-lived request objects die by reference counting anyway).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    log.debug("gc: froze %d start-up objects, thresholds %s", gc.get_freeze_count(),
+              GC_THRESHOLDS)
+
+
 def _install_process_hooks(
     app: Quart, settings: Settings, stop: asyncio.Event, done: asyncio.Event
 ) -> None:
@@ -99,6 +121,7 @@ def _install_process_hooks(
                 settings.bind_host, settings.metrics_port, metrics.render
             )
         tasks.append(asyncio.create_task(_shutdown_sequence()))
+        tune_gc()
 
     async def _shutdown_sequence() -> None:
         await stop.wait()
