@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.api.access import public
 from app.api.envelope import ApiError, error_response
+from app.db.errors import DatabaseUnavailable
 
 __all__ = ["VERSIONED_MODULES", "init_app"]
 
@@ -106,6 +107,14 @@ def _register_error_handlers(app: Quart) -> None:
             headers["Allow"] = ", ".join(sorted(valid_methods))
         code = _HTTP_CODES.get(status, "http_error")
         return error_response(status, code, error.description or error.name, headers=headers)
+
+    @app.errorhandler(DatabaseUnavailable)
+    async def _database_unavailable(error: DatabaseUnavailable) -> Response:
+        # Nothing was committed (a unit of work is all or nothing): the client may retry.
+        log.warning("database unavailable: %s", error)
+        return error_response(503, "database_unavailable",
+                              "The database is unavailable; nothing was changed, retry shortly",
+                              headers={"Retry-After": "1"})
 
     @app.errorhandler(Exception)
     async def _unhandled(error: Exception) -> Response:

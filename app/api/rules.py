@@ -9,10 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response
 from quart_schema import validate_request
 
-from app.api.access import require_scope
+from app.api.access import current_principal, require_scope
 from app.api.envelope import ApiError, ok
-from app.ingest import get_ingest
-from app.ingest.rules import FilterRule, FilterRuleSet, RuleSpecError, to_proto
+from app.ingest import get_rule_store
+from app.ingest.rules import FilterRule, FilterRuleSet, RuleSpecError
 
 __all__ = ["bp"]
 
@@ -36,11 +36,6 @@ class RuleSetBody(BaseModel):
     rules: list[RuleBody] = Field(default_factory=list, max_length=100_000)
 
 
-def _current() -> FilterRuleSet:
-    current: FilterRuleSet | None = get_ingest().rule_set
-    return current or FilterRuleSet()
-
-
 def _json(rule_set: FilterRuleSet) -> dict[str, object]:
     return {
         "generation": rule_set.generation,
@@ -58,24 +53,19 @@ def _json(rule_set: FilterRuleSet) -> dict[str, object]:
 @bp.get("/rules")
 @require_scope("rules:read")
 async def get_rules() -> Response:
-    return ok(_json(_current()))
+    return ok(_json(get_rule_store().current()))
 
 
 @bp.put("/rules")
 @require_scope("rules:write")
 @validate_request(RuleSetBody)
 async def put_rules(data: RuleSetBody) -> Response:
-    """Replace the whole rule set; dataplanes apply it within one tick and acknowledge."""
-    ingest = get_ingest()
-    rule_set = FilterRuleSet(
-        generation=_current().generation + 1,
-        default_action=data.default_action,
-        rules=[FilterRule(**rule.model_dump()) for rule in data.rules],
-    )
+    """Replace the whole rule set: committed to the database first, then pushed; dataplanes
+    apply it within one tick and acknowledge (see /nodes)."""
+    rules = [FilterRule(**rule.model_dump()) for rule in data.rules]
     try:
-        message = to_proto(rule_set)
+        rule_set = await get_rule_store().replace(data.default_action, rules,
+                                                  await current_principal())
     except RuleSpecError as error:
         raise ApiError(422, "invalid_rule", str(error)) from None
-    ingest.rule_set = rule_set
-    ingest.set_rules(message)
     return ok(_json(rule_set))

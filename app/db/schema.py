@@ -14,6 +14,7 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.schema import SchemaItem
 
@@ -30,6 +31,7 @@ __all__ = [
     "recovery_code",
     "refresh_token",
     "resource_grant",
+    "rule_set",
     "team",
     "team_member",
     "utcnow",
@@ -236,6 +238,20 @@ audit_log = _table(
     _str("ip", 64),
     sa.Column("details", sa.Text),
     _flag("success", True),
+)
+
+
+# Filter rule sets, one row per generation (newest = current); rules as a JSON array. LONGTEXT
+# on MariaDB: TEXT stops at 64 KiB and a rule set may hold 100k rules.
+rule_set = _table(
+    "rule_set",
+    sa.Column("generation", sa.Integer, unique=True, nullable=False),
+    _str("default_action", 8, nullable=False),
+    sa.Column("rules", sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")),
+    sa.Column("rule_count", sa.Integer, default=0, server_default=sa.text("0")),
+    sa.Column("actor_user_id", sa.Integer, nullable=True),
+    sa.Column("actor_client_id", sa.Integer, nullable=True),
+    _dt("created_at", default=utcnow),
 )
 
 

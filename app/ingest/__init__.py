@@ -22,11 +22,12 @@ from quart import Quart
 
 from app.grpc.registry import add_service
 from app.hub import Hub
+from app.ingest.rule_store import RuleStore
 from app.ingest.service import UplinkService
 from app.ingest.state import IngestState
 from app.runtime import get_runtime
 
-__all__ = ["get_ingest", "get_state", "init_app"]
+__all__ = ["get_ingest", "get_rule_store", "get_state", "init_app"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,11 @@ def get_ingest(app: Quart | None = None) -> UplinkService:
 
 def get_state(app: Quart | None = None) -> IngestState:
     return get_ingest(app).state
+
+
+def get_rule_store(app: Quart | None = None) -> RuleStore:
+    store: RuleStore = get_runtime(app).components["rule_store"]
+    return store
 
 
 def _publish(app: Quart, state: IngestState) -> None:
@@ -88,6 +94,11 @@ def init_app(app: Quart) -> None:
 
     @app.before_serving
     async def _start() -> None:
+        # The database layer opened before this hook (app.factory's order); the stored
+        # rule set is current before any dataplane can connect.
+        store = RuleStore(runtime.components["db"], service)
+        runtime.components["rule_store"] = store
+        await store.load()
         tasks.append(asyncio.create_task(_ticker(app, state), name="ingest-tick"))
 
     @app.after_serving

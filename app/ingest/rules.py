@@ -1,9 +1,9 @@
 """Filter rule sets as the control plane holds them, and their wire form for dataplanes.
 
-The current rule set lives in memory in the ingest service and is pushed to every connected
-dataplane (and to each one that connects later); each dataplane acknowledges the generation
-it applied into its XDP maps, shown per node in `GET /api/v2/nodes`. Persisting rule sets in
-the database arrives with the rules-management issue.
+The database holds every generation (`app.ingest.rule_store`); the newest is kept in the
+ingest service and pushed to every connected dataplane (and to each one that connects
+later); each dataplane acknowledges the generation it applied into its XDP maps, shown per
+node in `GET /api/v2/nodes`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,96 @@
+"""The filter rule set's source of truth: the database, one row per generation.
+
+Why: a rule set accepted by `PUT /api/v2/rules` is acknowledged data. Held only in memory, a
+control-plane restart forgot it — `GET /rules` answered an empty generation 0 while the
+dataplanes kept enforcing the old set, and the next change restarted the generation count.
+Now a replacement is committed before it is acknowledged or pushed, and start-up loads the
+newest generation and pushes it to every dataplane that connects.
+
+Layering: the API calls `RuleStore.replace`; the store writes through `Database.run` (a
+worker thread) and then hands the set to the uplink service, which pushes it downstream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from app.db import Database, utcnow
+from app.ingest.rules import FilterRule, FilterRuleSet, to_proto
+from app.ingest.service import UplinkService
+from app.types import Principal
+
+__all__ = ["HISTORY", "RuleStore"]
+
+log = logging.getLogger(__name__)
+
+HISTORY = 50  # generations kept for audit; older rows are pruned by each replacement
+
+
+def _encode(rules: list[FilterRule]) -> str:
+    return json.dumps([{k: v for k, v in asdict(rule).items() if v is not None}
+                       for rule in rules], separators=(",", ":"))
+
+
+def _decode(row: Any) -> FilterRuleSet:
+    rules = [FilterRule(**item) for item in json.loads(row.rules or "[]")]
+    return FilterRuleSet(generation=int(row.generation), default_action=row.default_action,
+                         rules=rules)
+
+
+def _newest(dal: Any) -> FilterRuleSet | None:
+    table = dal.rule_set
+    row = dal(table).select(orderby=~table.generation, limitby=(0, 1)).first()
+    return _decode(row) if row is not None else None
+
+
+class RuleStore:
+    """Load and replace the rule set; keeps the uplink service's copy in step."""
+
+    def __init__(self, db: Database, uplink: UplinkService) -> None:
+        self._db = db
+        self._uplink = uplink
+
+    async def load(self) -> FilterRuleSet | None:
+        """Make the newest stored generation current (start-up); None if there is none."""
+        rule_set = await self._db.run(_newest)
+        if rule_set is not None:
+            self._publish(rule_set)
+            log.info("rule set generation %d loaded (%d rules)", rule_set.generation,
+                     len(rule_set.rules))
+        return rule_set
+
+    def current(self) -> FilterRuleSet:
+        current: FilterRuleSet | None = self._uplink.rule_set
+        return current or FilterRuleSet()
+
+    async def replace(self, default_action: str, rules: list[FilterRule],
+                      actor: Principal | None) -> FilterRuleSet:
+        """Validate, commit as the next generation, then push; returns the stored set.
+
+        Raises `RuleSpecError` for a rule the XDP maps cannot hold (nothing is stored) and
+        the database errors of `Database.run` (nothing is pushed).
+        """
+        to_proto(FilterRuleSet(0, default_action, rules))  # type: ignore[arg-type]  # validate
+
+        def write(dal: Any) -> FilterRuleSet:
+            newest = _newest(dal)
+            generation = (newest.generation if newest else 0) + 1
+            dal.rule_set.insert(
+                generation=generation, default_action=default_action, rules=_encode(rules),
+                rule_count=len(rules), created_at=utcnow(),
+                actor_user_id=actor.user_id if actor else None,
+                actor_client_id=actor.client_id if actor else None,
+            )
+            dal(dal.rule_set.generation <= generation - HISTORY).delete()
+            return FilterRuleSet(generation, default_action, list(rules))  # type: ignore[arg-type]
+
+        rule_set = await self._db.run(write)
+        self._publish(rule_set)
+        return rule_set
+
+    def _publish(self, rule_set: FilterRuleSet) -> None:
+        self._uplink.rule_set = rule_set
+        self._uplink.set_rules(to_proto(rule_set))
