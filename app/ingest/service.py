@@ -8,6 +8,7 @@ and config never interleave on the wire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,21 +28,39 @@ WRITE_SCOPE = "dataplane:write"
 _OUT_QUEUE = 256
 
 
+_WAKE = object()  # queued to make the writer look at `Session.states`
+
+
 @dataclass(slots=True)
 class Session:
-    """One live stream: who it is and what still has to be written to it."""
+    """One live stream: who it is and what still has to be written to it.
+
+    Acks wait for room in `out` (backpressure on the reader). Rule sets and config are full
+    states: `send_state` keeps only the newest of each kind until the writer takes it, so a
+    full queue can delay one but never lose it (the newer state supersedes the older).
+    """
 
     node_id: str
     instance_id: str
     out: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(_OUT_QUEUE))
-    dropped_down: int = 0
+    states: dict[str, Any] = field(default_factory=dict)  # kind -> newest unwritten message
+    superseded: int = 0  # states replaced by a newer one before they were written
 
     def send(self, message: Any) -> None:
-        try:
-            self.out.put_nowait(message)
-        except asyncio.QueueFull:
-            # Rule sets and config are full states re-sent on reconnect: count and move on.
-            self.dropped_down += 1
+        """Queue a message that must go out in order (the Welcome, at open: queue empty)."""
+        self.out.put_nowait(message)
+
+    def send_state(self, kind: str, message: Any) -> None:
+        if kind in self.states:
+            self.superseded += 1
+        self.states[kind] = message
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes the writer anyway
+            self.out.put_nowait(_WAKE)
+
+    def take_states(self) -> list[Any]:
+        states = list(self.states.values())
+        self.states.clear()
+        return states
 
 
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
@@ -70,12 +89,12 @@ class UplinkService:
         """Make `rules` (a pb.RuleSet) current and push it to every connected dataplane."""
         self.rules = rules
         for session in self.sessions.values():
-            session.send(pb.DownlinkMessage(rules=rules))
+            session.send_state("rules", pb.DownlinkMessage(rules=rules))
 
     def set_config(self, config: Any) -> None:
         self.config = config
         for session in self.sessions.values():
-            session.send(pb.DownlinkMessage(config=config))
+            session.send_state("config", pb.DownlinkMessage(config=config))
 
     # -- the RPC --------------------------------------------------------------------------
     async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -136,7 +155,10 @@ class UplinkService:
     async def _write(self, session: Session, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         while True:
             message = await session.out.get()
-            await context.write(message)
+            if message is not _WAKE:
+                await context.write(message)
+            for state in session.take_states():
+                await context.write(state)
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _open(self, hello: Any, subject: str, peer: str) -> Session:
@@ -164,9 +186,9 @@ class UplinkService:
             pb.DownlinkMessage(welcome=pb.Welcome(last_applied_seq=applied, tick_ms=self.tick_ms))
         )
         if self.rules is not None:
-            session.send(pb.DownlinkMessage(rules=self.rules))
+            session.send_state("rules", pb.DownlinkMessage(rules=self.rules))
         if self.config is not None:
-            session.send(pb.DownlinkMessage(config=self.config))
+            session.send_state("config", pb.DownlinkMessage(config=self.config))
         log.info("dataplane %s connected (instance %s, %s)", hello.node_id, hello.instance_id, peer)
         return session
 
