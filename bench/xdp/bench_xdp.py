@@ -93,7 +93,7 @@ def main() -> int:
         prog.rules.apply(RuleSet(deny_rules))
         floe_fd = prog.prog_fd()
         empty_fds = {}
-        for name in ("floe_gen_drop", "floe_gen_pass"):
+        for name in ("floe_gen_drop", "floe_gen_pass", "floe_gen_read_drop"):
             obj = attach_gen(ifindex, name)  # loaded once; attached only while measured
             stack.callback(lb.lib.bpf_object__close, obj)
             empty_fds[name] = program_fd(ifindex)
@@ -106,6 +106,7 @@ def main() -> int:
         # neighbours' noise (+-20 % on the live rate within a second here) hits all alike.
         configs = [
             ("empty XDP_DROP", empty_fds["floe_gen_drop"], None, hit),
+            ("read saddr + XDP_DROP (reference)", empty_fds["floe_gen_read_drop"], None, hit),
             ("floe_xdp 1k rules, deny hit", floe_fd, "allow", hit),
             ("floe_xdp 1k rules, miss->default deny", floe_fd, "deny", miss),
             ("empty XDP_PASS", empty_fds["floe_gen_pass"], None, miss),
