@@ -84,30 +84,22 @@ struct {
 	__type(value, struct floe_rule_val);
 } floe_src_v6 SEC(".maps"), floe_dst_v6 SEC(".maps");
 
-/* The IPv4 CIDR index in front of the v4 tries (layout in floe_kern_user.h). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE); /* user space reads it without syscalls */
-	__type(key, __u32);
-	__type(value, struct floe_dir_l1);
-} floe_src_v4_l1 SEC(".maps"), floe_dst_v4_l1 SEC(".maps");
+/*
+ * The IPv4 CIDR index in front of the v4 tries (layout in floe_kern_user.h): each level is
+ * one element; user space reads it through mmap, without syscalls.
+ */
+#define FLOE_DIR_LEVEL(level)                     \
+	struct {                                  \
+		__uint(type, BPF_MAP_TYPE_ARRAY);  \
+		__uint(max_entries, 1);            \
+		__uint(map_flags, BPF_F_MMAPABLE); \
+		__type(key, __u32);                \
+		__type(value, struct level);       \
+	}
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE); /* user space reads it without syscalls */
-	__type(key, __u32);
-	__type(value, struct floe_dir_l2);
-} floe_src_v4_l2 SEC(".maps"), floe_dst_v4_l2 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE); /* user space reads it without syscalls */
-	__type(key, __u32);
-	__type(value, struct floe_dir_l3);
-} floe_src_v4_l3 SEC(".maps"), floe_dst_v4_l3 SEC(".maps");
+FLOE_DIR_LEVEL(floe_dir_l1) floe_src_v4_l1 SEC(".maps"), floe_dst_v4_l1 SEC(".maps");
+FLOE_DIR_LEVEL(floe_dir_l2) floe_src_v4_l2 SEC(".maps"), floe_dst_v4_l2 SEC(".maps");
+FLOE_DIR_LEVEL(floe_dir_l3) floe_src_v4_l3 SEC(".maps"), floe_dst_v4_l3 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -114,43 +114,45 @@ def _expand(table: Words, offset: int, prefixes: list[Prefix], entry_length: int
         table[offset + first:offset + first + span] = prefix.word
 
 
+def _child(index: CidrIndex, parent: Words, entry: int, alloc: _Blocks, key: int,
+           table: Words, prefixes: list[Prefix], entry_length: int) -> int | None:
+    """Point `parent[entry]` at a new block of `table` holding its covering word overlaid with
+    `prefixes`; returns the block's offset, or None where blocks ran out (trie fallback)."""
+    block = alloc.get(key)
+    if block is None:
+        parent[entry] = WORD_TRIE
+        index.trie_fallbacks += 1
+        return None
+    offset = block * 256
+    table[offset:offset + 256] = parent[entry]  # the covering rule, if any
+    _expand(table, offset, prefixes, entry_length)
+    parent[entry] = WORD_CHILD | block
+    return offset
+
+
 def build_index(prefixes: list[Prefix], previous: CidrIndex | None = None) -> CidrIndex:
     """The index for `prefixes` (unique (network, length) pairs), reusing `previous`'s blocks."""
     index = CidrIndex.empty()
     previous = previous or CidrIndex.empty()
     l2_alloc = _Blocks(L2_BLOCKS, previous.l2_blocks())
     l3_alloc = _Blocks(L3_BLOCKS, previous.l3_blocks())
-    by_length = sorted(prefixes, key=lambda p: p.length)
     longer_16: dict[int, list[Prefix]] = {}
-    for prefix in by_length:
+    for prefix in sorted(prefixes, key=lambda p: p.length):
         if prefix.length <= 16:
             start = prefix.network >> 16
             index.l1[start:start + (1 << (16 - prefix.length))] = prefix.word
         else:
             longer_16.setdefault(prefix.network >> 16, []).append(prefix)
     for slash16, under in sorted(longer_16.items()):
-        block = l2_alloc.get(slash16)
-        if block is None:
-            index.l1[slash16] = WORD_TRIE
-            index.trie_fallbacks += 1
+        offset = _child(index, index.l1, slash16, l2_alloc, slash16, index.l2,
+                        [p for p in under if p.length <= 24], 24)
+        if offset is None:
             continue
-        offset = block * 256
-        index.l2[offset:offset + 256] = index.l1[slash16]  # the covering rule, if any
-        _expand(index.l2, offset, [p for p in under if p.length <= 24], 24)
         longer_24: dict[int, list[Prefix]] = {}
         for prefix in under:
             if prefix.length > 24:
                 longer_24.setdefault(prefix.network >> 8, []).append(prefix)
         for slash24, deep in sorted(longer_24.items()):
-            entry = offset + (slash24 & 0xFF)
-            block3 = l3_alloc.get(slash24)
-            if block3 is None:
-                index.l2[entry] = WORD_TRIE
-                index.trie_fallbacks += 1
-                continue
-            offset3 = block3 * 256
-            index.l3[offset3:offset3 + 256] = index.l2[entry]
-            _expand(index.l3, offset3, deep, 32)
-            index.l2[entry] = WORD_CHILD | block3
-        index.l1[slash16] = WORD_CHILD | block
+            _child(index, index.l2, offset + (slash24 & 0xFF), l3_alloc, slash24, index.l3,
+                   deep, 32)
     return index
