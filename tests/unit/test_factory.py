@@ -1,0 +1,32 @@
+"""FloeQuart remembers which plain functions are coroutine functions; sync ones still run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.config import Settings
+from app.factory import FloeQuart, create_app
+
+
+async def test_ensure_async_is_remembered_and_still_correct(
+        make_settings: Callable[..., Settings]) -> None:
+    app = create_app(make_settings())
+    assert isinstance(app, FloeQuart)
+
+    async def coro(x: int) -> int:
+        return x + 1
+
+    def sync(x: int) -> int:
+        return x * 2
+
+    assert app.ensure_async(coro) is coro
+    wrapped = app.ensure_async(sync)
+    assert app.ensure_async(sync) is wrapped  # the same wrapper, not a new one per call
+    assert await wrapped(21) == 42
+    class Hooks:
+        async def hook(self) -> None:
+            return None
+
+    hooks = Hooks()
+    assert app.ensure_async(hooks.hook) == hooks.hook  # bound methods: new objects per access
+    assert set(app.__dict__["_async_functions"]) == {coro, sync}  # ...so they are not kept
