@@ -13,7 +13,7 @@ STAMP := $(VENV)/.floe-installed
 PROTOS := $(shell find proto -name '*.proto' 2>/dev/null)
 export FLOE_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: help install apt venv proto bpf dev serve test test-unit test-integration bench lint clean
+.PHONY: help install apt venv proto protoc bpf dev serve test test-unit test-integration bench lint clean
 
 help:
 	@echo "make dev    - install what is missing, build, start control plane + dataplane (demo traffic) on SQLite"
@@ -36,16 +36,24 @@ $(PY):
 	@py="$(PYTHON313)"; [ -n "$$py" ] || py=$$(command -v python3.13); \
 	echo "venv: creating $(VENV) with $$py"; $$py -m venv $(VENV) && $(PIP) install -q --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml requirements.lock
+# The gRPC code is generated into floe/ BEFORE the editable install: setuptools maps the
+# packages that exist at install time, and without floe/ the `floe` console script could not
+# import it (python -m from the repository root could, which hid the problem from the tests).
+$(STAMP): $(PY) pyproject.toml requirements.lock Makefile $(PROTOS)
+	$(PIP) install -q -c requirements.lock grpcio-tools
+	@$(MAKE) -s protoc
 	$(PIP) install -q -c requirements.lock -e '.[dev]'
 	@touch $(STAMP)
+
+protoc:
+	@if [ -n "$(PROTOS)" ]; then \
+	  $(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS) && \
+	  find floe -type d -exec touch {}/__init__.py \; ; fi
 
 venv: $(STAMP)
 
 proto: $(STAMP)
-	@if [ -n "$(PROTOS)" ]; then \
-	  $(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS) && \
-	  find floe -type d -exec touch {}/__init__.py \; ; fi
+	@$(MAKE) -s protoc
 
 bpf: apt
 	@if [ -f bpf/Makefile ]; then $(MAKE) -s -C bpf; fi
