@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from app.db import Database, utcnow
 from app.ingest.rules import FilterRule, FilterRuleSet, to_proto
@@ -66,14 +66,14 @@ class RuleStore:
         current: FilterRuleSet | None = self._uplink.rule_set
         return current or FilterRuleSet()
 
-    async def replace(self, default_action: str, rules: list[FilterRule],
+    async def replace(self, default_action: Literal["allow", "deny"], rules: list[FilterRule],
                       actor: Principal | None) -> FilterRuleSet:
         """Validate, commit as the next generation, then push; returns the stored set.
 
         Raises `RuleSpecError` for a rule the XDP maps cannot hold (nothing is stored) and
         the database errors of `Database.run` (nothing is pushed).
         """
-        to_proto(FilterRuleSet(0, default_action, rules))  # type: ignore[arg-type]  # validate
+        to_proto(FilterRuleSet(0, default_action, rules))  # validates: RuleSpecError
 
         def write(dal: Any) -> FilterRuleSet:
             newest = _newest(dal)
@@ -85,7 +85,7 @@ class RuleStore:
                 actor_client_id=actor.client_id if actor else None,
             )
             dal(dal.rule_set.generation <= generation - HISTORY).delete()
-            return FilterRuleSet(generation, default_action, list(rules))  # type: ignore[arg-type]
+            return FilterRuleSet(generation, default_action, list(rules))
 
         rule_set = await self._db.run(write)
         self._publish(rule_set)
