@@ -18,7 +18,7 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from app.db import Database, utcnow
-from app.ingest.rules import FilterRule, FilterRuleSet, to_proto
+from app.ingest.rules import FilterRule, FilterRuleSet, RuleSpecError, to_proto
 from app.ingest.service import UplinkService
 from app.types import Principal
 
@@ -54,12 +54,23 @@ class RuleStore:
         self._uplink = uplink
 
     async def load(self) -> FilterRuleSet | None:
-        """Make the newest stored generation current (start-up); None if there is none."""
+        """Make the newest stored generation current (start-up); None if there is none.
+
+        A stored set this version can no longer express is shown by `GET /rules` but not
+        pushed (dataplanes keep what they enforce) and logged; the control plane still starts.
+        """
         rule_set = await self._db.run(_newest)
-        if rule_set is not None:
+        if rule_set is None:
+            return None
+        try:
             self._publish(rule_set)
-            log.info("rule set generation %d loaded (%d rules)", rule_set.generation,
-                     len(rule_set.rules))
+        except RuleSpecError as error:
+            self._uplink.rule_set = rule_set
+            log.error("stored rule set generation %d is not pushed: %s (replace it with "
+                      "PUT /api/v2/rules)", rule_set.generation, error)
+            return rule_set
+        log.info("rule set generation %d loaded (%d rules)", rule_set.generation,
+                 len(rule_set.rules))
         return rule_set
 
     def current(self) -> FilterRuleSet:

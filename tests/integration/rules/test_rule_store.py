@@ -103,3 +103,23 @@ async def test_database_outage_is_503_and_nothing_is_pushed(
             assert get_ingest(app).rules is None
         finally:
             await db.start()
+
+
+async def test_a_stored_set_that_no_longer_validates_does_not_stop_start_up(
+        make_settings: Callable[..., Settings], sqlite_env: dict[str, str]) -> None:
+    settings = make_settings(**sqlite_env, **FAST)
+    app = create_app(settings)
+    async with app.test_app():
+        db = get_runtime(app).components["db"]
+        await db.run(lambda dal: dal.rule_set.insert(  # as an older version might have stored
+            generation=7, default_action="deny", rule_count=1,
+            rules='[{"id": 1, "action": "deny", "port": 53, "proto": "icmp"}]'))
+    restarted = create_app(settings)
+    async with restarted.test_app():
+        client = restarted.test_client()
+        admin = bearer((await login(restarted))["access_token"])
+        body = await (await client.get("/api/v2/rules", headers=admin)).get_json()
+        assert body["data"]["generation"] == 7  # shown, so an operator can see and replace it
+        assert get_ingest(restarted).rules is None  # but not pushed to any dataplane
+        response = await client.put("/api/v2/rules", json=RULES, headers=admin)
+        assert (await response.get_json())["data"]["generation"] == 8
