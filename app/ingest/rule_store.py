@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any, Literal
 
 from app.db import Database, utcnow
@@ -34,8 +34,13 @@ def _encode(rules: list[FilterRule]) -> str:
                        for rule in rules], separators=(",", ":"))
 
 
+_RULE_FIELDS = frozenset(f.name for f in fields(FilterRule))
+
+
 def _decode(row: Any) -> FilterRuleSet:
-    rules = [FilterRule(**item) for item in json.loads(row.rules or "[]")]
+    # Keys a newer version may add are ignored rather than stopping start-up.
+    rules = [FilterRule(**{k: v for k, v in item.items() if k in _RULE_FIELDS})
+             for item in json.loads(row.rules or "[]")]
     return FilterRuleSet(generation=int(row.generation), default_action=row.default_action,
                          rules=rules)
 
