@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -142,6 +143,19 @@ class FlowDeltas:
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__slots__))
 
 
+def _committed(n: int, dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """A zeroed array whose pages are all touched now.
+
+    `np.zeros` maps zero pages lazily, so the first write to each page faults during a tick;
+    measured while a 1M-flow table filled: single batches of 11 to 46 ms of CPU (page faults and
+    huge-page zeroing) against a 10 ms pause budget. The table is bounded, so its memory is
+    committed once, at start-up, instead.
+    """
+    array = np.empty(n, dtype)
+    array.fill(0)
+    return array
+
+
 @dataclass(slots=True)
 class FlowTableStats:
     live: int
@@ -219,25 +233,25 @@ class FlowTable:
         c = capacity
         # key: canonical (a, b) addresses as words, w4 = a_port|b_port|proto|vlan|vlan_inner,
         # w5 = ifindex | ip_version << 32
-        self.a_hi: U64 = np.zeros(c, np.uint64)
-        self.a_lo: U64 = np.zeros(c, np.uint64)
-        self.b_hi: U64 = np.zeros(c, np.uint64)
-        self.b_lo: U64 = np.zeros(c, np.uint64)
-        self.w4: U64 = np.zeros(c, np.uint64)
-        self.w5: U64 = np.zeros(c, np.uint64)
-        self.pk_a = np.zeros(c, np.uint64)  # packets a -> b
-        self.pk_b = np.zeros(c, np.uint64)
-        self.by_a = np.zeros(c, np.uint64)
-        self.by_b = np.zeros(c, np.uint64)
+        self.a_hi: U64 = _committed(c, np.uint64)
+        self.a_lo: U64 = _committed(c, np.uint64)
+        self.b_hi: U64 = _committed(c, np.uint64)
+        self.b_lo: U64 = _committed(c, np.uint64)
+        self.w4: U64 = _committed(c, np.uint64)
+        self.w5: U64 = _committed(c, np.uint64)
+        self.pk_a = _committed(c, np.uint64)  # packets a -> b
+        self.pk_b = _committed(c, np.uint64)
+        self.by_a = _committed(c, np.uint64)
+        self.by_b = _committed(c, np.uint64)
         self.first = np.full(c, NEVER, np.int64)  # NEVER on free ids: no timeout matches them
         self.last = np.full(c, NEVER, np.int64)
-        self.fl_a = np.zeros(c, np.uint8)
-        self.fl_b = np.zeros(c, np.uint8)
-        self.state = np.zeros(c, np.uint8)
-        self.init_b = np.zeros(c, np.bool_)  # initiator is side b
-        self.live = np.zeros(c, np.bool_)
-        self.dirty = np.zeros(c, np.bool_)
-        self.slot = np.zeros(c, np.int32)
+        self.fl_a = _committed(c, np.uint8)
+        self.fl_b = _committed(c, np.uint8)
+        self.state = _committed(c, np.uint8)
+        self.init_b = _committed(c, np.bool_)  # initiator is side b
+        self.live = _committed(c, np.bool_)
+        self.dirty = _committed(c, np.bool_)
+        self.slot = _committed(c, np.int32)
         self._free: I32 = np.arange(c - 1, -1, -1, dtype=np.int32)  # stack, top at the end
         self._nfree = c
         self._dirty_ids: deque[I32] = deque()
