@@ -14,7 +14,7 @@ from quart import Blueprint, Response, request
 from app.api.access import require_scope
 from app.api.envelope import ApiError, ok
 from app.ingest import get_state
-from app.ingest.rules import PROTOCOLS
+from app.rulespec import PROTOCOLS
 
 __all__ = ["MAX_LIMIT", "bp", "build_filter"]
 

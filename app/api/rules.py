@@ -12,7 +12,8 @@ from quart_schema import validate_request
 from app.api.access import current_principal, require_scope
 from app.api.envelope import ApiError, ok
 from app.ingest import get_rule_store
-from app.ingest.rules import FilterRule, FilterRuleSet, RuleSpecError
+from app.ingest.rules import FilterRule, FilterRuleSet, RuleSpecError, rule_json
+from app.rulespec import MAX_RULES
 
 __all__ = ["bp"]
 
@@ -33,21 +34,12 @@ class RuleBody(BaseModel):
 class RuleSetBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default_action: Literal["allow", "deny"] = "allow"
-    rules: list[RuleBody] = Field(default_factory=list, max_length=100_000)
+    rules: list[RuleBody] = Field(default_factory=list, max_length=MAX_RULES)
 
 
 def _json(rule_set: FilterRuleSet) -> dict[str, object]:
-    return {
-        "generation": rule_set.generation,
-        "default_action": rule_set.default_action,
-        "rules": [
-            {k: v for k, v in {"id": r.id, "action": r.action, "src": r.src, "dst": r.dst,
-                               "port": r.port, "proto": r.proto,
-                               "direction": r.direction if r.port is not None else None}.items()
-             if v is not None}
-            for r in rule_set.rules
-        ],
-    }
+    return {"generation": rule_set.generation, "default_action": rule_set.default_action,
+            "rules": [rule_json(rule) for rule in rule_set.rules]}
 
 
 @bp.get("/rules")

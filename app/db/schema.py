@@ -248,7 +248,6 @@ rule_set = _table(
     sa.Column("generation", sa.Integer, unique=True, nullable=False),
     _str("default_action", 8, nullable=False),
     sa.Column("rules", sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")),
-    sa.Column("rule_count", sa.Integer, default=0, server_default=sa.text("0")),
     sa.Column("actor_user_id", sa.Integer, nullable=True),
     sa.Column("actor_client_id", sa.Integer, nullable=True),
     _dt("created_at", default=utcnow),

@@ -12,19 +12,16 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
+from app.rulespec import PROTOCOLS, Rule, RuleSpecError, check_rules, protocol_number
 from floe.dataplane.v1 import uplink_pb2 as pb
 
-__all__ = ["PROTOCOLS", "FilterRule", "FilterRuleSet", "RuleSpecError", "to_proto"]
-
-PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
-
-
-class RuleSpecError(ValueError):
-    """A rule that cannot be expressed in the XDP maps."""
+__all__ = ["PROTOCOLS", "FilterRule", "FilterRuleSet", "RuleSpecError", "rule_json", "to_proto"]
 
 
 @dataclass(slots=True, frozen=True)
 class FilterRule:
+    """A rule in its REST form (`direction` applies to port rules)."""
+
     id: int
     action: Literal["allow", "deny"]
     src: str | None = None
@@ -32,6 +29,10 @@ class FilterRule:
     port: int | None = None
     proto: str | None = None
     direction: Literal["src", "dst"] = "dst"
+
+    def as_rule(self) -> Rule:
+        return Rule(id=self.id, action=self.action, src=self.src, dst=self.dst,
+                    proto=self.proto, port=self.port, port_dir=self.direction)
 
 
 @dataclass(slots=True)
@@ -41,44 +42,34 @@ class FilterRuleSet:
     rules: list[FilterRule] = field(default_factory=list)
 
 
-def _proto_number(name: str) -> int:
-    if name.lower() in PROTOCOLS:
-        return PROTOCOLS[name.lower()]
-    if name.isdigit() and 0 <= int(name) <= 255:
-        return int(name)
-    raise RuleSpecError(f"unknown protocol {name!r}")
+def rule_json(rule: FilterRule) -> dict[str, object]:
+    """The one JSON form of a rule (REST answers and the stored copy): unset fields left out."""
+    fields = {"id": rule.id, "action": rule.action, "src": rule.src, "dst": rule.dst,
+              "port": rule.port, "proto": rule.proto,
+              "direction": rule.direction if rule.port is not None else None}
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _rule(rule: FilterRule) -> pb.Rule:
     action = pb.ACTION_DENY if rule.action == "deny" else pb.ACTION_ALLOW
-    chosen = [name for name in ("src", "dst", "port") if getattr(rule, name) is not None]
-    if len(chosen) > 1:
-        raise RuleSpecError(f"rule {rule.id}: set one of src, dst, port (got {', '.join(chosen)})")
     if rule.src is not None or rule.dst is not None:
         cidr = rule.src if rule.src is not None else rule.dst
-        try:
-            network = ipaddress.ip_network(str(cidr), strict=False)
-        except ValueError as error:
-            raise RuleSpecError(f"rule {rule.id}: {error}") from None
+        network = ipaddress.ip_network(str(cidr), strict=False)
         direction = pb.DIRECTION_SRC if rule.src is not None else pb.DIRECTION_DST
         return pb.Rule(id=rule.id, action=action,
                        cidr=pb.CidrMatch(cidr=str(network), direction=direction))
     if rule.port is not None:
-        proto = _proto_number(rule.proto) if rule.proto else 0
-        if proto not in (0, 6, 17):
-            raise RuleSpecError(f"rule {rule.id}: port rules apply to tcp or udp")
+        proto = protocol_number(rule.proto) if rule.proto else 0
         direction = pb.DIRECTION_SRC if rule.direction == "src" else pb.DIRECTION_DST
         return pb.Rule(id=rule.id, action=action,
                        port=pb.PortMatch(port=rule.port, protocol=proto, direction=direction))
-    if rule.proto is not None:
-        return pb.Rule(id=rule.id, action=action, protocol=_proto_number(rule.proto))
-    raise RuleSpecError(f"rule {rule.id}: set one of src, dst, port, proto")
+    assert rule.proto is not None
+    return pb.Rule(id=rule.id, action=action, protocol=protocol_number(rule.proto))
 
 
 def to_proto(rule_set: FilterRuleSet) -> pb.RuleSet:
-    ids = [rule.id for rule in rule_set.rules]
-    if len(ids) != len(set(ids)):
-        raise RuleSpecError("rule ids must be unique")
+    """The wire form; raises RuleSpecError for anything the dataplane's maps would refuse."""
+    check_rules(rule.as_rule() for rule in rule_set.rules)
     default = pb.ACTION_DENY if rule_set.default_action == "deny" else pb.ACTION_ALLOW
     return pb.RuleSet(generation=rule_set.generation, default_action=default,
                       rules=[_rule(rule) for rule in rule_set.rules])

@@ -80,7 +80,6 @@ class UplinkService:
         self.tick_ms = tick_ms
         self.sessions: dict[str, Session] = {}
         self.rules: Any = None  # newest pb.RuleSet, sent to every node on connect
-        self.rule_set: Any = None  # the REST form of `rules` (app.ingest.rules.FilterRuleSet)
         self.config: Any = None  # newest pb.Config
         self.auth_failures = 0
 

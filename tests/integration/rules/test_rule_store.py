@@ -112,7 +112,7 @@ async def test_a_stored_set_that_no_longer_validates_does_not_stop_start_up(
     async with app.test_app():
         db = get_runtime(app).components["db"]
         await db.run(lambda dal: dal.rule_set.insert(  # as an older version might have stored
-            generation=7, default_action="deny", rule_count=1,
+            generation=7, default_action="deny",
             rules='[{"id": 1, "action": "deny", "port": 53, "proto": "icmp"}]'))
     restarted = create_app(settings)
     async with restarted.test_app():
@@ -123,3 +123,32 @@ async def test_a_stored_set_that_no_longer_validates_does_not_stop_start_up(
         assert get_ingest(restarted).rules is None  # but not pushed to any dataplane
         response = await client.put("/api/v2/rules", json=RULES, headers=admin)
         assert (await response.get_json())["data"]["generation"] == 8
+
+
+async def test_rules_the_dataplane_would_refuse_are_422_and_not_stored(
+        make_settings: Callable[..., Settings], sqlite_env: dict[str, str]) -> None:
+    """The control plane applies app.rulespec, the dataplane's own checks (one definition)."""
+    app = create_app(make_settings(**sqlite_env, **FAST))
+    async with app.test_app():
+        client = app.test_client()
+        admin = bearer((await login(app))["access_token"])
+        refused = [
+            [{"id": 1, "action": "deny", "src": "10.0.0.0/8", "proto": "tcp"}],  # was broadened
+            [{"id": 1, "action": "deny", "dst": "10.0.0.0/8"},
+             {"id": 2, "action": "deny", "dst": "10.1.2.3/8"}],  # the same match twice
+            [{"id": 1, "action": "deny", "port": 53},
+             {"id": 2, "action": "allow", "port": 53, "proto": "udp"}],
+            [{"id": i + 1, "action": "deny", "proto": str(i)} for i in range(256)]
+            + [{"id": 999, "action": "deny", "port": 1}],  # fine: 256 protocols fit
+        ]
+        for rules in refused[:3]:
+            response = await client.put("/api/v2/rules", json={"rules": rules}, headers=admin)
+            assert response.status_code == 422, rules
+            assert (await response.get_json())["error"]["code"] == "invalid_rule"
+        response = await client.put("/api/v2/rules", json={"rules": refused[3]}, headers=admin)
+        assert response.status_code == 200
+        response = await client.put("/api/v2/rules", json={"rules": [
+            {"id": 1, "action": "deny", "proto": "sctp"}]}, headers=admin)
+        assert response.status_code == 200  # every protocol name the dataplane knows
+        body = await (await client.get("/api/v2/rules", headers=admin)).get_json()
+        assert body["data"]["generation"] == 2

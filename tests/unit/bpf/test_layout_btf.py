@@ -100,3 +100,21 @@ def test_kernel_flows_are_a_subset_of_flow_records() -> None:
     for name in FLOW_DTYPE.names or ():
         assert name in (FLOW_RECORD_DTYPE.names or ()), name
         assert FLOW_DTYPE[name] == FLOW_RECORD_DTYPE[name], name
+
+
+def test_rulespec_limits_match_the_header() -> None:
+    """app.rulespec (imported by the control plane without the header) keeps the same limits."""
+    from app.rulespec import LIMITS, MAX_RULES, PORT_DIRS
+    from dataplane.bpf.layout import (
+        FLOE_MAX_CIDR_RULES,
+        FLOE_MAX_PORT_RULES,
+        FLOE_MAX_PROTO_RULES,
+        FLOE_MAX_RULES,
+        PortDir,
+    )
+
+    assert MAX_RULES == FLOE_MAX_RULES
+    assert LIMITS == {"floe_src_v4": FLOE_MAX_CIDR_RULES, "floe_dst_v4": FLOE_MAX_CIDR_RULES,
+                      "floe_src_v6": FLOE_MAX_CIDR_RULES, "floe_dst_v6": FLOE_MAX_CIDR_RULES,
+                      "floe_ports": FLOE_MAX_PORT_RULES, "floe_protos": FLOE_MAX_PROTO_RULES}
+    assert PORT_DIRS == {"dst": PortDir.DST, "src": PortDir.SRC}
