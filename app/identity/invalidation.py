@@ -53,7 +53,7 @@ class InvalidationBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: aioredis.Redis | None = None
         self.subscribed = asyncio.Event()
-        self.stats = {"published": 0, "dropped": 0, "applied": 0, "resyncs": 0}
+        self.stats = {"published": 0, "collapsed": 0, "applied": 0, "resyncs": 0}
 
     # Called synchronously by IdentityCache after each local change.
     def publish(self, event: dict[str, Any]) -> None:
@@ -61,7 +61,14 @@ class InvalidationBus:
         try:
             self._queue.put_nowait(message)
         except asyncio.QueueFull:
-            self.stats["dropped"] += 1
+            # Losing one invalidation could keep a revoked key valid elsewhere: replace the
+            # whole backlog by one "drop everything" that supersedes it.
+            while not self._queue.empty():
+                self._queue.get_nowait()
+                self._queue.task_done()
+            self._queue.put_nowait(orjson.dumps({"k": "all", "o": self._origin}))
+            self.stats["collapsed"] += 1
+            log.warning("identity invalidation: backlog full, sending one drop-all instead")
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("k")
@@ -72,6 +79,9 @@ class InvalidationBus:
             cache.forget_all_users(publish=False)
         elif kind == "key" and isinstance(event.get("p"), str):
             cache.forget_key(event["p"], publish=False)
+        elif kind == "all":  # the sender's backlog overflowed: trust nothing cached
+            cache.drop_all()
+            self._tasks.append(asyncio.ensure_future(self._resync()))
         elif kind == "family" and isinstance(event.get("f"), str):
             cache.revoke_family(event["f"], float(event.get("u", 0)), publish=False)
         else:
@@ -86,6 +96,7 @@ class InvalidationBus:
                     assert self._redis is not None
                     await self._redis.publish(self.channel, message)
                     self.stats["published"] += 1
+                    self._queue.task_done()
                     break
                 except (RedisError, OSError):
                     log.warning("identity invalidation: publish failed, retrying", exc_info=True)
@@ -127,11 +138,9 @@ class InvalidationBus:
         self._tasks = [loop.create_task(self._subscriber()), loop.create_task(self._publisher())]
 
     async def stop(self) -> None:
-        # Give queued invalidations a moment to leave before shutting down.
-        for _ in range(20):
-            if self._queue.empty():
-                break
-            await asyncio.sleep(0.05)
+        # Let queued invalidations (and the one being published) leave, for at most 1 s.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), 1.0)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

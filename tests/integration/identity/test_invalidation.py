@@ -6,6 +6,7 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 
+import orjson
 import pytest
 import redis
 
@@ -91,4 +92,27 @@ async def test_revocations_and_role_changes_cross_instances(make_settings, sqlit
 
         assert await _eventually(logged_out)
         bus = get_runtime(b).components["identity_bus"]
-        assert bus.stats["applied"] >= 3 and bus.stats["dropped"] == 0
+        assert bus.stats["applied"] >= 3 and bus.stats["collapsed"] == 0
+
+
+async def test_overflowing_backlog_becomes_one_drop_all() -> None:
+    """A full publish queue keeps no stale invalidation and loses none: one drop-all."""
+    from app.identity.cache import IdentityCache
+    from app.identity.invalidation import InvalidationBus
+
+    resyncs: list[int] = []
+
+    async def resync() -> None:
+        resyncs.append(1)
+
+    sender_cache, receiver_cache = IdentityCache(), IdentityCache()
+    sender = InvalidationBus("redis://127.0.0.1:6379/0", "s", sender_cache, resync, queue_size=2)
+    receiver = InvalidationBus("redis://127.0.0.1:6379/0", "s", receiver_cache, resync)
+    for prefix in ("k1", "k2", "k3"):  # no publisher running: the third overflows
+        sender.publish({"k": "key", "p": prefix})
+    assert sender.stats["collapsed"] == 1 and sender._queue.qsize() == 1
+    receiver_cache.keys["cached"] = object()  # type: ignore[assignment]
+    receiver.apply(orjson.loads(sender._queue.get_nowait()))
+    assert receiver_cache.keys == {}  # everything dropped
+    await asyncio.sleep(0)
+    assert resyncs == [1]  # and reloaded from the database
