@@ -6,6 +6,8 @@ Layers plug in through their own `init_app(app)`; this module only wires them in
 
 from __future__ import annotations
 
+import inspect
+import weakref
 from collections.abc import Awaitable, Callable
 from types import FunctionType
 from typing import Any
@@ -19,22 +21,26 @@ __all__ = ["FloeQuart", "create_app"]
 
 
 class FloeQuart(Quart):
-    """Quart whose `ensure_async` remembers its answer for plain functions.
+    """Quart whose `ensure_async` remembers which functions are coroutine functions.
 
     Quart asks `inspect.iscoroutinefunction` about every hook and view on every request
-    (~3 % of a request's CPU in py-spy under wrk); a function's nature does not change.
-    Only plain functions are remembered: bound methods are new objects per access.
+    (~3 % of a request's CPU in py-spy under wrk); a function's nature does not change. The
+    set is weak, so functions made per call (closures, background tasks) are not kept alive.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._coroutine_functions: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
     def ensure_async(self, func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-        if type(func) is not FunctionType:
-            return super().ensure_async(func)
-        known: dict[Callable[..., Any], Callable[..., Awaitable[Any]]] = (
-            self.__dict__.setdefault("_async_functions", {}))
-        wrapped = known.get(func)
-        if wrapped is None:
-            wrapped = known[func] = super().ensure_async(func)
-        return wrapped
+        known = self._coroutine_functions
+        if type(func) is FunctionType:
+            if func in known:
+                return func  # type: ignore[no-any-return]
+            if inspect.iscoroutinefunction(func):
+                known.add(func)
+                return func  # type: ignore[no-any-return]
+        return super().ensure_async(func)
 
 
 def create_app(settings: Settings | None = None) -> Quart:

@@ -44,16 +44,13 @@ class Session:
     instance_id: str
     out: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(_OUT_QUEUE))
     states: dict[str, Any] = field(default_factory=dict)  # kind -> newest unwritten message
-    superseded: int = 0  # states replaced by a newer one before they were written
 
     def send(self, message: Any) -> None:
         """Queue a message that must go out in order (the Welcome, at open: queue empty)."""
         self.out.put_nowait(message)
 
     def send_state(self, kind: str, message: Any) -> None:
-        if kind in self.states:
-            self.superseded += 1
-        self.states[kind] = message
+        self.states[kind] = message  # a newer full state supersedes an unwritten older one
         with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes the writer anyway
             self.out.put_nowait(_WAKE)
 

@@ -36,8 +36,7 @@ class FloeEncoder(Encoder):
     """
 
     def add(self, to_add: tuple[bytes, bytes], sensitive: bool, huffman: bool = False) -> bytes:
-        name = to_add[0]
-        if (name if isinstance(name, bytes) else name.encode()) in NEVER_INDEXED:
+        if to_add[0] in NEVER_INDEXED:  # hpack's encode() has made names bytes already
             return super().add(to_add, True, False)  # literal, never indexed, not in the table
         return super().add(to_add, sensitive, huffman)
 
