@@ -389,23 +389,35 @@ static __always_inline void count_malformed(struct floe_if_counters *c, int mal)
 	}
 }
 
+/* Counter pairs are indexed from their first field: keep them adjacent in the header. */
+#define PAIR_AT(first, field) (__builtin_offsetof(struct floe_if_counters, field) == \
+			       __builtin_offsetof(struct floe_if_counters, first) + \
+			       2 * sizeof(__u64) * PAIR_##field)
+enum { PAIR_ipv6_packets = 1, PAIR_l3_other_packets = 2, PAIR_udp_packets = 1,
+       PAIR_icmp_packets = 2, PAIR_icmpv6_packets = 3, PAIR_l4_other_packets = 4 };
+_Static_assert(PAIR_AT(ipv4_packets, ipv6_packets) && PAIR_AT(ipv4_packets, l3_other_packets),
+	       "L3 (packets, bytes) pairs must be adjacent");
+_Static_assert(PAIR_AT(tcp_packets, udp_packets) && PAIR_AT(tcp_packets, icmp_packets) &&
+		       PAIR_AT(tcp_packets, icmpv6_packets) && PAIR_AT(tcp_packets, l4_other_packets),
+	       "L4 (packets, bytes) pairs must be adjacent");
+
 static __always_inline void count_classes(struct floe_if_counters *c, struct pkt *p, __u64 len)
 {
 	if (p->vlan_tagged)
 		c->vlan_packets++;
-	/* (packets, bytes) pairs in header order: ipv4, ipv6, l3_other / tcp, udp, icmp, icmpv6, other */
-	__u32 l3 = p->l3 == 4 ? 0 : p->l3 == 6 ? 2 : 4;
-	__u64 *pair = &c->ipv4_packets + l3;
+	/* word offset of the (packets, bytes) pair from ipv4_packets: ipv4, ipv6, l3_other */
+	__u32 l3pair = p->l3 == 4 ? 0 : p->l3 == 6 ? 2 : 4;
+	__u64 *pair = &c->ipv4_packets + l3pair;
 	pair[0]++;
 	pair[1] += len;
-	if (l3 == 4)
-		return;
+	if (l3pair == 2 * PAIR_l3_other_packets)
+		return; /* not IP: no L4 class */
 	if (p->fragment)
 		c->fragments++;
-	__u32 l4 = p->l4pair;
-	if (l4 > 8)
-		l4 = 8;
-	pair = &c->tcp_packets + l4;
+	__u32 l4pair = p->l4pair; /* from tcp_packets: tcp, udp, icmp, icmpv6, l4_other */
+	if (l4pair > 2 * PAIR_l4_other_packets)
+		l4pair = 2 * PAIR_l4_other_packets;
+	pair = &c->tcp_packets + l4pair;
 	pair[0]++;
 	pair[1] += len;
 }

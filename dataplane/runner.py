@@ -140,7 +140,9 @@ class Runner:
         self.speed = speed
         self.program: Any = None
         self.source: Source | None = None
-        self.table = FlowTable(capacity=1 << 18)
+        # inline mode reads flows from the kernel's LRU map: no user-space table (its
+        # memory is committed up front, 33 MB at this capacity)
+        self.table = FlowTable(capacity=1 << 18) if mode != "inline" else None
         self.ifindex = 0
         self.epoch = config.instance_id  # user-space counters reset with the process
         self.user_counters: dict[str, int] = {"packets": 0, "bytes": 0, "malformed": 0}
@@ -235,8 +237,8 @@ class Runner:
     # -- one tick (worker thread) ----------------------------------------------------------
     def _read_until(self, deadline: float) -> bool:
         """Drain the source until `deadline`; True when the source is exhausted."""
-        source = self.source
-        if source is None:
+        source, table = self.source, self.table
+        if source is None or table is None:  # inline: the kernel keeps the flows
             return False
         while True:
             remaining = deadline - time.monotonic()
@@ -251,7 +253,7 @@ class Runner:
             now = time.time_ns()
             if self.mode == "pcap":  # replay runs on the capture's clock
                 now = self.frame_clock_ns = max(self.frame_clock_ns, int(batch.ts_ns.max()))
-            self.table.update(parsed, now)
+            table.update(parsed, now)
             malformed = int(np.count_nonzero(parsed.malformed))
             self.user_counters["packets"] += len(batch)
             self.user_counters["bytes"] += int(batch.wire_lengths.sum())
@@ -262,11 +264,14 @@ class Runner:
         out = TickOutput(exhausted=self._read_until(deadline))
         now_ns = time.time_ns()
         table_now = self.frame_clock_ns if self.mode == "pcap" else now_ns
-        if self.mode == "inline":
+        if self.table is None:  # inline
             kernel = self.program.read_flows()
             recent = kernel[kernel["last_seen_ns"] >= self.last_inline_ns]
             self.last_inline_ns = now_ns - 1_000_000_000  # overlap: late writers are re-sent
-            records = records_from_kernel(recent[:MAX_FLOWS_PER_TICK])
+            if recent.shape[0] > MAX_FLOWS_PER_TICK:  # the most recently active first: the
+                newest = np.argsort(recent["last_seen_ns"])[::-1][:MAX_FLOWS_PER_TICK]
+                recent = recent[newest]  # rest are cumulative records, sent when next active
+            records = records_from_kernel(recent)
         else:
             ended = self.table.flush() if out.exhausted else self.table.expire(table_now)
             updates = self.table.drain_updates(limit=MAX_FLOWS_PER_TICK)
@@ -306,14 +311,14 @@ class Runner:
                                          interface=self.interface,
                                          count=self.last_kernel["sampled_out"],
                                          detail="sampled_out"))
-        stats = self.table.stats()
-        reports.append(pb.LossReport(source=pb.LOSS_SOURCE_FLOW_TABLE_EVICTION,
-                                     interface=self.interface, count=stats.overflow,
-                                     detail="overflow"))
-        reports.append(pb.LossReport(source=pb.LOSS_SOURCE_PARSE_MALFORMED,
-                                     interface=self.interface,
-                                     count=self.user_counters["malformed"],
-                                     detail="malformed"))
+        if self.table is not None:  # user-space parsing and flow table (not inline)
+            reports.append(pb.LossReport(source=pb.LOSS_SOURCE_FLOW_TABLE_EVICTION,
+                                         interface=self.interface,
+                                         count=self.table.stats().overflow, detail="overflow"))
+            reports.append(pb.LossReport(source=pb.LOSS_SOURCE_PARSE_MALFORMED,
+                                         interface=self.interface,
+                                         count=self.user_counters["malformed"],
+                                         detail="malformed"))
         return reports
 
     def _adapt_sampling(self, loss: dict[str, int]) -> None:

@@ -125,6 +125,9 @@ def _locked(pin_dir: Path | None) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+_HITS_BY_KEY = 64  # up to this many rules, hits are read slot by slot
+
+
 def _u32(value: int) -> bytes:
     return int(value).to_bytes(4, "little")
 
@@ -139,6 +142,10 @@ class RuleTable:
     def __init__(self, maps: dict[str, BpfMap], pin_dir: Path | None = None) -> None:
         self._maps = maps
         self._pin_dir = pin_dir
+        # rule id -> hits slot: read from the maps once, then kept by apply(), so reading the
+        # hits each tick does not walk every rule map (another process applying rules to the
+        # same pins is seen by a new XdpProgram, not by this one)
+        self._slots: dict[int, int] | None = None
 
     def _set_mask(self, update: Callable[[int], int]) -> None:
         config_map = self._maps["floe_config"]
@@ -208,12 +215,8 @@ class RuleTable:
                     removed += 1
             self._sync_indexes(desired)
             self._set_mask(lambda _existing: mask)
+            self._slots = {rule.id: slots[rule.id] for rule in ruleset.rules}
         return {"added": added, "changed": changed, "removed": removed}
-
-    def reindex(self) -> None:
-        """Rebuild the IPv4 CIDR indexes from the tries (after attaching to older pins)."""
-        with _locked(self._pin_dir), map_errors(MapError, "rebuild the CIDR index"):
-            self._sync_indexes(self._current())
 
     def _sync_indexes(self, entries: dict[str, dict[bytes, bytes]]) -> None:
         """Make each direction's IPv4 CIDR index match its trie `entries` (with hit slots).
@@ -249,17 +252,26 @@ class RuleTable:
 
     def hits(self) -> dict[int, RuleHitCount]:
         """Per rule id: packets and bytes credited, summed over CPUs."""
-        slots = self.slots()
+        if self._slots is None:
+            self._slots = self.slots()
+        slots = self._slots
         if not slots:
             return {}
         with map_errors(MapError, "read rule hits"):
             bpf_map = self._maps["floe_rule_hits"]
-            _keys, values, n = bpf_map.read_all()
             stride = bpf_map.slot_size // bpf_map.ncpus // 8
-            words = np.frombuffer(values, dtype=np.uint64).reshape(n, bpf_map.ncpus, stride)
+            if len(slots) <= _HITS_BY_KEY:  # a few rules: their slots, not the whole array
+                raw = b"".join(bpf_map.lookup(_u32(slot)) or bytes(bpf_map.slot_size)
+                               for slot in slots.values())
+                index = {rule_id: i for i, rule_id in enumerate(slots)}
+            else:
+                raw = bpf_map.read_all()[1]
+                index = slots
+            words = np.frombuffer(raw, dtype=np.uint64).reshape(-1, bpf_map.ncpus, stride)
             sums = words[:, :, :2].sum(axis=1)
-            return {rule_id: RuleHitCount(int(sums[slot, 0]), int(sums[slot, 1]))
-                    for rule_id, slot in slots.items()}
+            return {rule_id: RuleHitCount(int(sums[index[rule_id], 0]),
+                                          int(sums[index[rule_id], 1]))
+                    for rule_id in slots}
 
 
 class XdpProgram:

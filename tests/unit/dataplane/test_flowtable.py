@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataplane.bpf.layout import FLOE_ICMP_FLOW_PORT
 from dataplane.flowtable import EndReason, FlowState, FlowTable
 from dataplane.packets import FrameBatch
 from dataplane.parse import parse_batch
@@ -166,9 +167,9 @@ def test_flush_and_malformed_frames_ignored() -> None:
     ft.update(parsed)
     out = ft.flush()
     assert len(out) == 1 and out[0]["end_reason"] == EndReason.FLUSHED
-    # ICMP "ports" are whatever the parser's flow rule gives (shared with the XDP program)
-    icmp_port = int(parsed.sport[0])
-    assert (out[0]["proto"], out[0]["src_port"], out[0]["ip_version"]) == (58, icmp_port, 6)
+    # ICMP flows carry FLOE_ICMP_FLOW_PORT on both sides (the rule shared with the XDP program)
+    assert (out[0]["proto"], out[0]["src_port"], out[0]["dst_port"], out[0]["ip_version"]) == (
+        58, FLOE_ICMP_FLOW_PORT, FLOE_ICMP_FLOW_PORT, 6)
     assert out[0]["packets_fwd"] + out[0]["packets_rev"] == 1
     assert ft.stats().live == 0
 
