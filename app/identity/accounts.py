@@ -263,10 +263,9 @@ class AccountUseCases(ServiceCore):
         if actor.user_id == user_id:
             raise ApiError(409, "self_delete", "You cannot delete your own account")
 
-        def work(dal: Dal) -> list[str]:
+        def work(dal: Dal) -> None:
             if store.user_row_by_id(dal, user_id) is None:
                 raise not_found("User")
-            prefixes = [key.prefix for key in store.api_keys_of_owner(dal, user_id)]
             dal(dal.api_client.owner_user_id == user_id).update(
                 revoked_at=utcnow(), owner_user_id=None
             )
@@ -281,11 +280,9 @@ class AccountUseCases(ServiceCore):
                 dal(dal[table].user_id == user_id).delete()
             dal(dal.auth_user.id == user_id).delete()
             audit(dal, "user_delete", actor, ip, f"user:{user_id}")
-            return prefixes
 
-        for prefix in await self.db.run(work):
-            self.cache.forget_key(prefix)
-        self.cache.forget_user(user_id)
+        await self.db.run(work)
+        self.cache.forget_user(user_id)  # also drops every cached key the user owned
 
     # --- 2FA -------------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ __all__ = [
     "add_audit",
     "api_key_by_id",
     "api_key_by_prefix",
-    "api_keys_of_owner",
     "ensure_builtin_roles",
     "insert_api_key",
     "list_api_keys",
@@ -315,10 +314,6 @@ def api_key_by_id(dal: Dal, key_id: int) -> ApiKeyRecord | None:
 
 def api_key_by_prefix(dal: Dal, prefix: str) -> list[ApiKeyRecord]:
     return [_key(row) for row in dal(dal.api_client.key_prefix == prefix).select()]
-
-
-def api_keys_of_owner(dal: Dal, user_id: int) -> list[ApiKeyRecord]:
-    return [_key(row) for row in dal(dal.api_client.owner_user_id == user_id).select()]
 
 
 def list_api_keys(

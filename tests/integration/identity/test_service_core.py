@@ -4,34 +4,22 @@ carry the acting principal."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from quart import Quart
 
 from app.api.envelope import ApiError
-from app.config import Settings
 from app.db.errors import IntegrityError
-from app.factory import create_app
 from app.identity import IdentityService, get_identity
 from app.identity._service_core import audit, audit_self
 from app.identity.records import UserState, utcnow
 from app.types import Principal
-from tests.support.databases import sqlite_env
-
-__all__ = ["sqlite_env"]
-
-FAST = {"FLOE_ARGON2_PROFILE": "fast", "FLOE_SESSION_COOKIE_SECURE": "false"}
 
 
 @pytest.fixture
-async def service(
-    make_settings: Callable[..., Settings], sqlite_env: dict[str, str]
-) -> AsyncIterator[IdentityService]:
-    application: Quart = create_app(make_settings(**sqlite_env, **FAST))
-    async with application.test_app():
-        yield get_identity(application)
+def service(identity_app: Quart) -> IdentityService:
+    return get_identity(identity_app)
 
 
 def _insert_team_twice(dal: Any) -> None:
