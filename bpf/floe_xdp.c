@@ -532,47 +532,26 @@ static __always_inline __u32 match(struct pkt *p, __u32 maps)
 }
 
 /*
- * The flood path: a plain_v4() frame that an IPv4 CIDR rule denies, or that no rule matches
- * under default deny, is counted and dropped here in straight-line code without a helper
- * call or `struct pkt`: what must keep up when a flood is being filtered. Anything else
- * (other rule kinds in use, an index entry deferring to the trie, a frame to pass) returns 0
- * having counted nothing, and the general path decides. Same verdict and credited rule as
- * match(): source first, the first deny decides, else the first allow.
+ * The rule word for a plain_v4() frame when only IPv4 CIDR rules are in use, read straight
+ * from the index with no helper call and no `struct pkt`; FLOE_WORD_TRIE ("undecided") when
+ * other rule kinds are in use or the index defers to the trie — match() then decides. Same
+ * verdict and credited rule as match(): source first, the first deny decides, else the first
+ * allow. This is what keeps the drop path short when a flood is filtered.
  */
-static __always_inline int drop_fast(struct iphdr *ip, struct floe_config *cfg,
-				     struct floe_if_counters *c, __u64 len)
+static __always_inline __u32 cidr_fast(struct iphdr *ip, __u32 maps)
 {
-	__u32 maps = cfg->rule_maps;
 	if (maps & ~(FLOE_RULE_MAPS_SRC_V4 | FLOE_RULE_MAPS_DST_V4 | FLOE_RULE_MAPS_SRC_V6 |
 		     FLOE_RULE_MAPS_DST_V6))
-		return 0;
+		return FLOE_WORD_TRIE;
 	__u32 rule = 0;
 	if (maps & FLOE_RULE_MAPS_SRC_V4)
 		rule = index_v4(&floe_src_v4_l1, &floe_src_v4_l2, &floe_src_v4_l3, ip->saddr);
-	if (rule == FLOE_WORD_TRIE)
-		return 0;
-	if (!(rule & FLOE_WORD_DENY) && (maps & FLOE_RULE_MAPS_DST_V4)) {
-		__u32 dst = index_v4(&floe_dst_v4_l1, &floe_dst_v4_l2, &floe_dst_v4_l3, ip->daddr);
-		if (dst == FLOE_WORD_TRIE)
-			return 0;
-		if ((dst & FLOE_WORD_DENY) || !rule)
-			rule = dst;
-	}
-	if (rule & FLOE_WORD_DENY) {
-		__u32 slot = (rule & FLOE_WORD_SLOT) - 1;
-		struct floe_rule_hits *h = bpf_map_lookup_elem(&floe_rule_hits, &slot);
-		if (h) {
-			h->packets++;
-			h->bytes += len;
-		}
-		c->dropped_rule++;
-	} else if (!rule && cfg->default_action == FLOE_ACTION_DENY) {
-		c->dropped_default++;
-	} else {
-		return 0;
-	}
-	count_plain_v4(c, ip, len);
-	return 1;
+	if (rule == FLOE_WORD_TRIE || (rule & FLOE_WORD_DENY) || !(maps & FLOE_RULE_MAPS_DST_V4))
+		return rule;
+	__u32 dst = index_v4(&floe_dst_v4_l1, &floe_dst_v4_l2, &floe_dst_v4_l3, ip->daddr);
+	if (dst == FLOE_WORD_TRIE || (dst & FLOE_WORD_DENY) || !rule)
+		return dst;
+	return rule;
 }
 
 /* -1, 0, 1 comparing (a, pa) with (b, pb), addresses first. */
@@ -673,15 +652,20 @@ int floe_xdp(struct xdp_md *ctx)
 	c->packets++;
 	c->bytes += len;
 
-	struct iphdr *ip = plain_v4(data, end);
-	if (ip && drop_fast(ip, cfg, c, len))
-		return XDP_DROP;
-
 	struct pkt p;
 	int mal = 0;
+	int have_pkt = 1; /* `p` filled (the fast path leaves it alone unless needed) */
+	__u32 rule;
+	struct iphdr *ip = plain_v4(data, end);
 	if (ip) {
-		fill_plain_v4(&p, ip);
 		count_plain_v4(c, ip, len);
+		rule = cidr_fast(ip, cfg->rule_maps);
+		if (rule == FLOE_WORD_TRIE) {
+			fill_plain_v4(&p, ip);
+			rule = match(&p, cfg->rule_maps);
+		} else {
+			have_pkt = 0;
+		}
 	} else {
 		__builtin_memset(&p, 0, sizeof(p));
 		mal = parse(data, end, &p);
@@ -689,9 +673,9 @@ int floe_xdp(struct xdp_md *ctx)
 			count_malformed(c, mal);
 		else
 			count_classes(c, &p, len);
+		rule = match(&p, cfg->rule_maps);
 	}
 
-	__u32 rule = match(&p, cfg->rule_maps);
 	if (rule) {
 		__u32 slot = (rule & FLOE_WORD_SLOT) - 1;
 		struct floe_rule_hits *h = bpf_map_lookup_elem(&floe_rule_hits, &slot);
@@ -732,8 +716,12 @@ int floe_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	if (cfg->track_flows && !mal && p.l3)
-		track_flow(&p, ifindex, len, c);
+	if (cfg->track_flows && !mal) {
+		if (!have_pkt && ip)
+			fill_plain_v4(&p, ip);
+		if (p.l3)
+			track_flow(&p, ifindex, len, c);
+	}
 	c->passed++;
 	return XDP_PASS;
 }
