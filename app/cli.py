@@ -85,27 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _db_init(settings: Settings) -> int:
     """Schema first (storage layer), then built-in roles and the default admin (identity)."""
-    import asyncio
-
     from app.db.cli import db_init
     from app.db.database import Database
     from app.identity import ensure_defaults
 
-    status = db_init(settings)
-    if status != 0:
-        return status
+    created: list[bool] = []
 
-    async def defaults() -> bool:
-        db = Database(settings)
-        await db.start()
-        try:
-            return await ensure_defaults(db, settings)
-        finally:
-            await db.close()
+    async def defaults(db: Database) -> None:
+        created.append(await ensure_defaults(db, settings))
 
-    created = asyncio.run(defaults())
-    print(f"floe: default admin {'created' if created else 'already present'}", file=sys.stderr)
-    return 0
+    status = db_init(settings, after=defaults)
+    if status == 0:
+        print(f"floe: default admin {'created' if created[0] else 'already present'}",
+              file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

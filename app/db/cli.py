@@ -8,26 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 
 from app.config import Settings
 from app.db.database import Database
 from app.db.errors import DatabaseError
 from app.db.setup import initialise_schema, wait_for_database
 
-__all__ = ["db_init"]
+__all__ = ["After", "db_init"]
+
+After = Callable[[Database], Awaitable[None]]
 
 
-async def _migrate(settings: Settings) -> None:
+async def _migrate(settings: Settings, after: After | None) -> None:
     db = Database(settings)
-    await db.start()
-    await db.close()
+    await db.start()  # runs the additive migrations
+    try:
+        if after is not None:
+            await after(db)
+    finally:
+        await db.close()
 
 
-def db_init(settings: Settings) -> int:
+def db_init(settings: Settings, after: After | None = None) -> int:
+    """Prepare the storage, then run `after(db)` on the same started database (the caller's
+    next layer, e.g. identity defaults); any DatabaseError is the one-line message."""
     try:
         wait_for_database(settings)
         created = initialise_schema(settings)
-        asyncio.run(_migrate(settings))
+        asyncio.run(_migrate(settings, after))
     except DatabaseError as error:
         print(f"floe: {error}", file=sys.stderr)
         return 1

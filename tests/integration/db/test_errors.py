@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -139,6 +140,16 @@ def test_cli_db_init(
     assert {"auth_user", "audit_log", "web2py_filesystem"} <= tables
     assert db_init(settings) == 0  # idempotent
     assert initialise_schema(settings) == []
+
+    seen: list[int] = []
+
+    async def after(db: Any) -> None:  # the next layer runs on the same started database
+        seen.append(await db.run(lambda dal: dal(dal.auth_user).count()))
+        raise DatabaseUnavailable("lost it")
+
+    capsys.readouterr()
+    assert db_init(settings, after=after) == 1 and seen == [0]
+    assert capsys.readouterr().err.strip() == "floe: lost it"  # one line, no traceback
 
     bad = _unreachable(db_env, make_settings, tmp_path, DB_MAX_RETRIES="1")
     capsys.readouterr()
