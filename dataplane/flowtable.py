@@ -217,6 +217,7 @@ class FlowTable:
         active_timeout: float = 300.0,
         closed_linger: float = 2.0,
         evict_fraction: float = 1 / 256,
+        track_deltas: bool = False,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be positive")
@@ -257,6 +258,7 @@ class FlowTable:
         self._dirty_ids: deque[I32] = deque()
         self._ended: list[FlowRecords] = []
         self._deltas: list[FlowDeltas] = []
+        self.track_deltas = track_deltas  # keep per-batch flow totals for an Aggregator
         self.created = 0
         self.expired = 0
         self.evicted = 0
@@ -268,7 +270,8 @@ class FlowTable:
         return self.capacity - self._nfree
 
     def last_deltas(self) -> FlowDeltas | None:
-        """Per-flow totals of the most recent `update` (None if it had no IP frames)."""
+        """Per-flow totals of the most recent `update` (None if it had no IP frames, or the
+        table was made without `track_deltas`: nine arrays a batch nobody else reads)."""
         return FlowDeltas.concat(self._deltas) if self._deltas else None
 
     def stats(self) -> FlowTableStats:
@@ -451,9 +454,9 @@ class FlowTable:
         t_last = np.maximum.reduceat(ts_s, starts)
         ukeys = tuple(k[starts] for k in ks)
         uh = hs[starts]
-        w4u = ukeys[4]
-        self._deltas.append(
-            FlowDeltas(
+        if self.track_deltas:
+            w4u = ukeys[4]
+            self._deltas.append(FlowDeltas(
                 ukeys[0],
                 ukeys[1],
                 ukeys[2],
@@ -463,8 +466,7 @@ class FlowTable:
                 ((w4u >> np.uint64(24)) & np.uint64(0xFF)).astype(np.uint8),
                 pk_a + pk_b,
                 by_a + by_b,
-            )
-        )
+            ))
 
         ids, ins = self._lookup(ukeys, uh)
         new = ids < 0

@@ -26,7 +26,7 @@ def main() -> None:
     args = ap.parse_args()
     prog = XdpProgram.open(args.ifname)
     src = AfXdpSource(args.ifname, prog)
-    ft = FlowTable(capacity=1 << 20)
+    ft = FlowTable(capacity=1 << 20, track_deltas=True)
     agg = Aggregator()
     print("ready", flush=True)
     received = 0

@@ -86,7 +86,7 @@ def test_per_flow_path_matches_per_packet_path() -> None:
         ]
         batches.append(parse_batch(FrameBatch.from_frames(frames, ts_ns=(step + 1) * S)))
     per_packet, per_flow = Aggregator(top_n=5), Aggregator(top_n=5)
-    table = FlowTable(capacity=4096)
+    table = FlowTable(capacity=4096, track_deltas=True)
     for p in batches:
         per_packet.add(p)
         table.update(p)
