@@ -30,6 +30,7 @@ import numpy as np
 from app import __version__
 from dataplane.config import DataplaneConfig, boot_id
 from dataplane.flowtable import FlowRecords, FlowTable, records_from_kernel
+from dataplane.flowwire import EncodedFlows, encode_flows
 from dataplane.parse import parse_batch
 from dataplane.sampling import SamplingController
 from dataplane.sources.base import Source
@@ -53,50 +54,24 @@ _LOSS_PB = {
     "kernel_drops": pb.LOSS_SOURCE_KERNEL_DROP,
     "dropped_other": pb.LOSS_SOURCE_KERNEL_DROP,
 }
-# Flow table enums → proto enums (the proto reserves 0 for "unspecified"/"none").
-_STATE_PB = np.array([pb.FLOW_STATE_NEW, pb.FLOW_STATE_ESTABLISHED, pb.FLOW_STATE_CLOSING,
-                      pb.FLOW_STATE_CLOSED], dtype=np.int64)
-_END_PB = np.array([pb.END_REASON_NONE, pb.END_REASON_IDLE_TIMEOUT, pb.END_REASON_ACTIVE_TIMEOUT,
-                    pb.END_REASON_TCP_FIN, pb.END_REASON_EVICTED, pb.END_REASON_SHUTDOWN],
-                   dtype=np.int64)
 MAX_FLOWS_PER_TICK = 16_384  # bounded batch size; the rest follows on the next ticks
+SLICE_FLOWS = 2_048  # flow records per maintenance slice: the ring is drained between slices
 BATCH_FRAMES = 4096
 
 
 @dataclass(slots=True)
 class TickOutput:
     counters: list[Any] = field(default_factory=list)
-    flows: list[Any] = field(default_factory=list)
+    flows: list[EncodedFlows] = field(default_factory=list)  # one uplink batch each
     losses: list[Any] = field(default_factory=list)
     rule_hits: list[Any] = field(default_factory=list)
     exhausted: bool = False  # pcap: the file has been replayed completely
 
 
 def flow_messages(records: FlowRecords, ifname: str) -> list[Any]:
-    """FlowRecords (numpy) → proto FlowRecords; one pass with the columns as Python lists."""
-    if records.shape[0] == 0:
-        return []
-    cols = {name: records[name].tolist() for name in (
-        "src_port", "dst_port", "proto", "vlan", "ifindex", "packets_fwd", "bytes_fwd",
-        "packets_rev", "bytes_rev", "first_seen_ns", "last_seen_ns", "tcp_flags", "state",
-        "end_reason")}
-    cols["state"] = _STATE_PB[np.minimum(records["state"], len(_STATE_PB) - 1)].tolist()
-    cols["end_reason"] = _END_PB[np.minimum(records["end_reason"], len(_END_PB) - 1)].tolist()
-    src = records["src_addr"]
-    dst = records["dst_addr"]
-    out = []
-    for i in range(records.shape[0]):
-        out.append(pb.FlowRecord(
-            addr_a=src[i].tobytes(), addr_b=dst[i].tobytes(),
-            port_a=cols["src_port"][i], port_b=cols["dst_port"][i], proto=cols["proto"][i],
-            vlan=cols["vlan"][i], ifindex=cols["ifindex"][i], interface=ifname,
-            packets_ab=cols["packets_fwd"][i], bytes_ab=cols["bytes_fwd"][i],
-            packets_ba=cols["packets_rev"][i], bytes_ba=cols["bytes_rev"][i],
-            first_seen_unix_ns=cols["first_seen_ns"][i], last_seen_unix_ns=cols["last_seen_ns"][i],
-            tcp_flags=cols["tcp_flags"][i], state=cols["state"][i],
-            end_reason=cols["end_reason"][i],
-        ))
-    return out
+    """FlowRecords as proto messages: ~5 µs a flow, for tests and tools. The tick sends
+    `encode_flows` bytes instead (the same wire form, ~0.7 µs a flow)."""
+    return list(pb.Batch.FromString(encode_flows(records, ifname).wire).flows)
 
 
 def ruleset_from_proto(message: Any) -> Any:
@@ -247,17 +222,60 @@ class Runner:
             batch = source.read_batch(BATCH_FRAMES, min(remaining, 0.05))
             if batch is None:
                 return True
-            if len(batch) == 0:
-                continue
-            parsed = parse_batch(batch)
-            now = time.time_ns()
-            if self.mode == "pcap":  # replay runs on the capture's clock
-                now = self.frame_clock_ns = max(self.frame_clock_ns, int(batch.ts_ns.max()))
-            table.update(parsed, now)
-            malformed = int(np.count_nonzero(parsed.malformed))
-            self.user_counters["packets"] += len(batch)
-            self.user_counters["bytes"] += int(batch.wire_lengths.sum())
-            self.user_counters["malformed"] += malformed
+            if len(batch):
+                self._apply(batch)
+
+    def _read_now(self, max_batches: int = 4) -> None:
+        """What a live ring holds right now, without waiting: runs between maintenance slices
+        so the ring never waits for more than one slice."""
+        source = self.source
+        if source is None or self.table is None or self.mode == "pcap":
+            return
+        for _ in range(max_batches):
+            batch = source.read_batch(BATCH_FRAMES, 0.0)
+            if not batch:  # None (closed) or empty
+                return
+            self._apply(batch)
+
+    def _apply(self, batch: Any) -> None:
+        assert self.table is not None
+        parsed = parse_batch(batch)
+        now = time.time_ns()
+        if self.mode == "pcap":  # replay runs on the capture's clock
+            now = self.frame_clock_ns = max(self.frame_clock_ns, int(batch.ts_ns.max()))
+        self.table.update(parsed, now)
+        malformed = int(np.count_nonzero(parsed.malformed))
+        self.user_counters["packets"] += len(batch)
+        self.user_counters["bytes"] += int(batch.wire_lengths.sum())
+        self.user_counters["malformed"] += malformed
+
+    def table_flows(self, now: int) -> EncodedFlows:
+        """Ended and changed flows of the table, at most MAX_FLOWS_PER_TICK, produced in slices
+        of SLICE_FLOWS (expire, drain, encode) with the ring read between slices. One slice is
+        the longest the ring waits (bench/flows measures it at 1M live flows)."""
+        assert self.table is not None
+        wire: list[bytes] = []
+        count = 0
+        expiring = True
+        while count < MAX_FLOWS_PER_TICK:
+            room = min(SLICE_FLOWS, MAX_FLOWS_PER_TICK - count)
+            taken = 0
+            if expiring:
+                ended = self.table.expire(now, limit=room)
+                expiring = ended.shape[0] >= room  # a mass timeout: more in the next slice
+                taken += self._encode(ended, wire)
+            if taken < room:
+                taken += self._encode(self.table.drain_updates(limit=room - taken), wire)
+            count += taken
+            if taken < room:
+                break  # nothing else pending
+            self._read_now()
+        return EncodedFlows(b"".join(wire), count)
+
+    def _encode(self, records: FlowRecords, into: list[bytes]) -> int:
+        if records.shape[0]:
+            into.append(encode_flows(records, self.interface).wire)
+        return int(records.shape[0])
 
     def tick(self, deadline: float) -> TickOutput:
         """Everything one batch needs, computed off the event loop."""
@@ -271,12 +289,13 @@ class Runner:
             if recent.shape[0] > MAX_FLOWS_PER_TICK:  # the most recently active first: the
                 newest = np.argsort(recent["last_seen_ns"])[::-1][:MAX_FLOWS_PER_TICK]
                 recent = recent[newest]  # rest are cumulative records, sent when next active
-            records = records_from_kernel(recent)
+            out.flows = [encode_flows(records_from_kernel(recent), self.interface)]
+        elif out.exhausted:  # every flow ends now, in batches of at most MAX_FLOWS_PER_TICK
+            ended = self.table.flush()
+            out.flows = [encode_flows(ended[i:i + MAX_FLOWS_PER_TICK], self.interface)
+                         for i in range(0, ended.shape[0], MAX_FLOWS_PER_TICK)]
         else:
-            ended = self.table.flush() if out.exhausted else self.table.expire(table_now)
-            updates = self.table.drain_updates(limit=MAX_FLOWS_PER_TICK)
-            records = np.concatenate([ended, updates]) if ended.shape[0] else updates
-        out.flows = flow_messages(records, self.interface)
+            out.flows = [self.table_flows(table_now)]
         out.counters = [self._counters(now_ns)]
         source_loss = self.source.loss() if self.source is not None else {}
         out.losses = self._losses(source_loss)
@@ -341,7 +360,10 @@ class Runner:
             while not stop.is_set():
                 deadline = time.monotonic() + self.config.tick_seconds
                 out = await asyncio.to_thread(self.tick, deadline)
-                self.uplink.submit(out.counters, out.flows, out.losses, out.rule_hits)
+                self.uplink.submit(out.counters, out.flows[0] if out.flows else (), out.losses,
+                                   out.rule_hits)
+                for more in out.flows[1:]:  # a flush larger than one batch
+                    self.uplink.submit(flows=more)
                 if out.exhausted:
                     log.info("capture replayed; waiting for the control plane's acks")
                     if not await self.uplink.flush(30.0):

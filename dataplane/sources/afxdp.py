@@ -283,7 +283,7 @@ class AfXdpSource:
             self._poll.poll(int(timeout * 1000))
             parts = self._drain(max_frames)
         got = sum(int(p[1].shape[0]) for p in parts)
-        if parts and got < max_frames // 2 and self.coalesce > 0:
+        if parts and timeout > 0 and got < max_frames // 2 and self.coalesce > 0:
             # a short batch costs nearly as much as a full one: wait a moment for more
             time.sleep(self.coalesce)
             parts += self._drain(max_frames - got)
