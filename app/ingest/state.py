@@ -9,9 +9,12 @@ the next. Totals are the sum over epochs. Sequence numbers are still tracked per
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,12 +40,18 @@ _FLOW_FIELDS = (
 )
 
 
+_V4_MAPPED = bytes(10) + b"\xff\xff"
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def _addr(raw: bytes) -> str:
+    """Text form of a record address (IPv4 for v4-mapped). Cached: hosts repeat across
+    flows, and formatting through ipaddress costs ~5 us."""
     if len(raw) != 16:
         return raw.hex()
-    address = ipaddress.IPv6Address(raw)
-    mapped = address.ipv4_mapped
-    return str(mapped if mapped is not None else address)
+    if raw[:12] == _V4_MAPPED:
+        return socket.inet_ntop(socket.AF_INET, raw[12:])
+    return str(ipaddress.IPv6Address(raw))
 
 
 def _sum_losses(losses: dict[tuple[str, str, str], int]) -> dict[str, int]:
@@ -250,6 +259,23 @@ class IngestState:
         iface = self.interface(node_id, interface or "*")
         old = iface.rule_hits.get((epoch, rule_id), (0, 0))
         iface.rule_hits[(epoch, rule_id)] = (max(old[0], packets), max(old[1], octets))
+
+    def flows_kept_from(self, count: int) -> int:
+        """Of a batch of `count` flow records (oldest first), the index of the first one worth
+        applying: only the newest `max_flows` can stay in the recent-flows window, so the ones
+        before are counted as evicted without being built."""
+        skip = max(0, count - self.max_flows)
+        self.flows_evicted += skip
+        return skip
+
+    def apply_flows(
+        self, node_id: str, records: Sequence[Any], states: Mapping[int, str],
+        ends: Mapping[int, str],
+    ) -> None:
+        for record in records:
+            self.apply_flow(node_id, record, record.interface,
+                            states.get(record.state) or str(record.state),
+                            ends.get(record.end_reason) or str(record.end_reason))
 
     def apply_flow(self, node_id: str, record: Any, interface: str, state: str, end: str) -> None:
         src, dst = _addr(record.addr_a), _addr(record.addr_b)

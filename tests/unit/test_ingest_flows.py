@@ -1,0 +1,79 @@
+"""Applying a batch's flow records: the window ends up as if every record were applied one by
+one, the loop gets turns in between, and the text of addresses is right."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+import numpy as np
+
+from app.ingest.service import _FLOW_SLICE, Session, UplinkService
+from app.ingest.state import IngestState, _addr
+from dataplane.flowtable import FLOW_RECORD_DTYPE
+from dataplane.flowwire import encode_flows
+from floe.dataplane.v1 import uplink_pb2 as pb
+
+
+def batch(n: int, seq: int = 1) -> pb.Batch:
+    rng = np.random.default_rng(seq)
+    records = np.zeros(n, FLOW_RECORD_DTYPE)
+    for column in ("src_addr", "dst_addr"):
+        records[column][:, 10:12] = 0xFF
+        records[column][:, 12] = 10
+        records[column][:, 13:16] = rng.integers(0, 8, (n, 3))  # hosts repeat
+    records["src_port"] = rng.integers(1, 200, n)  # keys repeat within the batch too
+    records["dst_port"] = 53
+    records["proto"] = 17
+    records["packets_fwd"] = np.arange(n) + 1
+    records["first_seen_ns"] = 1
+    records["last_seen_ns"] = np.arange(n) + 10
+    message = pb.Batch(seq=seq)
+    message.MergeFromString(encode_flows(records, "eth0").wire)
+    return message
+
+
+def one_by_one(message: pb.Batch, max_flows: int) -> IngestState:
+    state = IngestState(max_flows=max_flows)
+    for flow in message.flows:
+        state.apply_flow("n", flow, flow.interface, "new", "none")
+    return state
+
+
+async def test_window_equals_applying_each_record() -> None:
+    message = batch(5 * 1000 + 7)
+    state = IngestState(max_flows=1000)
+    service = UplinkService(state, lambda: None)
+    await service._apply(Session(node_id="n", instance_id="i"), message)
+    expected = one_by_one(message, 1000)
+    assert list(state.flows.items()) == list(expected.flows.items())
+    assert state.flows_evicted >= len(message.flows) - 1000
+
+
+async def test_the_loop_runs_between_slices() -> None:
+    message = batch(4 * _FLOW_SLICE)
+    service = UplinkService(IngestState(max_flows=10 * _FLOW_SLICE), lambda: None)
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    before = turns
+    await service._apply(Session(node_id="n", instance_id="i"), message)
+    task.cancel()
+    assert turns - before >= 3  # the other task ran while the batch was applied
+
+
+def test_address_text() -> None:
+    for text in ("10.1.2.3", "0.0.0.0", "255.255.255.255", "2001:db8::1", "::1", "::",
+                 "::102:304", "fe80::1:0:0:1", "::ffff:0:1.2.3.4"):
+        packed = ipaddress.ip_address(text).packed
+        if len(packed) == 4:
+            packed = bytes(10) + b"\xff\xff" + packed
+        assert _addr(packed) == str(ipaddress.ip_address(text)), text
+    assert _addr(b"\x01\x02") == "0102"
