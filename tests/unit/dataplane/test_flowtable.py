@@ -138,6 +138,23 @@ def test_capacity_bound_evicts_oldest_idle_first_and_counts() -> None:
     assert ft.stats().live == 101 - s.evicted
 
 
+def test_eviction_with_every_flow_tied_spares_the_batch_own_flows() -> None:
+    """One timestamp per batch makes ties at the eviction threshold the normal case."""
+    ft = FlowTable(capacity=512, evict_fraction=1 / 8, idle_timeout=1e3, active_timeout=1e3)
+    ft.update(batch([frame("10.0.0.1", "10.0.1.1", "udp", 1000 + i, 53) for i in range(512)],
+                    ts=S))
+    old = [frame("10.0.0.1", "10.0.1.1", "udp", 1000 + i, 53) for i in range(0, 512, 4)]
+    new = [frame("10.0.0.9", "10.0.1.1", "udp", 2000 + i, 53) for i in range(20)]
+    ft.update(batch(old + new, ts=2 * S))
+    s = ft.stats()
+    assert s.evicted == 64 and s.live == 512 + 20 - 64 and s.overflow == 0
+    ended = ft.expire(2 * S)
+    gone = {int(p) for p in ended["src_port"]}
+    assert len(gone) == 64 and not gone & {1000 + i for i in range(0, 512, 4)}
+    ft.update(batch(old + new, ts=3 * S))  # all of them still in the table: nothing new
+    assert ft.stats().created == 512 + 20
+
+
 def test_table_stays_exact_under_heavy_churn() -> None:
     """Create/expire many generations so tombstones and rehashes happen; lookups stay exact."""
     ft = FlowTable(capacity=256, idle_timeout=1)
