@@ -149,6 +149,32 @@ def test_pcap_replay_reports_exact_counts(control_plane: ControlPlane, tmp_path:
     _expected_flows_present(control_plane.flows("known.pcap"))
 
 
+def test_pcap_replay_of_many_flows_arrives_whole(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """60,000 flows: the final flush is ~5 MB of records, more than one gRPC message may carry
+    (4 MiB), so it must go as several batches; every packet and every record arrives."""
+    n = 60_000
+    capture = tmp_path / "many.pcap"
+    start = time.time_ns()
+    with PcapWriter(capture) as writer:
+        for i in range(n):
+            spec = FrameSpec(src=f"10.50.{i >> 8 & 255}.{i & 255}", dst="10.60.0.1",
+                             proto="udp", sport=1024 + (i >> 16), dport=53)
+            writer.write(build_frame(spec), start + i * 1000)
+    process = _dataplane(control_plane.server, "--mode", "pcap", "--pcap", str(capture))
+    assert process.wait(timeout=120) == 0, process.stderr.read() if process.stderr else ""
+    entry = control_plane.wait_packets("many.pcap", n)
+    assert entry["packets"] == n and entry["malformed"] == 0
+    summary = control_plane.client.get("/api/v2/stats/summary").json()["data"]
+    flows = summary["flows"]
+    assert flows["tracked"] == 10_000  # the control plane's recent-flows window is full...
+    assert flows["tracked"] + flows["evicted"] >= n  # ...and every record reached it
+    newest = control_plane.flows("many.pcap")
+    assert len(newest) == 1000
+    assert all(f["packets"] == 1 and f["end_reason"] == "shutdown" for f in newest)
+
+
 @pytest.fixture
 def veth() -> Iterator[VethPair]:
     with Topology(unique_prefix("e2e")) as topology:
