@@ -62,11 +62,36 @@ def detach(ifindex: int, obj: int | None) -> None:
         lb.lib.bpf_object__close(obj)
 
 
+def load_floor(path: str, prog: XdpProgram) -> tuple[int, dict[str, int]]:
+    """bench/xdp/floor.c (reference rows: the least a counting CIDR filter does), its index
+    a copy of the one floe_xdp built for the same rules. Returns (object, {name: prog fd})."""
+    obj = lb.check_ptr(lb.lib.bpf_object__open_file(path.encode(), None), RuntimeError,
+                       "open floor.o")  # type: ignore[arg-type]
+    lb.check(lb.lib.bpf_object__load(obj), RuntimeError, "load floor.o")  # type: ignore[arg-type]
+    maps, bpf_map = {}, None
+    while bpf_map := lb.lib.bpf_object__next_map(obj, bpf_map):
+        maps[lb.lib.bpf_map__name(bpf_map).decode()] = lb.lib.bpf_map__fd(bpf_map)
+    zero = ctypes.c_uint32(0)
+    for level in ("l1", "l2", "l3"):
+        value = prog.map(f"floe_src_v4_{level}").lookup(bytes(4))
+        assert value is not None
+        buf = ctypes.create_string_buffer(value, len(value))
+        fd = maps[f".bss.floor_{level}"]
+        lb.check(lb.lib.bpf_map_update_elem(fd, ctypes.byref(zero), buf, 0), RuntimeError,
+                 "fill floor index")  # type: ignore[arg-type]
+    fds = {}
+    for name in ("floor_lookup", "floor_count"):
+        program = lb.lib.bpf_object__find_program_by_name(obj, name.encode())
+        fds[name] = lb.lib.bpf_program__fd(program)
+    return obj, fds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--burst", type=int, default=20_000, help="frames per burst")
     parser.add_argument("--rounds", type=int, default=150, help="bursts per configuration")
     parser.add_argument("--rules", type=int, default=1000)
+    parser.add_argument("--floor", help="bench/xdp/floor.c built: adds its reference rows")
 
     args = parser.parse_args()
     burst = min(args.burst, 1_000_000)
@@ -99,6 +124,10 @@ def main() -> int:
             empty_fds[name] = program_fd(ifindex)
             stack.callback(os.close, empty_fds[name])
         stack.callback(lb.lib.bpf_xdp_attach, ifindex, floe_fd, lb.XDP_FLAGS_DRV_MODE, None)
+        floor: dict[str, int] = {}
+        if args.floor:
+            floor_obj, floor = load_floor(args.floor, prog)
+            stack.callback(lb.lib.bpf_object__close, floor_obj)
 
         # (label, program fd, floe default action, frame). Every configuration runs on the same
         # veth from the same generator: the generator alternates short bursts between them,
@@ -108,6 +137,9 @@ def main() -> int:
             ("empty XDP_DROP", empty_fds["floe_gen_drop"], None, hit),
             ("read saddr + XDP_DROP (reference)", empty_fds["floe_gen_read_drop"], None, hit),
             ("floe_xdp 1k rules, deny hit", floe_fd, "allow", hit),
+            *([("floor: parse + index read (reference)", floor["floor_lookup"], None, hit),
+               ("floor: + hit + 7 counters (reference)", floor["floor_count"], None, hit)]
+              if floor else []),
             ("floe_xdp 1k rules, miss->default deny", floe_fd, "deny", miss),
             ("empty XDP_PASS", empty_fds["floe_gen_pass"], None, miss),
             ("floe_xdp 1k rules, pass+flow", floe_fd, "allow", miss),
