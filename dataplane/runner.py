@@ -5,9 +5,10 @@ flow-table work, map reads) run in one worker thread call, so the loop stays fre
 and the stages never race each other. What a tick produces — absolute counter snapshots,
 flow updates and ends, cumulative loss and rule hits — becomes one numbered uplink batch.
 
-Top talkers and protocol/port distributions are aggregated by the control plane from the
-flow records of every node (`app/ingest/state.py`), so this loop does not run
-`dataplane.aggregate` (that per-interface aggregator is not carried by the uplink protocol yet).
+In tap, afpacket and pcap modes every batch is also folded into `dataplane.aggregate` (per
+flow, from the table's deltas), and each tick's snapshot — top hosts and ports by bytes and
+packets, protocols, port bands — rides on the batch as a `TrafficAggregate`. Inline mode has
+no frames in user space, so no aggregate.
 
 Modes: tap (XDP redirects into AF_XDP; flows built here), inline (XDP filters and keeps an
 LRU flow map; flows read from it each tick), afpacket (TPACKET_V3, no XDP) and pcap
@@ -28,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from app import __version__
+from dataplane.aggregate import AggregateSnapshot, Aggregator, Talker
 from dataplane.config import DataplaneConfig, boot_id
 from dataplane.flowtable import FlowRecords, FlowTable, records_from_kernel
 from dataplane.flowwire import EncodedFlows, encode_flows
@@ -37,7 +39,9 @@ from dataplane.sources.base import Source
 from dataplane.uplink import UplinkClient
 from floe.dataplane.v1 import uplink_pb2 as pb
 
-__all__ = ["Mode", "Runner", "TickOutput", "flow_messages", "ruleset_from_proto"]
+__all__ = [
+    "Mode", "Runner", "TickOutput", "aggregate_message", "flow_messages", "ruleset_from_proto",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,7 @@ class TickOutput:
     flows: list[EncodedFlows] = field(default_factory=list)  # one uplink batch each
     losses: list[Any] = field(default_factory=list)
     rule_hits: list[Any] = field(default_factory=list)
+    aggregates: list[Any] = field(default_factory=list)
     exhausted: bool = False  # pcap: the file has been replayed completely
 
 
@@ -72,6 +77,27 @@ def flow_messages(records: FlowRecords, ifname: str) -> list[Any]:
     """FlowRecords as proto messages: ~5 µs a flow, for tests and tools. The tick sends
     `encode_flows` bytes instead (the same wire form, ~0.7 µs a flow)."""
     return list(pb.Batch.FromString(encode_flows(records, ifname).wire).flows)
+
+
+def _talkers(items: list[Talker]) -> list[Any]:
+    return [pb.Talker(key=t.key, packets=t.packets, bytes=t.bytes) for t in items]
+
+
+def aggregate_message(snap: AggregateSnapshot, interface: str) -> Any:
+    """One tick's AggregateSnapshot as the uplink's TrafficAggregate."""
+    return pb.TrafficAggregate(
+        interface=interface, start_unix_ns=snap.start_ns, end_unix_ns=snap.end_ns,
+        top_hosts_by_bytes=_talkers(snap.top_hosts_by_bytes),
+        top_hosts_by_packets=_talkers(snap.top_hosts_by_packets),
+        top_ports_by_bytes=_talkers(snap.top_ports_by_bytes),
+        top_ports_by_packets=_talkers(snap.top_ports_by_packets),
+        protocols=[pb.Talker(key=p.name, packets=p.packets, bytes=p.bytes)
+                   for p in snap.protocols],
+        port_packets_well_known=snap.port_bands.well_known,
+        port_packets_registered=snap.port_bands.registered,
+        port_packets_dynamic=snap.port_bands.dynamic,
+        hosts_truncated=snap.hosts_truncated,
+    )
 
 
 def ruleset_from_proto(message: Any) -> Any:
@@ -116,8 +142,9 @@ class Runner:
         self.program: Any = None
         self.source: Source | None = None
         # inline mode reads flows from the kernel's LRU map: no user-space table (its
-        # memory is committed up front, 33 MB at this capacity)
-        self.table = FlowTable(capacity=1 << 18) if mode != "inline" else None
+        # memory is committed up front, 33 MB at this capacity) and no aggregate
+        self.table = FlowTable(capacity=1 << 18, track_deltas=True) if mode != "inline" else None
+        self.aggregator = Aggregator() if self.table is not None else None
         self.ifindex = 0
         self.epoch = config.instance_id  # user-space counters reset with the process
         self.user_counters: dict[str, int] = {"packets": 0, "bytes": 0, "malformed": 0}
@@ -244,6 +271,8 @@ class Runner:
         if self.mode == "pcap":  # replay runs on the capture's clock
             now = self.frame_clock_ns = max(self.frame_clock_ns, int(batch.ts_ns.max()))
         self.table.update(parsed, now)
+        if self.aggregator is not None:
+            self.aggregator.add(parsed, self.table.last_deltas())
         malformed = int(np.count_nonzero(parsed.malformed))
         self.user_counters["packets"] += len(batch)
         self.user_counters["bytes"] += int(batch.wire_lengths.sum())
@@ -296,6 +325,8 @@ class Runner:
                          for i in range(0, ended.shape[0], MAX_FLOWS_PER_TICK)]
         else:
             out.flows = [self.table_flows(table_now)]
+        if self.aggregator is not None:
+            out.aggregates = [aggregate_message(self.aggregator.tick(table_now), self.interface)]
         out.counters = [self._counters(now_ns)]
         source_loss = self.source.loss() if self.source is not None else {}
         out.losses = self._losses(source_loss)
@@ -361,7 +392,7 @@ class Runner:
                 deadline = time.monotonic() + self.config.tick_seconds
                 out = await asyncio.to_thread(self.tick, deadline)
                 self.uplink.submit(out.counters, out.flows[0] if out.flows else (), out.losses,
-                                   out.rule_hits)
+                                   out.rule_hits, out.aggregates)
                 for more in out.flows[1:]:  # a flush larger than one batch
                     self.uplink.submit(flows=more)
                 if out.exhausted:

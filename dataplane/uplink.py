@@ -100,6 +100,7 @@ class UplinkClient:
         flows: EncodedFlows | Iterable[Any] = (),
         losses: Iterable[Any] = (),
         rule_hits: Iterable[Any] = (),
+        aggregates: Iterable[Any] = (),
     ) -> int:
         """Number and buffer one batch; returns its seq. Never blocks, never raises on overflow.
 
@@ -119,6 +120,7 @@ class UplinkClient:
         batch.losses.extend(losses)
         batch.losses.extend(self.loss_reports())
         batch.rule_hits.extend(rule_hits)
+        batch.aggregates.extend(aggregates)
         self._buffer.append(batch)
         self.stats.batches_built += 1
         self._wakeup.set()

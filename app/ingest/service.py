@@ -227,6 +227,8 @@ class UplinkService:
                 hits.packets,
                 hits.bytes,
             )
+        for aggregate in batch.aggregates:
+            state.apply_aggregate(node_id, aggregate)
         flows = batch.flows
         for start in range(state.flows_kept_from(len(flows)), len(flows), _FLOW_SLICE):
             state.apply_flows(node_id, flows[start:start + _FLOW_SLICE], _FLOW_STATES,

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.ingest.traffic import TrafficWindow
+
 __all__ = [
     "DROP_FIELDS",
     "IngestState",
@@ -76,6 +78,7 @@ class InterfaceState:
         default_factory=dict
     )  # (instance, source, detail)
     rule_hits: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    traffic: TrafficWindow = field(default_factory=TrafficWindow)
     last_update_ns: int = 0
     pps: float = 0.0
     bps: float = 0.0
@@ -134,6 +137,7 @@ class InterfaceState:
                 str(rule_id): {"packets": packets, "bytes": octets}
                 for (_epoch, rule_id), (packets, octets) in sorted(self.rule_hits.items())
             },
+            "traffic": self.traffic.view(),
             "updated_unix_ns": self.last_update_ns,
         }
 
@@ -259,6 +263,10 @@ class IngestState:
         iface = self.interface(node_id, interface or "*")
         old = iface.rule_hits.get((epoch, rule_id), (0, 0))
         iface.rule_hits[(epoch, rule_id)] = (max(old[0], packets), max(old[1], octets))
+
+    def apply_aggregate(self, node_id: str, message: Any) -> None:
+        """One tick's TrafficAggregate of one interface."""
+        self.interface(node_id, message.interface or "*").traffic.add(message)
 
     def flows_kept_from(self, count: int) -> int:
         """Of a batch of `count` flow records (oldest first), the index of the first one worth

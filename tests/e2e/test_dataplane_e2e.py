@@ -135,6 +135,25 @@ def _expected_flows_present(flows: list[dict[str, Any]]) -> None:
     assert find("10.9.2.1", "10.9.2.2", 0, 0)["packets"] == 5
 
 
+def _expected_traffic(entry: dict[str, Any]) -> None:
+    """The interface's traffic aggregate (top hosts/ports, protocols, port bands) of KNOWN."""
+    traffic = entry["traffic"]
+    assert traffic is not None, entry
+    size = {spec: len(build_frame(spec)) for spec in (V4_TCP, V6_UDP, VLAN_UDP, ICMP)}
+    protocols = {p["name"]: (p["packets"], p["bytes"]) for p in traffic["protocols"]}
+    assert protocols == {  # malformed frames have no protocol
+        "tcp": (30, 30 * size[V4_TCP]),
+        "udp": (30, 20 * size[V6_UDP] + 10 * size[VLAN_UDP]),
+        "icmp": (5, 5 * size[ICMP]),
+    }
+    hosts = {h["host"]: h["packets"] for h in traffic["top_hosts_by_packets"]}
+    assert hosts == {"10.9.0.1": 30, "10.9.0.2": 30, "2001:db8::1": 20, "2001:db8::2": 20,
+                     "10.9.1.1": 10, "10.9.1.2": 10, "10.9.2.1": 5, "10.9.2.2": 5}
+    assert [p["port"] for p in traffic["top_ports_by_packets"]] == [80, 53, 7]
+    assert traffic["port_bands"] == {"well_known": 60, "registered": 0, "dynamic": 0}
+    assert traffic["approximate"] is False
+
+
 def test_pcap_replay_reports_exact_counts(control_plane: ControlPlane, tmp_path: Path) -> None:
     capture = tmp_path / "known.pcap"
     start = time.time_ns()
@@ -147,6 +166,7 @@ def test_pcap_replay_reports_exact_counts(control_plane: ControlPlane, tmp_path:
     assert entry["packets"] == TOTAL
     assert entry["malformed"] == MALFORMED
     _expected_flows_present(control_plane.flows("known.pcap"))
+    _expected_traffic(entry)
 
 
 def test_pcap_replay_of_many_flows_arrives_whole(
@@ -210,6 +230,10 @@ def test_live_modes_report_exact_counts(
         assert entry["malformed"] == MALFORMED
         expected_attach = ("none",) if mode == "afpacket" else ("native", "generic")
         assert entry["attach_mode"] in expected_attach
+        if mode == "inline":  # no frames in user space: no traffic aggregate
+            assert entry["traffic"] is None
+        else:
+            _expected_traffic(entry)
         deadline = time.monotonic() + 10
         while True:
             try:

@@ -1,0 +1,84 @@
+"""TrafficWindow: per-tick aggregates summed over the last 10 s of the interface's clock."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.ingest.state import IngestState
+from app.ingest.traffic import TOP_N, WINDOW_NS, TrafficWindow
+from dataplane.aggregate import Aggregator
+from dataplane.packets import FrameBatch
+from dataplane.parse import parse_batch
+from dataplane.runner import aggregate_message
+from floe.dataplane.v1 import uplink_pb2 as pb
+from tests.unit.dataplane.frames import frame
+
+S = 10**9
+
+
+def tick(end: int, hosts: dict[str, int], protocols: dict[str, int] | None = None,
+         ports: dict[int, int] | None = None, start: int | None = None) -> pb.TrafficAggregate:
+    talkers = [pb.Talker(key=h, packets=n, bytes=100 * n) for h, n in hosts.items()]
+    return pb.TrafficAggregate(
+        interface="eth0", start_unix_ns=end - S // 10 if start is None else start,
+        end_unix_ns=end, top_hosts_by_bytes=talkers, top_hosts_by_packets=talkers,
+        top_ports_by_packets=[pb.Talker(key=str(p), packets=n, bytes=n)
+                              for p, n in (ports or {}).items()],
+        protocols=[pb.Talker(key=k, packets=n, bytes=60 * n)
+                   for k, n in (protocols or {}).items()],
+        port_packets_well_known=sum((ports or {}).values()),
+    )
+
+
+def test_sums_ticks_counting_a_host_once_per_tick() -> None:
+    window = TrafficWindow()
+    window.add(tick(1 * S, {"10.0.0.1": 3, "10.0.0.2": 1}, {"tcp": 4}, {80: 4}))
+    window.add(tick(2 * S, {"10.0.0.2": 5}, {"tcp": 1, "udp": 4}, {53: 4, 80: 1}))
+    view = window.view()
+    assert view is not None
+    assert view["top_hosts_by_packets"] == [
+        {"host": "10.0.0.2", "packets": 6, "bytes": 600},
+        {"host": "10.0.0.1", "packets": 3, "bytes": 300},
+    ]
+    assert view["protocols"] == [{"name": "tcp", "packets": 5, "bytes": 300},  # by bytes
+                                 {"name": "udp", "packets": 4, "bytes": 240}]
+    assert [p["port"] for p in view["top_ports_by_packets"]] == [80, 53]
+    assert view["port_bands"]["well_known"] == 9
+    assert view["ticks"] == 2 and view["approximate"] is False
+    assert view["window_seconds"] == 1.1
+
+
+def test_old_ticks_leave_the_window_by_the_interface_clock() -> None:
+    window = TrafficWindow()
+    window.add(tick(1 * S, {"10.0.0.1": 1}))
+    window.add(tick(1 * S + WINDOW_NS - 1, {"10.0.0.2": 1}))
+    assert window.view()["ticks"] == 2  # type: ignore[index]
+    window.add(tick(1 * S + WINDOW_NS, {"10.0.0.3": 1}))
+    hosts = [h["host"] for h in window.view()["top_hosts_by_bytes"]]  # type: ignore[index]
+    assert hosts == ["10.0.0.2", "10.0.0.3"]
+
+
+def test_a_full_top_list_marks_the_view_approximate() -> None:
+    window = TrafficWindow()
+    window.add(tick(S, {f"10.0.0.{i}": i for i in range(1, TOP_N + 1)}))
+    view = window.view()
+    assert view is not None and view["approximate"] is True
+    assert len(view["top_hosts_by_bytes"]) == TOP_N
+    assert TrafficWindow().view() is None
+
+
+def test_dataplane_aggregate_reaches_the_interface_summary() -> None:
+    frames = [frame("10.1.0.1", "10.1.0.2", "tcp", 40000, 443)] * 3 + [
+        frame("10.1.0.3", "10.1.0.2", "udp", 5000, 53)]
+    batch = FrameBatch.from_frames(frames, ts_ns=[S] * 4)
+    aggregator = Aggregator()
+    aggregator.add(parse_batch(batch))
+    message = aggregate_message(aggregator.tick(2 * S), "eth0")
+    state = IngestState()
+    state.apply_aggregate("node", message)
+    traffic = state.interface("node", "eth0").summary()["traffic"]
+    assert {p["name"]: p["packets"] for p in traffic["protocols"]} == {"tcp": 3, "udp": 1}
+    assert traffic["top_hosts_by_packets"][0] == {
+        "host": "10.1.0.2", "packets": 4, "bytes": int(np.sum([len(f) for f in frames]))}
+    assert [p["port"] for p in traffic["top_ports_by_packets"]] == [443, 53]
+    assert traffic["port_bands"] == {"well_known": 4, "registered": 0, "dynamic": 0}
