@@ -88,6 +88,7 @@ class UplinkService:
         self.rules: Any = None  # newest pb.RuleSet, sent to every node on connect
         self.config: Any = None  # newest pb.Config
         self.auth_failures = 0
+        self._applying: dict[tuple[str, str, int], asyncio.Event] = {}  # batches mid-apply
 
     # -- downlink API for other layers --------------------------------------------------
     def set_rules(self, rules: Any) -> None:
@@ -204,12 +205,33 @@ class UplinkService:
             log.info("dataplane %s disconnected", session.node_id)
 
     async def _apply(self, session: Session, batch: Any) -> None:
-        """Fold one batch into the state. Flow records go in slices of _FLOW_SLICE with the
-        loop free between them (a 16k-flow batch is ~35 ms of work); re-applying a batch cut
-        short by a disconnect is harmless: records are upserts of cumulative values."""
+        """Fold one batch into the state, at most once per (node, instance, seq).
+
+        Flow records go in slices of _FLOW_SLICE with the loop free between them (a 16k-flow
+        batch is ~50 ms of work). While a batch is being applied, the same seq arriving on
+        another stream (a reconnect overtaking the old one) waits for it: if the first apply
+        finishes, the second is a duplicate; if it was cancelled half way, the second applies
+        the batch again — counters, losses and hits are max-merged and flow records are upserts
+        of cumulative values, so nothing counts twice. The tick's aggregates, which are not
+        idempotent, are added only at the end, in the same turn as the batch is marked applied.
+        """
         node_id, instance = session.node_id, session.instance_id
-        if batch.seq == 0 or not self.state.should_apply(node_id, instance, batch.seq):
+        if batch.seq == 0:
             return
+        key = (node_id, instance, batch.seq)
+        while (pending := self._applying.get(key)) is not None:
+            await pending.wait()
+        if not self.state.should_apply(node_id, instance, batch.seq):
+            return
+        done = asyncio.Event()
+        self._applying[key] = done
+        try:
+            await self._fold(node_id, instance, batch)
+        finally:
+            del self._applying[key]
+            done.set()
+
+    async def _fold(self, node_id: str, instance: str, batch: Any) -> None:
         state = self.state
         for snap in batch.counters:
             state.apply_counters(
@@ -227,13 +249,13 @@ class UplinkService:
                 hits.packets,
                 hits.bytes,
             )
-        for aggregate in batch.aggregates:
-            state.apply_aggregate(node_id, aggregate)
         flows = batch.flows
-        for start in range(state.flows_kept_from(len(flows)), len(flows), _FLOW_SLICE):
+        for start in range(0, len(flows), _FLOW_SLICE):
             state.apply_flows(node_id, flows[start:start + _FLOW_SLICE], _FLOW_STATES,
                               _END_REASONS)
             await asyncio.sleep(0)
+        for aggregate in batch.aggregates:
+            state.apply_aggregate(node_id, aggregate)
         state.mark_applied(node_id, instance, batch.seq)
 
     def _record_applied(self, session: Session, applied: Any) -> None:

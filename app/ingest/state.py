@@ -237,7 +237,7 @@ class IngestState:
 
     def mark_applied(self, node_id: str, instance_id: str, seq: int) -> None:
         node = self.node(node_id)
-        node.applied_seq[instance_id] = seq
+        node.applied_seq[instance_id] = max(seq, node.applied_seq.get(instance_id, 0))
         node.batches_applied += 1
         node.last_seen = time.time()
         self.batches_applied += 1
@@ -267,14 +267,6 @@ class IngestState:
     def apply_aggregate(self, node_id: str, message: Any) -> None:
         """One tick's TrafficAggregate of one interface."""
         self.interface(node_id, message.interface or "*").traffic.add(message)
-
-    def flows_kept_from(self, count: int) -> int:
-        """Of a batch of `count` flow records (oldest first), the index of the first one worth
-        applying: only the newest `max_flows` can stay in the recent-flows window, so the ones
-        before are counted as evicted without being built."""
-        skip = max(0, count - self.max_flows)
-        self.flows_evicted += skip
-        return skip
 
     def apply_flows(
         self, node_id: str, records: Sequence[Any], states: Mapping[int, str],
