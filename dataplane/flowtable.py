@@ -38,6 +38,7 @@ TCP_SYN = 0x02
 TCP_RST = 0x04
 
 EMPTY = -1
+ENDED_BACKLOG = 1 << 18  # evicted records waiting for expire(); beyond this the oldest are dropped
 TOMBSTONE = -2
 NEVER = np.iinfo(np.int64).max
 
@@ -256,7 +257,9 @@ class FlowTable:
         self._free: I32 = np.arange(c - 1, -1, -1, dtype=np.int32)  # stack, top at the end
         self._nfree = c
         self._dirty_ids: deque[I32] = deque()
-        self._ended: list[FlowRecords] = []
+        self._ended: list[FlowRecords] = []  # evicted, not yet handed out by expire()
+        self._ended_rows = 0
+        self.ended_dropped = 0  # evicted records dropped from a full backlog (counted loss)
         self._deltas: list[FlowDeltas] = []
         self.track_deltas = track_deltas  # keep per-batch flow totals for an Aggregator
         self.created = 0
@@ -331,34 +334,50 @@ class FlowTable:
         )
 
     def expire(self, now: int, limit: int | None = 8192) -> FlowRecords:
-        """End flows past their idle/active timeout or closed and lingered; return them, plus
-        any flows evicted since the last call. At most `limit` flows end per call (≈0.6 µs
-        each) so a mass timeout is spread over a few ticks instead of one long pause."""
-        # Two scalar compares over the table (free ids hold NEVER), then work on candidates only.
-        soonest = min(self.idle_ns, self.linger_ns)
-        cand = np.flatnonzero(
-            (self.last <= now - soonest) | (self.first <= now - self.active_ns)
-        ).astype(np.int32)
-        if limit is not None:
-            cand = cand[:limit]
-        ended = []
+        """End flows past their idle/active timeout or closed and lingered; return them, after
+        the flows evicted since the last call. At most `limit` records per call (≈0.6 µs a
+        flow to end) so a mass timeout or an eviction storm is spread over a few ticks; what
+        does not fit waits for the next call (evicted records beyond ENDED_BACKLOG are
+        dropped and counted in `ended_dropped`: a flood must not grow memory without bound)."""
+        pending = self._take_ended(limit)
+        room = None if limit is None else limit - int(pending.shape[0])
+        if room is not None and room <= 0:
+            return pending
+        # the exact end condition over the table (free ids hold NEVER), then the limit
+        ending = (self.last <= now - self.idle_ns) | (self.first <= now - self.active_ns)
+        ending |= (self.state == FlowState.CLOSED) & (self.last <= now - self.linger_ns)
+        cand = np.flatnonzero(ending).astype(np.int32)
+        if room is not None:
+            cand = cand[:room]
+        out = [pending] if pending.shape[0] else []
         if cand.size:
             last = self.last[cand]
             idle = last <= now - self.idle_ns
             closed = (self.state[cand] == FlowState.CLOSED) & (last <= now - self.linger_ns)
             closed &= ~idle
-            active = (self.first[cand] <= now - self.active_ns) & ~idle & ~closed
+            active = ~idle & ~closed  # the rest ended by the active timeout
             for mask, why in (
                 (idle, EndReason.IDLE_TIMEOUT),
                 (closed, EndReason.CLOSED),
                 (active, EndReason.ACTIVE_TIMEOUT),
             ):
                 if mask.any():
-                    ended.append(self._end(cand[mask], why))
-        self.expired += sum(int(e.shape[0]) for e in ended)
-        out = self._ended + ended
-        self._ended = []
+                    ended = self._end(cand[mask], why)
+                    self.expired += int(ended.shape[0])
+                    out.append(ended)
         return np.concatenate(out) if out else np.zeros(0, FLOW_RECORD_DTYPE)
+
+    def _take_ended(self, limit: int | None) -> FlowRecords:
+        """Up to `limit` of the evicted records waiting to be handed out, oldest first."""
+        if not self._ended:
+            return np.zeros(0, FLOW_RECORD_DTYPE)
+        waiting = np.concatenate(self._ended)
+        if limit is None or waiting.shape[0] <= limit:
+            self._ended, self._ended_rows = [], 0
+            return waiting
+        self._ended = [waiting[limit:]]
+        self._ended_rows = int(waiting.shape[0]) - limit
+        return waiting[:limit]
 
     def drain_updates(self, limit: int | None = None) -> FlowRecords:
         """Records of live flows changed since the previous drain (cumulative counters).
@@ -388,7 +407,7 @@ class FlowTable:
         """End every live flow (shutdown)."""
         ids = np.flatnonzero(self.live).astype(np.int32)
         out = [*self._ended, self._end(ids, EndReason.FLUSHED)]
-        self._ended = []
+        self._ended, self._ended_rows = [], 0
         return np.concatenate(out)
 
     # ---------------------------------------------------------------------------- internals
@@ -671,6 +690,13 @@ class FlowTable:
             ids = ids[masked[ids] != NEVER]
         self.evicted += int(ids.size)
         self._ended.append(self._end(ids, EndReason.EVICTED))
+        self._ended_rows += int(ids.size)
+        if self._ended_rows > ENDED_BACKLOG:  # nobody is taking them fast enough: drop oldest
+            waiting = np.concatenate(self._ended)
+            extra = waiting.shape[0] - ENDED_BACKLOG
+            self.ended_dropped += extra
+            self._ended = [waiting[extra:]]
+            self._ended_rows = ENDED_BACKLOG
 
     def _records(self, ids: I32, why: EndReason) -> FlowRecords:
         rec = np.zeros(ids.shape[0], FLOW_RECORD_DTYPE)

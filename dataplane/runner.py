@@ -60,6 +60,7 @@ _LOSS_PB = {
 }
 MAX_FLOWS_PER_TICK = 16_384  # bounded batch size; the rest follows on the next ticks
 SLICE_FLOWS = 2_048  # flow records per maintenance slice: the ring is drained between slices
+MAX_BATCH_BYTES = 3 << 20  # flow records per batch stay under gRPC's 4 MiB message default
 BATCH_FRAMES = 4096
 
 
@@ -296,10 +297,14 @@ class Runner:
             if taken < room:
                 taken += self._encode(self.table.drain_updates(limit=room - taken), wire)
             count += taken
-            if taken < room:
-                break  # nothing else pending
+            if taken < room or sum(map(len, wire)) >= MAX_BATCH_BYTES - self._slice_bytes():
+                break  # nothing else pending, or the batch is full
             self._read_now()
         return EncodedFlows(b"".join(wire), count)
+
+    def _slice_bytes(self) -> int:
+        """The most a slice of records can take on the wire (long pcap file names count)."""
+        return SLICE_FLOWS * (160 + len(self.interface.encode()))
 
     def _encode(self, records: FlowRecords, into: list[bytes]) -> int:
         if records.shape[0]:
@@ -319,10 +324,12 @@ class Runner:
                 newest = np.argsort(recent["last_seen_ns"])[::-1][:MAX_FLOWS_PER_TICK]
                 recent = recent[newest]  # rest are cumulative records, sent when next active
             out.flows = [encode_flows(records_from_kernel(recent), self.interface)]
-        elif out.exhausted:  # every flow ends now, in batches of at most MAX_FLOWS_PER_TICK
+        elif out.exhausted:  # every flow ends now, in batches that fit a gRPC message
             ended = self.table.flush()
-            out.flows = [encode_flows(ended[i:i + MAX_FLOWS_PER_TICK], self.interface)
-                         for i in range(0, ended.shape[0], MAX_FLOWS_PER_TICK)]
+            step = max(1, min(MAX_FLOWS_PER_TICK,
+                              MAX_BATCH_BYTES // (160 + len(self.interface.encode()))))
+            out.flows = [encode_flows(ended[i:i + step], self.interface)
+                         for i in range(0, ended.shape[0], step)]
         else:
             out.flows = [self.table_flows(table_now)]
         if self.aggregator is not None:
@@ -365,6 +372,10 @@ class Runner:
             reports.append(pb.LossReport(source=pb.LOSS_SOURCE_FLOW_TABLE_EVICTION,
                                          interface=self.interface,
                                          count=self.table.stats().overflow, detail="overflow"))
+            reports.append(pb.LossReport(source=pb.LOSS_SOURCE_FLOW_TABLE_EVICTION,
+                                         interface=self.interface,
+                                         count=self.table.ended_dropped,
+                                         detail="ended_records_dropped"))
             reports.append(pb.LossReport(source=pb.LOSS_SOURCE_PARSE_MALFORMED,
                                          interface=self.interface,
                                          count=self.user_counters["malformed"],

@@ -226,3 +226,47 @@ def test_drain_updates_limit_keeps_the_rest_pending() -> None:
     assert set(first["src_port"].tolist()) | set(rest["src_port"].tolist()) == set(range(100))
     assert rest[rest["src_port"] == again][0]["packets_fwd"] == 2
     assert len(ft.drain_updates()) == 0
+
+
+def test_expire_limit_bounds_evicted_records_too_and_keeps_the_rest() -> None:
+    ft = FlowTable(capacity=64, evict_fraction=1 / 8, idle_timeout=1e3, active_timeout=1e3)
+    ft.update(batch([frame("10.0.0.1", "10.0.1.1", "udp", 1000 + i, 53) for i in range(64)],
+                    ts=S))
+    for round_ in range(4):  # 4 x 8 new flows into a full table: 4 evictions of 8
+        new = [frame("10.0.0.2", "10.0.1.1", "udp", 2000 + 8 * round_ + i, 53) for i in range(8)]
+        ft.update(batch(new, ts=(2 + round_) * S))
+    assert ft.stats().evicted == 32
+    first = ft.expire(10 * S, limit=20)
+    second = ft.expire(10 * S, limit=20)
+    assert len(first) == 20 and len(second) == 12 and len(ft.expire(10 * S, limit=20)) == 0
+    ports = [int(p) for p in np.concatenate([first, second])["src_port"]]
+    assert len(set(ports)) == 32 and all(1000 <= p < 1064 for p in ports)
+
+
+def test_expire_limit_applies_after_the_end_condition() -> None:
+    """Flows idle past the closed-linger time but not the idle timeout must not use up the
+    limit: flows that really ended, at higher ids, still end."""
+    ft = FlowTable(capacity=1024, idle_timeout=30, active_timeout=1e3, closed_linger=2)
+    quiet = [frame("10.0.0.1", "10.0.1.1", "udp", 1000 + i, 53) for i in range(300)]
+    ft.update(batch(quiet, ts=90 * S))  # idle 10 s at t=100: not ended
+    old = [frame("10.0.0.2", "10.0.1.1", "udp", 3000 + i, 53) for i in range(200)]
+    ft.update(batch(old, ts=50 * S))  # idle 50 s: ended
+    ended = ft.expire(100 * S, limit=150)
+    assert len(ended) == 150
+    assert all(r["end_reason"] == EndReason.IDLE_TIMEOUT for r in ended)
+    assert all(int(p) >= 3000 for p in ended["src_port"])
+
+
+def test_eviction_backlog_is_bounded_and_counted(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import dataplane.flowtable as flowtable
+
+    monkeypatch.setattr(flowtable, "ENDED_BACKLOG", 20)
+    ft = FlowTable(capacity=16, evict_fraction=1 / 4, idle_timeout=1e3, active_timeout=1e3)
+    for round_ in range(20):  # nobody calls expire(): evicted records pile up
+        new = [frame("10.0.0.3", "10.0.1.1", "udp", 100 * round_ + i, 53) for i in range(4)]
+        ft.update(batch(new, ts=(round_ + 1) * S))
+    s = ft.stats()
+    waiting = ft.expire(100 * S, limit=None)
+    evicted_now = [r for r in waiting if r["end_reason"] == EndReason.EVICTED]
+    assert len(evicted_now) == 20
+    assert ft.ended_dropped == s.evicted - 20 > 0

@@ -3,6 +3,7 @@ them, never more than MAX_FLOWS_PER_TICK records, and every change is delivered 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from dataplane.config import DataplaneConfig
 from dataplane.flowwire import EncodedFlows
 from dataplane.packets import FrameBatch
 from dataplane.parse import ParsedBatch
-from dataplane.runner import MAX_FLOWS_PER_TICK, SLICE_FLOWS, Runner
+from dataplane.runner import MAX_BATCH_BYTES, MAX_FLOWS_PER_TICK, SLICE_FLOWS, Runner
 from floe.dataplane.v1 import uplink_pb2 as pb
 from tests.unit.dataplane.frames import frame
 
@@ -102,3 +103,33 @@ def test_mass_timeout_ends_more_than_one_slice_per_tick(tmp_path: Path) -> None:
     ended = [f for f in flows_of(runner.table_flows(later)) if f.addr_a[12] == 10]
     assert len(ended) == n  # all in one tick although one expire call ends one slice
     assert {f.end_reason for f in ended} == {pb.END_REASON_IDLE_TIMEOUT}
+
+
+def test_batches_stay_under_the_grpc_message_limit_with_long_names(tmp_path: Path) -> None:
+    config = DataplaneConfig(target="127.0.0.1:1", api_key="", node_id="n", instance_id="i",
+                             state_dir=tmp_path)
+    runner = Runner(config, "pcap", None, pcap_path=tmp_path / ("capture-" + "x" * 240 + ".pcap"))
+    assert runner.table is not None and len(runner.interface) > 240
+    runner.table.update(parsed_udp(np.arange(MAX_FLOWS_PER_TICK + 100), NOW), NOW)
+    encoded = runner.table_flows(NOW)
+    assert 0 < encoded.count < MAX_FLOWS_PER_TICK  # the byte bound stopped it first
+    assert len(encoded.wire) <= MAX_BATCH_BYTES
+    flushed = runner_flush(runner)
+    assert sum(e.count for e in flushed) == MAX_FLOWS_PER_TICK + 100  # every flow ends
+    assert all(len(e.wire) <= MAX_BATCH_BYTES for e in flushed)
+
+
+def runner_flush(runner: Runner) -> list[EncodedFlows]:
+    """The exhausted (end of pcap) path of Runner.tick, without a source."""
+
+    class Done:
+        def read_batch(self, max_frames: int, timeout: float) -> None:
+            return None
+
+        def loss(self) -> dict[str, int]:
+            return {}
+
+    runner.source = Done()  # type: ignore[assignment]
+    out = runner.tick(deadline=time.monotonic() + 5)
+    assert out.exhausted
+    return out.flows
