@@ -98,6 +98,9 @@ def aggregate_message(snap: AggregateSnapshot, interface: str) -> Any:
         port_packets_registered=snap.port_bands.registered,
         port_packets_dynamic=snap.port_bands.dynamic,
         hosts_truncated=snap.hosts_truncated,
+        packets=sum(i.packets for i in snap.interfaces),
+        bytes=sum(i.bytes for i in snap.interfaces),
+        malformed=sum(i.malformed for i in snap.interfaces),
     )
 
 

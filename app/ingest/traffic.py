@@ -1,11 +1,12 @@
 """The last few seconds of one interface's per-tick traffic aggregates, merged for the API.
 
-Dataplanes send one `TrafficAggregate` per tick (top hosts and ports by bytes and by packets,
-every protocol, TCP/UDP packets by port band). A tick of 100 ms is too short to read, so each
-interface keeps the ticks of the last WINDOW_NS of its own clock (capture time for a pcap
-replay, so a finished replay stays visible) and the view sums them. Protocols and port bands
-are exact sums; a host or port is counted in the ticks where it made that tick's top list, so
-the top lists are exact while fewer keys compete than a tick lists, and lower bounds
+Dataplanes send one `TrafficAggregate` per tick (frames and bytes, top hosts and ports by
+bytes and by packets, every protocol, TCP/UDP packets by port band). A tick of 100 ms is too
+short to read, so each interface keeps the ticks of the last WINDOW_NS of its own clock
+(capture time for a pcap replay, so a finished replay stays visible and a replay at full
+speed shows its recorded rate) and the view sums them. Totals, protocols and port bands are
+exact sums; a host or port is counted in the ticks where it made that tick's top list, so the
+top lists are exact while fewer keys compete than a tick lists, and lower bounds
 ("approximate": true) otherwise.
 """
 
@@ -70,8 +71,12 @@ class TrafficWindow:
         ports: dict[str, list[int]] = {}
         protocols: dict[str, list[int]] = {}
         bands = [0, 0, 0]
+        packets = octets = malformed = 0
         approximate = False
         for tick in self.ticks:
+            packets += tick.packets
+            octets += tick.bytes
+            malformed += tick.malformed
             _merge(hosts, (tick.top_hosts_by_bytes, tick.top_hosts_by_packets))
             _merge(ports, (tick.top_ports_by_bytes, tick.top_ports_by_packets))
             _merge(protocols, (tick.protocols,))
@@ -82,11 +87,17 @@ class TrafficWindow:
             approximate |= bool(tick.hosts_truncated) or full >= TOP_N
         start = min(t.start_unix_ns for t in self.ticks)
         end = max(t.end_unix_ns for t in self.ticks)
+        seconds = (end - start) / 1e9
         return {
-            "window_seconds": round((end - start) / 1e9, 3),
+            "window_seconds": round(seconds, 3),
             "ticks": len(self.ticks),
             "start_unix_ns": start,
             "end_unix_ns": end,
+            "packets": packets,
+            "bytes": octets,
+            "malformed": malformed,
+            "pps": round(packets / seconds, 3) if seconds > 0 else 0.0,
+            "bps": round(octets * 8 / seconds, 3) if seconds > 0 else 0.0,
             "top_hosts_by_bytes": _ranked(hosts, 1, "host"),
             "top_hosts_by_packets": _ranked(hosts, 0, "host"),
             "top_ports_by_bytes": _ranked(ports, 1, "port"),

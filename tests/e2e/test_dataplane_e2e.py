@@ -151,6 +151,7 @@ def _expected_traffic(entry: dict[str, Any]) -> None:
                      "10.9.1.1": 10, "10.9.1.2": 10, "10.9.2.1": 5, "10.9.2.2": 5}
     assert [p["port"] for p in traffic["top_ports_by_packets"]] == [80, 53, 7]
     assert traffic["port_bands"] == {"well_known": 60, "registered": 0, "dynamic": 0}
+    assert (traffic["packets"], traffic["malformed"]) == (TOTAL, MALFORMED)
     assert traffic["approximate"] is False
 
 

@@ -82,3 +82,6 @@ def test_dataplane_aggregate_reaches_the_interface_summary() -> None:
         "host": "10.1.0.2", "packets": 4, "bytes": int(np.sum([len(f) for f in frames]))}
     assert [p["port"] for p in traffic["top_ports_by_packets"]] == [443, 53]
     assert traffic["port_bands"] == {"well_known": 4, "registered": 0, "dynamic": 0}
+    size = sum(len(f) for f in frames)
+    assert (traffic["packets"], traffic["bytes"], traffic["malformed"]) == (4, size, 0)
+    assert (traffic["pps"], traffic["bps"]) == (4.0, size * 8.0)  # over 1 s of frame clock
