@@ -101,6 +101,67 @@ def pin_dir_for(ifname: str, pin_root: Path = PIN_ROOT) -> Path:
     return pin_root / ifname
 
 
+# The pins of an interface name record which interface they belong to, as an empty directory
+# `owner-<netns inode>-<ifindex>` beside the maps (bpffs refuses names with dots): a name is
+# only unique within a network namespace, and an interface deleted and created again under
+# the same name is a new one.
+_OWNER_PREFIX = "owner-"
+
+
+def _netns_inode() -> int:
+    try:
+        return os.stat("/proc/thread-self/ns/net").st_ino
+    except OSError:
+        return 0
+
+
+def _owner_name(ifindex: int) -> str:
+    return f"{_OWNER_PREFIX}{_netns_inode()}-{ifindex}"
+
+
+def _owners(pin_dir: Path) -> list[tuple[int, int]]:
+    out = []
+    with contextlib.suppress(OSError):
+        for entry in pin_dir.iterdir():
+            netns, _, ifindex = entry.name.removeprefix(_OWNER_PREFIX).partition("-")
+            if entry.name.startswith(_OWNER_PREFIX) and netns.isdigit() and ifindex.isdigit():
+                out.append((int(netns), int(ifindex)))
+    return out
+
+
+def _remove_pins(pin_dir: Path, keep_dir: bool = False) -> None:
+    for name in MAPS:
+        (pin_dir / name).unlink(missing_ok=True)
+    for netns, ifindex in _owners(pin_dir):
+        (pin_dir / f"{_OWNER_PREFIX}{netns}-{ifindex}").rmdir()
+    if not keep_dir and pin_dir.is_dir():
+        pin_dir.rmdir()
+
+
+def _claim_pins(pin_dir: Path, ifname: str, ifindex: int) -> None:
+    """Reuse the pins only if they belong to this very interface.
+
+    Pins of an interface with this name in another network namespace: AttachError (sharing
+    them would mix two interfaces' counters and rules). Pins of an earlier interface with
+    this name in this namespace (deleted, then created again): removed, so counting starts
+    fresh instead of continuing the old interface's counters. Pins without an owner (made
+    before owners were recorded) are taken as this interface's.
+    """
+    owners = _owners(pin_dir)
+    netns = _netns_inode()
+    if not owners or (netns, ifindex) in owners:
+        return
+    other_netns, other_ifindex = owners[0]
+    if other_netns != netns:
+        raise AttachError(
+            f"the pins in {pin_dir} belong to {ifname} in another network namespace "
+            f"(netns inode {other_netns}, ifindex {other_ifindex}); detach it there first")
+    log.warning("pins in %s belong to an earlier %s (ifindex %d, now %d): starting fresh",
+                pin_dir, ifname, other_ifindex, ifindex)
+    with map_errors(PinError, f"remove stale pins in {pin_dir}"):
+        _remove_pins(pin_dir, keep_dir=True)  # the directory holds our lock
+
+
 def _ifindex(ifname: str) -> int:
     try:
         return socket.if_nametoindex(ifname)
@@ -326,6 +387,7 @@ class XdpProgram:
             with map_errors(PinError, f"create pin directory {pin_dir}"):
                 pin_dir.mkdir(parents=True, exist_ok=True)
             lock.enter_context(_locked(pin_dir))
+            _claim_pins(pin_dir, ifname, ifindex)
             fresh = not (pin_dir / "floe_config").exists()
             maps = cls._load(obj, pin_dir)
             prog = lb.lib.bpf_object__find_program_by_name(obj, PROGRAM_NAME)
@@ -345,6 +407,8 @@ class XdpProgram:
             raise
         # The kernel now holds the program (attached) and the maps (pinned); dup'd fds stay ours.
         lb.lib.bpf_object__close(obj)
+        with map_errors(PinError, "mark the pins' owner"):
+            (pin_dir / _owner_name(ifindex)).mkdir(exist_ok=True)
         program = cls(ifname, ifindex, pin_dir, maps, attach_mode, prog_id)
         try:
             config = program.config()
@@ -440,10 +504,7 @@ class XdpProgram:
             self.attach_mode = None
         self.close()
         with map_errors(PinError, f"remove pins in {self.pin_dir}"):
-            for name in MAPS:
-                (self.pin_dir / name).unlink(missing_ok=True)
-            if self.pin_dir.is_dir():
-                self.pin_dir.rmdir()
+            _remove_pins(self.pin_dir)
         log.info("floe_xdp detached from %s, pins removed", self.ifname)
 
     def close(self) -> None:
