@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument(
         "--detach", action="store_true", help="detach the XDP program and remove pins, then exit"
     )
+    dp.add_argument(
+        "--status", action="store_true",
+        help="print what floe_xdp on --interface is doing (counters, rules, hits), then exit",
+    )
+    dp.add_argument("--json", action="store_true", help="--status as JSON")
 
     demo = sub.add_parser(
         "demo", help="namespace + veth + generated traffic so the dashboard shows live data"

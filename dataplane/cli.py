@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -32,11 +33,29 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     return await runner.run(stop)
 
 
+def _status(args: argparse.Namespace) -> int:
+    from dataplane.bpf.errors import BpfError
+    from dataplane.status import format_status, interface_status
+
+    if not args.interface:
+        print("floe dataplane: --status needs --interface", file=sys.stderr)
+        return 2
+    try:
+        status = interface_status(args.interface)
+    except BpfError as error:
+        print(f"floe dataplane: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
 def run_dataplane(args: argparse.Namespace, settings: Settings) -> int:
     """Exit codes: 0 clean stop, 1 runtime failure, 2 bad arguments or configuration."""
     from dataplane.bpf.errors import BpfError
     from dataplane.sources.base import SourceError
 
+    if args.status:
+        return _status(args)
     if args.mode in ("tap", "inline", "afpacket") and not args.interface:
         print(f"floe dataplane: --interface is required in {args.mode} mode", file=sys.stderr)
         return 2

@@ -222,6 +222,11 @@ class RuleTable:
                          if (value := bpf_map.lookup(key)) is not None}
         return out
 
+    def entries(self) -> dict[str, dict[bytes, bytes]]:
+        """The rule maps' contents as the kernel holds them: {map name: {key: value}}."""
+        with map_errors(MapError, "read rule maps"):
+            return self._current()
+
     def slots(self) -> dict[int, int]:
         """rule id -> hits slot, as stored in the kernel maps."""
         with map_errors(MapError, "read rule slots"):

@@ -1,0 +1,75 @@
+"""`floe dataplane --status`: counters, config and every rule with its hits, from the pins."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dataplane.bpf import Rule, RuleSet, XdpProgram
+from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame, malformed_frame
+from tests.support.topology import VethNs, wait_until
+
+pytestmark = pytest.mark.root
+
+ROOT = Path(__file__).resolve().parents[3]
+RULES = RuleSet([
+    Rule(1, "deny", src="192.0.2.0/24"),
+    Rule(2, "allow", dst="2001:db8::/32"),
+    Rule(3, "deny", port=23),  # tcp and udp: two map entries, one rule
+    Rule(4, "deny", proto="icmp"),
+])
+FRAMES = (
+    [build_frame(FrameSpec(src="192.0.2.9", dst="10.4.0.1", proto="udp"))] * 4
+    + [build_frame(FrameSpec(src="10.4.0.2", dst="10.4.0.1", proto="tcp", dport=23))] * 3
+    + [build_frame(FrameSpec(src="10.4.0.2", dst="10.4.0.1", proto="icmp"))] * 2
+    + [build_frame(FrameSpec(src="10.4.0.2", dst="10.4.0.1", proto="udp", dport=53))] * 5
+    + [malformed_frame("ipv4_bad_ihl")]
+)
+
+
+def _status(ifname: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "app.cli", "dataplane", "--status",
+                           "--interface", ifname, *extra], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_status_shows_counters_config_and_rule_hits(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    ifname = veth_ns.pair.host
+    prog = make_xdp(ifname, mode="inline")
+    prog.rules.apply(RULES)
+    AfPacketSender(veth_ns.pair.peer, veth_ns.namespace).send(FRAMES, timeout=10)
+    assert wait_until(lambda: prog.counters().packets == len(FRAMES))
+
+    answer = _status(ifname, "--json")
+    assert answer.returncode == 0, answer.stderr
+    status = json.loads(answer.stdout)
+    assert status["attached"] == "native" and status["mode"] == "inline"
+    assert status["default_action"] == "allow"
+    counters = status["counters"]
+    assert counters["packets"] == 15 and counters["dropped_rule"] == 9
+    assert counters["passed"] == 6 and status["malformed_by_reason"] == {"ipv4_bad_ihl": 1}
+    rules = {r["id"]: (r["action"], r["match"], r["packets"]) for r in status["rules"]}
+    assert rules == {
+        1: ("deny", ["src 192.0.2.0/24"], 4),
+        2: ("allow", ["dst 2001:db8::/32"], 0),
+        3: ("deny", ["dst port 23/tcp", "dst port 23/udp"], 3),
+        4: ("deny", ["proto icmp"], 2),
+    }
+
+    text = _status(ifname)
+    assert text.returncode == 0, text.stderr
+    assert f"floe_xdp on {ifname}" in text.stdout and "rules 4" in text.stdout
+    assert "src 192.0.2.0/24" in text.stdout and "malformed 1: ipv4_bad_ihl 1" in text.stdout
+
+
+def test_status_of_an_interface_without_floe_says_so(veth_ns: VethNs) -> None:
+    answer = _status(veth_ns.pair.host)
+    assert answer.returncode == 1
+    assert "no pinned floe maps" in answer.stderr
+    assert _status("").returncode == 2
