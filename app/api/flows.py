@@ -1,4 +1,5 @@
-"""`GET /flows?limit=&ip=&port=&proto=&node=`: newest flow records, filtered.
+"""`GET /flows?limit=&ip=&port=&proto=&node=&interface=&state=&end_reason=`: newest flow
+records, filtered.
 
 Filters are small predicates combined with AND (a flow matches `ip` / `port` on either end).
 """
@@ -13,7 +14,7 @@ from quart import Blueprint, Response, request
 
 from app.api.access import require_scope
 from app.api.envelope import ApiError, ok
-from app.ingest import get_state
+from app.ingest import END_REASON_NAMES, FLOW_STATE_NAMES, get_state
 from app.rulespec import PROTOCOLS
 
 __all__ = ["MAX_LIMIT", "bp", "build_filter"]
@@ -67,7 +68,33 @@ def build_filter(args: Any) -> list[Predicate]:
     node = args.get("node")
     if node:
         predicates.append(lambda flow: flow["node_id"] == node)
+    interface = args.get("interface")
+    if interface:
+        predicates.append(lambda flow: flow["interface"] == interface)
+    for name, allowed in (("state", FLOW_STATE_NAMES), ("end_reason", END_REASON_NAMES)):
+        wanted_values = _choices(args, name, allowed)
+        if wanted_values:
+            predicates.append(_field_in(name, wanted_values))
     return predicates
+
+
+def _field_in(name: str, values: frozenset[str]) -> Predicate:
+    return lambda flow: flow[name] in values
+
+
+
+def _choices(args: Any, name: str, allowed: frozenset[str]) -> frozenset[str]:
+    """A comma-separated list of allowed values (`state=new,established`); 422 otherwise."""
+    raw = args.get(name)
+    if not raw:
+        return frozenset()
+    values = frozenset(v.strip().lower() for v in raw.split(",") if v.strip())
+    unknown = values - allowed
+    if unknown or not values:
+        raise ApiError(422, "validation_error",
+                       f"{name} must be one or more of {', '.join(sorted(allowed))}",
+                       {"param": name})
+    return values
 
 
 @bp.get("/flows")

@@ -23,11 +23,14 @@ from quart import Quart
 from app.grpc.registry import add_service
 from app.hub import Hub
 from app.ingest.rule_store import RuleStore
-from app.ingest.service import UplinkService
+from app.ingest.service import END_REASON_NAMES, FLOW_STATE_NAMES, UplinkService
 from app.ingest.state import IngestState
 from app.runtime import get_runtime
 
-__all__ = ["get_ingest", "get_rule_store", "get_state", "init_app"]
+__all__ = [
+    "END_REASON_NAMES", "FLOW_STATE_NAMES", "get_ingest", "get_rule_store", "get_state",
+    "init_app",
+]
 
 log = logging.getLogger(__name__)
 

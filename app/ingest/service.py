@@ -20,7 +20,7 @@ from app.ingest.state import IngestState
 from app.types import Authenticator
 from floe.dataplane.v1 import uplink_pb2 as pb
 
-__all__ = ["WRITE_SCOPE", "Session", "UplinkService"]
+__all__ = ["END_REASON_NAMES", "FLOW_STATE_NAMES", "WRITE_SCOPE", "Session", "UplinkService"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ def _enum_names(enum: Any, prefix: str) -> dict[int, str]:
 _FLOW_SLICE = 1024  # flow records applied between two turns of the event loop
 _FLOW_STATES = _enum_names(pb.FlowState, "FLOW_STATE_")
 _END_REASONS = _enum_names(pb.EndReason, "END_REASON_")
+FLOW_STATE_NAMES = frozenset(_FLOW_STATES.values())  # what a flow record's "state" can be
+END_REASON_NAMES = frozenset(_END_REASONS.values())
 
 
 class UplinkService:
