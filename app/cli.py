@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="print what floe_xdp on --interface is doing (counters, rules, hits), then exit",
     )
     dp.add_argument("--json", action="store_true", help="--status as JSON")
+    dp.add_argument(
+        "--force", action="store_true",
+        help="with --detach: remove the pins even when a program elsewhere (another network "
+        "namespace) runs with them; that program keeps running",
+    )
 
     demo = sub.add_parser(
         "demo", help="namespace + veth + generated traffic so the dashboard shows live data"

@@ -101,63 +101,85 @@ def pin_dir_for(ifname: str, pin_root: Path = PIN_ROOT) -> Path:
     return pin_root / ifname
 
 
-# The pins of an interface name record which interface they belong to, as an empty directory
-# `owner-<netns inode>-<ifindex>` beside the maps (bpffs refuses names with dots): a name is
-# only unique within a network namespace, and an interface deleted and created again under
-# the same name is a new one.
-_OWNER_PREFIX = "owner-"
-
-
-def _netns_inode() -> int:
-    try:
-        return os.stat("/proc/thread-self/ns/net").st_ino
-    except OSError:
+def _map_id(path: Path) -> int:
+    """The kernel id of a pinned map (0 if it is not there)."""
+    fd = lb.lib.bpf_obj_get(str(path).encode())
+    if fd < 0:
         return 0
+    try:
+        info = ctypes.create_string_buffer(128)  # struct bpf_map_info: id at offset 4
+        size = ctypes.c_uint32(len(info))
+        if lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)) < 0:
+            return 0
+        return int.from_bytes(info.raw[4:8], "little")
+    finally:
+        os.close(fd)
 
 
-def _owner_name(ifindex: int) -> str:
-    return f"{_OWNER_PREFIX}{_netns_inode()}-{ifindex}"
+def _programs_using(map_id: int) -> set[int]:
+    """Ids of the loaded programs that use map `map_id` (bpf_prog_info.map_ids)."""
+    users: set[int] = set()
+    prog_id = ctypes.c_uint32(0)
+    while map_id and lb.lib.bpf_prog_get_next_id(prog_id.value, ctypes.byref(prog_id)) == 0:
+        fd = lb.lib.bpf_prog_get_fd_by_id(prog_id.value)
+        if fd < 0:
+            continue  # gone meanwhile
+        try:
+            info = ctypes.create_string_buffer(256)
+            size = ctypes.c_uint32(len(info))
+            if lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)) < 0:
+                continue
+            count = int.from_bytes(info.raw[52:56], "little")  # nr_map_ids
+            if not count:
+                continue
+            ids = (ctypes.c_uint32 * count)()
+            fields = bytearray(256)  # nr_map_ids and the map_ids pointer, the rest zero
+            fields[52:56] = count.to_bytes(4, "little")
+            fields[56:64] = ctypes.addressof(ids).to_bytes(8, "little")
+            query = ctypes.create_string_buffer(bytes(fields), len(fields))
+            size = ctypes.c_uint32(len(query))
+            if lb.lib.bpf_obj_get_info_by_fd(fd, query, ctypes.byref(size)) == 0 and map_id in ids:
+                users.add(prog_id.value)
+        finally:
+            os.close(fd)
+    return users
 
 
-def _owners(pin_dir: Path) -> list[tuple[int, int]]:
-    out = []
-    with contextlib.suppress(OSError):
-        for entry in pin_dir.iterdir():
-            netns, _, ifindex = entry.name.removeprefix(_OWNER_PREFIX).partition("-")
-            if entry.name.startswith(_OWNER_PREFIX) and netns.isdigit() and ifindex.isdigit():
-                out.append((int(netns), int(ifindex)))
-    return out
+def _pin_users(pin_dir: Path) -> set[int]:
+    """Programs running with these pins (the counters map stands for all of them)."""
+    return _programs_using(_map_id(pin_dir / "floe_counters"))
 
 
 def _remove_pins(pin_dir: Path, keep_dir: bool = False) -> None:
     for name in MAPS:
         (pin_dir / name).unlink(missing_ok=True)
-    for netns, ifindex in _owners(pin_dir):
-        (pin_dir / f"{_OWNER_PREFIX}{netns}-{ifindex}").rmdir()
     if not keep_dir and pin_dir.is_dir():
         pin_dir.rmdir()
 
 
 def _claim_pins(pin_dir: Path, ifname: str, ifindex: int) -> None:
-    """Reuse the pins only if they belong to this very interface.
+    """Reuse the pins of `ifname` only if they are this interface's.
 
-    Pins of an interface with this name in another network namespace: AttachError (sharing
-    them would mix two interfaces' counters and rules). Pins of an earlier interface with
-    this name in this namespace (deleted, then created again): removed, so counting starts
-    fresh instead of continuing the old interface's counters. Pins without an owner (made
-    before owners were recorded) are taken as this interface's.
+    An interface name is only unique within a network namespace, and an interface deleted and
+    created again under its name is a new interface, so the name alone proves nothing. The
+    kernel knows better: the pins are this interface's when the program attached to it runs
+    with them (a dataplane restart). When a program elsewhere runs with them (the same name
+    in another network namespace), they are refused: sharing would mix two interfaces'
+    counters and rules. When no program runs with them (their interface is gone), they are
+    removed and counting starts fresh, with new maps and so a new counter epoch.
     """
-    owners = _owners(pin_dir)
-    netns = _netns_inode()
-    if not owners or (netns, ifindex) in owners:
+    if not (pin_dir / "floe_counters").exists():
         return
-    other_netns, other_ifindex = owners[0]
-    if other_netns != netns:
+    users = _pin_users(pin_dir)
+    ours = _query(ifindex).prog_id
+    if ours and ours in users:
+        return
+    if users:
         raise AttachError(
-            f"the pins in {pin_dir} belong to {ifname} in another network namespace "
-            f"(netns inode {other_netns}, ifindex {other_ifindex}); detach it there first")
-    log.warning("pins in %s belong to an earlier %s (ifindex %d, now %d): starting fresh",
-                pin_dir, ifname, other_ifindex, ifindex)
+            f"the pins in {pin_dir} are in use by XDP program {sorted(users)} on another "
+            f"interface named {ifname} (another network namespace?); detach it there")
+    log.warning("pins in %s belong to an interface %s that is gone: starting fresh",
+                pin_dir, ifname)
     with map_errors(PinError, f"remove stale pins in {pin_dir}"):
         _remove_pins(pin_dir, keep_dir=True)  # the directory holds our lock
 
@@ -412,8 +434,6 @@ class XdpProgram:
             raise
         # The kernel now holds the program (attached) and the maps (pinned); dup'd fds stay ours.
         lb.lib.bpf_object__close(obj)
-        with map_errors(PinError, "mark the pins' owner"):
-            (pin_dir / _owner_name(ifindex)).mkdir(exist_ok=True)
         program = cls(ifname, ifindex, pin_dir, maps, attach_mode, prog_id)
         try:
             config = program.config()
@@ -496,11 +516,22 @@ class XdpProgram:
         mode = modes.get(info.attach_mode)
         return cls(ifname, ifindex, pin_dir, maps, mode, info.prog_id)
 
-    def detach(self) -> None:
-        """Detach the XDP program (if attached) and remove the pins; closes this handle."""
+    def detach(self, force: bool = False) -> None:
+        """Detach the XDP program and remove the pins; closes this handle.
+
+        Only a program that runs with these pins is detached. Pins in use by a program on
+        another interface of this name (another network namespace) are refused (AttachError)
+        unless `force`, which removes the pins only and leaves that program running.
+        """
+        users = _pin_users(self.pin_dir)
+        info = _query(self.ifindex) if self.ifindex else lb.XdpQueryOpts()
+        if users and info.prog_id not in users and not force:
+            raise AttachError(
+                f"the pins in {self.pin_dir} are in use by XDP program {sorted(users)} on "
+                f"another interface named {self.ifname} (another network namespace?); detach "
+                "it there, or force to remove only the pins")
         with map_errors(AttachError, f"detach from {self.ifname}"):
-            if self.ifindex:
-                info = _query(self.ifindex)
+            if info.prog_id and info.prog_id in users:
                 flags = {lb.XDP_ATTACHED_DRV: lb.XDP_FLAGS_DRV_MODE,
                          lb.XDP_ATTACHED_SKB: lb.XDP_FLAGS_SKB_MODE}.get(info.attach_mode)
                 if flags is not None:
