@@ -257,7 +257,7 @@ class UplinkService:
                               _END_REASONS)
             await asyncio.sleep(0)
         for aggregate in batch.aggregates:
-            state.apply_aggregate(node_id, aggregate)
+            state.apply_aggregate(node_id, aggregate, instance)
         state.mark_applied(node_id, instance, batch.seq)
 
     def _record_applied(self, session: Session, applied: Any) -> None:

@@ -264,9 +264,9 @@ class IngestState:
         old = iface.rule_hits.get((epoch, rule_id), (0, 0))
         iface.rule_hits[(epoch, rule_id)] = (max(old[0], packets), max(old[1], octets))
 
-    def apply_aggregate(self, node_id: str, message: Any) -> None:
-        """One tick's TrafficAggregate of one interface."""
-        self.interface(node_id, message.interface or "*").traffic.add(message)
+    def apply_aggregate(self, node_id: str, message: Any, instance: str = "") -> None:
+        """One tick's TrafficAggregate of one interface, from dataplane process `instance`."""
+        self.interface(node_id, message.interface or "*").traffic.add(message, instance)
 
     def apply_flows(
         self, node_id: str, records: Sequence[Any], states: Mapping[int, str],

@@ -4,7 +4,8 @@ Dataplanes send one `TrafficAggregate` per tick (frames and bytes, top hosts and
 bytes and by packets, every protocol, TCP/UDP packets by port band). A tick of 100 ms is too
 short to read, so each interface keeps the ticks of the last WINDOW_NS of its own clock
 (capture time for a pcap replay, so a finished replay stays visible and a replay at full
-speed shows its recorded rate) and the view sums them. Totals, protocols and port bands are
+speed shows its recorded rate) and the view sums them; a new dataplane process or a clock
+stepping back starts the window afresh. Totals, protocols and port bands are
 exact sums; a host or port is counted in the ticks where it made that tick's top list, so the
 top lists are exact while fewer keys compete than a tick lists, and lower bounds
 ("approximate": true) otherwise.
@@ -12,6 +13,7 @@ top lists are exact while fewer keys compete than a tick lists, and lower bounds
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,13 +26,42 @@ MAX_TICKS = 1000  # bound even for very short ticks
 TOP_N = 10
 
 
-def _merge(into: dict[str, list[int]], lists: Iterable[Iterable[Any]]) -> None:
-    """Add one tick's talkers (a key may be in several of its lists: counted once)."""
-    seen: dict[str, tuple[int, int]] = {}
-    for talkers in lists:
-        for t in talkers:
-            seen[t.key] = (t.packets, t.bytes)
-    for key, (packets, octets) in seen.items():
+@dataclass(slots=True, frozen=True)
+class _Tick:
+    """One TrafficAggregate as plain data: keeping the message would keep its whole parsed
+    batch (flow records included) alive in protobuf's arena."""
+
+    start_ns: int
+    end_ns: int
+    packets: int
+    bytes: int
+    malformed: int
+    hosts: dict[str, tuple[int, int]]  # one tick's talkers: a key in both lists counts once
+    ports: dict[str, tuple[int, int]]
+    protocols: dict[str, tuple[int, int]]
+    bands: tuple[int, int, int]
+    approximate: bool
+
+    @classmethod
+    def of(cls, message: Any) -> _Tick:
+        def talkers(*lists: Iterable[Any]) -> dict[str, tuple[int, int]]:
+            return {t.key: (t.packets, t.bytes) for talkers in lists for t in talkers}
+
+        full = max(len(message.top_hosts_by_bytes), len(message.top_ports_by_bytes))
+        return cls(
+            message.start_unix_ns, message.end_unix_ns, message.packets, message.bytes,
+            message.malformed,
+            talkers(message.top_hosts_by_bytes, message.top_hosts_by_packets),
+            talkers(message.top_ports_by_bytes, message.top_ports_by_packets),
+            talkers(message.protocols),
+            (message.port_packets_well_known, message.port_packets_registered,
+             message.port_packets_dynamic),
+            bool(message.hosts_truncated) or full >= TOP_N,
+        )
+
+
+def _add(into: dict[str, list[int]], talkers: dict[str, tuple[int, int]]) -> None:
+    for key, (packets, octets) in talkers.items():
         slot = into.setdefault(key, [0, 0])
         slot[0] += packets
         slot[1] += octets
@@ -49,17 +80,27 @@ def _ranked(totals: dict[str, list[int]], by: int, name: str,
 
 @dataclass(slots=True)
 class TrafficWindow:
-    ticks: deque[Any] = field(default_factory=lambda: deque(maxlen=MAX_TICKS))
+    ticks: deque[_Tick] = field(default_factory=lambda: deque(maxlen=MAX_TICKS))
     newest_ns: int = 0
+    instance: str = ""  # the dataplane process the ticks come from
+    received_ns: int = 0  # wall clock when the newest tick arrived
     _view: dict[str, Any] | None = None  # until the next add (the hub publishes every tick)
 
-    def add(self, message: Any) -> None:
-        """Append one TrafficAggregate and drop ticks older than the window."""
-        self.newest_ns = max(self.newest_ns, message.end_unix_ns)
-        self.ticks.append(message)
-        self._view = None
-        while self.ticks and self.ticks[0].end_unix_ns <= self.newest_ns - WINDOW_NS:
+    def add(self, message: Any, instance: str = "") -> None:
+        """Append one TrafficAggregate and drop ticks older than the window. A tick from
+        another dataplane process, or from before the newest one (a pcap replayed again, a
+        clock stepped back), starts the window afresh instead of mixing two timelines."""
+        tick = _Tick.of(message)
+        if instance != self.instance or tick.end_ns < self.newest_ns:
+            self.ticks.clear()
+            self.newest_ns = 0
+            self.instance = instance
+        self.newest_ns = max(self.newest_ns, tick.end_ns)
+        self.received_ns = time.time_ns()
+        self.ticks.append(tick)
+        while self.ticks and self.ticks[0].end_ns <= self.newest_ns - WINDOW_NS:
             self.ticks.popleft()
+        self._view = None
 
     def view(self) -> dict[str, Any] | None:
         if self._view is None and self.ticks:
@@ -77,27 +118,26 @@ class TrafficWindow:
             packets += tick.packets
             octets += tick.bytes
             malformed += tick.malformed
-            _merge(hosts, (tick.top_hosts_by_bytes, tick.top_hosts_by_packets))
-            _merge(ports, (tick.top_ports_by_bytes, tick.top_ports_by_packets))
-            _merge(protocols, (tick.protocols,))
-            bands[0] += tick.port_packets_well_known
-            bands[1] += tick.port_packets_registered
-            bands[2] += tick.port_packets_dynamic
-            full = max(len(tick.top_hosts_by_bytes), len(tick.top_ports_by_bytes))
-            approximate |= bool(tick.hosts_truncated) or full >= TOP_N
-        start = min(t.start_unix_ns for t in self.ticks)
-        end = max(t.end_unix_ns for t in self.ticks)
+            _add(hosts, tick.hosts)
+            _add(ports, tick.ports)
+            _add(protocols, tick.protocols)
+            for i in range(3):
+                bands[i] += tick.bands[i]
+            approximate |= tick.approximate
+        start = min(t.start_ns for t in self.ticks)
+        end = max(t.end_ns for t in self.ticks)
         seconds = (end - start) / 1e9
         return {
             "window_seconds": round(seconds, 3),
             "ticks": len(self.ticks),
             "start_unix_ns": start,
             "end_unix_ns": end,
+            "received_unix_ns": self.received_ns,
             "packets": packets,
             "bytes": octets,
             "malformed": malformed,
-            "pps": round(packets / seconds, 3) if seconds > 0 else 0.0,
-            "bps": round(octets * 8 / seconds, 3) if seconds > 0 else 0.0,
+            "pps": round(packets / seconds, 3) if seconds > 0 else None,
+            "bps": round(octets * 8 / seconds, 3) if seconds > 0 else None,
             "top_hosts_by_bytes": _ranked(hosts, 1, "host"),
             "top_hosts_by_packets": _ranked(hosts, 0, "host"),
             "top_ports_by_bytes": _ranked(ports, 1, "port"),

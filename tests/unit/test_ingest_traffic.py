@@ -85,3 +85,27 @@ def test_dataplane_aggregate_reaches_the_interface_summary() -> None:
     size = sum(len(f) for f in frames)
     assert (traffic["packets"], traffic["bytes"], traffic["malformed"]) == (4, size, 0)
     assert (traffic["pps"], traffic["bps"]) == (4.0, size * 8.0)  # over 1 s of frame clock
+
+
+def test_a_new_process_or_a_clock_stepping_back_starts_the_window_afresh() -> None:
+    window = TrafficWindow()
+    window.add(tick(5 * S, {"10.0.0.1": 1}), "run-1")
+    window.add(tick(6 * S, {"10.0.0.1": 1}), "run-1")
+    assert window.view()["ticks"] == 2  # type: ignore[index]
+    window.add(tick(5 * S, {"10.0.0.9": 4}), "run-2")  # the same capture replayed again
+    view = window.view()
+    assert view is not None and view["ticks"] == 1
+    assert [h["host"] for h in view["top_hosts_by_packets"]] == ["10.0.0.9"]
+    window.add(tick(2 * S, {"10.0.0.7": 1}), "run-2")  # its clock stepped back
+    assert window.view()["ticks"] == 1  # type: ignore[index]
+
+
+def test_ticks_are_kept_as_plain_data_and_rates_need_a_span() -> None:
+    window = TrafficWindow()
+    message = tick(S, {"10.0.0.1": 2}, start=S)  # a zero-length tick
+    window.add(message)
+    message.top_hosts_by_bytes[0].packets = 99  # the stored tick is a copy, not the message
+    message.top_hosts_by_packets[0].packets = 99
+    view = window.view()
+    assert view is not None and view["top_hosts_by_packets"][0]["packets"] == 2
+    assert view["pps"] is None and view["bps"] is None and view["received_unix_ns"] > 0
