@@ -257,7 +257,7 @@ class FlowTable:
         self._free: I32 = np.arange(c - 1, -1, -1, dtype=np.int32)  # stack, top at the end
         self._nfree = c
         self._dirty_ids: deque[I32] = deque()
-        self._ended: list[FlowRecords] = []  # evicted, not yet handed out by expire()
+        self._ended: deque[FlowRecords] = deque()  # evicted, not yet handed out by expire()
         self._ended_rows = 0
         self.ended_dropped = 0  # evicted records dropped from a full backlog (counted loss)
         self._deltas: list[FlowDeltas] = []
@@ -368,16 +368,21 @@ class FlowTable:
         return np.concatenate(out) if out else np.zeros(0, FLOW_RECORD_DTYPE)
 
     def _take_ended(self, limit: int | None) -> FlowRecords:
-        """Up to `limit` of the evicted records waiting to be handed out, oldest first."""
-        if not self._ended:
-            return np.zeros(0, FLOW_RECORD_DTYPE)
-        waiting = np.concatenate(self._ended)
-        if limit is None or waiting.shape[0] <= limit:
-            self._ended, self._ended_rows = [], 0
-            return waiting
-        self._ended = [waiting[limit:]]
-        self._ended_rows = int(waiting.shape[0]) - limit
-        return waiting[:limit]
+        """Up to `limit` of the evicted records waiting to be handed out, oldest first (only
+        the chunks taken are copied, never the whole backlog)."""
+        taken: list[FlowRecords] = []
+        room = limit
+        while self._ended and (room is None or room > 0):
+            chunk = self._ended.popleft()
+            if room is not None and chunk.shape[0] > room:
+                self._ended.appendleft(chunk[room:])
+                chunk = chunk[:room]
+            taken.append(chunk)
+            if room is not None:
+                room -= int(chunk.shape[0])
+        count = sum(int(c.shape[0]) for c in taken)
+        self._ended_rows -= count
+        return np.concatenate(taken) if taken else np.zeros(0, FLOW_RECORD_DTYPE)
 
     def drain_updates(self, limit: int | None = None) -> FlowRecords:
         """Records of live flows changed since the previous drain (cumulative counters).
@@ -407,7 +412,8 @@ class FlowTable:
         """End every live flow (shutdown)."""
         ids = np.flatnonzero(self.live).astype(np.int32)
         out = [*self._ended, self._end(ids, EndReason.FLUSHED)]
-        self._ended, self._ended_rows = [], 0
+        self._ended.clear()
+        self._ended_rows = 0
         return np.concatenate(out)
 
     # ---------------------------------------------------------------------------- internals
@@ -691,12 +697,14 @@ class FlowTable:
         self.evicted += int(ids.size)
         self._ended.append(self._end(ids, EndReason.EVICTED))
         self._ended_rows += int(ids.size)
-        if self._ended_rows > ENDED_BACKLOG:  # nobody is taking them fast enough: drop oldest
-            waiting = np.concatenate(self._ended)
-            extra = waiting.shape[0] - ENDED_BACKLOG
-            self.ended_dropped += extra
-            self._ended = [waiting[extra:]]
-            self._ended_rows = ENDED_BACKLOG
+        while self._ended_rows > ENDED_BACKLOG:  # nobody takes them fast enough: drop oldest
+            extra = self._ended_rows - ENDED_BACKLOG
+            oldest = self._ended.popleft()
+            if oldest.shape[0] > extra:
+                self._ended.appendleft(oldest[extra:])
+            dropped = min(extra, int(oldest.shape[0]))
+            self.ended_dropped += dropped
+            self._ended_rows -= dropped
 
     def _records(self, ids: I32, why: EndReason) -> FlowRecords:
         rec = np.zeros(ids.shape[0], FLOW_RECORD_DTYPE)
