@@ -93,6 +93,7 @@ class Settings:
     http2_enabled: bool = True
     http3_enabled: bool = True
     grpc_enabled: bool = True
+    grpc_tls: bool = False  # the gRPC port speaks TLS (the HTTPS certificate)
     metrics_enabled: bool = True
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -161,6 +162,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http2_enabled=_bool(env, "HTTP2_ENABLED", True),
         http3_enabled=_bool(env, "HTTP3_ENABLED", True),
         grpc_enabled=_bool(env, "GRPC_ENABLED", True),
+        grpc_tls=_bool(env, "GRPC_TLS", bool(tls_cert)),
         metrics_enabled=_bool(env, "METRICS_ENABLED", True),
         tls_cert_file=Path(tls_cert) if tls_cert else None,
         tls_key_file=Path(tls_key) if tls_key else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import ConfigError, Settings
@@ -38,10 +38,38 @@ class DataplaneConfig:
     max_buffered_batches: int = 600  # one minute of 100 ms ticks while disconnected
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
+    tls: bool = False  # TLS to the control plane's gRPC port
+    tls_ca: bytes | None = field(default=None, repr=False)  # PEM to trust; None: system roots
+    tls_server_name: str = ""  # certificate name to expect, when not the target's host
 
     @property
     def key_path(self) -> Path:
         return self.state_dir / KEY_FILE
+
+
+def _tls(settings: Settings) -> tuple[bool, bytes | None, str]:
+    """FLOE_CONTROL_PLANE_TLS (default: GRPC_TLS, as for a control plane sharing this
+    environment) and the PEM to trust: FLOE_CONTROL_PLANE_CA, else that control plane's own
+    certificate when it is on this machine (TLS_CERT_FILE, or the development one in
+    FLOE_DATA_DIR), else the system roots."""
+    raw = settings.extra.get("FLOE_CONTROL_PLANE_TLS", "").strip().lower()
+    if raw and raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ConfigError(f"FLOE_CONTROL_PLANE_TLS={raw!r} is not a boolean (use true/false)")
+    tls = raw in ("1", "true", "yes", "on") if raw else settings.grpc_tls
+    name = settings.extra.get("FLOE_CONTROL_PLANE_NAME", "").strip()
+    if not tls:
+        return False, None, name
+    ca = settings.extra.get("FLOE_CONTROL_PLANE_CA", "").strip()
+    if ca:
+        try:
+            return True, Path(ca).read_bytes(), name
+        except OSError as error:
+            raise ConfigError(f"FLOE_CONTROL_PLANE_CA={ca!r}: {error.strerror}") from error
+    local = settings.tls_cert_file or settings.data_dir / "tls" / "dev-cert.pem"
+    try:
+        return True, local.read_bytes(), name
+    except OSError:
+        return True, None, name
 
 
 def _target(settings: Settings, override: str | None) -> str:
@@ -81,8 +109,12 @@ def load_dataplane_config(
     )
     if not 0.01 <= tick <= 60:
         raise ConfigError(f"FLOE_TICK_SECONDS={tick!r} is out of range [0.01, 60]")
+    tls, tls_ca, tls_server_name = _tls(settings)
     return DataplaneConfig(
         target=_target(settings, control_plane),
+        tls=tls,
+        tls_ca=tls_ca,
+        tls_server_name=tls_server_name,
         api_key=_key(settings),
         node_id=node_id or settings.extra.get("FLOE_NODE_ID") or socket.gethostname(),
         instance_id=uuid.uuid4().hex,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import grpc
 import numpy as np
 
 from app import __version__
@@ -160,6 +161,9 @@ class Runner:
             config.target, self._key, self._hello, on_rules=self._on_rules,
             on_config=self._on_config, max_buffered=config.max_buffered_batches,
             backoff_initial=config.backoff_initial, backoff_max=config.backoff_max,
+            credentials=(grpc.ssl_channel_credentials(root_certificates=config.tls_ca)
+                         if config.tls else None),
+            server_name=config.tls_server_name,
         )
 
     # -- set-up ----------------------------------------------------------------------------

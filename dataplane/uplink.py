@@ -69,6 +69,8 @@ class UplinkClient:
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         welcome_timeout: float = 10.0,
+        credentials: grpc.ChannelCredentials | None = None,
+        server_name: str = "",
     ) -> None:
         if max_buffered < 1:
             raise ValueError("max_buffered must be at least 1")
@@ -81,6 +83,8 @@ class UplinkClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.welcome_timeout = welcome_timeout
+        self._credentials = credentials  # None: plaintext (a control plane on this machine)
+        self._server_name = server_name
         self.stats = UplinkStats()
         self._seq = 0
         self._buffer: deque[Any] = deque()
@@ -181,12 +185,17 @@ class UplinkClient:
     async def _session(self) -> bool:
         key = self._key()
         metadata = (("authorization", f"Bearer {key}"),) if key else ()
-        options = [
+        options: list[tuple[str, int | str]] = [
             ("grpc.keepalive_time_ms", 10_000),
             ("grpc.keepalive_timeout_ms", 5_000),
             ("grpc.max_reconnect_backoff_ms", 2_000),
         ]
-        async with grpc.aio.insecure_channel(self.target, options=options) as channel:
+        if self._server_name:
+            options.append(("grpc.ssl_target_name_override", self._server_name))
+        channel = (grpc.aio.secure_channel(self.target, self._credentials, options=options)
+                   if self._credentials is not None
+                   else grpc.aio.insecure_channel(self.target, options=options))
+        async with channel:
             stub = uplink_pb2_grpc.UplinkStub(channel)
             call = stub.Connect(metadata=metadata)
             await call.write(pb.UplinkMessage(hello=self._hello()))

@@ -6,6 +6,7 @@ different loop"), after every layer has added its services through `app.grpc.reg
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import grpc
@@ -17,6 +18,7 @@ from quart import Quart
 from app.config import Settings
 from app.grpc.interceptors import CorrelationIdInterceptor
 from app.grpc.registry import registrations
+from app.serving.tls import tls_files
 
 __all__ = ["GrpcServer", "start_grpc_server"]
 
@@ -34,6 +36,11 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _credentials(settings: Settings) -> grpc.ServerCredentials:
+    cert, key = tls_files(settings)
+    return grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+
+
 async def start_grpc_server(app: Quart, settings: Settings) -> GrpcServer:
     """Build, register every service, bind GRPC_PORT and start; must run inside the loop."""
     server = grpc.aio.server(
@@ -49,7 +56,11 @@ async def start_grpc_server(app: Quart, settings: Settings) -> GrpcServer:
         names.append(registration.service_name)
         await health.set(registration.service_name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection((*names, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(_address(settings.bind_host, settings.grpc_port))
+    address = _address(settings.bind_host, settings.grpc_port)
+    if settings.grpc_tls:  # the HTTPS certificate (or the development one)
+        port = server.add_secure_port(address, await asyncio.to_thread(_credentials, settings))
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind gRPC on GRPC_PORT={settings.grpc_port}")
     await server.start()

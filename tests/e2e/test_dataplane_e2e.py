@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dataplane.config import KEY_FILE
 from dataplane.netns import Topology, VethPair, unique_prefix
@@ -194,6 +196,34 @@ def test_pcap_replay_of_many_flows_arrives_whole(
     newest = control_plane.flows("many.pcap")
     assert len(newest) == 1000
     assert all(f["packets"] == 1 and f["end_reason"] == "shutdown" for f in newest)
+
+
+def test_uplink_over_tls(tmp_path: Path) -> None:
+    """GRPC_TLS: the gRPC port speaks only TLS (the HTTPS certificate, here the development
+    one); a dataplane sharing the environment trusts that certificate by itself."""
+    server = FloeServer.start({"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false",
+                               "GRPC_TLS": "true"}, timeout=60)
+    try:
+        plane = ControlPlane(server)
+        target = f"127.0.0.1:{server.grpc_port}"
+        cert = (server.data_dir / "tls" / "dev-cert.pem").read_bytes()
+        request = health_pb2.HealthCheckRequest()
+        with grpc.secure_channel(target, grpc.ssl_channel_credentials(cert)) as channel:
+            answer = health_pb2_grpc.HealthStub(channel).Check(request, timeout=10)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError):
+            health_pb2_grpc.HealthStub(channel).Check(request, timeout=3)
+
+        capture = tmp_path / "tls.pcap"
+        with PcapWriter(capture) as writer:
+            for i, frame in enumerate(_frames()):
+                writer.write(frame, time.time_ns() + i * 1000)
+        process = _dataplane(server, "--mode", "pcap", "--pcap", str(capture))
+        assert process.wait(timeout=60) == 0, process.stderr.read() if process.stderr else ""
+        assert plane.wait_packets("tls.pcap", TOTAL)["packets"] == TOTAL
+        plane.close()
+    finally:
+        server.stop()
 
 
 @pytest.fixture
