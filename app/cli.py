@@ -75,6 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"floe: configuration error: {error}", file=sys.stderr)
         return 2
     setup_logging(args.verbose, settings.log_json)
+    try:
+        return _run(args, settings, parser)
+    except ConfigError as error:  # a layer's FLOE_* knob, found bad when that layer starts
+        print(f"floe: configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings, parser: argparse.ArgumentParser) -> int:
 
     if args.command == "serve":
         from app.serving.run import serve

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "extra_float", "load_settings"]
 
 
 class ConfigError(ValueError):
@@ -63,6 +63,12 @@ def _float(
     if not low <= value <= high:
         raise ConfigError(f"{name}={raw!r} is out of range [{low}, {high}]")
     return value
+
+
+def extra_float(settings: Settings, name: str, default: float, *, low: float,
+                high: float) -> float:
+    """A numeric FLOE_* knob from Settings.extra; ConfigError naming it when it is bad."""
+    return _float(settings.extra, name, default, low=low, high=high)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

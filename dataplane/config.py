@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.config import ConfigError, Settings
+from app.config import ConfigError, Settings, extra_float
 
 __all__ = ["KEY_FILE", "DataplaneConfig", "boot_id", "load_dataplane_config"]
 
@@ -105,7 +105,7 @@ def load_dataplane_config(
     tick = (
         tick_seconds
         if tick_seconds is not None
-        else float(settings.extra.get("FLOE_TICK_SECONDS", "0.1") or 0.1)
+        else extra_float(settings, "FLOE_TICK_SECONDS", 0.1, low=0.01, high=60)
     )
     if not 0.01 <= tick <= 60:
         raise ConfigError(f"FLOE_TICK_SECONDS={tick!r} is out of range [0.01, 60]")

@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator
 from quart import Quart
 
 from app.api.envelope import ApiError
+from app.config import extra_float
 from app.identity.authenticator import BearerAuthenticator, LastUsedRecorder
 from app.identity.cache import IdentityCache
 from app.identity.invalidation import InvalidationBus
@@ -63,6 +64,7 @@ def init_app(app: Quart) -> None:
         "off",
     }
     sessions = SessionAuthenticator(app, secure=secure, duration=settings.refresh_token_ttl)
+    touch_interval = extra_float(settings, "FLOE_KEY_TOUCH_INTERVAL", 5.0, low=0.0, high=3600.0)
 
     @app.before_serving
     async def _start_identity() -> None:
@@ -77,7 +79,7 @@ def init_app(app: Quart) -> None:
             Passwords, settings.extra.get("FLOE_ARGON2_PROFILE", "default")
         )
         cache = IdentityCache()
-        recorder = LastUsedRecorder(db, float(settings.extra.get("FLOE_KEY_TOUCH_INTERVAL", "5")))
+        recorder = LastUsedRecorder(db, touch_interval)
         bearer = BearerAuthenticator(
             db, JwtCodec(secret, settings.access_token_ttl), cache, recorder
         )

@@ -43,6 +43,7 @@ def test_tls_to_a_remote_control_plane(tmp_path: Path) -> None:
     {"FLOE_CONTROL_PLANE_TLS": "true", "FLOE_CONTROL_PLANE_CA": "/nonexistent/ca.pem"},
     {"FLOE_CONTROL_PLANE": "no-port"},
     {"FLOE_TICK_SECONDS": "0"},
+    {"FLOE_TICK_SECONDS": "abc"},
 ])
 def test_bad_values_are_configuration_errors(tmp_path: Path, env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
