@@ -7,14 +7,19 @@ into `$FLOE_DATA_DIR/dataplane.key`. `FLOE_API_KEY` wins when set.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+import grpc
 
 from app.config import ConfigError, Settings, extra_float
 
-__all__ = ["KEY_FILE", "DataplaneConfig", "boot_id", "load_dataplane_config"]
+__all__ = [
+    "KEY_FILE", "DataplaneConfig", "boot_id", "load_dataplane_config", "tls_material",
+]
 
 KEY_FILE = "dataplane.key"
 
@@ -39,7 +44,7 @@ class DataplaneConfig:
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
     tls: bool = False  # TLS to the control plane's gRPC port
-    tls_ca: bytes | None = field(default=None, repr=False)  # PEM to trust; None: system roots
+    tls_ca_file: Path | None = None  # PEM to trust; None: the system roots
     tls_server_name: str = ""  # certificate name to expect, when not the target's host
 
     @property
@@ -47,11 +52,21 @@ class DataplaneConfig:
         return self.state_dir / KEY_FILE
 
 
-def _tls(settings: Settings) -> tuple[bool, bytes | None, str]:
+def _is_loopback(target: str) -> bool:
+    host = target.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _tls(settings: Settings, target: str) -> tuple[bool, Path | None, str]:
     """FLOE_CONTROL_PLANE_TLS (default: GRPC_TLS, as for a control plane sharing this
-    environment) and the PEM to trust: FLOE_CONTROL_PLANE_CA, else that control plane's own
-    certificate when it is on this machine (TLS_CERT_FILE, or the development one in
-    FLOE_DATA_DIR), else the system roots."""
+    environment), the PEM to trust (FLOE_CONTROL_PLANE_CA; for a control plane on this
+    machine its own certificate — TLS_CERT_FILE or the development one; else the system
+    roots) and FLOE_CONTROL_PLANE_NAME."""
     raw = settings.extra.get("FLOE_CONTROL_PLANE_TLS", "").strip().lower()
     if raw and raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
         raise ConfigError(f"FLOE_CONTROL_PLANE_TLS={raw!r} is not a boolean (use true/false)")
@@ -61,15 +76,47 @@ def _tls(settings: Settings) -> tuple[bool, bytes | None, str]:
         return False, None, name
     ca = settings.extra.get("FLOE_CONTROL_PLANE_CA", "").strip()
     if ca:
+        if not Path(ca).is_file():
+            raise ConfigError(f"FLOE_CONTROL_PLANE_CA={ca!r} is not a readable file")
+        return True, Path(ca), name
+    if _is_loopback(target):
+        return True, settings.tls_cert_file or settings.data_dir / "tls" / "dev-cert.pem", name
+    return True, None, name
+
+
+def tls_material(config: DataplaneConfig) -> tuple[grpc.ChannelCredentials, str]:
+    """Credentials and the certificate name to expect, read now (the uplink calls this for
+    every session: a local control plane may create or renew its certificate later). A
+    local certificate that does not name the loopback address the dataplane dials (a real
+    one, say) is expected under its first DNS name."""
+    pem: bytes | None = None
+    if config.tls_ca_file is not None:
         try:
-            return True, Path(ca).read_bytes(), name
-        except OSError as error:
-            raise ConfigError(f"FLOE_CONTROL_PLANE_CA={ca!r}: {error.strerror}") from error
-    local = settings.tls_cert_file or settings.data_dir / "tls" / "dev-cert.pem"
+            pem = config.tls_ca_file.read_bytes()
+        except OSError:
+            pem = None  # not there (yet): the system roots
+    name = config.tls_server_name
+    if pem and not name and _is_loopback(config.target):
+        name = _name_for_loopback(pem, config.target)
+    return grpc.ssl_channel_credentials(root_certificates=pem), name
+
+
+def _name_for_loopback(pem: bytes, target: str) -> str:
+    from cryptography import x509
+
     try:
-        return True, local.read_bytes(), name
-    except OSError:
-        return True, None, name
+        cert = x509.load_pem_x509_certificate(pem)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return ""
+    host = target.rpartition(":")[0].strip("[]")
+    if host == "localhost" and "localhost" in names.get_values_for_type(x509.DNSName):
+        return ""
+    ips = {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+    if host in ips:
+        return ""
+    dns = names.get_values_for_type(x509.DNSName)
+    return str(dns[0]) if dns else ""
 
 
 def _target(settings: Settings, override: str | None) -> str:
@@ -109,11 +156,12 @@ def load_dataplane_config(
     )
     if not 0.01 <= tick <= 60:
         raise ConfigError(f"FLOE_TICK_SECONDS={tick!r} is out of range [0.01, 60]")
-    tls, tls_ca, tls_server_name = _tls(settings)
+    target = _target(settings, control_plane)
+    tls, tls_ca_file, tls_server_name = _tls(settings, target)
     return DataplaneConfig(
-        target=_target(settings, control_plane),
+        target=target,
         tls=tls,
-        tls_ca=tls_ca,
+        tls_ca_file=tls_ca_file,
         tls_server_name=tls_server_name,
         api_key=_key(settings),
         node_id=node_id or settings.extra.get("FLOE_NODE_ID") or socket.gethostname(),

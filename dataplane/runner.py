@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import grpc
 import numpy as np
 
 from app import __version__
 from dataplane.aggregate import AggregateSnapshot, Aggregator, Talker
-from dataplane.config import DataplaneConfig, boot_id
+from dataplane.config import DataplaneConfig, boot_id, tls_material
 from dataplane.flowtable import FlowRecords, FlowTable, records_from_kernel
 from dataplane.flowwire import EncodedFlows, encode_flows
 from dataplane.parse import parse_batch
@@ -161,9 +160,7 @@ class Runner:
             config.target, self._key, self._hello, on_rules=self._on_rules,
             on_config=self._on_config, max_buffered=config.max_buffered_batches,
             backoff_initial=config.backoff_initial, backoff_max=config.backoff_max,
-            credentials=(grpc.ssl_channel_credentials(root_certificates=config.tls_ca)
-                         if config.tls else None),
-            server_name=config.tls_server_name,
+            tls=(lambda: tls_material(config)) if config.tls else None,
         )
 
     # -- set-up ----------------------------------------------------------------------------

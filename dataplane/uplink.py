@@ -69,8 +69,7 @@ class UplinkClient:
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         welcome_timeout: float = 10.0,
-        credentials: grpc.ChannelCredentials | None = None,
-        server_name: str = "",
+        tls: Callable[[], tuple[grpc.ChannelCredentials, str]] | None = None,
     ) -> None:
         if max_buffered < 1:
             raise ValueError("max_buffered must be at least 1")
@@ -83,8 +82,8 @@ class UplinkClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.welcome_timeout = welcome_timeout
-        self._credentials = credentials  # None: plaintext (a control plane on this machine)
-        self._server_name = server_name
+        self._tls = tls  # per session: (credentials, certificate name); None: plaintext
+        self._warned = ""
         self.stats = UplinkStats()
         self._seq = 0
         self._buffer: deque[Any] = deque()
@@ -168,11 +167,11 @@ class UplinkClient:
                     self.stats.auth_failures += 1
                     log.error("control plane refused the key: %s", self.stats.last_error)
                 else:
-                    log.info("uplink to %s failed: %s", self.target, self.stats.last_error)
+                    self._failed(attempt)
             except (OSError, TimeoutError, ConnectionError) as error:
                 self.stats.failures += 1
                 self.stats.last_error = repr(error)
-                log.info("uplink to %s failed: %r", self.target, error)
+                self._failed(attempt)
             finally:
                 self.stats.connected = False
             if self._stopping.is_set():
@@ -182,6 +181,16 @@ class UplinkClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
+    def _failed(self, attempt: int) -> None:
+        """A failed attempt: info while it may be passing, a warning (once per distinct
+        error) once it persists — a TLS name mismatch must not hide in info logs."""
+        error = self.stats.last_error
+        if attempt >= 2 and error != self._warned:
+            self._warned = error
+            log.warning("uplink to %s keeps failing: %s", self.target, error)
+        else:
+            log.info("uplink to %s failed: %s", self.target, error)
+
     async def _session(self) -> bool:
         key = self._key()
         metadata = (("authorization", f"Bearer {key}"),) if key else ()
@@ -190,11 +199,13 @@ class UplinkClient:
             ("grpc.keepalive_timeout_ms", 5_000),
             ("grpc.max_reconnect_backoff_ms", 2_000),
         ]
-        if self._server_name:
-            options.append(("grpc.ssl_target_name_override", self._server_name))
-        channel = (grpc.aio.secure_channel(self.target, self._credentials, options=options)
-                   if self._credentials is not None
-                   else grpc.aio.insecure_channel(self.target, options=options))
+        if self._tls is not None:  # read each session: certificates change and appear
+            credentials, server_name = await asyncio.to_thread(self._tls)
+            if server_name:
+                options.append(("grpc.ssl_target_name_override", server_name))
+            channel = grpc.aio.secure_channel(self.target, credentials, options=options)
+        else:
+            channel = grpc.aio.insecure_channel(self.target, options=options)
         async with channel:
             stub = uplink_pb2_grpc.UplinkStub(channel)
             call = stub.Connect(metadata=metadata)

@@ -101,34 +101,42 @@ def pin_dir_for(ifname: str, pin_root: Path = PIN_ROOT) -> Path:
     return pin_root / ifname
 
 
-def _map_id(path: Path) -> int:
-    """The kernel id of a pinned map (0 if it is not there)."""
+def _map_id(path: Path) -> int | None:
+    """The kernel id of a pinned map: 0 if it is not there, None if we may not look."""
     fd = lb.lib.bpf_obj_get(str(path).encode())
     if fd < 0:
-        return 0
+        return 0 if fd == -errno.ENOENT else None
     try:
         info = ctypes.create_string_buffer(128)  # struct bpf_map_info: id at offset 4
         size = ctypes.c_uint32(len(info))
         if lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)) < 0:
-            return 0
+            return None
         return int.from_bytes(info.raw[4:8], "little")
     finally:
         os.close(fd)
 
 
-def _programs_using(map_id: int) -> set[int]:
-    """Ids of the loaded programs that use map `map_id` (bpf_prog_info.map_ids)."""
+def _programs_using(map_id: int) -> set[int] | None:
+    """Ids of the loaded programs that use map `map_id` (bpf_prog_info.map_ids), or None when
+    they cannot all be seen (walking programs by id needs CAP_SYS_ADMIN)."""
     users: set[int] = set()
     prog_id = ctypes.c_uint32(0)
-    while map_id and lb.lib.bpf_prog_get_next_id(prog_id.value, ctypes.byref(prog_id)) == 0:
+    while True:
+        ret = lb.lib.bpf_prog_get_next_id(prog_id.value, ctypes.byref(prog_id))
+        if ret == -errno.ENOENT:
+            return users  # the end of the list
+        if ret < 0:
+            return None
         fd = lb.lib.bpf_prog_get_fd_by_id(prog_id.value)
-        if fd < 0:
+        if fd == -errno.ENOENT:
             continue  # gone meanwhile
+        if fd < 0:
+            return None
         try:
             info = ctypes.create_string_buffer(256)
             size = ctypes.c_uint32(len(info))
             if lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)) < 0:
-                continue
+                return None
             count = int.from_bytes(info.raw[52:56], "little")  # nr_map_ids
             if not count:
                 continue
@@ -138,16 +146,21 @@ def _programs_using(map_id: int) -> set[int]:
             fields[56:64] = ctypes.addressof(ids).to_bytes(8, "little")
             query = ctypes.create_string_buffer(bytes(fields), len(fields))
             size = ctypes.c_uint32(len(query))
-            if lb.lib.bpf_obj_get_info_by_fd(fd, query, ctypes.byref(size)) == 0 and map_id in ids:
+            if lb.lib.bpf_obj_get_info_by_fd(fd, query, ctypes.byref(size)) < 0:
+                return None
+            if map_id in ids:
                 users.add(prog_id.value)
         finally:
             os.close(fd)
-    return users
 
 
-def _pin_users(pin_dir: Path) -> set[int]:
-    """Programs running with these pins (the counters map stands for all of them)."""
-    return _programs_using(_map_id(pin_dir / "floe_counters"))
+def _pin_users(pin_dir: Path) -> set[int] | None:
+    """Programs running with these pins (the counters map stands for all of them); None when
+    that cannot be known (no CAP_SYS_ADMIN): callers then keep the pins as they are."""
+    map_id = _map_id(pin_dir / "floe_counters")
+    if map_id is None:
+        return None
+    return _programs_using(map_id) if map_id else set()
 
 
 def _remove_pins(pin_dir: Path, keep_dir: bool = False) -> None:
@@ -171,6 +184,10 @@ def _claim_pins(pin_dir: Path, ifname: str, ifindex: int) -> None:
     if not (pin_dir / "floe_counters").exists():
         return
     users = _pin_users(pin_dir)
+    if users is None:
+        log.warning("cannot see which programs use the pins in %s (CAP_SYS_ADMIN?): "
+                    "reusing them as %s's", pin_dir, ifname)
+        return
     ours = _query(ifindex).prog_id
     if ours and ours in users:
         return
@@ -523,8 +540,16 @@ class XdpProgram:
         another interface of this name (another network namespace) are refused (AttachError)
         unless `force`, which removes the pins only and leaves that program running.
         """
+        with _locked(self.pin_dir):
+            self._detach(force)
+        log.info("floe_xdp detached from %s, pins removed", self.ifname)
+
+    def _detach(self, force: bool) -> None:
         users = _pin_users(self.pin_dir)
         info = _query(self.ifindex) if self.ifindex else lb.XdpQueryOpts()
+        if users is None:  # cannot tell: a floe_xdp here is taken to run with these pins
+            ours = info.prog_id and _program_name(info.prog_id) in ("", PROGRAM_NAME.decode())
+            users = {info.prog_id} if ours else set()
         if users and info.prog_id not in users and not force:
             raise AttachError(
                 f"the pins in {self.pin_dir} are in use by XDP program {sorted(users)} on "
@@ -540,8 +565,9 @@ class XdpProgram:
             self.attach_mode = None
         self.close()
         with map_errors(PinError, f"remove pins in {self.pin_dir}"):
-            _remove_pins(self.pin_dir)
-        log.info("floe_xdp detached from %s, pins removed", self.ifname)
+            _remove_pins(self.pin_dir, keep_dir=True)  # the directory holds our lock
+        with contextlib.suppress(OSError):
+            self.pin_dir.rmdir()
 
     def close(self) -> None:
         """Close our map handles; the program stays attached and the maps pinned."""

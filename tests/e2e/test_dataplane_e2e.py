@@ -7,6 +7,7 @@ checks that `/api/v2/stats/summary` and `/api/v2/flows` report exactly what was 
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import subprocess
@@ -19,6 +20,10 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dataplane.config import KEY_FILE
@@ -198,17 +203,43 @@ def test_pcap_replay_of_many_flows_arrives_whole(
     assert all(f["packets"] == 1 and f["end_reason"] == "shutdown" for f in newest)
 
 
-def test_uplink_over_tls(tmp_path: Path) -> None:
-    """GRPC_TLS: the gRPC port speaks only TLS (the HTTPS certificate, here the development
-    one); a dataplane sharing the environment trusts that certificate by itself."""
-    server = FloeServer.start({"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false",
-                               "GRPC_TLS": "true"}, timeout=60)
+def _named_certificate(folder: Path, name: str) -> dict[str, str]:
+    """TLS_CERT_FILE/TLS_KEY_FILE naming only `name` (no loopback address), like a real one."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return {"TLS_CERT_FILE": str(cert_file), "TLS_KEY_FILE": str(key_file)}
+
+
+@pytest.mark.parametrize("certificate", ["development", "named"])
+def test_uplink_over_tls(tmp_path: Path, certificate: str) -> None:
+    """GRPC_TLS: the gRPC port speaks only TLS (the HTTPS certificate); a dataplane sharing
+    the environment trusts that certificate by itself — the development one, or a real one
+    that does not name the loopback address the dataplane dials."""
+    env = {"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false"}
+    env.update({"GRPC_TLS": "true"} if certificate == "development"
+               else _named_certificate(tmp_path, "cp.floe.test"))
+    server = FloeServer.start(env, timeout=60)
     try:
         plane = ControlPlane(server)
         target = f"127.0.0.1:{server.grpc_port}"
-        cert = (server.data_dir / "tls" / "dev-cert.pem").read_bytes()
+        cert_file = Path(env.get("TLS_CERT_FILE") or server.data_dir / "tls" / "dev-cert.pem")
+        options = [] if certificate == "development" else [
+            ("grpc.ssl_target_name_override", "cp.floe.test")]
         request = health_pb2.HealthCheckRequest()
-        with grpc.secure_channel(target, grpc.ssl_channel_credentials(cert)) as channel:
+        credentials = grpc.ssl_channel_credentials(cert_file.read_bytes())
+        with grpc.secure_channel(target, credentials, options=options) as channel:
             answer = health_pb2_grpc.HealthStub(channel).Check(request, timeout=10)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
         with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError):

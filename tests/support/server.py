@@ -70,7 +70,7 @@ class FloeServer:
         full = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("FLOE_", "DB_", "HTTP", "GRPC"))
+            if not k.startswith(("FLOE_", "DB_", "HTTP", "GRPC", "TLS_"))
         }
         full.update(
             {

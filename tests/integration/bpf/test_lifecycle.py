@@ -290,3 +290,23 @@ def test_pins_of_its_name_in_another_namespace_are_left_alone(
     call_in(other, lambda: XdpProgram.open(pair.host).detach(force=True))
     assert not (PIN_ROOT / pair.host).exists()
     assert _query(owner.ifindex).prog_id == owner.prog_id  # still filtering, pins or not
+
+
+def test_without_cap_sys_admin_pins_are_reused_and_detach_still_detaches(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    """Walking loaded programs by id needs CAP_SYS_ADMIN; a loader without it cannot tell who
+    uses the pins, so it must keep them (not start fresh) and still detach its program."""
+    ifname = veth_ns.pair.host
+    prog = make_xdp(ifname)
+    AfPacketSender(veth_ns.pair.peer, veth_ns.namespace).send([GOOD] * 4, timeout=10)
+    assert wait_until(lambda: prog.counters().packets == 4)
+    no_admin = ["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin"]
+    again = subprocess.run([*no_admin, sys.executable, "-c", LOADER, ifname, "keep"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(again.stdout)["packets"] == 4  # the same maps, not fresh ones
+    assert "CAP_SYS_ADMIN" in again.stderr
+    subprocess.run([*no_admin, sys.executable, "-m", "app.cli", "dataplane", "--detach",
+                    "--interface", ifname], cwd=ROOT, capture_output=True, timeout=60,
+                   check=True)
+    assert _query(prog.ifindex).attach_mode == lb.XDP_ATTACHED_NONE
+    assert not (PIN_ROOT / ifname).exists()
