@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.rulespec import PROTOCOLS
+from dataplane.bpf.counters import InterfaceCounters
 from dataplane.bpf.layout import (
+    FLOE_MAX_IFACES,
     Action,
     LpmV4Key,
     LpmV6Key,
@@ -78,17 +80,34 @@ def _rules(program: XdpProgram) -> list[RuleStatus]:
     return [by_id[i] for i in sorted(by_id)]
 
 
+def _counters(program: XdpProgram) -> InterfaceCounters:
+    """The interface's counters; when it is gone (ifindex unknown), every slot summed: the
+    pins are one interface's, so only its slot holds counts."""
+    if program.ifindex:
+        return program.counters()
+    totals: dict[str, int] = {}
+    for slot in range(FLOE_MAX_IFACES):
+        for name, value in program.counters(ifindex=slot).as_dict().items():
+            if name != "ifindex":
+                totals[name] = totals.get(name, 0) + value
+    return InterfaceCounters(**totals)
+
+
 def interface_status(ifname: str) -> dict[str, Any]:
     """Everything --status shows, as plain data (the --json form)."""
     with XdpProgram.open(ifname) as program:
         config = program.config()
-        counters = program.counters()
+        users = program.users()
+        runs_here = program.prog_id != 0 and (users is None or program.prog_id in users)
+        counters = _counters(program)
         rules = _rules(program)
         return {
             "interface": ifname,
-            "ifindex": program.ifindex,
-            "attached": program.attach_mode,  # native, generic, or None (pins only)
-            "prog_id": program.prog_id,
+            "ifindex": program.ifindex,  # 0: no interface of this name here (any more)
+            # native/generic when the program on the interface runs with these pins
+            "attached": program.attach_mode if runs_here else None,
+            "prog_id": program.prog_id if runs_here else 0,
+            "programs": sorted(users) if users is not None else None,  # all that use the pins
             "pins": str(program.pin_dir),
             "mode": "tap" if config.mode == Mode.TAP else "inline",
             "default_action": "deny" if config.default_action == Action.DENY else "allow",
@@ -106,7 +125,9 @@ def interface_status(ifname: str) -> dict[str, Any]:
 def format_status(status: dict[str, Any]) -> str:
     """The human form: a header, counters by class and verdict, then the rule table."""
     c = status["counters"]
-    attached = status["attached"] or "not attached (pins only)"
+    attached = status["attached"] or (
+        "not attached: pins only" if not status["programs"]
+        else f"not attached here; programs {status['programs']} run with these pins")
     lines = [
         f"floe_xdp on {status['interface']} (ifindex {status['ifindex']}): {attached}, "
         f"prog id {status['prog_id'] or '-'}, pins {status['pins']}",

@@ -569,6 +569,11 @@ class XdpProgram:
         with contextlib.suppress(OSError):
             self.pin_dir.rmdir()
 
+    def users(self) -> set[int] | None:
+        """Ids of the programs running with these pins (None: cannot tell without
+        CAP_SYS_ADMIN)."""
+        return _pin_users(self.pin_dir)
+
     def close(self) -> None:
         """Close our map handles; the program stays attached and the maps pinned."""
         for bpf_map in self._maps.values():

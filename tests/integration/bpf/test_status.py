@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dataplane.bpf import Rule, RuleSet, XdpProgram
+from dataplane.netns import Topology
 from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame, malformed_frame
 from tests.support.topology import VethNs, wait_until
 
@@ -73,3 +74,20 @@ def test_status_of_an_interface_without_floe_says_so(veth_ns: VethNs) -> None:
     assert answer.returncode == 1
     assert "no pinned floe maps" in answer.stderr
     assert _status("").returncode == 2
+
+
+def test_status_of_pins_whose_interface_is_gone(
+        make_topology: Callable[[str], Topology], make_xdp: Callable[..., XdpProgram]) -> None:
+    topo = make_topology("sg")
+    namespace = topo.add_namespace()
+    pair = topo.add_veth(namespace=namespace)
+    prog = make_xdp(pair.host, mode="inline")
+    AfPacketSender(pair.peer, namespace).send(FRAMES[:4], timeout=10)
+    assert wait_until(lambda: prog.counters().packets == 4)
+    prog.close()
+    topo.run(None, ["ip", "link", "del", pair.host])  # the program goes, the pins stay
+    topo.veths.remove(pair)
+    status = json.loads(_status(pair.host, "--json").stdout)
+    assert status["ifindex"] == 0 and status["attached"] is None
+    assert status["programs"] == [] and status["counters"]["packets"] == 4
+    assert "not attached: pins only" in _status(pair.host).stdout
