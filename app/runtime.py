@@ -25,6 +25,8 @@ class Runtime:
     components: dict[str, Any] = field(default_factory=dict)
     # Readiness checks: name -> async callable returning (ok, detail).
     readiness: dict[str, Any] = field(default_factory=dict)
+    # Prometheus collectors of other layers; the serving layer exports them with its own.
+    collectors: list[Any] = field(default_factory=list)
 
 
 def get_runtime(app: Quart | None = None) -> Runtime:

@@ -22,6 +22,7 @@ from quart import Quart
 
 from app.grpc.registry import add_service
 from app.hub import Hub
+from app.ingest.metrics import IngestCollector
 from app.ingest.rule_store import RuleStore
 from app.ingest.service import END_REASON_NAMES, FLOW_STATE_NAMES, UplinkService
 from app.ingest.state import IngestState
@@ -93,6 +94,7 @@ def init_app(app: Quart) -> None:
         return True, f"{len(connected)} dataplane(s) connected of {len(state.nodes)} known"
 
     runtime.readiness["dataplane"] = dataplane_ready
+    runtime.collectors.append(IngestCollector(state))
     tasks: list[asyncio.Task[None]] = []
 
     @app.before_serving

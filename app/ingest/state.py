@@ -102,6 +102,14 @@ class InterfaceState:
     def loss_totals(self) -> dict[str, int]:
         return _sum_losses(self.losses)
 
+    def hits_by_rule(self) -> dict[int, tuple[int, int]]:
+        """(packets, bytes) per rule id, summed over counter epochs like the counters."""
+        out: dict[int, tuple[int, int]] = {}
+        for (_epoch, rule_id), (packets, octets) in self.rule_hits.items():
+            old = out.get(rule_id, (0, 0))
+            out[rule_id] = (old[0] + packets, old[1] + octets)
+        return out
+
     def tick(self, now: float) -> None:
         totals = self.totals()
         packets, octets = totals.get("packets", 0), totals.get("bytes", 0)
@@ -135,7 +143,7 @@ class InterfaceState:
             "counters": totals,
             "rule_hits": {
                 str(rule_id): {"packets": packets, "bytes": octets}
-                for (_epoch, rule_id), (packets, octets) in sorted(self.rule_hits.items())
+                for rule_id, (packets, octets) in sorted(self.hits_by_rule().items())
             },
             "traffic": self.traffic.view(),
             "updated_unix_ns": self.last_update_ns,
@@ -165,6 +173,9 @@ class NodeState:
     applied_seq: dict[str, int] = field(default_factory=dict)  # instance -> highest applied seq
     # Losses not tied to one interface (the uplink buffer): (instance, source, detail) -> count.
     losses: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def loss_totals(self) -> dict[str, int]:
+        return _sum_losses(self.losses)
 
     def describe(self, interfaces: list[InterfaceState]) -> dict[str, Any]:
         return {

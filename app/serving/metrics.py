@@ -72,6 +72,7 @@ class ServingMetrics:
     _requests: Counter = field(init=False)
     _latency: Histogram = field(init=False)
     _children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = field(default_factory=dict)
+    _added: list[Collector] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._requests = Counter(
@@ -88,6 +89,12 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.registry.register(_CountersCollector(self.counters))
+
+    def add(self, collector: Collector) -> None:
+        """Export another layer's collector too (once; an app served again keeps it)."""
+        if collector not in self._added:
+            self._added.append(collector)
+            self.registry.register(collector)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)

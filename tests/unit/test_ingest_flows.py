@@ -104,3 +104,13 @@ def test_address_text() -> None:
             packed = bytes(10) + b"\xff\xff" + packed
         assert _addr(packed) == str(ipaddress.ip_address(text)), text
     assert _addr(b"\x01\x02") == "0102"
+
+
+def test_rule_hits_add_up_over_counter_epochs() -> None:
+    """Like counters: the pins of an interface created again are a new epoch, not a reset."""
+    state = IngestState()
+    state.apply_rule_hits("n", "eth0", "epoch-1", 7, 10, 600)
+    state.apply_rule_hits("n", "eth0", "epoch-2", 7, 3, 180)
+    state.apply_rule_hits("n", "eth0", "epoch-2", 7, 2, 120)  # an older snapshot: ignored
+    hits = state.interface("n", "eth0").summary()["rule_hits"]
+    assert hits == {"7": {"packets": 13, "bytes": 780}}

@@ -56,7 +56,7 @@ async def start_grpc(app: Quart, port: int = 0) -> tuple[grpc.aio.Server, int]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def control_plane(make_settings: Callable[..., Settings]) -> AsyncIterator[ControlPlane]:
-    app = create_app(make_settings())
+    app = create_app(make_settings(METRICS_ENABLED="true"))  # /metrics on the app
     async with app.test_app():
         keys = {
             role: await provision_api_key(app, f"test-{role}", scopes)

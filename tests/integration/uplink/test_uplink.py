@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.factory import create_app
 from app.ingest import get_ingest, get_state
@@ -280,3 +281,42 @@ async def test_backoff_is_bounded_and_jittered() -> None:
     assert all(0.05 <= d <= 2.0 for d in delays)
     assert delays[-1] >= 1.0  # capped at the maximum, never below half of it
     assert len({round(backoff_delay(5, 0.1, 2.0), 6) for _ in range(20)}) > 1
+
+
+async def test_prometheus_metrics_show_what_dataplanes_report(
+        control_plane: ControlPlane) -> None:
+    instance = uuid.uuid4().hex
+    uplink = UplinkClient(control_plane.target, lambda: control_plane.keys["writer"],
+                          lambda: hello(node="node-metrics", instance=instance),
+                          backoff_initial=0.05, backoff_max=0.2)
+    task = asyncio.create_task(uplink.run())
+    try:
+        uplink.submit(
+            counters=[snapshot(500, iface="eth9")],
+            losses=[pb.LossReport(source=pb.LOSS_SOURCE_AFXDP_RING, interface="eth9", count=7,
+                                  detail="rx_ring_full")],
+            rule_hits=[pb.RuleHits(rule_id=42, packets=30, bytes=1800, interface="eth9",
+                                   counter_epoch="epoch-1")],
+        )
+        assert await uplink.flush(5.0)
+    finally:
+        uplink.stop()
+        await task
+    response = await control_plane.app.test_client().get("/metrics")
+    assert response.status_code == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families((await response.get_data()).decode())
+        for s in family.samples
+    }
+    where = (("interface", "eth9"), ("node", "node-metrics"))
+    assert samples[("floe_interface_packets_total", where)] == 500
+    assert samples[("floe_interface_bytes_total", where)] == 50000
+    assert samples[("floe_interface_verdicts_total",
+                    tuple(sorted((*where, ("verdict", "dropped_rule")))))] == 50
+    assert samples[("floe_interface_loss_total",
+                    tuple(sorted((*where, ("source", "afxdp_ring:rx_ring_full")))))] == 7
+    assert samples[("floe_rule_hit_packets_total",
+                    tuple(sorted((*where, ("rule", "42")))))] == 30
+    assert samples[("floe_dataplane_nodes", (("state", "known"),))] >= 1
+    assert samples[("floe_uplink_batches_total", (("result", "applied"),))] >= 1

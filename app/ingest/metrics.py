@@ -1,0 +1,80 @@
+"""Prometheus view of the telemetry aggregate: what the dataplanes report, per node and
+interface, read from `IngestState` at scrape time (nothing on the uplink's hot path).
+
+Counters are the control plane's totals (the sum over counter epochs, so a dataplane restart
+never makes a series go backwards unless its pinned maps were reset). Rule hits add one series
+per rule and interface: with many thousands of rules, scrape `/api/v2/stats/summary` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from app.ingest.state import IngestState
+
+__all__ = ["IngestCollector"]
+
+_VERDICTS = ("passed", "redirected", "dropped_rule", "dropped_default", "dropped_malformed")
+
+
+class IngestCollector(Collector):
+    def __init__(self, state: IngestState) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state
+        nodes = GaugeMetricFamily("floe_dataplane_nodes", "Dataplanes known to this control "
+                                  "plane, and connected now", labels=("state",))
+        nodes.add_metric(("known",), len(state.nodes))
+        nodes.add_metric(("connected",), len(state.connected_nodes()))
+        yield nodes
+
+        iface = ("node", "interface")
+        packets = CounterMetricFamily("floe_interface_packets", "Frames seen", labels=iface)
+        octets = CounterMetricFamily("floe_interface_bytes", "Bytes seen", labels=iface)
+        verdicts = CounterMetricFamily("floe_interface_verdicts", "Frames by verdict",
+                                       labels=(*iface, "verdict"))
+        malformed = CounterMetricFamily("floe_interface_malformed", "Malformed frames",
+                                        labels=iface)
+        loss = CounterMetricFamily("floe_interface_loss", "Frames or records lost before "
+                                   "they were counted or reported, by source", labels=(*iface,
+                                                                                      "source"))
+        hits_packets = CounterMetricFamily("floe_rule_hit_packets", "Frames a rule matched",
+                                           labels=(*iface, "rule"))
+        hits_bytes = CounterMetricFamily("floe_rule_hit_bytes", "Bytes a rule matched",
+                                         labels=(*iface, "rule"))
+        for (_, _), interface in sorted(state.interfaces.items()):
+            labels = (interface.node_id, interface.name)
+            totals = interface.totals()
+            packets.add_metric(labels, totals.get("packets", 0))
+            octets.add_metric(labels, totals.get("bytes", 0))
+            for verdict in _VERDICTS:
+                verdicts.add_metric((*labels, verdict), totals.get(verdict, 0))
+            malformed.add_metric(labels, totals.get("malformed", 0))
+            for source, count in sorted(interface.loss_totals().items()):
+                loss.add_metric((*labels, source), count)
+            for rule_id, (rule_packets, rule_bytes) in sorted(interface.hits_by_rule().items()):
+                hits_packets.add_metric((*labels, str(rule_id)), rule_packets)
+                hits_bytes.add_metric((*labels, str(rule_id)), rule_bytes)
+        yield from (packets, octets, verdicts, malformed, loss, hits_packets, hits_bytes)
+
+        node_loss = CounterMetricFamily("floe_node_loss", "Losses of a dataplane not tied to "
+                                        "one interface (its uplink buffer), by source",
+                                        labels=("node", "source"))
+        for node_id, node in sorted(state.nodes.items()):
+            for source, count in sorted(node.loss_totals().items()):
+                node_loss.add_metric((node_id, source), count)
+        yield node_loss
+
+        batches = CounterMetricFamily("floe_uplink_batches", "Uplink batches by outcome",
+                                      labels=("result",))
+        batches.add_metric(("applied",), state.batches_applied)
+        batches.add_metric(("duplicate",), state.batches_duplicate)
+        yield batches
+        yield GaugeMetricFamily("floe_flows_tracked", "Flow records in the recent-flows window",
+                                len(state.flows))
+        yield CounterMetricFamily("floe_flows_evicted", "Flow records that left the "
+                                  "recent-flows window", state.flows_evicted)
