@@ -8,6 +8,7 @@ into `$FLOE_DATA_DIR/dataplane.key`. `FLOE_API_KEY` wins when set.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import uuid
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class DataplaneConfig:
     backoff_max: float = 10.0
     tls: bool = False  # TLS to the control plane's gRPC port
     tls_ca_file: Path | None = None  # PEM to trust; None: the system roots
+    tls_ca_required: bool = False  # FLOE_CONTROL_PLANE_CA given: unreadable is an error
     tls_server_name: str = ""  # certificate name to expect, when not the target's host
 
     @property
@@ -52,8 +54,17 @@ class DataplaneConfig:
         return self.state_dir / KEY_FILE
 
 
+def _host(target: str) -> str:
+    """The host of HOST:PORT, also of gRPC's `dns:///`, `ipv4:` and `ipv6:` forms."""
+    for scheme in ("dns:///", "dns:", "ipv4:", "ipv6:"):
+        if target.startswith(scheme):
+            target = target[len(scheme):]
+            break
+    return target.rpartition(":")[0].strip("[]").rstrip(".").lower()
+
+
 def _is_loopback(target: str) -> bool:
-    host = target.rpartition(":")[0].strip("[]")
+    host = _host(target)
     if host == "localhost":
         return True
     try:
@@ -76,7 +87,7 @@ def _tls(settings: Settings, target: str) -> tuple[bool, Path | None, str]:
         return False, None, name
     ca = settings.extra.get("FLOE_CONTROL_PLANE_CA", "").strip()
     if ca:
-        if not Path(ca).is_file():
+        if not Path(ca).is_file() or not os.access(ca, os.R_OK):
             raise ConfigError(f"FLOE_CONTROL_PLANE_CA={ca!r} is not a readable file")
         return True, Path(ca), name
     if _is_loopback(target):
@@ -93,8 +104,11 @@ def tls_material(config: DataplaneConfig) -> tuple[grpc.ChannelCredentials, str]
     if config.tls_ca_file is not None:
         try:
             pem = config.tls_ca_file.read_bytes()
-        except OSError:
-            pem = None  # not there (yet): the system roots
+        except OSError as error:
+            if config.tls_ca_required:  # the session fails and says which file
+                raise OSError(error.errno, f"FLOE_CONTROL_PLANE_CA: {error.strerror}",
+                              str(config.tls_ca_file)) from error
+            pem = None  # the local certificate is not there (yet): the system roots
     name = config.tls_server_name
     if pem and not name and _is_loopback(config.target):
         name = _name_for_loopback(pem, config.target)
@@ -106,10 +120,14 @@ def _name_for_loopback(pem: bytes, target: str) -> str:
 
     try:
         cert = x509.load_pem_x509_certificate(pem)
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (ValueError, x509.ExtensionNotFound):
+    except ValueError:
         return ""
-    host = target.rpartition(":")[0].strip("[]")
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:  # no SAN: the subject's common name
+        common = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        return str(common[0].value) if common else ""
+    host = _host(target)
     if host == "localhost" and "localhost" in names.get_values_for_type(x509.DNSName):
         return ""
     ips = {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
@@ -162,6 +180,7 @@ def load_dataplane_config(
         target=target,
         tls=tls,
         tls_ca_file=tls_ca_file,
+        tls_ca_required=bool(settings.extra.get("FLOE_CONTROL_PLANE_CA", "").strip()),
         tls_server_name=tls_server_name,
         api_key=_key(settings),
         node_id=node_id or settings.extra.get("FLOE_NODE_ID") or socket.gethostname(),

@@ -84,6 +84,7 @@ class UplinkClient:
         self.welcome_timeout = welcome_timeout
         self._tls = tls  # per session: (credentials, certificate name); None: plaintext
         self._warned = ""
+        self._failing = 0  # attempts in a row without a Welcome (backoff, warnings)
         self.stats = UplinkStats()
         self._seq = 0
         self._buffer: deque[Any] = deque()
@@ -155,11 +156,9 @@ class UplinkClient:
 
     # -- connection loop ------------------------------------------------------------------
     async def run(self) -> None:
-        attempt = 0
         while not self._stopping.is_set():
-            welcomed = False
             try:
-                welcomed = await self._session()
+                await self._session()
             except grpc.aio.AioRpcError as error:
                 self.stats.failures += 1
                 self.stats.last_error = f"{error.code().name}: {error.details()}"
@@ -167,27 +166,29 @@ class UplinkClient:
                     self.stats.auth_failures += 1
                     log.error("control plane refused the key: %s", self.stats.last_error)
                 else:
-                    self._failed(attempt)
+                    self._failed()
             except (OSError, TimeoutError, ConnectionError) as error:
                 self.stats.failures += 1
                 self.stats.last_error = repr(error)
-                self._failed(attempt)
+                self._failed()
             finally:
                 self.stats.connected = False
             if self._stopping.is_set():
                 break
-            attempt = 0 if welcomed else attempt + 1
-            delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max)
+            delay = backoff_delay(max(0, self._failing), self.backoff_initial, self.backoff_max)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
-    def _failed(self, attempt: int) -> None:
-        """A failed attempt: info while it may be passing, a warning (once per distinct
-        error) once it persists — a TLS name mismatch must not hide in info logs."""
+    def _failed(self) -> None:
+        """A failed attempt or a lost stream: info while it may be passing, a warning (once
+        per distinct error) from the third attempt in a row that never got a Welcome — a TLS
+        name mismatch must not hide in info logs."""
+        self._failing += 1
         error = self.stats.last_error
-        if attempt >= 2 and error != self._warned:
+        if self._failing >= 3 and error != self._warned:
             self._warned = error
-            log.warning("uplink to %s keeps failing: %s", self.target, error)
+            log.warning("uplink to %s keeps failing (%d attempts): %s", self.target,
+                        self._failing, error)
         else:
             log.info("uplink to %s failed: %s", self.target, error)
 
@@ -217,6 +218,8 @@ class UplinkClient:
             self._ack(first.welcome.last_applied_seq)
             self.stats.connected = True
             self.stats.connects += 1
+            self._failing = -1  # the loss of this stream is the first failure, not one more
+            self._warned = ""
             log.info("uplink connected to %s (applied up to %d)", self.target, self.stats.acked_seq)
             reader = asyncio.create_task(self._read(call), name="uplink-reader")
             try:

@@ -3,7 +3,8 @@ interface, read from `IngestState` at scrape time (nothing on the uplink's hot p
 
 Counters are the control plane's totals (the sum over counter epochs, so a dataplane restart
 never makes a series go backwards unless its pinned maps were reset). Rule hits add one series
-per rule and interface: with many thousands of rules, scrape `/api/v2/stats/summary` instead.
+per rule and interface, up to MAX_RULE_SERIES in all; past that they are left out (the count
+is `floe_rule_hit_series_omitted`) and `/api/v2/stats/summary` has them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from app.ingest.state import IngestState
 __all__ = ["IngestCollector"]
 
 _VERDICTS = ("passed", "redirected", "dropped_rule", "dropped_default", "dropped_malformed")
+MAX_RULE_SERIES = 10_000  # beyond this many (rule, interface) pairs, rule hits are left out
 
 
 class IngestCollector(Collector):
@@ -46,7 +48,11 @@ class IngestCollector(Collector):
                                            labels=(*iface, "rule"))
         hits_bytes = CounterMetricFamily("floe_rule_hit_bytes", "Bytes a rule matched",
                                          labels=(*iface, "rule"))
-        for (_, _), interface in sorted(state.interfaces.items()):
+        interfaces = [i for _, i in sorted(state.interfaces.items())]
+        hits = {id(i): i.hits_by_rule() for i in interfaces}
+        rule_series = sum(len(h) for h in hits.values())
+        with_hits = rule_series <= MAX_RULE_SERIES
+        for interface in interfaces:
             labels = (interface.node_id, interface.name)
             totals = interface.totals()
             packets.add_metric(labels, totals.get("packets", 0))
@@ -56,10 +62,14 @@ class IngestCollector(Collector):
             malformed.add_metric(labels, totals.get("malformed", 0))
             for source, count in sorted(interface.loss_totals().items()):
                 loss.add_metric((*labels, source), count)
-            for rule_id, (rule_packets, rule_bytes) in sorted(interface.hits_by_rule().items()):
-                hits_packets.add_metric((*labels, str(rule_id)), rule_packets)
-                hits_bytes.add_metric((*labels, str(rule_id)), rule_bytes)
+            for rule_id, (rule_packets, rule_bytes) in sorted(hits[id(interface)].items()):
+                if with_hits:
+                    hits_packets.add_metric((*labels, str(rule_id)), rule_packets)
+                    hits_bytes.add_metric((*labels, str(rule_id)), rule_bytes)
         yield from (packets, octets, verdicts, malformed, loss, hits_packets, hits_bytes)
+        yield GaugeMetricFamily("floe_rule_hit_series_omitted", "(rule, interface) pairs left "
+                                f"out of floe_rule_hit_* (more than {MAX_RULE_SERIES})",
+                                0 if with_hits else rule_series)
 
         node_loss = CounterMetricFamily("floe_node_loss", "Losses of a dataplane not tied to "
                                         "one interface (its uplink buffer), by source",

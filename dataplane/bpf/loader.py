@@ -210,19 +210,37 @@ def _ifindex(ifname: str) -> int:
 
 
 @contextlib.contextmanager
-def _locked(pin_dir: Path | None) -> Iterator[None]:
-    """Exclusive flock on the pin directory: one loader/rule writer per interface at a time."""
-    if pin_dir is None or not pin_dir.is_dir():
-        yield
-        return
-    with map_errors(PinError, f"lock {pin_dir}"):
-        fd = os.open(pin_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        with map_errors(PinError, f"lock {pin_dir}"):
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+def _locked(pin_dir: Path | None, create: bool = False) -> Iterator[None]:
+    """Exclusive flock on the pin directory: one loader/rule writer per interface at a time.
+
+    A detach may remove the directory while we wait for the lock; holding a lock on a
+    removed directory protects nothing, so the lock is taken again on the one now at the path
+    (`create`: made again if need be)."""
+    for _ in range(10):
+        if pin_dir is None:
+            break
+        if create:
+            with map_errors(PinError, f"create pin directory {pin_dir}"):
+                pin_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(pin_dir, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            break  # nothing there to protect
+        except OSError as error:
+            raise PinError(f"lock {pin_dir}: {error.strerror}", errno=error.errno or 0) from error
+        try:
+            with map_errors(PinError, f"lock {pin_dir}"):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(pin_dir).st_ino
+            except FileNotFoundError:
+                current = -1
+            if current == os.fstat(fd).st_ino:
+                yield
+                return
+        finally:
+            os.close(fd)  # releases the lock
+    yield  # no directory (or it keeps changing under us): nothing to serialise on
 
 
 _HITS_BY_KEY = 64  # up to this many rules, hits are read slot by slot
@@ -428,9 +446,7 @@ class XdpProgram:
         lock = contextlib.ExitStack()  # held from the pin directory's creation to the end
         try:
             ensure_bpffs()
-            with map_errors(PinError, f"create pin directory {pin_dir}"):
-                pin_dir.mkdir(parents=True, exist_ok=True)
-            lock.enter_context(_locked(pin_dir))
+            lock.enter_context(_locked(pin_dir, create=True))
             _claim_pins(pin_dir, ifname, ifindex)
             fresh = not (pin_dir / "floe_config").exists()
             maps = cls._load(obj, pin_dir)
@@ -547,9 +563,13 @@ class XdpProgram:
     def _detach(self, force: bool) -> None:
         users = _pin_users(self.pin_dir)
         info = _query(self.ifindex) if self.ifindex else lb.XdpQueryOpts()
-        if users is None:  # cannot tell: a floe_xdp here is taken to run with these pins
-            ours = info.prog_id and _program_name(info.prog_id) in ("", PROGRAM_NAME.decode())
-            users = {info.prog_id} if ours else set()
+        if users is None:  # cannot tell who runs with the pins (no CAP_SYS_ADMIN)
+            if not force:
+                raise AttachError(
+                    f"cannot tell which XDP programs use the pins in {self.pin_dir} without "
+                    "CAP_SYS_ADMIN; force detaches the program on this interface and removes "
+                    "the pins")
+            users = {info.prog_id} if info.prog_id else set()
         if users and info.prog_id not in users and not force:
             raise AttachError(
                 f"the pins in {self.pin_dir} are in use by XDP program {sorted(users)} on "

@@ -292,10 +292,10 @@ def test_pins_of_its_name_in_another_namespace_are_left_alone(
     assert _query(owner.ifindex).prog_id == owner.prog_id  # still filtering, pins or not
 
 
-def test_without_cap_sys_admin_pins_are_reused_and_detach_still_detaches(
+def test_without_cap_sys_admin_pins_are_kept_and_detach_needs_force(
         veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
     """Walking loaded programs by id needs CAP_SYS_ADMIN; a loader without it cannot tell who
-    uses the pins, so it must keep them (not start fresh) and still detach its program."""
+    uses the pins, so it must keep them (not start fresh), and detach only when forced."""
     ifname = veth_ns.pair.host
     prog = make_xdp(ifname)
     AfPacketSender(veth_ns.pair.peer, veth_ns.namespace).send([GOOD] * 4, timeout=10)
@@ -305,8 +305,12 @@ def test_without_cap_sys_admin_pins_are_reused_and_detach_still_detaches(
                            capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(again.stdout)["packets"] == 4  # the same maps, not fresh ones
     assert "CAP_SYS_ADMIN" in again.stderr
-    subprocess.run([*no_admin, sys.executable, "-m", "app.cli", "dataplane", "--detach",
-                    "--interface", ifname], cwd=ROOT, capture_output=True, timeout=60,
-                   check=True)
+    detach = [*no_admin, sys.executable, "-m", "app.cli", "dataplane", "--detach",
+              "--interface", ifname]
+    refused = subprocess.run(detach, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "CAP_SYS_ADMIN" in refused.stderr  # cannot verify
+    assert _query(prog.ifindex).attach_mode == lb.XDP_ATTACHED_DRV
+    assert (PIN_ROOT / ifname / "floe_counters").exists()
+    subprocess.run([*detach, "--force"], cwd=ROOT, capture_output=True, timeout=60, check=True)
     assert _query(prog.ifindex).attach_mode == lb.XDP_ATTACHED_NONE
     assert not (PIN_ROOT / ifname).exists()

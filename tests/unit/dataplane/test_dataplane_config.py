@@ -81,3 +81,37 @@ def test_a_remote_control_plane_is_not_checked_against_a_local_certificate(
 def test_bad_values_are_configuration_errors(tmp_path: Path, env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         config(tmp_path, **env)
+
+
+@pytest.mark.parametrize(("target", "loopback"), [
+    ("127.0.0.1:50051", True), ("[::1]:50051", True), ("LOCALHOST:50051", True),
+    ("localhost.:50051", True), ("dns:///localhost:50051", True), ("ipv6:[::1]:50051", True),
+    ("127.9.9.9:1", True), ("10.0.0.1:50051", False), ("cp.example.com:50051", False),
+])
+def test_what_counts_as_this_machine(target: str, loopback: bool) -> None:
+    from dataplane.config import _is_loopback
+
+    assert _is_loopback(target) is loopback
+
+
+def test_a_certificate_without_san_is_expected_under_its_common_name(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "legacy.example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    path = tmp_path / "legacy.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile = tmp_path / "legacy.key"
+    keyfile.write_text("unused")
+    c = config(tmp_path, TLS_CERT_FILE=str(path), TLS_KEY_FILE=str(keyfile))
+    assert tls_material(c)[1] == "legacy.example.com"
+
+
+def test_an_explicit_ca_that_goes_away_fails_the_session_by_name(tmp_path: Path) -> None:
+    ca = real_certificate(tmp_path / "ca.pem", "cp.example.com")
+    c = config(tmp_path, FLOE_CONTROL_PLANE_TLS="true", FLOE_CONTROL_PLANE_CA=str(ca))
+    ca.unlink()
+    with pytest.raises(OSError, match="FLOE_CONTROL_PLANE_CA"):
+        tls_material(c)
