@@ -24,6 +24,7 @@ from dataplane.parse import ParsedBatch
 
 __all__ = [
     "FLOW_RECORD_DTYPE",
+    "TCP_RST",
     "EndReason",
     "FlowDeltas",
     "FlowRecords",

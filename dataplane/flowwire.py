@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from dataplane.flowtable import FlowRecords
+from dataplane.flowtable import TCP_RST, EndReason, FlowRecords
 from floe.dataplane.v1 import uplink_pb2 as pb
 
 __all__ = ["EncodedFlows", "encode_flows"]
@@ -55,8 +55,12 @@ def _flow_states(state: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
     return out
 
 
-def _end_reasons(reason: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
+def _end_reasons(reason: npt.NDArray[np.integer],
+                 tcp_flags: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
+    """EndReason per record; a closed TCP flow that saw a RST ended by reset, not FIN."""
     out: npt.NDArray[np.uint64] = _END_PB[np.minimum(reason, len(_END_PB) - 1)]
+    reset = (reason == EndReason.CLOSED) & ((tcp_flags & TCP_RST) != 0)
+    out[reset] = pb.END_REASON_TCP_RST
     return out
 
 
@@ -146,7 +150,7 @@ def encode_flows(records: FlowRecords, interface: str) -> EncodedFlows:
     for field, column in _SCALARS_HIGH:
         body.scalar(field, records[column].astype(np.uint64))
     body.scalar("state", _flow_states(records["state"]))
-    body.scalar("end_reason", _end_reasons(records["end_reason"]))
+    body.scalar("end_reason", _end_reasons(records["end_reason"], records["tcp_flags"]))
 
     head = _Blocks(n)  # Batch.flows entry: tag, record length
     head.constant(_varint_bytes(_BATCH_FLOWS << 3 | _LEN))

@@ -19,6 +19,12 @@ EDGES = np.array([0, 1, 127, 128, 16383, 16384, 2**21 - 1, 2**21, 2**35, 2**49 -
                   2**63 - 1, 2**63, 2**64 - 1], dtype=np.uint64)
 
 
+def end_reason(reason: int, tcp_flags: int) -> int:
+    if reason == 3 and tcp_flags & 0x04:  # closed, and a RST was seen: reset, not FIN
+        return int(pb.END_REASON_TCP_RST)
+    return int(ENDS[min(reason, 5)])
+
+
 def reference(records: FlowRecords, interface: str) -> bytes:
     """One message per record, the slow way (what the runner did before encode_flows)."""
     out = []
@@ -31,7 +37,7 @@ def reference(records: FlowRecords, interface: str) -> bytes:
             packets_ba=int(r["packets_rev"]), bytes_ba=int(r["bytes_rev"]),
             first_seen_unix_ns=int(r["first_seen_ns"]), last_seen_unix_ns=int(r["last_seen_ns"]),
             tcp_flags=int(r["tcp_flags"]), state=STATES[min(int(r["state"]), 3)],
-            end_reason=ENDS[min(int(r["end_reason"]), 5)],
+            end_reason=end_reason(int(r["end_reason"]), int(r["tcp_flags"])),
         ))
     return bytes(pb.Batch(flows=out).SerializeToString())
 
@@ -82,6 +88,15 @@ def test_round_trip_values_and_empty() -> None:
         assert f.interface == "eth1"
     empty = encode_flows(np.zeros(0, FLOW_RECORD_DTYPE), "eth1")
     assert (empty.wire, empty.count) == (b"", 0)
+
+
+def test_a_closed_flow_that_saw_a_reset_ends_by_reset() -> None:
+    records = np.zeros(3, FLOW_RECORD_DTYPE)
+    records["end_reason"] = 3  # EndReason.CLOSED
+    records["tcp_flags"] = [0x11, 0x14, 0x04]  # FIN+ACK; RST+ACK; RST
+    flows = pb.Batch.FromString(encode_flows(records, "eth0").wire).flows
+    assert [f.end_reason for f in flows] == [pb.END_REASON_TCP_FIN, pb.END_REASON_TCP_RST,
+                                             pb.END_REASON_TCP_RST]
 
 
 def test_merges_into_a_batch_next_to_other_fields() -> None:
