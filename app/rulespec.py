@@ -58,7 +58,7 @@ class Rule:
     dst: str | None = None
     proto: str | int | None = None
     port: int | None = None
-    port_dir: Literal["dst", "src"] = "dst"
+    direction: Literal["dst", "src"] = "dst"  # which port a port rule matches
 
 
 def protocol_number(proto: str | int) -> int:
@@ -106,10 +106,10 @@ def match_keys(rule: Rule) -> list[MatchKey]:
         proto = 0 if rule.proto is None else protocol_number(rule.proto)
         if proto not in (0, 6, 17):
             raise RuleSpecError(f"rule {rule.id}: port rules apply to tcp or udp only")
-        if rule.port_dir not in PORT_DIRS:
+        if rule.direction not in PORT_DIRS:
             raise RuleSpecError(f"rule {rule.id}: port direction must be 'dst' or 'src'")
         protos = (6, 17) if proto == 0 else (proto,)  # no proto: one key each, one lookup
-        return [("floe_ports", (rule.port, p, PORT_DIRS[rule.port_dir])) for p in protos]
+        return [("floe_ports", (rule.port, p, PORT_DIRS[rule.direction])) for p in protos]
     assert rule.proto is not None
     return [("floe_protos", (protocol_number(rule.proto),))]
 

@@ -118,10 +118,10 @@ def ruleset_from_proto(message: Any) -> Any:
             else:
                 rules.append(Rule(id=rule.id, action=action, src=rule.cidr.cidr))
         elif kind == "port":
-            port_dir: Literal["dst", "src"] = (
+            direction: Literal["dst", "src"] = (
                 "dst" if rule.port.direction == pb.DIRECTION_DST else "src")
             rules.append(Rule(id=rule.id, action=action, port=rule.port.port,
-                              proto=rule.port.protocol or None, port_dir=port_dir))
+                              proto=rule.port.protocol or None, direction=direction))
         elif kind == "protocol":
             rules.append(Rule(id=rule.id, action=action, proto=rule.protocol))
     return RuleSet(rules=rules)

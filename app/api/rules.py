@@ -12,7 +12,7 @@ from quart_schema import validate_request
 from app.api.access import current_principal, require_scope
 from app.api.envelope import ApiError, ok
 from app.ingest import get_rule_store
-from app.ingest.rules import FilterRule, FilterRuleSet, RuleSpecError, rule_json
+from app.ingest.rules import FilterRuleSet, Rule, RuleSpecError, rule_json
 from app.rulespec import MAX_RULES
 
 __all__ = ["bp"]
@@ -54,7 +54,7 @@ async def get_rules() -> Response:
 async def put_rules(data: RuleSetBody) -> Response:
     """Replace the whole rule set: committed to the database first, then pushed; dataplanes
     apply it within one tick and acknowledge (see /nodes)."""
-    rules = [FilterRule(**rule.model_dump()) for rule in data.rules]
+    rules = [Rule(**rule.model_dump()) for rule in data.rules]
     try:
         rule_set = await get_rule_store().replace(data.default_action, rules,
                                                   await current_principal())

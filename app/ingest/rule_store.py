@@ -19,7 +19,7 @@ from dataclasses import fields
 from typing import Any, Literal
 
 from app.db import Database, utcnow
-from app.ingest.rules import FilterRule, FilterRuleSet, RuleSpecError, rule_json, to_proto
+from app.ingest.rules import FilterRuleSet, Rule, RuleSpecError, rule_json, to_proto
 from app.ingest.service import UplinkService
 from app.types import Principal
 
@@ -28,12 +28,12 @@ __all__ = ["HISTORY", "RuleStore"]
 log = logging.getLogger(__name__)
 
 HISTORY = 50  # generations kept for audit; older rows are pruned by each replacement
-_RULE_FIELDS = frozenset(f.name for f in fields(FilterRule))
+_RULE_FIELDS = frozenset(f.name for f in fields(Rule))
 
 
 def _decode(row: Any) -> FilterRuleSet:
     # Keys a newer version may add are ignored rather than stopping start-up.
-    rules = [FilterRule(**{k: v for k, v in item.items() if k in _RULE_FIELDS})
+    rules = [Rule(**{k: v for k, v in item.items() if k in _RULE_FIELDS})
              for item in json.loads(row.rules or "[]")]
     return FilterRuleSet(generation=int(row.generation), default_action=row.default_action,
                          rules=rules)
@@ -78,7 +78,7 @@ class RuleStore:
                  len(rule_set.rules))
         return rule_set
 
-    async def replace(self, default_action: Literal["allow", "deny"], rules: list[FilterRule],
+    async def replace(self, default_action: Literal["allow", "deny"], rules: list[Rule],
                       actor: Principal | None) -> FilterRuleSet:
         """Validate, commit as the next generation, then push; returns the stored set.
 

@@ -15,34 +15,17 @@ from typing import Literal
 from app.rulespec import PROTOCOLS, Rule, RuleSpecError, check_rules, protocol_number
 from floe.dataplane.v1 import uplink_pb2 as pb
 
-__all__ = ["PROTOCOLS", "FilterRule", "FilterRuleSet", "RuleSpecError", "rule_json", "to_proto"]
-
-
-@dataclass(slots=True, frozen=True)
-class FilterRule:
-    """A rule in its REST form (`direction` applies to port rules)."""
-
-    id: int
-    action: Literal["allow", "deny"]
-    src: str | None = None
-    dst: str | None = None
-    port: int | None = None
-    proto: str | None = None
-    direction: Literal["src", "dst"] = "dst"
-
-    def as_rule(self) -> Rule:
-        return Rule(id=self.id, action=self.action, src=self.src, dst=self.dst,
-                    proto=self.proto, port=self.port, port_dir=self.direction)
+__all__ = ["PROTOCOLS", "FilterRuleSet", "Rule", "RuleSpecError", "rule_json", "to_proto"]
 
 
 @dataclass(slots=True)
 class FilterRuleSet:
     generation: int = 0
     default_action: Literal["allow", "deny"] = "allow"
-    rules: list[FilterRule] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
 
 
-def rule_json(rule: FilterRule) -> dict[str, object]:
+def rule_json(rule: Rule) -> dict[str, object]:
     """The one JSON form of a rule (REST answers and the stored copy): unset fields left out."""
     fields = {"id": rule.id, "action": rule.action, "src": rule.src, "dst": rule.dst,
               "port": rule.port, "proto": rule.proto,
@@ -50,7 +33,7 @@ def rule_json(rule: FilterRule) -> dict[str, object]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _rule(rule: FilterRule) -> pb.Rule:
+def _rule(rule: Rule) -> pb.Rule:
     action = pb.ACTION_DENY if rule.action == "deny" else pb.ACTION_ALLOW
     if rule.src is not None or rule.dst is not None:
         cidr = rule.src if rule.src is not None else rule.dst
@@ -69,7 +52,7 @@ def _rule(rule: FilterRule) -> pb.Rule:
 
 def to_proto(rule_set: FilterRuleSet) -> pb.RuleSet:
     """The wire form; raises RuleSpecError for anything the dataplane's maps would refuse."""
-    check_rules(rule.as_rule() for rule in rule_set.rules)
+    check_rules(rule_set.rules)
     default = pb.ACTION_DENY if rule_set.default_action == "deny" else pb.ACTION_ALLOW
     return pb.RuleSet(generation=rule_set.generation, default_action=default,
                       rules=[_rule(rule) for rule in rule_set.rules])

@@ -58,7 +58,7 @@ def test_port_proto_and_allow_over_default_deny(veth_ns: VethNs,
         Rule(1, "deny", proto="tcp", port=23),
         Rule(2, "deny", proto="icmp"),
         Rule(3, "allow", proto="udp", port=53),
-        Rule(4, "deny", port=5000, port_dir="src"),  # tcp and udp
+        Rule(4, "deny", port=5000, direction="src"),  # tcp and udp
     ]))
     telnet = build_frame(FrameSpec(proto="tcp", dport=23))
     ping = build_frame(FrameSpec(proto="icmp"))

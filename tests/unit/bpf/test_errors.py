@@ -47,7 +47,7 @@ BAD_RULES = [
     Rule(1, "deny", proto=300),
     Rule(1, "deny", port=70000),
     Rule(1, "deny", port=53, proto="icmp"),
-    Rule(1, "deny", port=53, port_dir="up"),  # type: ignore[arg-type]
+    Rule(1, "deny", port=53, direction="up"),  # type: ignore[arg-type]
     Rule(1, "deny"),
 ]
 
