@@ -259,7 +259,6 @@ class FlowTable:
         self._nfree = c
         self._dirty_ids: deque[I32] = deque()
         self._ended: deque[FlowRecords] = deque()  # evicted, not yet handed out by expire()
-        self._ended_rows = 0
         self.ended_dropped = 0  # evicted records dropped from a full backlog (counted loss)
         self._deltas: list[FlowDeltas] = []
         self.track_deltas = track_deltas  # keep per-batch flow totals for an Aggregator
@@ -381,8 +380,6 @@ class FlowTable:
             taken.append(chunk)
             if room is not None:
                 room -= int(chunk.shape[0])
-        count = sum(int(c.shape[0]) for c in taken)
-        self._ended_rows -= count
         return np.concatenate(taken) if taken else np.zeros(0, FLOW_RECORD_DTYPE)
 
     def drain_updates(self, limit: int | None = None) -> FlowRecords:
@@ -414,7 +411,6 @@ class FlowTable:
         ids = np.flatnonzero(self.live).astype(np.int32)
         out = [*self._ended, self._end(ids, EndReason.FLUSHED)]
         self._ended.clear()
-        self._ended_rows = 0
         return np.concatenate(out)
 
     # ---------------------------------------------------------------------------- internals
@@ -697,15 +693,15 @@ class FlowTable:
             ids = ids[masked[ids] != NEVER]
         self.evicted += int(ids.size)
         self._ended.append(self._end(ids, EndReason.EVICTED))
-        self._ended_rows += int(ids.size)
-        while self._ended_rows > ENDED_BACKLOG:  # nobody takes them fast enough: drop oldest
-            extra = self._ended_rows - ENDED_BACKLOG
+        waiting = sum(int(chunk.shape[0]) for chunk in self._ended)
+        while waiting > ENDED_BACKLOG:  # nobody takes them fast enough: drop oldest
+            extra = waiting - ENDED_BACKLOG
             oldest = self._ended.popleft()
             if oldest.shape[0] > extra:
                 self._ended.appendleft(oldest[extra:])
             dropped = min(extra, int(oldest.shape[0]))
             self.ended_dropped += dropped
-            self._ended_rows -= dropped
+            waiting -= dropped
 
     def _records(self, ids: I32, why: EndReason) -> FlowRecords:
         rec = np.zeros(ids.shape[0], FLOW_RECORD_DTYPE)

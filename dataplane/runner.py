@@ -40,7 +40,7 @@ from dataplane.uplink import UplinkClient
 from floe.dataplane.v1 import uplink_pb2 as pb
 
 __all__ = [
-    "Mode", "Runner", "TickOutput", "aggregate_message", "flow_messages", "ruleset_from_proto",
+    "Mode", "Runner", "TickOutput", "aggregate_message", "ruleset_from_proto",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,12 +72,6 @@ class TickOutput:
     rule_hits: list[Any] = field(default_factory=list)
     aggregates: list[Any] = field(default_factory=list)
     exhausted: bool = False  # pcap: the file has been replayed completely
-
-
-def flow_messages(records: FlowRecords, ifname: str) -> list[Any]:
-    """FlowRecords as proto messages: ~5 µs a flow, for tests and tools. The tick sends
-    `encode_flows` bytes instead (the same wire form, ~0.7 µs a flow)."""
-    return list(pb.Batch.FromString(encode_flows(records, ifname).wire).flows)
 
 
 def _talkers(items: list[Talker]) -> list[Any]:
