@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ConfigError", "Settings", "extra_float", "load_settings"]
+__all__ = ["ConfigError", "Settings", "extra_bool", "extra_float", "load_settings"]
 
 
 class ConfigError(ValueError):
@@ -69,6 +69,11 @@ def extra_float(settings: Settings, name: str, default: float, *, low: float,
                 high: float) -> float:
     """A numeric FLOE_* knob from Settings.extra; ConfigError naming it when it is bad."""
     return _float(settings.extra, name, default, low=low, high=high)
+
+
+def extra_bool(settings: Settings, name: str, default: bool) -> bool:
+    """A boolean FLOE_* knob from Settings.extra; ConfigError naming it when it is bad."""
+    return _bool(settings.extra, name, default)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

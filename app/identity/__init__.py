@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator
 from quart import Quart
 
 from app.api.envelope import ApiError
-from app.config import extra_float
+from app.config import extra_bool, extra_float
 from app.identity.authenticator import BearerAuthenticator, LastUsedRecorder
 from app.identity.cache import IdentityCache
 from app.identity.invalidation import InvalidationBus
@@ -57,12 +57,7 @@ def get_sessions(app: Quart | None = None) -> SessionAuthenticator:
 def init_app(app: Quart) -> None:
     runtime = get_runtime(app)
     settings = runtime.settings
-    secure = settings.extra.get("FLOE_SESSION_COOKIE_SECURE", "true").lower() not in {
-        "0",
-        "false",
-        "no",
-        "off",
-    }
+    secure = extra_bool(settings, "FLOE_SESSION_COOKIE_SECURE", True)
     sessions = SessionAuthenticator(app, secure=secure, duration=settings.refresh_token_ttl)
     touch_interval = extra_float(settings, "FLOE_KEY_TOUCH_INTERVAL", 5.0, low=0.0, high=3600.0)
 

@@ -51,6 +51,7 @@ class InvalidationBus:
         self._origin = secrets.token_hex(8)
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
+        self._resyncing: asyncio.Future[None] | None = None  # after a drop-all from a peer
         self._redis: aioredis.Redis | None = None
         self.subscribed = asyncio.Event()
         self.stats = {"published": 0, "collapsed": 0, "applied": 0, "resyncs": 0}
@@ -80,13 +81,18 @@ class InvalidationBus:
         elif kind == "key" and isinstance(event.get("p"), str):
             cache.forget_key(event["p"], publish=False)
         elif kind == "all":  # the sender's backlog overflowed: trust nothing cached
-            cache.drop_all()
-            self._tasks.append(asyncio.ensure_future(self._resync()))
+            cache.drop_all()  # now, before any later event is applied
+            if self._resyncing is None or self._resyncing.done():
+                self._resyncing = asyncio.ensure_future(self._counted_resync())
         elif kind == "family" and isinstance(event.get("f"), str):
             cache.revoke_family(event["f"], float(event.get("u", 0)), publish=False)
         else:
             return
         self.stats["applied"] += 1
+
+    async def _counted_resync(self) -> None:
+        await self._resync()
+        self.stats["resyncs"] += 1
 
     async def _publisher(self) -> None:
         while True:
@@ -111,8 +117,7 @@ class InvalidationBus:
                 await pubsub.subscribe(self.channel)
                 # Anything may have changed while we were not listening.
                 self._cache.drop_all()
-                await self._resync()
-                self.stats["resyncs"] += 1
+                await self._counted_resync()
                 self.subscribed.set()
                 delay = 0.2
                 async for message in pubsub.listen():
@@ -141,7 +146,7 @@ class InvalidationBus:
         # Let queued invalidations (and the one being published) leave, for at most 1 s.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), 1.0)
-        for task in self._tasks:
+        for task in [*self._tasks, *([self._resyncing] if self._resyncing else [])]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

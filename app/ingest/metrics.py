@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from app.ingest.state import IngestState
+from app.ingest.state import DROP_FIELDS, IngestState
 
 __all__ = ["IngestCollector"]
 
-_VERDICTS = ("passed", "redirected", "dropped_rule", "dropped_default", "dropped_malformed")
+_VERDICTS = ("passed", "redirected", *DROP_FIELDS)
 MAX_RULE_SERIES = 10_000  # beyond this many (rule, interface) pairs, rule hits are left out
 
 

@@ -18,7 +18,7 @@ import logging
 from dataclasses import fields
 from typing import Any, Literal
 
-from app.db import Database, utcnow
+from app.db import Database
 from app.ingest.rules import FilterRuleSet, Rule, RuleSpecError, rule_json, to_proto
 from app.ingest.service import UplinkService
 from app.types import Principal
@@ -90,11 +90,12 @@ class RuleStore:
         stored = json.dumps([rule_json(rule) for rule in rules], separators=(",", ":"))
 
         def write(dal: Any) -> FilterRuleSet:
-            newest = _newest(dal)
-            generation = (newest.generation if newest else 0) + 1
-            dal.rule_set.insert(
+            table = dal.rule_set  # the newest generation of any control plane on this database
+            generation = (dal(table).select(table.generation.max()).first()[
+                table.generation.max()] or 0) + 1
+            table.insert(
                 generation=generation, default_action=default_action, rules=stored,
-                created_at=utcnow(), actor_user_id=actor.user_id if actor else None,
+                actor_user_id=actor.user_id if actor else None,
                 actor_client_id=actor.client_id if actor else None,
             )
             dal(dal.rule_set.generation <= generation - HISTORY).delete()

@@ -8,14 +8,13 @@ node in `GET /api/v2/nodes`.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
-from app.rulespec import PROTOCOLS, Rule, RuleSpecError, check_rules, protocol_number
+from app.rulespec import Rule, RuleSpecError, check_rules, protocol_number
 from floe.dataplane.v1 import uplink_pb2 as pb
 
-__all__ = ["PROTOCOLS", "FilterRuleSet", "Rule", "RuleSpecError", "rule_json", "to_proto"]
+__all__ = ["FilterRuleSet", "Rule", "RuleSpecError", "rule_json", "to_proto"]
 
 
 @dataclass(slots=True)
@@ -35,12 +34,11 @@ def rule_json(rule: Rule) -> dict[str, object]:
 
 def _rule(rule: Rule) -> pb.Rule:
     action = pb.ACTION_DENY if rule.action == "deny" else pb.ACTION_ALLOW
-    if rule.src is not None or rule.dst is not None:
-        cidr = rule.src if rule.src is not None else rule.dst
-        network = ipaddress.ip_network(str(cidr), strict=False)
+    if rule.src is not None or rule.dst is not None:  # check_rules has parsed it already
+        cidr = str(rule.src if rule.src is not None else rule.dst)
         direction = pb.DIRECTION_SRC if rule.src is not None else pb.DIRECTION_DST
         return pb.Rule(id=rule.id, action=action,
-                       cidr=pb.CidrMatch(cidr=str(network), direction=direction))
+                       cidr=pb.CidrMatch(cidr=cidr, direction=direction))
     if rule.port is not None:
         proto = protocol_number(rule.proto) if rule.proto else 0
         direction = pb.DIRECTION_SRC if rule.direction == "src" else pb.DIRECTION_DST

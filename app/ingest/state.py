@@ -196,7 +196,7 @@ class NodeState:
             "rules_generation_applied": self.rules_generation,
             "rules_error": self.rules_error or None,
             "config_generation_applied": self.config_generation,
-            "loss": _sum_losses(self.losses),
+            "loss": self.loss_totals(),
             "interfaces": [
                 {"name": i.name, "mode": i.mode, "attach_mode": i.attach_mode} for i in interfaces
             ],
@@ -339,7 +339,7 @@ class IngestState:
             for source, count in item["loss"].items():
                 loss[source] = loss.get(source, 0) + count
         for node in self.nodes.values():
-            for source, count in _sum_losses(node.losses).items():
+            for source, count in node.loss_totals().items():
                 loss[source] = loss.get(source, 0) + count
         return {
             "interfaces": interfaces,
