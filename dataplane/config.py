@@ -13,16 +13,20 @@ import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
-from app.config import ConfigError, Settings, extra_float
+from app.config import ConfigError, Settings, extra_bool, extra_float
+from app.serving.tls import dev_certificate_paths
 
 __all__ = [
-    "KEY_FILE", "DataplaneConfig", "boot_id", "load_dataplane_config", "tls_material",
+    "DEFAULT_TICK_SECONDS", "KEY_FILE", "DataplaneConfig", "boot_id", "load_dataplane_config",
+    "tls_material",
 ]
 
 KEY_FILE = "dataplane.key"
+DEFAULT_TICK_SECONDS = 0.1  # one uplink batch per tick
 
 
 def boot_id() -> str:
@@ -40,7 +44,7 @@ class DataplaneConfig:
     node_id: str
     instance_id: str
     state_dir: Path
-    tick_seconds: float = 0.1
+    tick_seconds: float = DEFAULT_TICK_SECONDS
     max_buffered_batches: int = 600  # one minute of 100 ms ticks while disconnected
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
@@ -73,26 +77,25 @@ def _is_loopback(target: str) -> bool:
         return False
 
 
-def _tls(settings: Settings, target: str) -> tuple[bool, Path | None, str]:
+def _tls(settings: Settings, target: str) -> dict[str, Any]:
     """FLOE_CONTROL_PLANE_TLS (default: GRPC_TLS, as for a control plane sharing this
     environment), the PEM to trust (FLOE_CONTROL_PLANE_CA; for a control plane on this
     machine its own certificate — TLS_CERT_FILE or the development one; else the system
-    roots) and FLOE_CONTROL_PLANE_NAME."""
-    raw = settings.extra.get("FLOE_CONTROL_PLANE_TLS", "").strip().lower()
-    if raw and raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise ConfigError(f"FLOE_CONTROL_PLANE_TLS={raw!r} is not a boolean (use true/false)")
-    tls = raw in ("1", "true", "yes", "on") if raw else settings.grpc_tls
+    roots) and FLOE_CONTROL_PLANE_NAME, as DataplaneConfig's tls_* fields."""
+    tls = extra_bool(settings, "FLOE_CONTROL_PLANE_TLS", settings.grpc_tls)
     name = settings.extra.get("FLOE_CONTROL_PLANE_NAME", "").strip()
-    if not tls:
-        return False, None, name
+    fields: dict[str, Any] = {"tls": tls, "tls_server_name": name}
     ca = settings.extra.get("FLOE_CONTROL_PLANE_CA", "").strip()
-    if ca:
+    if not tls:
+        pass
+    elif ca:
         if not Path(ca).is_file() or not os.access(ca, os.R_OK):
             raise ConfigError(f"FLOE_CONTROL_PLANE_CA={ca!r} is not a readable file")
-        return True, Path(ca), name
-    if _is_loopback(target):
-        return True, settings.tls_cert_file or settings.data_dir / "tls" / "dev-cert.pem", name
-    return True, None, name
+        fields.update(tls_ca_file=Path(ca), tls_ca_required=True)
+    elif _is_loopback(target):
+        fields["tls_ca_file"] = (settings.tls_cert_file
+                                 or dev_certificate_paths(settings.data_dir)[0])
+    return fields
 
 
 def tls_material(config: DataplaneConfig) -> tuple[grpc.ChannelCredentials, str]:
@@ -170,18 +173,14 @@ def load_dataplane_config(
     tick = (
         tick_seconds
         if tick_seconds is not None
-        else extra_float(settings, "FLOE_TICK_SECONDS", 0.1, low=0.01, high=60)
+        else extra_float(settings, "FLOE_TICK_SECONDS", DEFAULT_TICK_SECONDS, low=0.01, high=60)
     )
     if not 0.01 <= tick <= 60:
         raise ConfigError(f"FLOE_TICK_SECONDS={tick!r} is out of range [0.01, 60]")
     target = _target(settings, control_plane)
-    tls, tls_ca_file, tls_server_name = _tls(settings, target)
     return DataplaneConfig(
         target=target,
-        tls=tls,
-        tls_ca_file=tls_ca_file,
-        tls_ca_required=bool(settings.extra.get("FLOE_CONTROL_PLANE_CA", "").strip()),
-        tls_server_name=tls_server_name,
+        **_tls(settings, target),
         api_key=_key(settings),
         node_id=node_id or settings.extra.get("FLOE_NODE_ID") or socket.gethostname(),
         instance_id=uuid.uuid4().hex,

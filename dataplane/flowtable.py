@@ -259,6 +259,10 @@ class FlowTable:
         self._nfree = c
         self._dirty_ids: deque[I32] = deque()
         self._ended: deque[FlowRecords] = deque()  # evicted, not yet handed out by expire()
+        # ids a limited expire() found due but did not end, and the `now` it scanned for: a
+        # later call at the same `now` (the runner's next slice) takes them, with no new scan
+        self._due: I32 = np.zeros(0, np.int32)
+        self._due_at: int | None = None
         self.ended_dropped = 0  # evicted records dropped from a full backlog (counted loss)
         self._deltas: list[FlowDeltas] = []
         self.track_deltas = track_deltas  # keep per-batch flow totals for an Aggregator
@@ -343,12 +347,17 @@ class FlowTable:
         room = None if limit is None else limit - int(pending.shape[0])
         if room is not None and room <= 0:
             return pending
-        # the exact end condition over the table (free ids hold NEVER), then the limit
-        ending = (self.last <= now - self.idle_ns) | (self.first <= now - self.active_ns)
-        ending |= (self.state == FlowState.CLOSED) & (self.last <= now - self.linger_ns)
-        cand = np.flatnonzero(ending).astype(np.int32)
-        if room is not None:
-            cand = cand[:room]
+        if self._due_at == now:  # this `now` was scanned: nothing else can be due at it
+            # what the last scan found beyond its limit, checked again: a frame may have come
+            # meanwhile, an id may have ended or been reused (free ids hold NEVER)
+            due = self._due
+            cand = due[self._ending(now, self.last[due], self.first[due], self.state[due])]
+        else:  # the exact end condition over the whole table
+            ending = self._ending(now, self.last, self.first, self.state)
+            cand = np.flatnonzero(ending).astype(np.int32)
+        self._due = cand[room:] if room is not None else cand[:0]
+        cand = cand[:room] if room is not None else cand
+        self._due_at = now
         out = [pending] if pending.shape[0] else []
         if cand.size:
             last = self.last[cand]
@@ -366,6 +375,12 @@ class FlowTable:
                     self.expired += int(ended.shape[0])
                     out.append(ended)
         return np.concatenate(out) if out else np.zeros(0, FLOW_RECORD_DTYPE)
+
+    def _ending(self, now: int, last: I64, first: I64, state: U8) -> Bool:
+        """Which of these flows have ended by `now` (idle, active timeout, closed+lingered)."""
+        ending: Bool = (last <= now - self.idle_ns) | (first <= now - self.active_ns)
+        ending |= (state == FlowState.CLOSED) & (last <= now - self.linger_ns)
+        return ending
 
     def _take_ended(self, limit: int | None) -> FlowRecords:
         """Up to `limit` of the evicted records waiting to be handed out, oldest first (only

@@ -78,10 +78,10 @@ def _talkers(items: list[Talker]) -> list[Any]:
     return [pb.Talker(key=t.key, packets=t.packets, bytes=t.bytes) for t in items]
 
 
-def aggregate_message(snap: AggregateSnapshot, interface: str) -> Any:
-    """One tick's AggregateSnapshot as the uplink's TrafficAggregate."""
+def aggregate_message(snap: AggregateSnapshot, interface: str, top_n: int) -> Any:
+    """One tick's AggregateSnapshot (of an Aggregator keeping `top_n`) as a TrafficAggregate."""
     return pb.TrafficAggregate(
-        interface=interface, start_unix_ns=snap.start_ns, end_unix_ns=snap.end_ns,
+        interface=interface, start_unix_ns=snap.start_ns, end_unix_ns=snap.end_ns, top_n=top_n,
         top_hosts_by_bytes=_talkers(snap.top_hosts_by_bytes),
         top_hosts_by_packets=_talkers(snap.top_hosts_by_packets),
         top_ports_by_bytes=_talkers(snap.top_ports_by_bytes),
@@ -295,14 +295,15 @@ class Runner:
             if taken < room:
                 taken += self._encode(self.table.drain_updates(limit=room - taken), wire)
             count += taken
-            if taken < room or sum(map(len, wire)) >= MAX_BATCH_BYTES - self._slice_bytes():
+            full = sum(map(len, wire)) >= MAX_BATCH_BYTES - SLICE_FLOWS * self._record_bytes()
+            if taken < room or full:
                 break  # nothing else pending, or the batch is full
             self._read_now()
         return EncodedFlows(b"".join(wire), count)
 
-    def _slice_bytes(self) -> int:
-        """The most a slice of records can take on the wire (long pcap file names count)."""
-        return SLICE_FLOWS * (160 + len(self.interface.encode()))
+    def _record_bytes(self) -> int:
+        """The most one record can take on the wire (long pcap file names count)."""
+        return 160 + len(self.interface.encode())
 
     def _encode(self, records: FlowRecords, into: list[bytes]) -> int:
         if records.shape[0]:
@@ -325,13 +326,14 @@ class Runner:
         elif out.exhausted:  # every flow ends now, in batches that fit a gRPC message
             ended = self.table.flush()
             step = max(1, min(MAX_FLOWS_PER_TICK,
-                              MAX_BATCH_BYTES // (160 + len(self.interface.encode()))))
+                              MAX_BATCH_BYTES // self._record_bytes()))
             out.flows = [encode_flows(ended[i:i + step], self.interface)
                          for i in range(0, ended.shape[0], step)]
         else:
             out.flows = [self.table_flows(table_now)]
         if self.aggregator is not None:
-            out.aggregates = [aggregate_message(self.aggregator.tick(table_now), self.interface)]
+            out.aggregates = [aggregate_message(self.aggregator.tick(table_now), self.interface,
+                                                self.aggregator.top_n)]
         out.counters = [self._counters(now_ns)]
         source_loss = self.source.loss() if self.source is not None else {}
         out.losses = self._losses(source_loss)

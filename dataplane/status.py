@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from app.rulespec import PROTOCOLS
+from dataplane.aggregate import PROTO_NAMES
 from dataplane.bpf.counters import InterfaceCounters
 from dataplane.bpf.layout import (
     FLOE_MAX_IFACES,
@@ -29,7 +29,6 @@ from dataplane.bpf.loader import XdpProgram
 
 __all__ = ["RuleStatus", "format_status", "interface_status", "match_text"]
 
-_PROTO_NAMES = {number: name for name, number in PROTOCOLS.items()}
 _CLASSES = ("ipv4", "ipv6", "l3_other", "tcp", "udp", "icmp", "icmpv6", "l4_other")
 _VERDICTS = ("passed", "redirected", "dropped_rule", "dropped_default", "dropped_malformed")
 
@@ -44,7 +43,7 @@ class RuleStatus:
 
 
 def _proto(number: int) -> str:
-    return _PROTO_NAMES.get(number, str(number))
+    return PROTO_NAMES.get(number, str(number))
 
 
 def match_text(map_name: str, key: bytes) -> str:

@@ -23,7 +23,7 @@ __all__ = ["MAX_TICKS", "TOP_N", "WINDOW_NS", "TrafficWindow"]
 
 WINDOW_NS = 10 * 10**9
 MAX_TICKS = 1000  # bound even for very short ticks
-TOP_N = 10
+TOP_N = 10  # rows the view lists
 
 
 @dataclass(slots=True, frozen=True)
@@ -56,7 +56,7 @@ class _Tick:
             talkers(message.protocols),
             (message.port_packets_well_known, message.port_packets_registered,
              message.port_packets_dynamic),
-            bool(message.hosts_truncated) or full >= TOP_N,
+            bool(message.hosts_truncated) or full >= (message.top_n or TOP_N),
         )
 
 

@@ -19,13 +19,18 @@ from cryptography.x509.oid import NameOID
 
 from app.config import Settings
 
-__all__ = ["ensure_dev_certificate", "tls_files"]
+__all__ = ["dev_certificate_paths", "ensure_dev_certificate", "tls_files"]
+
+
+def dev_certificate_paths(data_dir: Path) -> tuple[Path, Path]:
+    """Where the development (cert, key) live, made or not."""
+    return data_dir / "tls" / "dev-cert.pem", data_dir / "tls" / "dev-key.pem"
 
 
 def ensure_dev_certificate(data_dir: Path) -> tuple[Path, Path]:
     """Return (cert, key) under `data_dir/tls`, creating them on first use only."""
-    folder = data_dir / "tls"
-    cert_path, key_path = folder / "dev-cert.pem", folder / "dev-key.pem"
+    cert_path, key_path = dev_certificate_paths(data_dir)
+    folder = cert_path.parent
     if cert_path.is_file() and key_path.is_file():
         return cert_path, key_path
     folder.mkdir(parents=True, exist_ok=True)

@@ -144,9 +144,9 @@ def main() -> None:
     old_records = ft.drain_updates(limit=MAX_FLOWS_PER_TICK)
     per_message(old_records)
     old_tick = time.thread_time() - t
-    # a mass timeout: 1/64 of the flows end at once
+    # a mass timeout: 1/64 of the flows end at once, seen by the next tick (a later `now`)
     ft.last[: nflows // 64] = 0
-    ended, worst_slice_end, tick_end_total = timer.tick(runner, ts + 2)
+    ended, worst_slice_end, tick_end_total = timer.tick(runner, ts + 3)
     # churn: new flows into a full table (bulk eviction)
     t0 = time.thread_time()
     worst_evict = 0.0
@@ -154,7 +154,7 @@ def main() -> None:
     for i in range(100):
         ids = np.arange(base + i * b, base + (i + 1) * b, dtype=np.int64)
         t = time.thread_time()
-        ft.update(synthetic(b, rng, ids, ts + 3), ts + 3)
+        ft.update(synthetic(b, rng, ids, ts + 4), ts + 4)
         worst_evict = max(worst_evict, time.thread_time() - t)
     churn = time.thread_time() - t0
     s = ft.stats()

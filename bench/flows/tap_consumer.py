@@ -14,12 +14,14 @@ import time
 
 from dataplane.aggregate import Aggregator
 from dataplane.bpf import XdpProgram
+from dataplane.config import DEFAULT_TICK_SECONDS
 from dataplane.flowtable import FlowTable
 from dataplane.flowwire import encode_flows
 from dataplane.parse import parse_batch
+from dataplane.runner import MAX_FLOWS_PER_TICK
 from dataplane.sources.afxdp import AfXdpSource
 
-TICK = 0.1  # seconds, as dataplane.config's default tick
+TICK = DEFAULT_TICK_SECONDS  # the runner's default tick
 
 
 def main() -> None:
@@ -53,7 +55,7 @@ def main() -> None:
             t = time.perf_counter()
             ts = time.time_ns()
             encode_flows(ft.expire(ts), args.ifname)
-            encode_flows(ft.drain_updates(limit=16384), args.ifname)
+            encode_flows(ft.drain_updates(limit=MAX_FLOWS_PER_TICK), args.ifname)
             agg.tick(ts)
             worst_tick = max(worst_tick, time.perf_counter() - t)
             next_tick = now + TICK

@@ -56,12 +56,6 @@ def program_fd(ifindex: int) -> int:
                     "prog fd")  # type: ignore[arg-type]
 
 
-def detach(ifindex: int, obj: int | None) -> None:
-    lb.lib.bpf_xdp_detach(ifindex, lb.XDP_FLAGS_DRV_MODE, None)
-    if obj:
-        lb.lib.bpf_object__close(obj)
-
-
 def load_floor(path: str, prog: XdpProgram) -> tuple[int, dict[str, int]]:
     """bench/xdp/floor.c (reference rows: the least a counting CIDR filter does), its index
     a copy of the one floe_xdp built for the same rules. Returns (object, {name: prog fd})."""

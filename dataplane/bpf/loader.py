@@ -163,11 +163,10 @@ def _pin_users(pin_dir: Path) -> set[int] | None:
     return _programs_using(map_id) if map_id else set()
 
 
-def _remove_pins(pin_dir: Path, keep_dir: bool = False) -> None:
+def _remove_pins(pin_dir: Path) -> None:
+    """The map pins; the directory stays (it carries the lock holders' flock)."""
     for name in MAPS:
         (pin_dir / name).unlink(missing_ok=True)
-    if not keep_dir and pin_dir.is_dir():
-        pin_dir.rmdir()
 
 
 def _claim_pins(pin_dir: Path, ifname: str, ifindex: int) -> None:
@@ -198,7 +197,7 @@ def _claim_pins(pin_dir: Path, ifname: str, ifindex: int) -> None:
     log.warning("pins in %s belong to an interface %s that is gone: starting fresh",
                 pin_dir, ifname)
     with map_errors(PinError, f"remove stale pins in {pin_dir}"):
-        _remove_pins(pin_dir, keep_dir=True)  # the directory holds our lock
+        _remove_pins(pin_dir)
 
 
 def _ifindex(ifname: str) -> int:
@@ -227,7 +226,8 @@ def _locked(pin_dir: Path | None, create: bool = False) -> Iterator[None]:
         except FileNotFoundError:
             break  # nothing there to protect
         except OSError as error:
-            raise PinError(f"lock {pin_dir}: {error.strerror}", errno=error.errno or 0) from error
+            raise from_errno(PinError, f"lock {pin_dir}: {error.strerror}",
+                             error.errno or 0) from error
         try:
             with map_errors(PinError, f"lock {pin_dir}"):
                 fcntl.flock(fd, fcntl.LOCK_EX)
@@ -585,7 +585,7 @@ class XdpProgram:
             self.attach_mode = None
         self.close()
         with map_errors(PinError, f"remove pins in {self.pin_dir}"):
-            _remove_pins(self.pin_dir, keep_dir=True)  # the directory holds our lock
+            _remove_pins(self.pin_dir)
         with contextlib.suppress(OSError):
             self.pin_dir.rmdir()
 

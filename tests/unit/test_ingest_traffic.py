@@ -64,6 +64,13 @@ def test_a_full_top_list_marks_the_view_approximate() -> None:
     view = window.view()
     assert view is not None and view["approximate"] is True
     assert len(view["top_hosts_by_bytes"]) == TOP_N
+    short = tick(2 * S, {"10.0.0.1": 1, "10.0.0.2": 1, "10.0.0.3": 1})
+    short.top_n = 3  # a dataplane keeping 3: its 3-entry list is full, the view approximate
+    window.add(short, "other-process")
+    assert window.view()["approximate"] is True  # type: ignore[index]
+    short.top_n = 5
+    window.add(short, "third-process")
+    assert window.view()["approximate"] is False  # type: ignore[index]
     assert TrafficWindow().view() is None
 
 
@@ -73,7 +80,8 @@ def test_dataplane_aggregate_reaches_the_interface_summary() -> None:
     batch = FrameBatch.from_frames(frames, ts_ns=[S] * 4)
     aggregator = Aggregator()
     aggregator.add(parse_batch(batch))
-    message = aggregate_message(aggregator.tick(2 * S), "eth0")
+    message = aggregate_message(aggregator.tick(2 * S), "eth0", aggregator.top_n)
+    assert message.top_n == 10
     state = IngestState()
     state.apply_aggregate("node", message)
     traffic = state.interface("node", "eth0").summary()["traffic"]

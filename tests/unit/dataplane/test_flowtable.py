@@ -270,3 +270,28 @@ def test_eviction_backlog_is_bounded_and_counted(monkeypatch) -> None:  # type: 
     evicted_now = [r for r in waiting if r["end_reason"] == EndReason.EVICTED]
     assert len(evicted_now) == 20
     assert ft.ended_dropped == s.evicted - 20 > 0
+
+
+def test_a_mass_timeout_is_scanned_once_and_handed_out_in_parts(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ft = FlowTable(capacity=256, idle_timeout=10, active_timeout=1e3)
+    ft.update(batch([frame("10.0.0.1", "10.0.1.1", "udp", 1000 + i, 53) for i in range(200)],
+                    ts=S))
+    ft.drain_updates()
+    full_scans = 0
+    ending = ft._ending
+
+    def counted(now, last, first, state):  # type: ignore[no-untyped-def]
+        nonlocal full_scans
+        full_scans += last.shape[0] == ft.last.shape[0]
+        return ending(now, last, first, state)
+
+    monkeypatch.setattr(ft, "_ending", counted)
+    now = 100 * S
+    first = ft.expire(now, limit=64)
+    # a frame arrives between two parts for a flow the scan found due: it is no longer due
+    ft.update(batch([frame("10.0.0.1", "10.0.1.1", "udp", 1199, 53)], ts=now))
+    rest = [ft.expire(now, limit=64) for _ in range(4)]
+    ports = [int(p) for part in (first, *rest) for p in part["src_port"]]
+    assert full_scans == 1
+    assert len(first) == 64 and sorted(ports) == [1000 + i for i in range(199)]
+    assert ft.stats().live == 1  # the flow that had a frame
