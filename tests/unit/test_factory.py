@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
+from app import factory
 from app.config import Settings
 from app.factory import FloeQuart, create_app
 
 
 async def test_ensure_async_is_remembered_and_still_correct(
-        make_settings: Callable[..., Settings]) -> None:
+        make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(make_settings())
     assert isinstance(app, FloeQuart)
 
@@ -19,8 +22,18 @@ async def test_ensure_async_is_remembered_and_still_correct(
     def sync(x: int) -> int:
         return x * 2
 
+    asked: list[object] = []
+    real = factory.inspect.iscoroutinefunction
+
+    def counted(func: object) -> bool:
+        asked.append(func)
+        return real(func)
+
+    monkeypatch.setattr(factory.inspect, "iscoroutinefunction", counted)
     assert app.ensure_async(coro) is coro
-    assert app.ensure_async(coro) is coro  # remembered
+    assert app.ensure_async(coro) is coro  # remembered: inspect is asked once
+    assert asked.count(coro) == 1
+    monkeypatch.undo()
     assert await app.ensure_async(sync)(21) == 42  # sync functions still run (in a thread)
     class Hooks:
         async def hook(self) -> None:

@@ -90,6 +90,7 @@ async def test_an_apply_cut_short_is_completed_by_the_resend() -> None:
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
     assert state.batches_applied == 0 and not state.interface("n", "eth0").traffic.ticks
+    assert 0 < len(state.flows) < len(one_by_one(message, state.max_flows).flows)  # part way
     await service._apply(Session(node_id="n", instance_id="i"), message)
     assert state.batches_applied == 1
     assert len(state.interface("n", "eth0").traffic.ticks) == 1

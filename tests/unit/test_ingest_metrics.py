@@ -5,28 +5,32 @@ from __future__ import annotations
 from app.ingest.metrics import MAX_RULE_SERIES, IngestCollector
 from app.ingest.state import IngestState
 
-
-def samples(state: IngestState) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for family in IngestCollector(state).collect():
-        for sample in family.samples:
-            out[sample.name] = out.get(sample.name, 0.0) + sample.value
-    return out
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def test_rule_hits_are_series_until_there_are_too_many() -> None:
+def samples(state: IngestState) -> Samples:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in IngestCollector(state).collect() for s in family.samples}
+
+
+def test_rule_hits_are_series_up_to_the_bound() -> None:
     state = IngestState()
     state.apply_counters("n", "eth0", "e", {"packets": 10, "dropped_rule": 4}, 1)
-    for rule in range(3):
-        state.apply_rule_hits("n", "eth0", "e", rule, 1, 60)
+    state.apply_rule_hits("n", "eth0", "e", 7, 3, 180)
     got = samples(state)
-    assert got["floe_interface_packets_total"] == 10
-    assert got["floe_rule_hit_packets_total"] == 3 and got["floe_rule_hit_series_omitted"] == 0
-    per_interface = MAX_RULE_SERIES // 2 + 1
-    for name in ("eth1", "eth2"):
-        for rule in range(per_interface):
-            state.apply_rule_hits("n", name, "e", rule, 1, 60)
+    where = (("interface", "eth0"), ("node", "n"))
+    assert got[("floe_interface_packets_total", where)] == 10
+    assert got[("floe_rule_hit_packets_total", (*where, ("rule", "7")))] == 3
+    assert got[("floe_rule_hit_bytes_total", (*where, ("rule", "7")))] == 180
+    for rule in range(1, MAX_RULE_SERIES):  # exactly MAX_RULE_SERIES pairs with rule 7
+        state.apply_rule_hits("n", "eth1", "e", rule, 1, 60)
     got = samples(state)
-    assert "floe_rule_hit_packets_total" not in got
-    assert got["floe_rule_hit_series_omitted"] == 3 + 2 * per_interface
-    assert got["floe_interface_verdicts_total"] == 4  # the rest is still there
+    assert got[("floe_rule_hit_series_omitted", ())] == 0
+    assert sum(1 for name, _ in got if name == "floe_rule_hit_packets_total") == MAX_RULE_SERIES
+    state.apply_rule_hits("n", "eth1", "e", MAX_RULE_SERIES, 1, 60)  # one pair too many
+    got = samples(state)
+    assert got[("floe_rule_hit_series_omitted", ())] == MAX_RULE_SERIES + 1
+    assert not any(name.startswith("floe_rule_hit_") and name.endswith("_total")
+                   for name, _ in got)
+    dropped = (*where, ("verdict", "dropped_rule"))
+    assert got[("floe_interface_verdicts_total", dropped)] == 4  # the rest is still there

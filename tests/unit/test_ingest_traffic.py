@@ -71,6 +71,26 @@ def test_a_full_top_list_marks_the_view_approximate() -> None:
     short.top_n = 5
     window.add(short, "third-process")
     assert window.view()["approximate"] is False  # type: ignore[index]
+    ports_full = tick(3 * S, {"10.0.0.1": 1}, ports={p: 1 for p in range(1, 6)})
+    ports_full.top_ports_by_bytes.extend(ports_full.top_ports_by_packets)
+    ports_full.top_n = 5  # the port list is full, the host list is not
+    window.add(ports_full, "fourth-process")
+    assert window.view()["approximate"] is True  # type: ignore[index]
+    flood = tick(4 * S, {"10.0.0.1": 1})
+    flood.hosts_truncated, flood.top_n = 7, 5  # a flood of distinct hosts was cut
+    window.add(flood, "fifth-process")
+    assert window.view()["approximate"] is True  # type: ignore[index]
+
+
+def test_totals_add_up_over_the_ticks() -> None:
+    window = TrafficWindow()
+    for end, malformed in ((S, 2), (2 * S, 3)):
+        message = tick(end, {"10.0.0.1": 1})
+        message.packets, message.bytes, message.malformed = 10, 600, malformed
+        window.add(message)
+    view = window.view()
+    assert view is not None
+    assert (view["packets"], view["bytes"], view["malformed"]) == (20, 1200, 5)
     assert TrafficWindow().view() is None
 
 

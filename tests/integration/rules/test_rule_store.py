@@ -9,6 +9,7 @@ from app.config import Settings
 from app.factory import create_app
 from app.ingest import get_ingest
 from app.ingest.rule_store import HISTORY
+from app.ingest.rules import FilterRuleSet, Rule, to_proto
 from app.runtime import get_runtime
 from tests.integration.identity.conftest import FAST, bearer, login
 
@@ -19,6 +20,7 @@ RULES: dict[str, Any] = {
         {"id": 2, "action": "deny", "dst": "2001:db8::/32"},
         {"id": 3, "action": "allow", "port": 443, "proto": "tcp"},
         {"id": 4, "action": "deny", "proto": "icmp"},
+        {"id": 5, "action": "deny", "port": 5000, "direction": "src"},
     ],
 }
 
@@ -49,10 +51,12 @@ async def test_rule_set_survives_a_restart(make_settings: Callable[..., Settings
             {"id": 2, "action": "deny", "dst": "2001:db8::/32"},
             {"id": 3, "action": "allow", "port": 443, "proto": "tcp", "direction": "dst"},
             {"id": 4, "action": "deny", "proto": "icmp"},
+            {"id": 5, "action": "deny", "port": 5000, "direction": "src"},
         ]
-        # what a dataplane connecting now is sent
+        # what a dataplane connecting now is sent: the whole set, field for field
         pushed = get_ingest(restarted).rules
-        assert pushed.generation == 2 and len(pushed.rules) == 4
+        stored = [Rule(**rule) for rule in RULES["rules"]]
+        assert pushed == to_proto(FilterRuleSet(2, "deny", stored))
         response = await client.put("/api/v2/rules", json={"rules": []}, headers=admin)
         assert (await response.get_json())["data"]["generation"] == 3  # the count goes on
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import time
 import uuid
 from typing import Any
@@ -18,6 +19,7 @@ from dataplane.uplink import UplinkClient, backoff_delay
 from floe.dataplane.v1 import uplink_pb2 as pb
 from floe.dataplane.v1 import uplink_pb2_grpc
 from tests.integration.uplink.conftest import ControlPlane, start_grpc
+from tests.support.ports import free_port
 
 # grpc.aio keeps process-wide state bound to one event loop: share one loop per module.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -283,40 +285,94 @@ async def test_backoff_is_bounded_and_jittered() -> None:
     assert len({round(backoff_delay(5, 0.1, 2.0), 6) for _ in range(20)}) > 1
 
 
+async def scrape(control_plane: ControlPlane) -> dict[tuple[str, tuple[Any, ...]], float]:
+    response = await control_plane.app.test_client().get("/metrics")
+    assert response.status_code == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families((await response.get_data()).decode())
+        for s in family.samples
+    }
+
+
 async def test_prometheus_metrics_show_what_dataplanes_report(
         control_plane: ControlPlane) -> None:
+    before = await scrape(control_plane)
     instance = uuid.uuid4().hex
     uplink = UplinkClient(control_plane.target, lambda: control_plane.keys["writer"],
                           lambda: hello(node="node-metrics", instance=instance),
                           backoff_initial=0.05, backoff_max=0.2)
     task = asyncio.create_task(uplink.run())
+    counters = pb.CounterSnapshot(interface="eth9", counter_epoch="epoch-1",
+                                  taken_unix_ns=time.time_ns(),
+                                  values={"packets": 500, "bytes": 50000, "passed": 440,
+                                          "dropped_rule": 50, "dropped_malformed": 10,
+                                          "malformed": 10})
     try:
         uplink.submit(
-            counters=[snapshot(500, iface="eth9")],
+            counters=[counters],
             losses=[pb.LossReport(source=pb.LOSS_SOURCE_AFXDP_RING, interface="eth9", count=7,
-                                  detail="rx_ring_full")],
+                                  detail="rx_ring_full"),
+                    pb.LossReport(source=pb.LOSS_SOURCE_FILL_RING, count=3, detail="node")],
             rule_hits=[pb.RuleHits(rule_id=42, packets=30, bytes=1800, interface="eth9",
                                    counter_epoch="epoch-1")],
         )
         assert await uplink.flush(5.0)
+        during = await scrape(control_plane)
     finally:
         uplink.stop()
         await task
-    response = await control_plane.app.test_client().get("/metrics")
-    assert response.status_code == 200
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families((await response.get_data()).decode())
-        for s in family.samples
-    }
-    where = (("interface", "eth9"), ("node", "node-metrics"))
-    assert samples[("floe_interface_packets_total", where)] == 500
-    assert samples[("floe_interface_bytes_total", where)] == 50000
-    assert samples[("floe_interface_verdicts_total",
-                    tuple(sorted((*where, ("verdict", "dropped_rule")))))] == 50
-    assert samples[("floe_interface_loss_total",
-                    tuple(sorted((*where, ("source", "afxdp_ring:rx_ring_full")))))] == 7
-    assert samples[("floe_rule_hit_packets_total",
-                    tuple(sorted((*where, ("rule", "42")))))] == 30
-    assert samples[("floe_dataplane_nodes", (("state", "known"),))] >= 1
-    assert samples[("floe_uplink_batches_total", (("result", "applied"),))] >= 1
+    after = await scrape(control_plane)
+
+    def at(name: str, **labels: str) -> float:
+        return after[(name, tuple(sorted({"node": "node-metrics", **labels}.items())))]
+
+    assert at("floe_interface_packets_total", interface="eth9") == 500
+    assert at("floe_interface_bytes_total", interface="eth9") == 50000
+    verdicts = {v: at("floe_interface_verdicts_total", interface="eth9", verdict=v)
+                for v in ("passed", "redirected", "dropped_rule", "dropped_default",
+                          "dropped_malformed")}
+    assert verdicts == {"passed": 440, "redirected": 0, "dropped_rule": 50,
+                        "dropped_default": 0, "dropped_malformed": 10}
+    assert at("floe_interface_malformed_total", interface="eth9") == 10
+    assert at("floe_interface_loss_total", interface="eth9",
+              source="afxdp_ring:rx_ring_full") == 7
+    assert at("floe_node_loss_total", source="fill_ring:node") == 3
+    assert at("floe_rule_hit_packets_total", interface="eth9", rule="42") == 30
+    assert at("floe_rule_hit_bytes_total", interface="eth9", rule="42") == 1800
+
+    def delta(name: str, state: str, now: dict[tuple[str, tuple[Any, ...]], float]) -> float:
+        key = (name, (("state" if name.endswith("nodes") else "result", state),))
+        return now[key] - before.get(key, 0)
+
+    assert delta("floe_dataplane_nodes", "known", after) == 1
+    assert delta("floe_dataplane_nodes", "connected", during) == 1
+    assert delta("floe_dataplane_nodes", "connected", after) == 0  # the client stopped
+    assert delta("floe_uplink_batches_total", "applied", after) == 1
+
+
+async def test_failures_warn_once_persistent_and_a_welcome_starts_afresh(
+        control_plane: ControlPlane, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="dataplane.uplink")
+    port = free_port()
+    uplink = client(f"127.0.0.1:{port}", control_plane.keys["writer"])  # nobody there yet
+    task = asyncio.create_task(uplink.run())
+    server = None
+    try:
+        await wait_for(lambda: uplink.stats.failures >= 4)
+        warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warned) == 1 and "keeps failing" in warned[0].getMessage()
+        server, _ = await start_grpc(control_plane.app, port)
+        await wait_for(lambda: uplink.stats.connected)
+        assert uplink._failing == -1 and uplink._warned == ""  # what the Welcome reset
+        caplog.clear()
+        await server.stop(0)
+        server = None
+        await wait_for(lambda: not uplink.stats.connected and uplink.stats.failures >= 6)
+        first = [r for r in caplog.records if "uplink to" in r.getMessage()]
+        assert first and first[0].levelno == logging.INFO  # a lost stream is one failure
+    finally:
+        if server is not None:
+            await server.stop(0)
+        uplink.stop()
+        await task

@@ -260,16 +260,20 @@ def test_expire_limit_applies_after_the_end_condition() -> None:
 def test_eviction_backlog_is_bounded_and_counted(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import dataplane.flowtable as flowtable
 
+    def evicted_in_order() -> tuple[list[int], FlowTable]:
+        ft = FlowTable(capacity=16, evict_fraction=1 / 4, idle_timeout=1e3, active_timeout=1e3)
+        for round_ in range(20):  # nobody calls expire(): evicted records pile up
+            new = [frame("10.0.0.3", "10.0.1.1", "udp", 100 * round_ + i, 53) for i in range(4)]
+            ft.update(batch(new, ts=(round_ + 1) * S))
+        waiting = ft.expire(100 * S, limit=None)
+        return [int(r["src_port"]) for r in waiting if r["end_reason"] == EndReason.EVICTED], ft
+
+    everything, _ = evicted_in_order()  # the default backlog holds them all
     monkeypatch.setattr(flowtable, "ENDED_BACKLOG", 20)
-    ft = FlowTable(capacity=16, evict_fraction=1 / 4, idle_timeout=1e3, active_timeout=1e3)
-    for round_ in range(20):  # nobody calls expire(): evicted records pile up
-        new = [frame("10.0.0.3", "10.0.1.1", "udp", 100 * round_ + i, 53) for i in range(4)]
-        ft.update(batch(new, ts=(round_ + 1) * S))
-    s = ft.stats()
-    waiting = ft.expire(100 * S, limit=None)
-    evicted_now = [r for r in waiting if r["end_reason"] == EndReason.EVICTED]
-    assert len(evicted_now) == 20
-    assert ft.ended_dropped == s.evicted - 20 > 0
+    kept, ft = evicted_in_order()
+    assert len(everything) == ft.stats().evicted > 20
+    assert kept == everything[-20:]  # the oldest were dropped, the rest kept in order
+    assert ft.ended_dropped == len(everything) - 20
 
 
 def test_a_mass_timeout_is_scanned_once_and_handed_out_in_parts(monkeypatch) -> None:  # type: ignore[no-untyped-def]
