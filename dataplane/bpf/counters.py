@@ -1,4 +1,5 @@
-"""Per-interface counters as user space sees them: the per-CPU slots of one ifindex, summed."""
+"""Per-interface counters as user space sees them: the per-CPU slots of one ifindex, summed,
+with the XDP drop fast path's (packets, bytes) pairs folded into the totals they belong to."""
 
 from __future__ import annotations
 
@@ -9,16 +10,40 @@ import numpy as np
 
 from dataplane.bpf.layout import COUNTER_FIELDS, IfCounters, percpu_stride
 
-__all__ = ["InterfaceCounters"]
+__all__ = ["SHOWN_FIELDS", "InterfaceCounters", "fold_fast_path"]
 
 _MALFORMED_PREFIX = "mal_"
+_FAST_PREFIX = "fast_"
+
+# Every counter user space shows: the kernel's fields less the fast-path pairs.
+SHOWN_FIELDS = tuple(name for name in COUNTER_FIELDS if not name.startswith(_FAST_PREFIX))
+
+
+def fold_fast_path(values: dict[str, int]) -> dict[str, int]:
+    """Move the fast-path pairs (see floe_kern_user.h) into the totals they stand for.
+
+    A frame the kernel dropped on the fast path is counted only in fast_{verdict}_{l4}_*: it
+    is one more frame in packets/bytes, ipv4_* and tcp_*/udp_*, and one more dropped_rule or
+    dropped_default, exactly as the general path would have counted it.
+    """
+    out = {name: value for name, value in values.items() if not name.startswith(_FAST_PREFIX)}
+    for verdict in ("rule", "default"):
+        for l4 in ("tcp", "udp"):
+            packets = values[f"fast_{verdict}_{l4}_packets"]
+            octets = values[f"fast_{verdict}_{l4}_bytes"]
+            for prefix in ("", "ipv4_", f"{l4}_"):
+                out[f"{prefix}packets"] += packets
+                out[f"{prefix}bytes"] += octets
+            out[f"dropped_{verdict}"] += packets
+    return out
 
 
 @dataclass(slots=True, frozen=True)
 class InterfaceCounters:
     """Totals since the maps were created (they survive loader restarts).
 
-    Invariant kept by the XDP program: packets == passed + redirected + dropped.
+    Invariant kept by the XDP program (once the fast path is folded in): packets == passed +
+    redirected + dropped.
     """
 
     ifindex: int = 0
@@ -75,7 +100,7 @@ class InterfaceCounters:
         """Malformed frame counts keyed by reason (field name without the mal_ prefix)."""
         return {
             name.removeprefix(_MALFORMED_PREFIX): getattr(self, name)
-            for name in COUNTER_FIELDS
+            for name in SHOWN_FIELDS
             if name.startswith(_MALFORMED_PREFIX)
         }
 
@@ -84,7 +109,7 @@ class InterfaceCounters:
 
     def __sub__(self, other: InterfaceCounters) -> InterfaceCounters:
         """Field-wise difference (a delta between two reads)."""
-        values = {name: getattr(self, name) - getattr(other, name) for name in COUNTER_FIELDS}
+        values = {name: getattr(self, name) - getattr(other, name) for name in SHOWN_FIELDS}
         return InterfaceCounters(ifindex=self.ifindex, **values)
 
     @classmethod
@@ -94,4 +119,4 @@ class InterfaceCounters:
         words = np.frombuffer(raw, dtype=np.uint64, count=ncpus * stride // 8)
         totals = words.reshape(ncpus, stride // 8)[:, : len(COUNTER_FIELDS)].sum(axis=0)
         values = {n: int(v) for n, v in zip(COUNTER_FIELDS, totals, strict=True)}
-        return cls(ifindex=ifindex, **values)
+        return cls(ifindex=ifindex, **fold_fast_path(values))

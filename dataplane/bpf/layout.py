@@ -134,7 +134,9 @@ COUNTER_FIELDS = (
     "malformed mal_l2_truncated mal_vlan_truncated mal_vlan_too_deep mal_l3_truncated "
     "mal_ipv4_bad_version mal_ipv4_bad_ihl mal_ipv4_bad_total_len mal_ipv6_bad_version "
     "mal_ipv6_ext_truncated mal_ipv6_too_many_ext mal_l4_truncated mal_tcp_bad_doff "
-    "flow_update_failed mal_ipv6_bad_payload_len"
+    "flow_update_failed mal_ipv6_bad_payload_len fast_rule_tcp_packets fast_rule_tcp_bytes "
+    "fast_rule_udp_packets fast_rule_udp_bytes fast_default_tcp_packets fast_default_tcp_bytes "
+    "fast_default_udp_packets fast_default_udp_bytes"
 ).split()
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
 from dataplane.bpf import AttachError, MapError, Rule, RuleError, RuleSet, XdpProgram
+from dataplane.bpf.layout import COUNTER_FIELDS, FLOE_MAX_IFACES
 from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame
 from tests.support.topology import VethNs, wait_until
 
@@ -233,8 +235,19 @@ def test_flood_fast_path_agrees_with_the_general_path(
                 for rule, hit in prog.rule_hits().items()}
         return {k: after_c[k] - before_c[k] for k in after_c if k != "ifindex"}, hits
 
+    def fast_pairs() -> int:  # frames the kernel counted on the fast path only
+        raw = prog.map("floe_counters").lookup((prog.ifindex % FLOE_MAX_IFACES).to_bytes(4, "little"))
+        assert raw is not None
+        ncpus = prog.map("floe_counters").ncpus
+        words = np.frombuffer(raw, dtype=np.uint64).reshape(ncpus, -1).sum(axis=0)
+        return sum(int(words[COUNTER_FIELDS.index(f"fast_{verdict}_{l4}_packets")])
+                   for verdict in ("rule", "default") for l4 in ("tcp", "udp"))
+
+    before = fast_pairs()
     fast_counts, fast_hits = run(cidr)
+    assert fast_pairs() - before == 5 + 3 + 6  # the deny hits and default denies, not VLAN
     general_counts, general_hits = run([*cidr, unrelated])
+    assert fast_pairs() - before == 5 + 3 + 6  # the general path never uses the pairs
     assert fast_counts == general_counts
     assert {r: n for r, n in fast_hits.items() if n} == {1: 5 + 1 + 2, 2: 4, 3: 3, 4: 2}
     assert {r: n for r, n in general_hits.items() if n} == {1: 5 + 1 + 2, 2: 4, 3: 3, 4: 2}

@@ -1,0 +1,58 @@
+"""The drop fast path's pairs fold into exactly the totals the general path would have counted."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dataplane.bpf.counters import SHOWN_FIELDS, InterfaceCounters, fold_fast_path
+from dataplane.bpf.layout import COUNTER_FIELDS, IfCounters, percpu_stride
+
+
+def _raw(per_cpu: list[dict[str, int]]) -> bytes:
+    """A per-CPU map value as the kernel hands it over: one IfCounters per CPU."""
+    stride = percpu_stride(len(bytes(IfCounters()))) // 8
+    words = np.zeros((len(per_cpu), stride), dtype=np.uint64)
+    for cpu, values in enumerate(per_cpu):
+        for name, value in values.items():
+            words[cpu, COUNTER_FIELDS.index(name)] = value
+    return words.tobytes()
+
+
+def test_each_pair_lands_in_its_class_and_verdict() -> None:
+    general = {"packets": 10, "bytes": 1000, "ipv4_packets": 6, "ipv4_bytes": 600,
+               "tcp_packets": 3, "tcp_bytes": 300, "udp_packets": 2, "udp_bytes": 200,
+               "passed": 9, "dropped_rule": 1}
+    cpu0 = {**general, "fast_rule_tcp_packets": 1, "fast_rule_tcp_bytes": 60,
+            "fast_rule_udp_packets": 2, "fast_rule_udp_bytes": 130}
+    cpu1 = {"fast_default_tcp_packets": 4, "fast_default_tcp_bytes": 270,
+            "fast_default_udp_packets": 8, "fast_default_udp_bytes": 550}
+    c = InterfaceCounters.from_percpu(7, _raw([cpu0, cpu1]), 2)
+    assert c.ifindex == 7
+    assert (c.packets, c.bytes) == (10 + 15, 1000 + 60 + 130 + 270 + 550)
+    assert (c.ipv4_packets, c.ipv4_bytes) == (6 + 15, 600 + 1010)
+    assert (c.tcp_packets, c.tcp_bytes) == (3 + 1 + 4, 300 + 60 + 270)
+    assert (c.udp_packets, c.udp_bytes) == (2 + 2 + 8, 200 + 130 + 550)
+    assert (c.dropped_rule, c.dropped_default, c.passed) == (1 + 3, 12, 9)
+    assert c.packets == c.passed + c.redirected + c.dropped
+    assert (c.ipv6_packets, c.icmp_packets, c.malformed) == (0, 0, 0)
+
+
+def test_fast_fields_are_never_shown() -> None:
+    fields = set(InterfaceCounters().as_dict()) - {"ifindex"}
+    assert fields == set(SHOWN_FIELDS)
+    assert not any(name.startswith("fast_") for name in fields)
+    assert set(COUNTER_FIELDS) - set(SHOWN_FIELDS) == {
+        f"fast_{verdict}_{l4}_{unit}" for verdict in ("rule", "default")
+        for l4 in ("tcp", "udp") for unit in ("packets", "bytes")}
+
+
+def test_fold_is_linear_so_deltas_and_sums_stay_exact() -> None:
+    a = dict.fromkeys(COUNTER_FIELDS, 0) | {"fast_rule_udp_packets": 5, "fast_rule_udp_bytes": 300}
+    b = dict.fromkeys(COUNTER_FIELDS, 0) | {"fast_rule_udp_packets": 2, "fast_rule_udp_bytes": 100,
+                                            "packets": 1, "bytes": 64, "passed": 1}
+    both = {name: a[name] + b[name] for name in COUNTER_FIELDS}
+    folded = fold_fast_path(both)
+    assert folded == {name: fold_fast_path(a)[name] + fold_fast_path(b)[name]
+                      for name in SHOWN_FIELDS}
+    delta = InterfaceCounters(**fold_fast_path(both)) - InterfaceCounters(**fold_fast_path(b))
+    assert (delta.packets, delta.bytes, delta.dropped_rule, delta.udp_packets) == (5, 300, 5, 5)
