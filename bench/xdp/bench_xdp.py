@@ -74,7 +74,7 @@ def load_floor(path: str, prog: XdpProgram) -> tuple[int, dict[str, int]]:
         lb.check(lb.lib.bpf_map_update_elem(fd, ctypes.byref(zero), buf, 0), RuntimeError,
                  "fill floor index")  # type: ignore[arg-type]
     fds = {}
-    for name in ("floor_lookup", "floor_count"):
+    for name in ("floor_lookup", "floor_count", "floor_count7"):
         program = lb.lib.bpf_object__find_program_by_name(obj, name.encode())
         fds[name] = lb.lib.bpf_program__fd(program)
     return obj, fds
@@ -132,7 +132,8 @@ def main() -> int:
             ("read saddr + XDP_DROP (reference)", empty_fds["floe_gen_read_drop"], None, hit),
             ("floe_xdp 1k rules, deny hit", floe_fd, "allow", hit),
             *([("floor: parse + index read (reference)", floor["floor_lookup"], None, hit),
-               ("floor: + hit + 7 counters (reference)", floor["floor_count"], None, hit)]
+               ("floor: + hit + fast pair (reference)", floor["floor_count"], None, hit),
+               ("floor: + hit + 7 counters (reference)", floor["floor_count7"], None, hit)]
               if floor else []),
             ("floe_xdp 1k rules, miss->default deny", floe_fd, "deny", miss),
             ("empty XDP_PASS", empty_fds["floe_gen_pass"], None, miss),

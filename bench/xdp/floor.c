@@ -5,8 +5,10 @@
  * IPv6, malformed-frame accounting, other rule kinds, tap/inline modes or config.
  *
  *   floor_lookup: untagged IPv4 TCP/UDP check + DIR-16-8-8 source index read → XDP_DROP
- *   floor_count:  the same + the rule's hit counter + the seven interface counters a deny hit
- *                 updates in floe_xdp (packets, bytes, ipv4, udp/tcp, dropped_rule)
+ *   floor_count:  the same + the rule's hit counter + one fast-path (packets, bytes) pair, as
+ *                 floe_xdp counts a deny hit since 2026-11-26
+ *   floor_count7: the same + the rule's hit counter + the seven interface counters a deny hit
+ *                 updated in floe_xdp before that (packets, bytes, ipv4, udp/tcp, dropped_rule)
  *
  * The index levels are globals (direct addresses, no map lookups); bench_xdp.py fills them.
  */
@@ -83,7 +85,11 @@ static __always_inline int floor(struct xdp_md *ctx, int count)
 			h->bytes += len;
 		}
 		struct floe_if_counters *c = bpf_map_lookup_elem(&floor_counters, &zero);
-		if (c) {
+		if (c && count == 2) {
+			__u64 *pair = &c->fast_rule_tcp_packets + (ip->protocol == 17 ? 2 : 0);
+			pair[0]++;
+			pair[1] += len;
+		} else if (c) {
 			c->packets++;
 			c->bytes += len;
 			c->ipv4_packets++;
@@ -109,6 +115,12 @@ int floor_lookup(struct xdp_md *ctx)
 
 SEC("xdp")
 int floor_count(struct xdp_md *ctx)
+{
+	return floor(ctx, 2);
+}
+
+SEC("xdp")
+int floor_count7(struct xdp_md *ctx)
 {
 	return floor(ctx, 1);
 }
