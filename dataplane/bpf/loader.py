@@ -509,7 +509,8 @@ class XdpProgram:
             if ret < 0 and any("reuse pinned map" in line and "found no" not in line
                                for line in lines):
                 lb.check(ret, PinError, f"reuse pinned maps in {pin_dir} (layout changed? "
-                         "detach first)", lines)
+                         f"detach first: floe dataplane --detach --interface {pin_dir.name}; "
+                         "counters restart at zero)", lines)
             lb.check(ret, ProgramLoadError, "load floe_xdp", lines)
         maps: dict[str, BpfMap] = {}
         try:
