@@ -236,9 +236,10 @@ def test_flood_fast_path_agrees_with_the_general_path(
         return {k: after_c[k] - before_c[k] for k in after_c if k != "ifindex"}, hits
 
     def fast_pairs() -> int:  # frames the kernel counted on the fast path only
-        raw = prog.map("floe_counters").lookup((prog.ifindex % FLOE_MAX_IFACES).to_bytes(4, "little"))
+        counters = prog.map("floe_counters")
+        raw = counters.lookup((prog.ifindex % FLOE_MAX_IFACES).to_bytes(4, "little"))
         assert raw is not None
-        ncpus = prog.map("floe_counters").ncpus
+        ncpus = counters.ncpus
         words = np.frombuffer(raw, dtype=np.uint64).reshape(ncpus, -1).sum(axis=0)
         return sum(int(words[COUNTER_FIELDS.index(f"fast_{verdict}_{l4}_packets")])
                    for verdict in ("rule", "default") for l4 in ("tcp", "udp"))
