@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-__all__ = ["Authenticator", "Principal", "PrincipalKind"]
+__all__ = ["Authenticator", "Principal", "PrincipalKind", "covers"]
 
 PrincipalKind = Literal["user", "api_key", "session"]
 
@@ -21,17 +22,33 @@ class Principal:
     client_id: int | None = None
     email: str | None = None
     teams: frozenset[int] = field(default_factory=frozenset)
+    # node id -> scopes a resource grant (`node/<id>`) gives on that node only
+    node_scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def has(self, scope: str) -> bool:
-        """True when `scope` is granted directly or through its `:admin` / `:write` parent."""
-        if scope in self.scopes:
-            return True
-        resource, _, level = scope.partition(":")
-        if level == "read":
-            return f"{resource}:write" in self.scopes or f"{resource}:admin" in self.scopes
-        if level == "write":
-            return f"{resource}:admin" in self.scopes
-        return False
+        """True when `scope` is granted globally, directly or through its `:admin` / `:write`
+        parent."""
+        return covers(self.scopes, scope)
+
+    def nodes_for(self, scope: str) -> frozenset[str] | None:
+        """Where `scope` holds: None for every node (granted globally), else the nodes whose
+        resource grant covers it (possibly none)."""
+        if self.has(scope):
+            return None
+        return frozenset(node for node, granted in self.node_scopes.items()
+                         if covers(granted, scope))
+
+
+def covers(granted: frozenset[str], scope: str) -> bool:
+    """True when `granted` holds `scope` directly or through its `:admin` / `:write` parent."""
+    if scope in granted:
+        return True
+    resource, _, level = scope.partition(":")
+    if level == "read":
+        return f"{resource}:write" in granted or f"{resource}:admin" in granted
+    if level == "write":
+        return f"{resource}:admin" in granted
+    return False
 
 
 class Authenticator(Protocol):

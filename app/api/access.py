@@ -25,6 +25,7 @@ __all__ = [
     "public",
     "require_principal",
     "require_scope",
+    "visible_nodes",
 ]
 
 P = ParamSpec("P")
@@ -39,6 +40,7 @@ class Access:
 
     public: bool
     scopes: tuple[str, ...] = ()
+    per_node: bool = False  # also open to resource grants on nodes; the view filters
 
 
 def access_of(view: Callable[..., Any]) -> Access | None:
@@ -121,14 +123,25 @@ def authenticated(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return wrapper
 
 
-def require_scope(*scopes: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Allow the call when the principal holds at least one of `scopes`."""
+def require_scope(
+    *scopes: str, per_node: bool = False
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Allow the call when the principal holds at least one of `scopes`.
+
+    `per_node`: a scope held only through resource grants on some nodes (`node/<id>`) also
+    lets the call through; the view must then show only `await visible_nodes(scope)`.
+    """
+
+    def allowed(principal: Principal) -> bool:
+        if any(principal.has(scope) for scope in scopes):
+            return True
+        return per_node and any(principal.nodes_for(scope) for scope in scopes)
 
     def decorator(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(view)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             principal = await require_principal()
-            if not any(principal.has(scope) for scope in scopes):
+            if not allowed(principal):
                 raise ApiError(
                     403,
                     "insufficient_scope",
@@ -137,7 +150,13 @@ def require_scope(*scopes: str) -> Callable[[Callable[P, Awaitable[R]]], Callabl
                 )
             return await view(*args, **kwargs)
 
-        setattr(wrapper, ACCESS_ATTR, Access(public=False, scopes=tuple(scopes)))
+        setattr(wrapper, ACCESS_ATTR, Access(public=False, scopes=tuple(scopes),
+                                             per_node=per_node))
         return wrapper
 
     return decorator
+
+
+async def visible_nodes(scope: str) -> frozenset[str] | None:
+    """The node ids the caller may see under `scope`: None for all (a global grant)."""
+    return (await require_principal()).nodes_for(scope)

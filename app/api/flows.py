@@ -12,7 +12,7 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
-from app.api.access import require_scope
+from app.api.access import require_scope, visible_nodes
 from app.api.envelope import ApiError, ok
 from app.ingest import END_REASON_NAMES, FLOW_STATE_NAMES, get_state
 from app.rulespec import PROTOCOLS
@@ -98,10 +98,13 @@ def _choices(args: Any, name: str, allowed: frozenset[str]) -> frozenset[str]:
 
 
 @bp.get("/flows")
-@require_scope("flows:read")
+@require_scope("flows:read", per_node=True)
 async def list_flows() -> Response:
     limit = _int_arg(request.args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     predicates = build_filter(request.args)
+    allowed = await visible_nodes("flows:read")
+    if allowed is not None:
+        predicates.append(lambda flow: flow["node_id"] in allowed)
 
     def matches(flow: dict[str, Any]) -> bool:
         return all(predicate(flow) for predicate in predicates)

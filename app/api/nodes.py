@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response
 
-from app.api.access import require_scope
+from app.api.access import require_scope, visible_nodes
 from app.api.envelope import ok
 from app.ingest import get_state
 
@@ -14,11 +14,14 @@ bp = Blueprint("nodes", __name__)
 
 
 @bp.get("/nodes")
-@require_scope("dataplane:read")
+@require_scope("dataplane:read", per_node=True)
 async def list_nodes() -> Response:
     state = get_state()
+    allowed = await visible_nodes("dataplane:read")
     nodes = [
         node.describe(state.node_interfaces(node_id))
         for node_id, node in sorted(state.nodes.items())
+        if allowed is None or node_id in allowed
     ]
-    return ok(nodes, meta={"count": len(nodes), "connected": len(state.connected_nodes())})
+    connected = sum(1 for node in nodes if node["connected"])
+    return ok(nodes, meta={"count": len(nodes), "connected": connected})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response
 
-from app.api.access import require_scope
+from app.api.access import require_scope, visible_nodes
 from app.api.envelope import ok
 from app.ingest import get_state
 
@@ -14,9 +14,10 @@ bp = Blueprint("stats", __name__)
 
 
 @bp.get("/stats/summary")
-@require_scope("stats:read")
+@require_scope("stats:read", per_node=True)
 async def summary() -> Response:
     state = get_state()
-    data = state.summary()
-    data["top_talkers"] = state.top_talkers(10)
+    nodes = await visible_nodes("stats:read")
+    data = state.summary(nodes)
+    data["top_talkers"] = state.top_talkers(10, nodes)
     return ok(data)

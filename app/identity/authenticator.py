@@ -20,7 +20,7 @@ from app.identity.apikeys import hash_key, parse_key, same_hash
 from app.identity.cache import IdentityCache
 from app.identity.jwt_tokens import JwtCodec
 from app.identity.records import ApiKeyRecord, UserState, utcnow
-from app.types import Principal
+from app.types import Principal, covers
 
 __all__ = ["BearerAuthenticator", "LastUsedRecorder"]
 
@@ -128,7 +128,7 @@ class BearerAuthenticator:
         if record.owner_user_id is not None:
             owner = await self.user_state(record.owner_user_id)
             owner_scopes = owner.scopes if owner is not None and owner.active else frozenset()
-            record.scopes = frozenset(s for s in record.scopes if _covered(owner_scopes, s))
+            record.scopes = frozenset(s for s in record.scopes if covers(owner_scopes, s))
         self._cache.keys[prefix] = record
         return record
 
@@ -151,5 +151,4 @@ class BearerAuthenticator:
         )
 
 
-def _covered(granted: frozenset[str], scope: str) -> bool:
-    return Principal(kind="user", subject="", scopes=granted).has(scope)
+

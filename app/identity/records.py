@@ -49,6 +49,8 @@ class UserState:
     active: bool
     scopes: frozenset[str]
     teams: frozenset[int]
+    # node id -> scopes of the user's resource grants on `node/<id>` (see Principal.nodes_for)
+    node_scopes: dict[str, frozenset[str]]
     # Tokens and sessions carry this stamp (a slice of fs_uniquifier, which changes on
     # password change/reset): a stale stamp is refused.
     stamp: str
@@ -62,6 +64,7 @@ class UserState:
             user_id=self.id,
             email=self.email,
             teams=self.teams,
+            node_scopes=self.node_scopes,
         )
 
 

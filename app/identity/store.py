@@ -183,6 +183,23 @@ def user_by_email(dal: Dal, email: str) -> UserRecord | None:
     return None if row is None else _user(dal, row)
 
 
+# The resource type whose grants restrict what a user sees of the dataplane (node ids).
+NODE_RESOURCE = "node"
+
+
+def _node_scopes(dal: Dal, user_id: int) -> dict[str, frozenset[str]]:
+    """Per node id, the scopes of the roles granted to the user on `node/<id>`."""
+    rows = dal(
+        (dal.resource_grant.user_id == user_id)
+        & (dal.resource_grant.resource_type == NODE_RESOURCE)
+        & (dal.resource_grant.role_id == dal.auth_role.id)
+    ).select(dal.resource_grant.resource_id, dal.auth_role.scopes)
+    out: dict[str, set[str]] = {}
+    for row in rows:
+        out.setdefault(row.resource_grant.resource_id, set()).update(_split(row.auth_role.scopes))
+    return {node: frozenset(scopes) for node, scopes in out.items()}
+
+
 def user_state(dal: Dal, user_id: int) -> UserState | None:
     row = user_row_by_id(dal, user_id)
     if row is None:
@@ -196,6 +213,7 @@ def user_state(dal: Dal, user_id: int) -> UserState | None:
         active=bool(row.active),
         scopes=frozenset(scopes),
         teams=frozenset(_user_teams(dal, user_id)),
+        node_scopes=_node_scopes(dal, user_id),
         stamp=(row.fs_uniquifier or "")[:16],
     )
 

@@ -167,6 +167,7 @@ class NodeState:
     connections: int = 0
     batches_applied: int = 0
     batches_duplicate: int = 0
+    flows_evicted: int = 0  # of this node's records, from the shared recent-flows window
     rules_generation: int = 0
     rules_error: str = ""
     config_generation: int = 0
@@ -320,8 +321,9 @@ class IngestState:
         self.flows[key] = data
         self.flows.move_to_end(key)  # an update makes the flow newest
         while len(self.flows) > self.max_flows:
-            self.flows.popitem(last=False)
+            _, evicted = self.flows.popitem(last=False)
             self.flows_evicted += 1
+            self.node(evicted["node_id"]).flows_evicted += 1
 
     # -- views -------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> None:
@@ -329,8 +331,12 @@ class IngestState:
         for iface in self.interfaces.values():
             iface.tick(moment)
 
-    def summary(self) -> dict[str, Any]:
-        interfaces = [i.summary() for _, i in sorted(self.interfaces.items())]
+    def summary(self, nodes: frozenset[str] | None = None) -> dict[str, Any]:
+        """Interfaces, totals and loss; of `nodes` only when given (a caller whose access is
+        limited to some nodes must not learn anything about the others)."""
+        interfaces = [i.summary() for (node_id, _), i in sorted(self.interfaces.items())
+                      if nodes is None or node_id in nodes]
+        visible = [n for n in self.nodes.values() if nodes is None or n.node_id in nodes]
         totals = {"packets": 0, "bytes": 0, "dropped": 0, "malformed": 0, "pps": 0.0, "bps": 0.0}
         loss: dict[str, int] = {}
         for item in interfaces:
@@ -338,21 +344,32 @@ class IngestState:
                 totals[name] += item[name]
             for source, count in item["loss"].items():
                 loss[source] = loss.get(source, 0) + count
-        for node in self.nodes.values():
+        for node in visible:
             for source, count in node.loss_totals().items():
                 loss[source] = loss.get(source, 0) + count
+        if nodes is None:
+            flows = {"tracked": len(self.flows), "evicted": self.flows_evicted}
+            batches = {"applied": self.batches_applied, "duplicate": self.batches_duplicate}
+        else:
+            flows = {"tracked": sum(1 for f in self.flows.values() if f["node_id"] in nodes),
+                     "evicted": sum(n.flows_evicted for n in visible)}
+            batches = {"applied": sum(n.batches_applied for n in visible),
+                       "duplicate": sum(n.batches_duplicate for n in visible)}
         return {
             "interfaces": interfaces,
             "totals": totals,
             "loss": loss,
-            "nodes": {"known": len(self.nodes), "connected": len(self.connected_nodes())},
-            "flows": {"tracked": len(self.flows), "evicted": self.flows_evicted},
-            "batches": {"applied": self.batches_applied, "duplicate": self.batches_duplicate},
+            "nodes": {"known": len(visible), "connected": sum(1 for n in visible if n.connected)},
+            "flows": flows,
+            "batches": batches,
         }
 
-    def top_talkers(self, limit: int = 10) -> list[dict[str, Any]]:
+    def top_talkers(self, limit: int = 10,
+                    nodes: frozenset[str] | None = None) -> list[dict[str, Any]]:
         by_host: dict[str, list[int]] = {}
         for data in self.flows.values():
+            if nodes is not None and data["node_id"] not in nodes:
+                continue
             for host, packets, octets in (
                 (data["src"], data["packets_ab"], data["bytes_ab"]),
                 (data["dst"], data["packets_ba"], data["bytes_ba"]),

@@ -69,6 +69,17 @@ async def _user_with(app: Quart, label: str, scopes: frozenset[str]) -> Caller:
     return Caller(f"user[{label}]", pair.access_token)
 
 
+async def _node_owner(app: Quart) -> Caller:
+    """A user with no global role and an `owner` grant (every resource scope) on one node:
+    only routes marked per_node may let it through."""
+    identity = get_identity(app)
+    user = await identity.create_user("node-owner@matrix.test", "matrix-password", [],
+                                      actor=None, ip="t")
+    await identity.add_grant(user.id, "owner", "node", "matrix-node", actor=_SUPER, ip="t")
+    pair = await identity.login("node-owner@matrix.test", "matrix-password", None, "127.0.0.9")
+    return Caller("user[node-owner]", pair.access_token)
+
+
 async def _callers(
     app: Quart, index: int, scopes: tuple[str, ...]
 ) -> tuple[list[Caller], list[Caller]]:
@@ -135,6 +146,8 @@ async def run_matrix(app: Quart) -> tuple[list[str], int, list[str]]:
     assert plan, "no protected routes found"
     callers = {scopes: await _callers(app, index, scopes) for scopes, index in scoped.items()}
     viewer = await _user_with(app, "any-user", frozenset({"stats:read"}))
+    node_owner = await _node_owner(app)
+    per_node_routes = 0
     for method, websocket, rule, access in plan:
         path = _path(rule)
         status = await _call(app, websocket, method, path, None)
@@ -161,6 +174,16 @@ async def run_matrix(app: Quart) -> tuple[list[str], int, list[str]]:
                 problems.append(
                     f"{method} {path} {caller.label} holding {access.scopes[0]} -> {status}"
                 )
+        status = await _call(app, websocket, method, path, node_owner.token)
+        checked += 1
+        per_node_routes += access.per_node
+        if access.per_node and status in (401, 403):
+            problems.append(f"{method} {path} per_node, {node_owner.label} -> {status}")
+        if not access.per_node and status != 403:
+            problems.append(f"{method} {path} {node_owner.label} (node grant only) -> {status}, "
+                            "expected 403")
+    if per_node_routes != 6:  # GET /nodes, /stats/summary, /flows, under /api/v1 and /api/v2
+        problems.append(f"{per_node_routes} per_node routes, expected 6")
     return problems, checked, [r for _, _, r, _ in plan]
 
 

@@ -43,7 +43,7 @@ async def test_commit_maps_integrity_error_to_409_only_when_asked(
 
 
 async def test_commit_forgets_cached_scopes_only_after_success(service: IdentityService) -> None:
-    state = UserState(4242, "x@example.org", True, frozenset(), frozenset(), "s")
+    state = UserState(4242, "x@example.org", True, frozenset(), frozenset(), {}, "s")
     service.cache.users[4242] = state
     with pytest.raises(IntegrityError):
         await service._commit(_insert_team_twice, forget_user=4242)

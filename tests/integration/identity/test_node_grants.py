@@ -1,0 +1,119 @@
+"""Resource grants on `node/<id>`: a user without a global role sees exactly the granted nodes
+in `/nodes`, `/stats/summary` and `/flows`, nothing of the others, and no other resource."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from quart import Quart
+
+from app.ingest import get_state
+from floe.dataplane.v1 import uplink_pb2 as pb
+from tests.integration.identity.conftest import bearer, login
+
+EDGE = {"edge-1": ("10.1.0.1", 100), "edge-2": ("10.2.0.1", 200)}  # host, packets
+
+
+def _v4(text: str) -> bytes:
+    return b"\0" * 10 + b"\xff\xff" + ipaddress.IPv4Address(text).packed
+
+
+def _populate(app: Quart) -> None:
+    """Two dataplanes, one interface and one flow each, as the uplink would leave them."""
+    state = get_state(app)
+    for node_id, (host, packets) in EDGE.items():
+        state.node(node_id).connected = True
+        state.interface(node_id, "eth0").apply_snapshot(
+            f"epoch-{node_id}", {"packets": packets, "bytes": packets * 100, "passed": packets}, 1)
+        record = pb.FlowRecord(addr_a=_v4(host), addr_b=_v4("192.0.2.1"), port_a=4000,
+                               port_b=53, proto=17, interface="eth0", packets_ab=packets,
+                               bytes_ab=packets * 100, first_seen_unix_ns=1, last_seen_unix_ns=2)
+        state.apply_flow(node_id, record, "eth0", "new", "none")
+
+
+async def _get(app: Quart, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+    response = await app.test_client().get(path, headers=headers)
+    return response.status_code, await response.get_json()
+
+
+async def _seen(app: Quart, headers: dict[str, str]) -> dict[str, Any]:
+    """What the caller sees of the dataplanes, from each of the three views."""
+    status, nodes = await _get(app, "/api/v2/nodes", headers)
+    assert status == 200, nodes
+    status, summary = await _get(app, "/api/v2/stats/summary", headers)
+    assert status == 200, summary
+    status, flows = await _get(app, "/api/v2/flows?limit=100", headers)
+    assert status == 200, flows
+    data = summary["data"]
+    return {
+        "nodes": [n["node_id"] for n in nodes["data"]],
+        "nodes_meta": (nodes["meta"]["count"], nodes["meta"]["connected"]),
+        "interfaces": [i["node_id"] for i in data["interfaces"]],
+        "packets": data["totals"]["packets"],
+        "known": (data["nodes"]["known"], data["nodes"]["connected"]),
+        "tracked": data["flows"]["tracked"],
+        "talkers": {t["host"] for t in data["top_talkers"]} - {"192.0.2.1"},
+        "flows": sorted(f["node_id"] for f in flows["data"]),
+    }
+
+
+def _only(*nodes: str) -> dict[str, Any]:
+    return {
+        "nodes": list(nodes),
+        "nodes_meta": (len(nodes), len(nodes)),
+        "interfaces": list(nodes),
+        "packets": sum(EDGE[n][1] for n in nodes),
+        "known": (len(nodes), len(nodes)),
+        "tracked": len(nodes),
+        "talkers": {EDGE[n][0] for n in nodes},
+        "flows": sorted(nodes),
+    }
+
+
+async def test_node_grants_limit_every_dataplane_view(identity_app: Quart) -> None:
+    client = identity_app.test_client()
+    admin = bearer((await login(identity_app))["access_token"])
+    response = await client.post("/api/v2/users", headers=admin, json={
+        "email": "edge-ops@example.com", "password": "password-1", "roles": []})
+    assert response.status_code == 201
+    user_id = (await response.get_json())["data"]["id"]
+    user = bearer((await login(identity_app, "edge-ops@example.com", "password-1"))["access_token"])
+    _populate(identity_app)
+
+    # No global role and no grant: every dataplane view is refused.
+    for path in ("/api/v2/nodes", "/api/v2/stats/summary", "/api/v2/flows"):
+        status, body = await _get(identity_app, path, user)
+        assert (status, body["error"]["code"]) == (403, "insufficient_scope"), path
+
+    async def grant(role: str, node: str) -> int:
+        response = await client.post(f"/api/v2/users/{user_id}/grants", headers=admin, json={
+            "role": role, "resource_type": "node", "resource_id": node})
+        assert response.status_code == 201, await response.get_json()
+        grant_id: int = (await response.get_json())["data"]["id"]
+        return grant_id
+
+    first = await grant("resource_viewer", "edge-1")  # the same token sees it at once
+    assert await _seen(identity_app, user) == _only("edge-1")
+    # A node grant opens the dataplane views only, never another resource.
+    for path in ("/api/v2/rules", "/api/v2/users", "/api/v2/roles"):
+        status, _ = await _get(identity_app, path, user)
+        assert status == 403, path
+
+    await grant("editor", "edge-2")
+    assert await _seen(identity_app, user) == _only("edge-1", "edge-2")
+
+    response = await client.delete(f"/api/v2/users/{user_id}/grants/{first}", headers=admin)
+    assert response.status_code == 200
+    assert await _seen(identity_app, user) == _only("edge-2")
+
+    # A grant on a node that does not report (yet) shows nothing, and is not an error.
+    await grant("resource_viewer", "edge-9")
+    assert await _seen(identity_app, user) == _only("edge-2")
+
+    # A global role sees every node, whatever its grants say.
+    assert await _seen(identity_app, admin) == _only("edge-1", "edge-2")
+    response = await client.patch(f"/api/v2/users/{user_id}", headers=admin,
+                                  json={"roles": ["viewer"]})
+    assert response.status_code == 200, await response.get_json()
+    assert await _seen(identity_app, user) == _only("edge-1", "edge-2")
