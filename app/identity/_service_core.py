@@ -135,22 +135,16 @@ def no_escalation(
 def check_grantable(dal: Dal, actor: Principal | None, role_names: list[str]) -> dict[str, int]:
     """Role ids for `role_names`; 422 for unknown roles, 403 when the actor would hand out
     scopes it does not hold itself (no privilege escalation through role assignment)."""
-    ids = store.role_ids(dal, role_names)
-    missing = sorted(set(role_names) - set(ids))
+    roles = store.roles_by_name(dal, role_names)
+    missing = sorted(set(role_names) - set(roles))
     if missing:
         raise ApiError(
             422, "unknown_role", "Unknown roles: " + ", ".join(missing), {"unknown": missing}
         )
     if actor is not None:
-        scopes: set[str] = set()
-        for name in ids:
-            role = store.role_by_name(dal, name)
-            assert role is not None
-            scopes.update(role.scopes)
-        no_escalation(
-            actor, frozenset(scopes), "Cannot grant roles carrying scopes you do not hold"
-        )
-    return ids
+        scopes = frozenset(scope for role in roles.values() for scope in role.scopes)
+        no_escalation(actor, scopes, "Cannot grant roles carrying scopes you do not hold")
+    return {name: role.id for name, role in roles.items()}
 
 
 class ServiceCore:

@@ -61,7 +61,7 @@ def ensure_defaults_sync(dal: Dal, password_hash: str) -> bool:
         created_at=now,
         updated_at=now,
     )
-    store.set_user_roles(dal, int(user_id), store.role_ids(dal, ["admin"]).values())
+    store.set_user_roles(dal, int(user_id), [store.roles_by_name(dal, ["admin"])["admin"].id])
     store.add_audit(dal, "default_admin_create", target=f"user:{user_id}")
     return True
 

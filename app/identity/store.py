@@ -26,7 +26,7 @@ __all__ = [
     "list_users",
     "role_by_id",
     "role_by_name",
-    "role_ids",
+    "roles_by_name",
     "set_user_roles",
     "team_record",
     "touch_api_keys",
@@ -121,12 +121,12 @@ def role_by_name(dal: Dal, name: str) -> RoleRecord | None:
     return None if row is None else _role(row)
 
 
-def role_ids(dal: Dal, names: Iterable[str]) -> dict[str, int]:
+def roles_by_name(dal: Dal, names: Iterable[str]) -> dict[str, RoleRecord]:
+    """The roles of `names` that exist, in one query."""
     wanted = list(set(names))
     if not wanted:
         return {}
-    rows = dal(dal.auth_role.name.belongs(wanted)).select(dal.auth_role.id, dal.auth_role.name)
-    return {row.name: int(row.id) for row in rows}
+    return {row.name: _role(row) for row in dal(dal.auth_role.name.belongs(wanted)).select()}
 
 
 # --- users -----------------------------------------------------------------------------
