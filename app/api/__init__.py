@@ -38,6 +38,7 @@ VERSIONED_MODULES: tuple[str, ...] = (
     "stats",
     "flows",
     "rules",
+    "audit",
 )
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

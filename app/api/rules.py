@@ -11,6 +11,7 @@ from quart_schema import validate_request
 
 from app.api.access import current_principal, require_scope
 from app.api.envelope import ApiError, ok
+from app.identity.web import client_ip
 from app.ingest import get_rule_store
 from app.ingest.rules import FilterRuleSet, Rule, RuleSpecError, rule_json
 from app.rulespec import MAX_RULES
@@ -57,7 +58,7 @@ async def put_rules(data: RuleSetBody) -> Response:
     rules = [Rule(**rule.model_dump()) for rule in data.rules]
     try:
         rule_set = await get_rule_store().replace(data.default_action, rules,
-                                                  await current_principal())
+                                                  await current_principal(), client_ip())
     except RuleSpecError as error:
         raise ApiError(422, "invalid_rule", str(error)) from None
     return ok(_json(rule_set))

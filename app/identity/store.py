@@ -6,12 +6,12 @@ compose what must be atomic into a single function. Only this module touches PyD
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from app.db.audit import add_audit
 from app.identity.records import ApiKeyRecord, RoleRecord, TeamRecord, UserRecord, UserState, utcnow
 
 __all__ = [
@@ -45,29 +45,6 @@ def _split(scopes: str | None) -> list[str]:
 
 
 # --- audit -----------------------------------------------------------------------------
-
-
-def add_audit(
-    dal: Dal,
-    action: str,
-    *,
-    success: bool = True,
-    actor_user_id: int | None = None,
-    actor_client_id: int | None = None,
-    target: str = "",
-    ip: str = "",
-    details: dict[str, Any] | None = None,
-) -> None:
-    dal.audit_log.insert(
-        at=utcnow(),
-        actor_user_id=actor_user_id,
-        actor_client_id=actor_client_id,
-        action=action[:64],
-        target=target[:255],
-        ip=ip[:64],
-        details=json.dumps(details or {}, default=str),
-        success=success,
-    )
 
 
 # --- roles -----------------------------------------------------------------------------

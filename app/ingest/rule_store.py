@@ -19,6 +19,7 @@ from dataclasses import fields
 from typing import Any, Literal
 
 from app.db import Database
+from app.db.audit import add_audit
 from app.ingest.rules import FilterRuleSet, Rule, RuleSpecError, rule_json, to_proto
 from app.ingest.service import UplinkService
 from app.types import Principal
@@ -79,8 +80,9 @@ class RuleStore:
         return rule_set
 
     async def replace(self, default_action: Literal["allow", "deny"], rules: list[Rule],
-                      actor: Principal | None) -> FilterRuleSet:
-        """Validate, commit as the next generation, then push; returns the stored set.
+                      actor: Principal | None, ip: str = "") -> FilterRuleSet:
+        """Validate, commit as the next generation (with its audit row), then push; returns
+        the stored set.
 
         Raises `RuleSpecError` for a rule set the XDP maps cannot hold (nothing is stored) and
         the database errors of `Database.run` (nothing is pushed). Validation and the wire form
@@ -99,6 +101,10 @@ class RuleStore:
                 actor_client_id=actor.client_id if actor else None,
             )
             dal(dal.rule_set.generation <= generation - HISTORY).delete()
+            add_audit(dal, "rules_replace", actor_user_id=actor.user_id if actor else None,
+                      actor_client_id=actor.client_id if actor else None,
+                      target=f"rule_set:{generation}", ip=ip,
+                      details={"rules": len(rules), "default_action": default_action})
             return FilterRuleSet(generation, default_action, list(rules))
 
         async with self._lock:
