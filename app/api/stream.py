@@ -14,24 +14,25 @@ import contextlib
 from quart import Blueprint, websocket
 from quart.wrappers.base import ClientDisconnectedError
 
-from app.api.access import require_scope
+from app.api.access import require_scope, visible_nodes
 from app.hub import HEARTBEAT_TOPIC, Hub, Subscription
+from app.ingest import stats_topic
 from app.runtime import get_runtime
 
-__all__ = ["STREAM_TOPICS", "bp"]
+__all__ = ["bp"]
 
 bp = Blueprint("stream", __name__)
 
-# Telemetry publishes {"type": "stats", ...} on "stats".
-STREAM_TOPICS = (HEARTBEAT_TOPIC, "stats")
-
 
 @bp.websocket("/stream")
-@require_scope("stats:read")
+@require_scope("stats:read", per_node=True)
 async def stream() -> None:
+    """Heartbeats, and each second `{"type": "stats", ...}` of the nodes the caller may see
+    (all of them with a global stats:read; else those its node grants name)."""
     hub: Hub = get_runtime().components["hub"]
+    topics = (HEARTBEAT_TOPIC, stats_topic(await visible_nodes("stats:read")))
     await websocket.accept()
-    subscription = hub.subscribe(STREAM_TOPICS)
+    subscription = hub.subscribe(topics)
     reader = asyncio.create_task(_drain_client(subscription))
     try:
         while (text := await subscription.next_text()) is not None:

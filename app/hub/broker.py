@@ -95,6 +95,11 @@ class Hub:
         self._all.add(subscription)
         return subscription
 
+    def topics(self, prefix: str = "") -> list[str]:
+        """Topics starting with `prefix` that have subscribers now."""
+        return [topic for topic, subscribers in self._subscribers.items()
+                if subscribers and topic.startswith(prefix)]
+
     def unsubscribe(self, subscription: Subscription) -> None:
         self._all.discard(subscription)
         for topic in subscription.topics:

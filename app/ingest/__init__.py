@@ -18,6 +18,7 @@ import logging
 import time
 
 import grpc
+import orjson
 from quart import Quart
 
 from app.grpc.registry import add_service
@@ -29,8 +30,8 @@ from app.ingest.state import IngestState
 from app.runtime import get_runtime
 
 __all__ = [
-    "END_REASON_NAMES", "FLOW_STATE_NAMES", "get_ingest", "get_rule_store", "get_state",
-    "init_app",
+    "END_REASON_NAMES", "FLOW_STATE_NAMES", "STATS_TOPIC", "get_ingest", "get_rule_store",
+    "get_state", "init_app", "stats_topic",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,17 +54,38 @@ def get_rule_store(app: Quart | None = None) -> RuleStore:
     return store
 
 
+STATS_TOPIC = "stats"
+_STATS_OF = STATS_TOPIC + "/"  # + a JSON list of node ids: the stats of those nodes only
+
+
+def stats_topic(nodes: frozenset[str] | None) -> str:
+    """The hub topic carrying stats of `nodes` (None: every node, topic "stats"). A caller
+    limited to some nodes by resource grants subscribes to the topic of exactly those."""
+    if nodes is None:
+        return STATS_TOPIC
+    return _STATS_OF + orjson.dumps(sorted(nodes)).decode()
+
+
 def _publish(app: Quart, state: IngestState) -> None:
+    """Each second: the stats message for every subscribed node set, serialised once per set."""
     hub: Hub | None = get_runtime(app).components.get("hub")
     if hub is None:
         return
-    message = {
-        "type": "stats",
-        "ts": time.time(),
-        "data": state.summary(),
-        "top_talkers": state.top_talkers(10),
-    }
-    hub.publish(message)
+    now = time.time()
+    for topic in hub.topics(STATS_TOPIC):
+        if topic == STATS_TOPIC:
+            visible = None
+        elif topic.startswith(_STATS_OF):
+            visible = frozenset(orjson.loads(topic[len(_STATS_OF):]))
+        else:
+            continue
+        message = {
+            "type": "stats",
+            "ts": now,
+            "data": state.summary(visible),
+            "top_talkers": state.top_talkers(10, visible),
+        }
+        hub.publish(message, topic)
 
 
 async def _ticker(app: Quart, state: IngestState) -> None:

@@ -20,9 +20,24 @@ from app.ingest.state import IngestState
 from app.types import Authenticator
 from floe.dataplane.v1 import uplink_pb2 as pb
 
-__all__ = ["END_REASON_NAMES", "FLOW_STATE_NAMES", "WRITE_SCOPE", "Session", "UplinkService"]
+__all__ = [
+    "END_REASON_NAMES",
+    "FLOW_STATE_NAMES",
+    "MAX_NODE_ID",
+    "WRITE_SCOPE",
+    "Session",
+    "UplinkService",
+    "valid_node_id",
+]
 
 log = logging.getLogger(__name__)
+
+MAX_NODE_ID = 128  # the length of resource_grant.resource_id
+
+
+def valid_node_id(node_id: str) -> bool:
+    """A node id a grant can name and a hub topic can carry: printable, 1-128 characters."""
+    return 0 < len(node_id) <= MAX_NODE_ID and node_id.isprintable()
 
 WRITE_SCOPE = "dataplane:write"
 _OUT_QUEUE = 256
@@ -141,6 +156,12 @@ class UplinkService:
         if not hello.node_id or not hello.instance_id:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "Hello needs node_id and instance_id"
+            )
+        if not valid_node_id(hello.node_id):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"node_id must be 1-{MAX_NODE_ID} printable characters (it names the node "
+                "in grants: node/<id>)",
             )
         session = self._open(hello, subject, context.peer())
         writer = asyncio.create_task(self._write(session, context), name="uplink-writer")

@@ -182,8 +182,8 @@ async def run_matrix(app: Quart) -> tuple[list[str], int, list[str]]:
         if not access.per_node and status != 403:
             problems.append(f"{method} {path} {node_owner.label} (node grant only) -> {status}, "
                             "expected 403")
-    if per_node_routes != 6:  # GET /nodes, /stats/summary, /flows, under /api/v1 and /api/v2
-        problems.append(f"{per_node_routes} per_node routes, expected 6")
+    if per_node_routes != 8:  # /nodes, /stats/summary, /flows, WS /stream; under v1 and v2
+        problems.append(f"{per_node_routes} per_node routes, expected 8")
     return problems, checked, [r for _, _, r, _ in plan]
 
 

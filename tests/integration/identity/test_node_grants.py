@@ -1,14 +1,17 @@
 """Resource grants on `node/<id>`: a user without a global role sees exactly the granted nodes
-in `/nodes`, `/stats/summary` and `/flows`, nothing of the others, and no other resource."""
+in `/nodes`, `/stats/summary`, `/flows` and the `/stream` stats, nothing of the others, and
+no other resource."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from typing import Any
 
+import orjson
 from quart import Quart
 
-from app.ingest import get_state
+from app.ingest import _publish, get_state
 from floe.dataplane.v1 import uplink_pb2 as pb
 from tests.integration.identity.conftest import bearer, login
 
@@ -117,3 +120,42 @@ async def test_node_grants_limit_every_dataplane_view(identity_app: Quart) -> No
                                   json={"roles": ["viewer"]})
     assert response.status_code == 200, await response.get_json()
     assert await _seen(identity_app, user) == _only("edge-1", "edge-2")
+
+
+async def _stats_message(app: Quart, token: str) -> dict[str, Any]:
+    """The next `stats` message the caller's /stream delivers (published on demand)."""
+    client = app.test_client()
+    async with client.websocket(f"/api/v2/stream?access_token={token}") as ws:
+        await asyncio.wait_for(ws.receive(), 3)  # subscribed once a heartbeat arrives
+        _publish(app, get_state(app))
+        for _ in range(10):
+            message: dict[str, Any] = orjson.loads(await asyncio.wait_for(ws.receive(), 3))
+            if message["type"] == "stats":
+                return message
+    raise AssertionError("no stats message")
+
+
+async def test_stream_carries_only_the_granted_nodes(identity_app: Quart) -> None:
+    client = identity_app.test_client()
+    tokens = await login(identity_app)
+    admin = bearer(tokens["access_token"])
+    response = await client.post("/api/v2/users", headers=admin, json={
+        "email": "edge-watch@example.com", "password": "password-1", "roles": []})
+    user_id = (await response.get_json())["data"]["id"]
+    # A node id with the characters a topic could trip on: it must stay one node.
+    tricky = 'edge-1", "edge-1/x,edge-2'
+    for node in ("edge-2", tricky):
+        response = await client.post(f"/api/v2/users/{user_id}/grants", headers=admin, json={
+            "role": "resource_viewer", "resource_type": "node", "resource_id": node})
+        assert response.status_code == 201
+    _populate(identity_app)
+    user = (await login(identity_app, "edge-watch@example.com", "password-1"))["access_token"]
+
+    seen = await _stats_message(identity_app, user)
+    assert [i["node_id"] for i in seen["data"]["interfaces"]] == ["edge-2"]
+    assert seen["data"]["totals"]["packets"] == EDGE["edge-2"][1]
+    assert {t["host"] for t in seen["top_talkers"]} == {EDGE["edge-2"][0], "192.0.2.1"}
+
+    everything = await _stats_message(identity_app, tokens["access_token"])
+    assert [i["node_id"] for i in everything["data"]["interfaces"]] == ["edge-1", "edge-2"]
+    assert everything["data"]["totals"]["packets"] == EDGE["edge-1"][1] + EDGE["edge-2"][1]

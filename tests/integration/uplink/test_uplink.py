@@ -236,6 +236,21 @@ async def test_auth_failures(control_plane: ControlPlane, role: str, code: grpc.
     assert uplink.stats.connects == 0
 
 
+@pytest.mark.parametrize("node", ["", "a\x00b", "tab\there", "n" * 129])
+async def test_hello_with_a_bad_node_id_is_refused(control_plane: ControlPlane, node: str) -> None:
+    """A node id names the node in grants (node/<id>, 128 characters) and hub topics: empty,
+    control characters or too long is INVALID_ARGUMENT, and no node is created."""
+    metadata = (("authorization", f"Bearer {control_plane.keys['writer']}"),)
+    async with grpc.aio.insecure_channel(control_plane.target) as channel:
+        call = uplink_pb2_grpc.UplinkStub(channel).Connect(metadata=metadata)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call.write(pb.UplinkMessage(hello=hello(node=node)))
+            await call.read()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "node_id" in (caught.value.details() or "")
+    assert control_plane.state.nodes == {}
+
+
 async def test_rules_are_pushed_and_acknowledged(control_plane: ControlPlane) -> None:
     received: list[Any] = []
 
