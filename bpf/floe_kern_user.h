@@ -7,7 +7,8 @@
  * the BTF of bpf/build/floe_xdp.o so the two can never drift.
  *
  * Rules for editing: fixed-width fields only, explicit padding, append new counters at the
- * end of struct floe_if_counters (user space sums whatever size the map reports).
+ * end of struct floe_if_counters. Any size change is a new layout: the loader refuses pins of
+ * another size (detach first; counters restart), see docs/deployment.md.
  */
 #ifndef FLOE_KERN_USER_H
 #define FLOE_KERN_USER_H

@@ -116,6 +116,16 @@ def _map_id(path: Path) -> int | None:
         os.close(fd)
 
 
+def _map_sizes(fd: int) -> tuple[int, int] | None:
+    """(key_size, value_size) of a map fd (struct bpf_map_info offsets 8 and 12), None if the
+    kernel will not say."""
+    info = ctypes.create_string_buffer(128)
+    size = ctypes.c_uint32(len(info))
+    if lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)) < 0:
+        return None
+    return int.from_bytes(info.raw[8:12], "little"), int.from_bytes(info.raw[12:16], "little")
+
+
 def _programs_using(map_id: int) -> set[int] | None:
     """Ids of the loaded programs that use map `map_id` (bpf_prog_info.map_ids), or None when
     they cannot all be seen (walking programs by id needs CAP_SYS_ADMIN)."""
@@ -524,8 +534,14 @@ class XdpProgram:
         return maps
 
     @classmethod
-    def open(cls, ifname: str, *, pin_root: Path = PIN_ROOT) -> XdpProgram:
-        """Handles on the pinned maps of `ifname` without loading anything (readers, detach)."""
+    def open(cls, ifname: str, *, pin_root: Path = PIN_ROOT,
+             check_layout: bool = True) -> XdpProgram:
+        """Handles on the pinned maps of `ifname` without loading anything (readers, detach).
+
+        Pins of another layout (an older release) are refused with PinError: their values
+        would be decoded with this release's offsets. Detach passes `check_layout=False`, since
+        removing such pins is the way out.
+        """
         pin_dir = pin_dir_for(ifname, pin_root)
         if not pin_dir.is_dir():
             raise PinError(f"no pinned floe maps for {ifname} in {pin_dir}", errno=errno.ENOENT)
@@ -536,6 +552,13 @@ class XdpProgram:
                 fd = lb.lib.bpf_obj_get(str(pin_dir / name).encode())
                 lb.check(fd, PinError, f"open pinned map {pin_dir / name}")
                 maps[name] = _make_map(name, fd, ncpus)
+                sizes = _map_sizes(fd)
+                expected = (maps[name].key_size, maps[name].value_size)
+                if check_layout and sizes is not None and sizes != expected:
+                    raise PinError(
+                        f"pinned map {pin_dir / name} has key/value sizes {sizes}, this release "
+                        f"expects {expected} (layout changed? detach first: floe dataplane "
+                        f"--detach --interface {ifname}; counters restart at zero)")
         except BaseException:
             for m in maps.values():
                 m.close()

@@ -221,8 +221,10 @@ def test_flood_fast_path_agrees_with_the_general_path(
         build_frame(FrameSpec(src="172.16.0.1", dst="10.0.0.1", proto="udp")),  # default deny
         build_frame(FrameSpec(src="192.0.2.9", dst="10.0.0.1", proto="icmp")),  # not plain
         build_frame(FrameSpec(src="192.0.2.9", dst="10.0.0.1", proto="udp", vlans=(7,))),
+        build_frame(FrameSpec(src="192.0.2.9", dst="10.0.0.1", proto="tcp")),  # 1: deny, tcp
+        build_frame(FrameSpec(src="172.16.0.1", dst="10.0.0.1", proto="tcp")),  # default, tcp
     ]
-    counts = [5, 4, 3, 2, 6, 1, 2]
+    counts = [5, 4, 3, 2, 6, 1, 2, 7, 9]
     mix = [frame for frame, n in zip(frames, counts, strict=True) for _ in range(n)]
 
     def run(rules: list[Rule]) -> tuple[dict[str, int], dict[int, int]]:
@@ -235,22 +237,38 @@ def test_flood_fast_path_agrees_with_the_general_path(
                 for rule, hit in prog.rule_hits().items()}
         return {k: after_c[k] - before_c[k] for k in after_c if k != "ifindex"}, hits
 
-    def fast_pairs() -> int:  # frames the kernel counted on the fast path only
+    def fast_pairs() -> dict[str, int]:  # what the kernel counted on the fast path only
         counters = prog.map("floe_counters")
         raw = counters.lookup((prog.ifindex % FLOE_MAX_IFACES).to_bytes(4, "little"))
         assert raw is not None
         ncpus = counters.ncpus
         words = np.frombuffer(raw, dtype=np.uint64).reshape(ncpus, -1).sum(axis=0)
-        return sum(int(words[COUNTER_FIELDS.index(f"fast_{verdict}_{l4}_packets")])
-                   for verdict in ("rule", "default") for l4 in ("tcp", "udp"))
+        return {name: int(words[COUNTER_FIELDS.index(name)])
+                for name in COUNTER_FIELDS if name.startswith("fast_")}
+
+    def pair(*taken: int) -> tuple[int, int]:  # (packets, bytes) of these frames x counts
+        return (sum(counts[i] for i in taken), sum(counts[i] * len(frames[i]) for i in taken))
+
+    expected_pairs = {"rule_udp": pair(0, 2), "rule_tcp": pair(7), "default_udp": pair(4),
+                      "default_tcp": pair(8)}
+
+    def pairs_since(before: dict[str, int]) -> dict[str, tuple[int, int]]:
+        now = fast_pairs()
+        return {key: (now[f"fast_{key}_packets"] - before[f"fast_{key}_packets"],
+                      now[f"fast_{key}_bytes"] - before[f"fast_{key}_bytes"])
+                for key in expected_pairs}
 
     before = fast_pairs()
     fast_counts, fast_hits = run(cidr)
-    assert fast_pairs() - before == 5 + 3 + 6  # the deny hits and default denies, not VLAN
+    assert pairs_since(before) == expected_pairs  # each pair exactly; VLAN and ICMP not here
+    before = fast_pairs()
     general_counts, general_hits = run([*cidr, unrelated])
-    assert fast_pairs() - before == 5 + 3 + 6  # the general path never uses the pairs
+    assert set(pairs_since(before).values()) == {(0, 0)}  # the general path never uses them
     assert fast_counts == general_counts
-    assert {r: n for r, n in fast_hits.items() if n} == {1: 5 + 1 + 2, 2: 4, 3: 3, 4: 2}
-    assert {r: n for r, n in general_hits.items() if n} == {1: 5 + 1 + 2, 2: 4, 3: 3, 4: 2}
-    assert fast_counts["dropped_rule"] == 5 + 3 + 1 + 2 and fast_counts["dropped_default"] == 6
+    hits = {1: 5 + 1 + 2 + 7, 2: 4, 3: 3, 4: 2}
+    assert {r: n for r, n in fast_hits.items() if n} == hits
+    assert {r: n for r, n in general_hits.items() if n} == hits
+    assert fast_counts["dropped_rule"] == 5 + 3 + 1 + 2 + 7
+    assert fast_counts["dropped_default"] == 6 + 9
+    assert fast_counts["tcp_packets"] == 4 + 2 + 7 + 9
     assert fast_counts["passed"] == 4 + 2 and fast_counts["vlan_packets"] == 2

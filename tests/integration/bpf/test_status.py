@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dataplane.bpf import Rule, RuleSet, XdpProgram
+from dataplane.bpf import PIN_ROOT, Rule, RuleSet, XdpProgram
+from dataplane.bpf.layout import MAPS
 from dataplane.netns import Topology
 from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame, malformed_frame
 from tests.support.topology import VethNs, wait_until
@@ -91,3 +94,36 @@ def test_status_of_pins_whose_interface_is_gone(
     assert status["ifindex"] == 0 and status["attached"] is None
     assert status["programs"] == [] and status["counters"]["packets"] == 4
     assert "not attached: pins only" in _status(pair.host).stdout
+
+
+def test_pins_of_another_layout_are_refused_until_detached() -> None:
+    """Pins an older release left (here: floe_counters 8 words shorter, as before the fast
+    path's pairs) are never decoded with this release's offsets: --status refuses them and
+    names the command that clears them; that command works."""
+    name = f"flold{os.getpid() % 100000}"
+    pin_dir = PIN_ROOT / name
+    pin_dir.mkdir(parents=True)
+    try:
+        for map_name, (key_type, value_type, _percpu) in MAPS.items():
+            key = ctypes.sizeof(key_type) if key_type is not None else 4
+            value = ctypes.sizeof(value_type) if value_type is not None else 4
+            if map_name == "floe_counters":
+                value -= 8 * 8
+            kind = "array" if key == 4 else "hash"
+            subprocess.run(["bpftool", "map", "create", str(pin_dir / map_name), "type", kind,
+                            "key", str(key), "value", str(value), "entries", "1",
+                            "name", map_name[:15]], check=True, capture_output=True)
+        answer = _status(name)
+        assert answer.returncode == 1, answer
+        assert "layout changed" in answer.stderr
+        assert f"floe dataplane --detach --interface {name}" in answer.stderr
+        detach = subprocess.run([sys.executable, "-m", "app.cli", "dataplane", "--detach",
+                                 "--interface", name], cwd=ROOT, capture_output=True, text=True,
+                                timeout=60, check=False)
+        assert detach.returncode == 0, detach.stderr
+        assert not pin_dir.exists()
+    finally:
+        if pin_dir.exists():
+            for pin in pin_dir.iterdir():
+                pin.unlink()
+            pin_dir.rmdir()

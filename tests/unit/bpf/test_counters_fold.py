@@ -19,22 +19,33 @@ def _raw(per_cpu: list[dict[str, int]]) -> bytes:
 
 
 def test_each_pair_lands_in_its_class_and_verdict() -> None:
+    """Every shown field is checked: a fold that touched any other counter fails here."""
     general = {"packets": 10, "bytes": 1000, "ipv4_packets": 6, "ipv4_bytes": 600,
                "tcp_packets": 3, "tcp_bytes": 300, "udp_packets": 2, "udp_bytes": 200,
                "passed": 9, "dropped_rule": 1}
     cpu0 = {**general, "fast_rule_tcp_packets": 1, "fast_rule_tcp_bytes": 60,
-            "fast_rule_udp_packets": 2, "fast_rule_udp_bytes": 130}
-    cpu1 = {"fast_default_tcp_packets": 4, "fast_default_tcp_bytes": 270,
+            "fast_rule_udp_packets": 2, "fast_rule_udp_bytes": 130,
+            "fast_default_udp_packets": 1, "fast_default_udp_bytes": 70}
+    cpu1 = {"fast_rule_tcp_packets": 10, "fast_rule_tcp_bytes": 600,
+            "fast_default_tcp_packets": 4, "fast_default_tcp_bytes": 270,
             "fast_default_udp_packets": 8, "fast_default_udp_bytes": 550}
     c = InterfaceCounters.from_percpu(7, _raw([cpu0, cpu1]), 2)
-    assert c.ifindex == 7
-    assert (c.packets, c.bytes) == (10 + 15, 1000 + 60 + 130 + 270 + 550)
-    assert (c.ipv4_packets, c.ipv4_bytes) == (6 + 15, 600 + 1010)
-    assert (c.tcp_packets, c.tcp_bytes) == (3 + 1 + 4, 300 + 60 + 270)
-    assert (c.udp_packets, c.udp_bytes) == (2 + 2 + 8, 200 + 130 + 550)
-    assert (c.dropped_rule, c.dropped_default, c.passed) == (1 + 3, 12, 9)
+    rule_tcp, rule_udp, default_tcp, default_udp = (11, 660), (2, 130), (4, 270), (9, 620)
+    fast = [rule_tcp, rule_udp, default_tcp, default_udp]
+    expected = dict.fromkeys(SHOWN_FIELDS, 0) | {
+        "ifindex": 7,
+        "packets": 10 + sum(p for p, _ in fast), "bytes": 1000 + sum(b for _, b in fast),
+        "ipv4_packets": 6 + sum(p for p, _ in fast), "ipv4_bytes": 600 + sum(b for _, b in fast),
+        "tcp_packets": 3 + rule_tcp[0] + default_tcp[0],
+        "tcp_bytes": 300 + rule_tcp[1] + default_tcp[1],
+        "udp_packets": 2 + rule_udp[0] + default_udp[0],
+        "udp_bytes": 200 + rule_udp[1] + default_udp[1],
+        "passed": 9,
+        "dropped_rule": 1 + rule_tcp[0] + rule_udp[0],
+        "dropped_default": default_tcp[0] + default_udp[0],
+    }
+    assert c.as_dict() == expected
     assert c.packets == c.passed + c.redirected + c.dropped
-    assert (c.ipv6_packets, c.icmp_packets, c.malformed) == (0, 0, 0)
 
 
 def test_fast_fields_are_never_shown() -> None:
