@@ -23,7 +23,7 @@ class Principal:
     email: str | None = None
     teams: frozenset[int] = field(default_factory=frozenset)
     # node id -> scopes a resource grant (`node/<id>`) gives on that node only
-    node_scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    node_scopes: Mapping[str, frozenset[str]] = field(default_factory=dict, hash=False)
 
     def has(self, scope: str) -> bool:
         """True when `scope` is granted globally, directly or through its `:admin` / `:write`

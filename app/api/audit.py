@@ -11,7 +11,7 @@ from quart import Blueprint, Response
 from quart_schema import validate_querystring
 
 from app.api.access import require_scope
-from app.api.envelope import ok
+from app.api.envelope import ApiError, ok
 from app.db.audit import list_audit
 from app.identity import get_identity
 from app.identity.web import Page, page_meta
@@ -35,7 +35,11 @@ async def list_entries(query_args: AuditQuery) -> Response:
     q = query_args
     since = q.since
     if since is not None and since.tzinfo is not None:
-        since = since.astimezone(dt.UTC).replace(tzinfo=None)  # the column is naive UTC
+        try:
+            since = since.astimezone(dt.UTC).replace(tzinfo=None)  # the column is naive UTC
+        except OverflowError:
+            raise ApiError(422, "validation_error", "since is outside the representable range",
+                           {"param": "since"}) from None
     entries, total = await get_identity().db.run(
         lambda dal: list_audit(dal, action=q.action, actor_user_id=q.actor_user_id,
                                target=q.target, since=since, offset=q.offset, limit=q.limit)

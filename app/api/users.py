@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 from quart import Blueprint, Response
@@ -51,7 +51,9 @@ class UserQuery(Page):
 
 class GrantBody(StrictModel):
     role: Name
-    resource_type: str = Field(min_length=1, max_length=32, strict=True)
+    # What a grant can name: "node" (a dataplane's node id). Exact and lower-case, so the
+    # same grant means the same on every database (MariaDB compares case-insensitively).
+    resource_type: Literal["node"]
     resource_id: str = Field(min_length=1, max_length=128, strict=True)
 
 

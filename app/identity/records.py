@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 
 from app.db.schema import utcnow
 from app.types import Principal, PrincipalKind
@@ -64,7 +65,7 @@ class UserState:
             user_id=self.id,
             email=self.email,
             teams=self.teams,
-            node_scopes=self.node_scopes,
+            node_scopes=MappingProxyType(self.node_scopes),  # read-only: the cache owns it
         )
 
 

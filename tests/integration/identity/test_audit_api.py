@@ -73,7 +73,8 @@ async def test_audit_log_records_and_serves_changes(make_settings: Callable[...,
 
         # Bad input is a 422 with the error envelope, never a 500.
         for query in ("?limit=0", "?limit=201", "?offset=-1", "?since=yesterday",
-                      "?actor_user_id=0", "?actor_user_id=x", "?action=", "?nope=1"):
+                      "?actor_user_id=0", "?actor_user_id=x", "?action=", "?nope=1",
+                      "?since=0001-01-01T00:00:00%2B01:00"):  # before year 1 in UTC
             status, body = await audit(query)
             assert status == 422, (query, body)
             assert body["error"]["code"], query

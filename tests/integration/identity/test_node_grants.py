@@ -96,6 +96,11 @@ async def test_node_grants_limit_every_dataplane_view(identity_app: Quart) -> No
         grant_id: int = (await response.get_json())["data"]["id"]
         return grant_id
 
+    # Only "node" grants exist, spelt exactly: MariaDB would match "Node" case-insensitively.
+    for kind in ("Node", "nodes", "team", ""):
+        response = await client.post(f"/api/v2/users/{user_id}/grants", headers=admin, json={
+            "role": "resource_viewer", "resource_type": kind, "resource_id": "edge-1"})
+        assert response.status_code == 422, kind
     first = await grant("resource_viewer", "edge-1")  # the same token sees it at once
     assert await _seen(identity_app, user) == _only("edge-1")
     # A node grant opens the dataplane views only, never another resource.
