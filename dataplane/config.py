@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 
 from app.config import ConfigError, Settings, extra_bool, extra_float
+from app.nodeid import MAX_NODE_ID, valid_node_id
 from app.serving.tls import dev_certificate_paths
 
 __all__ = [
@@ -177,12 +178,16 @@ def load_dataplane_config(
     )
     if not 0.01 <= tick <= 60:
         raise ConfigError(f"FLOE_TICK_SECONDS={tick!r} is out of range [0.01, 60]")
+    node = node_id or settings.extra.get("FLOE_NODE_ID") or socket.gethostname()
+    if not valid_node_id(node):
+        raise ConfigError(f"FLOE_NODE_ID={node!r} must be 1-{MAX_NODE_ID} printable characters "
+                          "(grants name the node as node/<id>)")
     target = _target(settings, control_plane)
     return DataplaneConfig(
         target=target,
         **_tls(settings, target),
         api_key=_key(settings),
-        node_id=node_id or settings.extra.get("FLOE_NODE_ID") or socket.gethostname(),
+        node_id=node,
         instance_id=uuid.uuid4().hex,
         state_dir=settings.data_dir,
         tick_seconds=tick,

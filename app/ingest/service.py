@@ -17,27 +17,19 @@ from typing import Any
 import grpc
 
 from app.ingest.state import IngestState
+from app.nodeid import MAX_NODE_ID, valid_node_id
 from app.types import Authenticator
 from floe.dataplane.v1 import uplink_pb2 as pb
 
 __all__ = [
     "END_REASON_NAMES",
     "FLOW_STATE_NAMES",
-    "MAX_NODE_ID",
     "WRITE_SCOPE",
     "Session",
     "UplinkService",
-    "valid_node_id",
 ]
 
 log = logging.getLogger(__name__)
-
-MAX_NODE_ID = 128  # the length of resource_grant.resource_id
-
-
-def valid_node_id(node_id: str) -> bool:
-    """A node id a grant can name and a hub topic can carry: printable, 1-128 characters."""
-    return 0 < len(node_id) <= MAX_NODE_ID and node_id.isprintable()
 
 WRITE_SCOPE = "dataplane:write"
 _OUT_QUEUE = 256

@@ -77,6 +77,8 @@ def test_a_remote_control_plane_is_not_checked_against_a_local_certificate(
     {"FLOE_CONTROL_PLANE": "no-port"},
     {"FLOE_TICK_SECONDS": "0"},
     {"FLOE_TICK_SECONDS": "abc"},
+    {"FLOE_NODE_ID": "tab\there"},
+    {"FLOE_NODE_ID": "n" * 129},
 ])
 def test_bad_values_are_configuration_errors(tmp_path: Path, env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
@@ -115,3 +117,7 @@ def test_an_explicit_ca_that_goes_away_fails_the_session_by_name(tmp_path: Path)
     ca.unlink()
     with pytest.raises(OSError, match="FLOE_CONTROL_PLANE_CA"):
         tls_material(c)
+
+
+def test_a_node_id_of_128_printable_characters_is_fine(tmp_path: Path) -> None:
+    assert config(tmp_path, FLOE_NODE_ID="edge-1 (rack 4)" + "x" * 113).node_id.startswith("edge")
