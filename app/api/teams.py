@@ -1,6 +1,9 @@
-"""/teams and their members (each member holds one team-level role)."""
+"""/teams, their members (each member holds one team-level role) and the resources they hold
+(nodes: every member gets its team role's scopes on them)."""
 
 from __future__ import annotations
+
+from typing import Any, Literal
 
 from pydantic import Field
 from quart import Blueprint, Response
@@ -27,6 +30,11 @@ class UpdateTeamBody(StrictModel):
 
 class MemberBody(StrictModel):
     role: Name = "team_viewer"
+
+
+class ResourceBody(StrictModel):
+    resource_type: Literal["node"]  # exact, as for user grants (docs/api.md)
+    resource_id: str = Field(min_length=1, max_length=128, strict=True)
 
 
 class TeamQuery(Page):
@@ -108,4 +116,38 @@ async def set_member(team_id: int, user_id: int, data: MemberBody) -> Response:
 async def remove_member(team_id: int, user_id: int) -> Response:
     principal = await require_principal()
     await get_identity().remove_member(team_id, user_id, actor=principal, ip=client_ip())
+    return ok({"deleted": True})
+
+
+@bp.get("/teams/<int:team_id>/resources")
+@require_scope("teams:read")
+async def list_resources(team_id: int) -> Response:
+    def work(dal: Any) -> list[dict[str, Any]] | None:
+        if dal(dal.team.id == team_id).count() == 0:
+            return None
+        return store.team_resources(dal, team_id)
+
+    resources = await get_identity().db.run(work)
+    if resources is None:
+        raise ApiError(404, "not_found", "Team not found")
+    return ok(resources)
+
+
+@bp.post("/teams/<int:team_id>/resources")
+@require_scope("teams:write")
+@validate_request(ResourceBody)
+async def add_resource(team_id: int, data: ResourceBody) -> Response:
+    principal = await require_principal()
+    resource = await get_identity().add_team_resource(
+        team_id, data.resource_type, data.resource_id, actor=principal, ip=client_ip()
+    )
+    return ok({"id": resource, "resource_type": data.resource_type,
+               "resource_id": data.resource_id}, status=201)
+
+
+@bp.delete("/teams/<int:team_id>/resources/<int:resource>")
+@require_scope("teams:write")
+async def remove_resource(team_id: int, resource: int) -> Response:
+    principal = await require_principal()
+    await get_identity().remove_team_resource(team_id, resource, actor=principal, ip=client_ip())
     return ok({"deleted": True})

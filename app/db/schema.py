@@ -34,6 +34,7 @@ __all__ = [
     "rule_set",
     "team",
     "team_member",
+    "team_resource",
     "utcnow",
 ]
 
@@ -185,6 +186,16 @@ resource_grant = _table(
     _str("resource_id", 128),
     _dt("created_at", default=utcnow),
     sa.UniqueConstraint("user_id", "resource_type", "resource_id", name="uq_resource_grant"),
+)
+
+# Resources a team holds (today: nodes). Each member gets its team role's scopes on them.
+team_resource = _table(
+    "team_resource",
+    _fk("team_id", "team", ondelete="CASCADE", nullable=False),
+    _str("resource_type", 32),
+    _str("resource_id", 128),
+    _dt("created_at", default=utcnow),
+    sa.UniqueConstraint("team_id", "resource_type", "resource_id", name="uq_team_resource"),
 )
 
 api_client = _table(

@@ -32,6 +32,7 @@ __all__ = [
     "GRANT_EXISTS",
     "ROLE_EXISTS",
     "TEAM_EXISTS",
+    "TEAM_RESOURCE_EXISTS",
     "USER_EXISTS",
     "Dal",
     "ServiceCore",
@@ -52,6 +53,7 @@ USER_EXISTS = "A user with this email already exists"
 ROLE_EXISTS = "A role with this name already exists"
 TEAM_EXISTS = "A team with this name already exists"
 GRANT_EXISTS = "The user already has a grant on this resource"
+TEAM_RESOURCE_EXISTS = "The team already holds this resource"
 
 _T = TypeVar("_T")
 

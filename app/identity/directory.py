@@ -10,6 +10,7 @@ from app.identity._service_core import (
     GRANT_EXISTS,
     ROLE_EXISTS,
     TEAM_EXISTS,
+    TEAM_RESOURCE_EXISTS,
     Dal,
     ServiceCore,
     audit,
@@ -159,6 +160,7 @@ class DirectoryUseCases(ServiceCore):
                 raise ApiError(
                     422, "unknown_role", "role must be a team-level role (e.g. team_viewer)"
                 )
+            check_grantable(dal, actor, [role])  # a team role gives scopes on team nodes
             query = (dal.team_member.team_id == team_id) & (dal.team_member.user_id == user_id)
             if dal(query).count():
                 dal(query).update(role_id=role_row.id)
@@ -199,11 +201,9 @@ class DirectoryUseCases(ServiceCore):
         def work(dal: Dal) -> list[int]:
             if dal(dal.team.id == team_id).count() == 0:
                 raise not_found("Team")
-            members = [
-                int(r.user_id)
-                for r in dal(dal.team_member.team_id == team_id).select(dal.team_member.user_id)
-            ]
+            members = store.team_member_ids(dal, team_id)
             dal(dal.team_member.team_id == team_id).delete()
+            dal(dal.team_resource.team_id == team_id).delete()
             dal(dal.team.id == team_id).delete()
             audit(dal, "team_delete", actor, ip, f"team:{team_id}")
             return members
@@ -228,6 +228,50 @@ class DirectoryUseCases(ServiceCore):
 
         team: TeamRecord = await self.db.run(work)
         return team
+
+    # --- resources a team holds -------------------------------------------------------------
+
+    async def add_team_resource(
+        self, team_id: int, resource_type: str, resource_id: str, *, actor: Principal, ip: str
+    ) -> int:
+        """Give the team a resource: every member gets its team role's scopes there. The actor
+        must hold those scopes itself (no escalation through a team)."""
+
+        def work(dal: Dal) -> tuple[int, list[int]]:
+            if dal(dal.team.id == team_id).count() == 0:
+                raise not_found("Team")
+            no_escalation(actor, store.team_role_scopes(dal, team_id),
+                          "Cannot give a team a resource with scopes you do not hold")
+            query = ((dal.team_resource.team_id == team_id)
+                     & (dal.team_resource.resource_type == resource_type)
+                     & (dal.team_resource.resource_id == resource_id))
+            if dal(query).count():
+                raise conflict_error(TEAM_RESOURCE_EXISTS)
+            resource = int(dal.team_resource.insert(
+                team_id=team_id, resource_type=resource_type, resource_id=resource_id,
+                created_at=utcnow()))
+            audit(dal, "team_resource_add", actor, ip, f"team:{team_id}",
+                  details={"resource": f"{resource_type}/{resource_id}"})
+            return resource, store.team_member_ids(dal, team_id)
+
+        resource, members = await self._commit(work, conflict=TEAM_RESOURCE_EXISTS)
+        for user_id in members:
+            self.cache.forget_user(user_id)
+        return resource
+
+    async def remove_team_resource(
+        self, team_id: int, resource: int, *, actor: Principal, ip: str
+    ) -> None:
+        def work(dal: Dal) -> list[int]:
+            query = (dal.team_resource.id == resource) & (dal.team_resource.team_id == team_id)
+            if dal(query).delete() == 0:
+                raise not_found("Team resource")
+            audit(dal, "team_resource_remove", actor, ip, f"team:{team_id}",
+                  details={"resource_id": resource})
+            return store.team_member_ids(dal, team_id)
+
+        for user_id in await self._commit(work):
+            self.cache.forget_user(user_id)
 
     # --- resource-level grants ---------------------------------------------------------------
 

@@ -28,7 +28,10 @@ __all__ = [
     "role_by_name",
     "roles_by_name",
     "set_user_roles",
+    "team_member_ids",
     "team_record",
+    "team_resources",
+    "team_role_scopes",
     "touch_api_keys",
     "user_by_email",
     "user_record",
@@ -165,16 +168,44 @@ NODE_RESOURCE = "node"
 
 
 def _node_scopes(dal: Dal, user_id: int) -> dict[str, frozenset[str]]:
-    """Per node id, the scopes of the roles granted to the user on `node/<id>`."""
-    rows = dal(
+    """Per node id, the scopes the user holds there: the roles of its own grants on
+    `node/<id>`, and the team role of every team it belongs to that holds the node."""
+    out: dict[str, set[str]] = {}
+    own = dal(
         (dal.resource_grant.user_id == user_id)
         & (dal.resource_grant.resource_type == NODE_RESOURCE)
         & (dal.resource_grant.role_id == dal.auth_role.id)
     ).select(dal.resource_grant.resource_id, dal.auth_role.scopes)
-    out: dict[str, set[str]] = {}
-    for row in rows:
+    for row in own:
         out.setdefault(row.resource_grant.resource_id, set()).update(_split(row.auth_role.scopes))
+    through_teams = dal(
+        (dal.team_member.user_id == user_id)
+        & (dal.team_member.role_id == dal.auth_role.id)
+        & (dal.team_resource.team_id == dal.team_member.team_id)
+        & (dal.team_resource.resource_type == NODE_RESOURCE)
+    ).select(dal.team_resource.resource_id, dal.auth_role.scopes)
+    for row in through_teams:
+        out.setdefault(row.team_resource.resource_id, set()).update(_split(row.auth_role.scopes))
     return {node: frozenset(scopes) for node, scopes in out.items()}
+
+
+def team_resources(dal: Dal, team_id: int) -> list[dict[str, Any]]:
+    rows = dal(dal.team_resource.team_id == team_id).select(orderby=dal.team_resource.id)
+    return [{"id": int(r.id), "resource_type": r.resource_type, "resource_id": r.resource_id,
+             "created_at": r.created_at} for r in rows]
+
+
+def team_member_ids(dal: Dal, team_id: int) -> list[int]:
+    rows = dal(dal.team_member.team_id == team_id).select(dal.team_member.user_id)
+    return sorted(int(row.user_id) for row in rows)
+
+
+def team_role_scopes(dal: Dal, team_id: int) -> frozenset[str]:
+    """Every scope the team's members hold through their team roles."""
+    rows = dal(
+        (dal.team_member.team_id == team_id) & (dal.team_member.role_id == dal.auth_role.id)
+    ).select(dal.auth_role.scopes)
+    return frozenset(scope for row in rows for scope in _split(row.scopes))
 
 
 def user_state(dal: Dal, user_id: int) -> UserState | None:

@@ -6,16 +6,30 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
+import pytest
 from quart import Quart
 
+from app.config import Settings
+from app.factory import create_app
 from app.ingest import _publish, get_state
 from floe.dataplane.v1 import uplink_pb2 as pb
-from tests.integration.identity.conftest import bearer, login
+from tests.integration.identity.conftest import FAST, bearer, login
 
 EDGE = {"edge-1": ("10.1.0.1", 100), "edge-2": ("10.2.0.1", 200)}  # host, packets
+
+
+@pytest.fixture
+async def identity_app(make_settings: Callable[..., Settings],
+                       db_env: dict[str, str]) -> AsyncIterator[Quart]:
+    """The suite's app, on each of SQLite, PostgreSQL and MariaDB: node scopes come from
+    joins whose matching (collations) differs between them."""
+    application = create_app(make_settings(**db_env, **FAST))
+    async with application.test_app():
+        yield application
 
 
 def _v4(text: str) -> bytes:
@@ -164,3 +178,74 @@ async def test_stream_carries_only_the_granted_nodes(identity_app: Quart) -> Non
     everything = await _stats_message(identity_app, tokens["access_token"])
     assert [i["node_id"] for i in everything["data"]["interfaces"]] == ["edge-1", "edge-2"]
     assert everything["data"]["totals"]["packets"] == EDGE["edge-1"][1] + EDGE["edge-2"][1]
+
+
+async def test_a_team_holding_a_node_gives_its_members_their_team_role_there(
+        identity_app: Quart) -> None:
+    client = identity_app.test_client()
+    admin = bearer((await login(identity_app))["access_token"])
+
+    async def new_user(email: str, roles: list[str]) -> tuple[int, dict[str, str]]:
+        response = await client.post("/api/v2/users", headers=admin, json={
+            "email": email, "password": "password-1", "roles": roles})
+        assert response.status_code == 201, await response.get_json()
+        token = (await login(identity_app, email, "password-1"))["access_token"]
+        return (await response.get_json())["data"]["id"], bearer(token)
+
+    member_id, member = await new_user("member@example.com", [])
+    _populate(identity_app)
+    team = (await (await client.post("/api/v2/teams", headers=admin, json={
+        "name": "edge-team"})).get_json())["data"]["id"]
+    response = await client.put(f"/api/v2/teams/{team}/members/{member_id}", headers=admin,
+                                json={"role": "team_viewer"})
+    assert response.status_code == 200
+    status, _ = await _get(identity_app, "/api/v2/stats/summary", member)
+    assert status == 403  # a team that holds nothing gives nothing
+
+    async def add(node: str, headers: dict[str, str] = admin) -> tuple[int, Any]:
+        response = await client.post(f"/api/v2/teams/{team}/resources", headers=headers,
+                                     json={"resource_type": "node", "resource_id": node})
+        return response.status_code, await response.get_json()
+
+    status, body = await add("edge-1")
+    assert status == 201, body
+    resource = body["data"]["id"]
+    assert await _seen(identity_app, member) == _only("edge-1")
+    assert (await add("edge-1"))[0] == 409
+    for bad in ({"resource_type": "Node", "resource_id": "x"}, {"resource_type": "node"},
+                {"resource_type": "node", "resource_id": ""}):
+        response = await client.post(f"/api/v2/teams/{team}/resources", headers=admin, json=bad)
+        assert response.status_code == 422, bad
+    response = await client.post("/api/v2/teams/9999/resources", headers=admin,
+                                 json={"resource_type": "node", "resource_id": "edge-1"})
+    assert response.status_code == 404
+    status, body = await _get(identity_app, f"/api/v2/teams/{team}/resources", admin)
+    assert [(r["resource_type"], r["resource_id"]) for r in body["data"]] == [("node", "edge-1")]
+
+    # No escalation through a team: a team manager without dataplane/stats scopes can neither
+    # give the team a node nor hand a member a team role carrying scopes it lacks.
+    response = await client.post("/api/v2/roles", headers=admin, json={
+        "name": "team-manager", "scopes": ["teams:read", "teams:write"]})
+    assert response.status_code == 201, await response.get_json()
+    _, manager = await new_user("manager@example.com", ["team-manager"])
+    status, body = await add("edge-2", manager)
+    assert (status, body["error"]["code"]) == (403, "scope_escalation")
+    response = await client.put(f"/api/v2/teams/{team}/members/{member_id}", headers=manager,
+                                json={"role": "team_admin"})
+    assert (response.status_code, (await response.get_json())["error"]["code"]) == (
+        403, "scope_escalation")
+
+    # Taking the node away, the membership away, or the team away each ends the access.
+    response = await client.delete(f"/api/v2/teams/{team}/resources/{resource}", headers=admin)
+    assert response.status_code == 200
+    assert (await _get(identity_app, "/api/v2/flows", member))[0] == 403
+    assert (await add("edge-2"))[0] == 201
+    assert await _seen(identity_app, member) == _only("edge-2")
+    response = await client.delete(f"/api/v2/teams/{team}/members/{member_id}", headers=admin)
+    assert response.status_code == 200
+    assert (await _get(identity_app, "/api/v2/nodes", member))[0] == 403
+    response = await client.put(f"/api/v2/teams/{team}/members/{member_id}", headers=admin,
+                                json={"role": "team_viewer"})
+    assert await _seen(identity_app, member) == _only("edge-2")
+    assert (await client.delete(f"/api/v2/teams/{team}", headers=admin)).status_code == 200
+    assert (await _get(identity_app, "/api/v2/stats/summary", member))[0] == 403
