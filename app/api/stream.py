@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from quart import Blueprint, websocket
+from quart import Blueprint, g, websocket
 from quart.wrappers.base import ClientDisconnectedError
 
-from app.api.access import require_scope, visible_nodes
+from app.api.access import current_principal, require_scope, visible_nodes
+from app.api.envelope import ApiError
 from app.hub import HEARTBEAT_TOPIC, Hub, Subscription
 from app.ingest import stats_topic
 from app.runtime import get_runtime
@@ -23,6 +24,10 @@ __all__ = ["bp"]
 
 bp = Blueprint("stream", __name__)
 
+# How soon a live stream notices that its credential was revoked or expired, its user
+# deactivated, or its node grants changed: it is closed with 1008 (reconnect to go on).
+REAUTH_SECONDS = 5.0
+
 
 @bp.websocket("/stream")
 @require_scope("stats:read", per_node=True)
@@ -30,10 +35,11 @@ async def stream() -> None:
     """Heartbeats, and each second `{"type": "stats", ...}` of the nodes the caller may see
     (all of them with a global stats:read; else those its node grants name)."""
     hub: Hub = get_runtime().components["hub"]
-    topics = (HEARTBEAT_TOPIC, stats_topic(await visible_nodes("stats:read")))
+    nodes = await visible_nodes("stats:read")
     await websocket.accept()
-    subscription = hub.subscribe(topics)
+    subscription = hub.subscribe((HEARTBEAT_TOPIC, stats_topic(nodes)))
     reader = asyncio.create_task(_drain_client(subscription))
+    watcher = asyncio.create_task(_watch_access(subscription, nodes))
     try:
         while (text := await subscription.next_text()) is not None:
             await websocket.send(text)
@@ -43,9 +49,10 @@ async def stream() -> None:
         pass
     finally:
         subscription.close()
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        for task in (reader, watcher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _drain_client(subscription: Subscription) -> None:
@@ -55,3 +62,20 @@ async def _drain_client(subscription: Subscription) -> None:
             await websocket.receive()
     except ClientDisconnectedError:
         subscription.close(1000)
+
+
+async def _watch_access(subscription: Subscription, nodes: frozenset[str] | None) -> None:
+    """Authenticate again every REAUTH_SECONDS (a cache hit, normally): a credential that no
+    longer works or whose stats:read now covers other nodes ends the stream with 1008."""
+    while True:
+        await asyncio.sleep(REAUTH_SECONDS)
+        g.pop("principal", None)
+        try:
+            principal = await current_principal()
+        except ApiError as error:
+            if error.status >= 500:  # the database is needed and unavailable: keep going
+                continue
+            principal = None  # 401: revoked, expired or otherwise invalid
+        if principal is None or principal.nodes_for("stats:read") != nodes:
+            subscription.close(1008)
+            return

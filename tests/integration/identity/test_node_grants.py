@@ -249,3 +249,59 @@ async def test_a_team_holding_a_node_gives_its_members_their_team_role_there(
     assert await _seen(identity_app, member) == _only("edge-2")
     assert (await client.delete(f"/api/v2/teams/{team}", headers=admin)).status_code == 200
     assert (await _get(identity_app, "/api/v2/stats/summary", member))[0] == 403
+
+
+async def _closed_within(ws: Any, seconds: float) -> bool:
+    """True once the server has closed the socket, False if heartbeats (every 0.1 s here)
+    still arrive after `seconds`. Quart's test client either raises or goes silent on a close."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            await asyncio.wait_for(ws.receive(), 0.5)
+        except TimeoutError:
+            return True
+        except Exception:  # noqa: BLE001 - the test client raises its own disconnect types
+            return True
+    return False
+
+
+@pytest.fixture
+async def live_app(make_settings: Callable[..., Settings],
+                   sqlite_env: dict[str, str]) -> AsyncIterator[Quart]:
+    """Heartbeats every 0.1 s, so a closed stream shows as silence within half a second."""
+    application = create_app(make_settings(**sqlite_env, **FAST, WS_HEARTBEAT_INTERVAL="0.1"))
+    async with application.test_app():
+        yield application
+
+
+@pytest.mark.parametrize("change", ["grant_removed", "user_deactivated", "grant_added"])
+async def test_a_live_stream_ends_when_its_access_changes(
+        live_app: Quart, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    from app.api import stream
+
+    monkeypatch.setattr(stream, "REAUTH_SECONDS", 0.2)
+    identity_app = live_app
+    client = identity_app.test_client()
+    admin = bearer((await login(identity_app))["access_token"])
+    response = await client.post("/api/v2/users", headers=admin, json={
+        "email": "live@example.com", "password": "password-1", "roles": []})
+    user_id = (await response.get_json())["data"]["id"]
+    response = await client.post(f"/api/v2/users/{user_id}/grants", headers=admin, json={
+        "role": "resource_viewer", "resource_type": "node", "resource_id": "edge-1"})
+    grant = (await response.get_json())["data"]["id"]
+    token = (await login(identity_app, "live@example.com", "password-1"))["access_token"]
+    async with client.websocket(f"/api/v2/stream?access_token={token}") as ws:
+        await asyncio.wait_for(ws.receive(), 3)
+        assert not await _closed_within(ws, 1.0)  # unchanged access: the stream goes on
+        if change == "grant_removed":
+            response = await client.delete(f"/api/v2/users/{user_id}/grants/{grant}",
+                                           headers=admin)
+        elif change == "user_deactivated":
+            response = await client.patch(f"/api/v2/users/{user_id}", headers=admin,
+                                          json={"active": False})
+        else:  # a wider view needs a new subscription: reconnect
+            response = await client.post(f"/api/v2/users/{user_id}/grants", headers=admin,
+                                         json={"role": "resource_viewer",
+                                               "resource_type": "node", "resource_id": "edge-2"})
+        assert response.status_code in (200, 201), await response.get_json()
+        assert await _closed_within(ws, 3.0)
