@@ -69,7 +69,7 @@ def run_dataplane(args: argparse.Namespace, settings: Settings) -> int:
         from dataplane.bpf.loader import XdpProgram
 
         try:
-            XdpProgram.open(args.interface, check_layout=False).detach(force=args.force)
+            XdpProgram.open(args.interface, for_detach=True).detach(force=args.force)
         except BpfError as error:
             print(f"floe dataplane: {error}", file=sys.stderr)
             return 1

@@ -110,7 +110,7 @@ async def _run(args: argparse.Namespace, settings: Settings, stop: asyncio.Event
                 with contextlib.suppress(Exception):
                     await runner_task
             with contextlib.suppress(Exception):
-                XdpProgram.open(pair.host, check_layout=False).detach()
+                XdpProgram.open(pair.host, for_detach=True).detach()
 
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:

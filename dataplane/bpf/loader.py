@@ -535,12 +535,13 @@ class XdpProgram:
 
     @classmethod
     def open(cls, ifname: str, *, pin_root: Path = PIN_ROOT,
-             check_layout: bool = True) -> XdpProgram:
+             for_detach: bool = False) -> XdpProgram:
         """Handles on the pinned maps of `ifname` without loading anything (readers, detach).
 
         Pins of another layout (an older release) are refused with PinError: their values
-        would be decoded with this release's offsets. Detach passes `check_layout=False`, since
-        removing such pins is the way out.
+        would be decoded with this release's offsets. `for_detach` accepts them, and a pin
+        set with maps missing (a loader killed while pinning), since removing them is the way
+        out.
         """
         pin_dir = pin_dir_for(ifname, pin_root)
         if not pin_dir.is_dir():
@@ -550,11 +551,13 @@ class XdpProgram:
         try:
             for name in MAPS:
                 fd = lb.lib.bpf_obj_get(str(pin_dir / name).encode())
+                if for_detach and fd == -errno.ENOENT:
+                    continue
                 lb.check(fd, PinError, f"open pinned map {pin_dir / name}")
                 maps[name] = _make_map(name, fd, ncpus)
                 sizes = _map_sizes(fd)
                 expected = (maps[name].key_size, maps[name].value_size)
-                if check_layout and sizes is not None and sizes != expected:
+                if not for_detach and sizes is not None and sizes != expected:
                     raise PinError(
                         f"pinned map {pin_dir / name} has key/value sizes {sizes}, this release "
                         f"expects {expected} (layout changed? detach first: floe dataplane "

@@ -96,30 +96,50 @@ def test_status_of_pins_whose_interface_is_gone(
     assert "not attached: pins only" in _status(pair.host).stdout
 
 
-def test_pins_of_another_layout_are_refused_until_detached() -> None:
-    """Pins an older release left (here: floe_counters 8 words shorter, as before the fast
-    path's pairs) are never decoded with this release's offsets: --status refuses them and
-    names the command that clears them; that command works."""
-    name = f"flold{os.getpid() % 100000}"
+def _fake_pins(name: str, *, shrink_counters: bool, skip: str = "") -> Path:
+    """Pins made with bpftool: this release's map sizes, optionally floe_counters 8 words
+    shorter (as before the fast path's pairs) or one map missing (a loader killed while
+    pinning)."""
     pin_dir = PIN_ROOT / name
     pin_dir.mkdir(parents=True)
+    for map_name, (key_type, value_type, _percpu) in MAPS.items():
+        if map_name == skip:
+            continue
+        key = ctypes.sizeof(key_type) if key_type is not None else 4
+        value = ctypes.sizeof(value_type) if value_type is not None else 4
+        if map_name == "floe_counters" and shrink_counters:
+            value -= 8 * 8
+        kind = "array" if key == 4 else "hash"
+        subprocess.run(["bpftool", "map", "create", str(pin_dir / map_name), "type", kind,
+                        "key", str(key), "value", str(value), "entries", "1",
+                        "name", map_name[:15]], check=True, capture_output=True)
+    return pin_dir
+
+
+def _detach(name: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "app.cli", "dataplane", "--detach",
+                           "--interface", name], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+@pytest.mark.parametrize(("shrink", "skip", "message"), [
+    (True, "", "layout changed"),  # an older release's pins
+    (False, "floe_flows", "No such file"),  # a loader killed while pinning
+])
+def test_pins_that_cannot_be_read_are_refused_yet_detach_clears_them(
+        shrink: bool, skip: str, message: str) -> None:
+    """Pins never decoded with the wrong offsets, and never stuck: --status refuses them
+    (naming the command that clears them, for another layout); --detach removes them."""
+    name = f"flold{os.getpid() % 100000}"
+    pin_dir = PIN_ROOT / name
     try:
-        for map_name, (key_type, value_type, _percpu) in MAPS.items():
-            key = ctypes.sizeof(key_type) if key_type is not None else 4
-            value = ctypes.sizeof(value_type) if value_type is not None else 4
-            if map_name == "floe_counters":
-                value -= 8 * 8
-            kind = "array" if key == 4 else "hash"
-            subprocess.run(["bpftool", "map", "create", str(pin_dir / map_name), "type", kind,
-                            "key", str(key), "value", str(value), "entries", "1",
-                            "name", map_name[:15]], check=True, capture_output=True)
+        _fake_pins(name, shrink_counters=shrink, skip=skip)
         answer = _status(name)
         assert answer.returncode == 1, answer
-        assert "layout changed" in answer.stderr
-        assert f"floe dataplane --detach --interface {name}" in answer.stderr
-        detach = subprocess.run([sys.executable, "-m", "app.cli", "dataplane", "--detach",
-                                 "--interface", name], cwd=ROOT, capture_output=True, text=True,
-                                timeout=60, check=False)
+        assert message in answer.stderr
+        if shrink:
+            assert f"floe dataplane --detach --interface {name}" in answer.stderr
+        detach = _detach(name)
         assert detach.returncode == 0, detach.stderr
         assert not pin_dir.exists()
     finally:

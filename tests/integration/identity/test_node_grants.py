@@ -260,7 +260,7 @@ async def _closed_within(ws: Any, seconds: float) -> bool:
             await asyncio.wait_for(ws.receive(), 0.5)
         except TimeoutError:
             return True
-        except Exception:  # noqa: BLE001 - the test client raises its own disconnect types
+        except Exception:  # the test client raises its own disconnect types
             return True
     return False
 
