@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -63,6 +64,17 @@ class _CountersCollector(Collector):
         )
 
 
+class _View:
+    """Some collectors, rendered as a registry would (generate_latest only calls collect)."""
+
+    def __init__(self, collectors: tuple[Any, ...]) -> None:
+        self._collectors = collectors
+
+    def collect(self) -> Iterator[Any]:
+        for collector in self._collectors:
+            yield from collector.collect()
+
+
 @dataclass(slots=True)
 class ServingMetrics:
     registry: CollectorRegistry = field(
@@ -111,4 +123,11 @@ class ServingMetrics:
         children[1].observe(seconds)
 
     def render(self) -> bytes:
+        """Every metric: the serving layer's and every added collector's (the dataplanes')."""
         return generate_latest(self.registry)
+
+    def render_serving(self) -> bytes:
+        """The serving layer's own metrics only: what `/metrics` on the app shows a caller
+        without stats:read (dataplane traffic is not for anonymous eyes)."""
+        return generate_latest(_View((self._requests, self._latency,
+                                      _CountersCollector(self.counters))))

@@ -1,4 +1,5 @@
-"""`/healthz` (liveness), `/readyz` (database + dataplane), `/metrics` (Prometheus)."""
+"""`/healthz` (liveness), `/readyz` (database + dataplane), `/metrics` (Prometheus; the
+dataplanes' series only for a caller with stats:read)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 
 from quart import Blueprint, Response
 
-from app.api.access import public
+from app.api.access import current_principal, public
 from app.api.envelope import ApiError, json_response
 from app.runtime import get_runtime
 from app.serving.metrics import CONTENT_TYPE, ServingMetrics
@@ -48,4 +49,9 @@ async def metrics() -> Response:
     if not runtime.settings.metrics_enabled:
         raise ApiError(404, "not_found", "Metrics are disabled (METRICS_ENABLED=false)")
     serving: ServingMetrics = runtime.components["serving_metrics"]
-    return Response(serving.render(), status=200, content_type=CONTENT_TYPE)
+    # The dataplanes' series (every node's traffic) need a credential with stats:read on
+    # the app's port; METRICS_PORT, meant for the monitoring network, serves them all.
+    principal = await current_principal()  # a bad bearer is a 401, never a fallback
+    body = serving.render() if principal is not None and principal.has("stats:read") \
+        else serving.render_serving()
+    return Response(body, status=200, content_type=CONTENT_TYPE)

@@ -300,8 +300,11 @@ async def test_backoff_is_bounded_and_jittered() -> None:
     assert len({round(backoff_delay(5, 0.1, 2.0), 6) for _ in range(20)}) > 1
 
 
-async def scrape(control_plane: ControlPlane) -> dict[tuple[str, tuple[Any, ...]], float]:
-    response = await control_plane.app.test_client().get("/metrics")
+async def scrape(control_plane: ControlPlane,
+                 role: str | None = "reader") -> dict[tuple[str, tuple[Any, ...]], float]:
+    """/metrics on the app as `role` sees it (None: anonymous)."""
+    headers = control_plane.bearer(role) if role else {}
+    response = await control_plane.app.test_client().get("/metrics", headers=headers)
     assert response.status_code == 200
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -364,6 +367,17 @@ async def test_prometheus_metrics_show_what_dataplanes_report(
     assert delta("floe_dataplane_nodes", "connected", during) == 1
     assert delta("floe_dataplane_nodes", "connected", after) == 0  # the client stopped
     assert delta("floe_uplink_batches_total", "applied", after) == 1
+
+    # Every node's traffic is not for anonymous eyes, nor for a credential without
+    # stats:read: on the app's port they see the serving metrics only.
+    for role in (None, "writer"):
+        seen = await scrape(control_plane, role)
+        assert not any(name.startswith(("floe_interface_", "floe_node_", "floe_rule_hit",
+                                        "floe_dataplane_")) for name, _ in seen), role
+        assert any(name == "floe_http_inflight_requests" for name, _ in seen), role
+    bad = await control_plane.app.test_client().get(
+        "/metrics", headers={"Authorization": "Bearer floe_bogus_0123456789abcdef"})
+    assert bad.status_code == 401
 
 
 async def test_failures_warn_once_persistent_and_a_welcome_starts_afresh(
