@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from quart import Blueprint, g, websocket
 from quart.wrappers.base import ClientDisconnectedError
@@ -23,6 +24,7 @@ from app.runtime import get_runtime
 __all__ = ["bp"]
 
 bp = Blueprint("stream", __name__)
+log = logging.getLogger(__name__)
 
 # How soon a live stream notices that its credential was revoked or expired, its user
 # deactivated, or its node grants changed: it is closed with 1008 (reconnect to go on).
@@ -73,9 +75,12 @@ async def _watch_access(subscription: Subscription, nodes: frozenset[str] | None
         try:
             principal = await current_principal()
         except ApiError as error:
-            if error.status >= 500:  # the database is needed and unavailable: keep going
+            if error.status >= 500:  # the database is needed and unavailable: ask again
                 continue
             principal = None  # 401: revoked, expired or otherwise invalid
+        except Exception:  # never let the watcher die and the stream go unchecked
+            log.exception("re-authenticating a live stream failed; asking again")
+            continue
         if principal is None or principal.nodes_for("stats:read") != nodes:
             subscription.close(1008)
             return

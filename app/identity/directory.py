@@ -264,10 +264,12 @@ class DirectoryUseCases(ServiceCore):
     ) -> None:
         def work(dal: Dal) -> list[int]:
             query = (dal.team_resource.id == resource) & (dal.team_resource.team_id == team_id)
-            if dal(query).delete() == 0:
+            row = dal(query).select().first()
+            if row is None:
                 raise not_found("Team resource")
+            dal(query).delete()
             audit(dal, "team_resource_remove", actor, ip, f"team:{team_id}",
-                  details={"resource_id": resource})
+                  details={"resource": f"{row.resource_type}/{row.resource_id}"})
             return store.team_member_ids(dal, team_id)
 
         for user_id in await self._commit(work):

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 
 from itsdangerous import BadSignature
 from quart import Quart, Response, g, has_request_context, has_websocket_context, request, websocket
 from quart_auth import Action, AuthUser, QuartAuth
 
 from app.api.envelope import ApiError
+from app.db.errors import DatabaseError
 from app.identity.authenticator import BearerAuthenticator
 from app.identity.cache import IdentityCache
 from app.types import Principal
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CSRF_COOKIE", "CSRF_HEADER", "SESSION_COOKIE", "SessionAuthenticator"]
 
@@ -133,7 +137,13 @@ class SessionAuthenticator:
                 )
         elif has_websocket_context():
             _ = websocket.headers  # cookies are read by quart-auth; no CSRF on a read-only stream
-        state = await self._bearer.user_state(user_id)
+        try:
+            state = await self._bearer.user_state(user_id)
+        except DatabaseError:  # as for bearer credentials: a 503, never a crash or a pass
+            log.warning("session authentication needs the database, which is unavailable",
+                        exc_info=True)
+            raise ApiError(503, "unavailable", "Authentication is temporarily unavailable") \
+                from None
         if state is None or not state.active or state.stamp != stamp:
             return None
         return state.principal("session")

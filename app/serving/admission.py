@@ -27,6 +27,13 @@ EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 ASGIApp = Any
 
 
+def _credentialed(scope: dict[str, Any]) -> bool:
+    """A request carrying a credential: on /metrics (the one exempt path that authenticates)
+    checking it may need the database, so it queues like any other request: a flood of
+    made-up keys must not bypass the bound."""
+    return any(name in (b"authorization", b"cookie") for name, _ in scope.get("headers", ()))
+
+
 def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
     """`X-Request-ID` from the client when printable (≤ 64 chars), else a fresh 16-hex id."""
     for name, value in headers:
@@ -71,7 +78,8 @@ class AdmissionMiddleware:
                 send, 505, "http_version_disabled", "This HTTP version is disabled here"
             )
             return
-        if scope["path"] in EXEMPT_PATHS:
+        path = scope["path"]
+        if path in EXEMPT_PATHS and not (path == "/metrics" and _credentialed(scope)):
             await self.inner(scope, receive, send)
             return
         counters = self.counters

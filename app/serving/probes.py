@@ -51,7 +51,12 @@ async def metrics() -> Response:
     serving: ServingMetrics = runtime.components["serving_metrics"]
     # The dataplanes' series (every node's traffic) need a credential with stats:read on
     # the app's port; METRICS_PORT, meant for the monitoring network, serves them all.
-    principal = await current_principal()  # a bad bearer is a 401, never a fallback
+    try:
+        principal = await current_principal()  # a bad bearer is a 401, never a fallback
+    except ApiError as error:
+        if error.status < 500:
+            raise
+        principal = None  # authentication needs the database, which is out: serving only
     body = serving.render() if principal is not None and principal.has("stats:read") \
         else serving.render_serving()
     return Response(body, status=200, content_type=CONTENT_TYPE)

@@ -551,8 +551,12 @@ class XdpProgram:
         try:
             for name in MAPS:
                 fd = lb.lib.bpf_obj_get(str(pin_dir / name).encode())
-                if for_detach and fd == -errno.ENOENT:
-                    continue
+                if fd == -errno.ENOENT:
+                    if for_detach:
+                        continue
+                    raise PinError(f"pinned map {pin_dir / name} is missing (a loader stopped "
+                                   f"while pinning?); floe dataplane --detach --interface "
+                                   f"{ifname} clears the pins", errno=errno.ENOENT)
                 lb.check(fd, PinError, f"open pinned map {pin_dir / name}")
                 maps[name] = _make_map(name, fd, ncpus)
                 sizes = _map_sizes(fd)

@@ -246,9 +246,22 @@ async def test_a_team_holding_a_node_gives_its_members_their_team_role_there(
     assert (await _get(identity_app, "/api/v2/nodes", member))[0] == 403
     response = await client.put(f"/api/v2/teams/{team}/members/{member_id}", headers=admin,
                                 json={"role": "team_viewer"})
+    assert response.status_code == 200
     assert await _seen(identity_app, member) == _only("edge-2")
     assert (await client.delete(f"/api/v2/teams/{team}", headers=admin)).status_code == 200
     assert (await _get(identity_app, "/api/v2/stats/summary", member))[0] == 403
+
+    # The other order: a team that holds a node first, the member joining after.
+    other = (await (await client.post("/api/v2/teams", headers=admin, json={
+        "name": "late-team"})).get_json())["data"]["id"]
+    response = await client.post(f"/api/v2/teams/{other}/resources", headers=admin,
+                                 json={"resource_type": "node", "resource_id": "edge-1"})
+    assert response.status_code == 201
+    assert (await _get(identity_app, "/api/v2/nodes", member))[0] == 403
+    response = await client.put(f"/api/v2/teams/{other}/members/{member_id}", headers=admin,
+                                json={"role": "team_maintainer"})
+    assert response.status_code == 200
+    assert await _seen(identity_app, member) == _only("edge-1")
 
 
 async def _closed_within(ws: Any, seconds: float) -> bool:
@@ -305,3 +318,43 @@ async def test_a_live_stream_ends_when_its_access_changes(
                                                "resource_type": "node", "resource_id": "edge-2"})
         assert response.status_code in (200, 201), await response.get_json()
         assert await _closed_within(ws, 3.0)
+
+
+@pytest.mark.parametrize("how", ["bearer", "cookie"])
+async def test_a_live_stream_outlasts_a_database_hiccup_then_still_ends(
+        live_app: Quart, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """A re-check that needs the database while it refuses work (its queue full: a real
+    DatabaseUnavailable) keeps the stream and asks again; the watcher must survive it, so a
+    deactivation afterwards still ends the stream, for bearer and cookie sessions alike."""
+    from app.api import stream
+    from app.identity import get_identity
+
+    monkeypatch.setattr(stream, "REAUTH_SECONDS", 0.2)
+    client = live_app.test_client()
+    admin = bearer((await login(live_app))["access_token"])
+    response = await client.post("/api/v2/users", headers=admin, json={
+        "email": "hiccup@example.com", "password": "password-1", "roles": ["viewer"]})
+    user_id = (await response.get_json())["data"]["id"]
+    watcher = live_app.test_client()
+    if how == "cookie":
+        response = await watcher.post("/api/v2/auth/login", json={
+            "email": "hiccup@example.com", "password": "password-1", "session": True})
+        assert response.status_code == 200
+        headers: dict[str, str] = {}
+    else:
+        headers = bearer((await login(live_app, "hiccup@example.com",
+                                      "password-1"))["access_token"])
+    identity = get_identity(live_app)
+    async with watcher.websocket("/api/v2/stream", headers=headers) as ws:
+        await asyncio.wait_for(ws.receive(), 3)
+        limit = identity.db._max_pending
+        identity.cache.users.clear()  # the next re-check must ask the database...
+        identity.db._max_pending = 0  # ...which refuses all work
+        try:
+            assert not await _closed_within(ws, 1.0)
+        finally:
+            identity.db._max_pending = limit
+        response = await client.patch(f"/api/v2/users/{user_id}", headers=admin,
+                                      json={"active": False})
+        assert response.status_code == 200
+        assert await _closed_within(ws, 3.0), "the stream outlived the deactivation"

@@ -77,10 +77,14 @@ async def test_past_the_bound_503_with_retry_after(held_server: tuple[str, async
         body = refused.json()
         assert body["status"] == "error" and body["error"]["code"] == "overloaded"
         assert body["meta"]["request_id"] == refused.headers["X-Request-ID"]
-        # probes and metrics are exempt
+        # probes and anonymous metrics are exempt
         assert (await client.get(f"{base}/healthz")).status_code == 200
         metrics = (await client.get(f"{base}/metrics")).text
         assert "floe_http_admission_rejected_total 1.0" in metrics
+        # a credential on /metrics may need the database to check: it queues like the rest
+        made_up = {"Authorization": "Bearer floe_abcdefghijkl_" + "x" * 43}
+        refused = await client.get(f"{base}/metrics", headers=made_up)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "overloaded"
         release.set()
         assert {r.status_code for r in await asyncio.gather(*held)} == {200}
         assert (await client.get(f"{base}/api/v2/ping")).status_code == 200

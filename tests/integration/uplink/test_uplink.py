@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.factory import create_app
+from app.identity import get_identity
 from app.ingest import get_ingest, get_state
 from dataplane.uplink import UplinkClient, backoff_delay
 from floe.dataplane.v1 import uplink_pb2 as pb
@@ -370,14 +371,28 @@ async def test_prometheus_metrics_show_what_dataplanes_report(
 
     # Every node's traffic is not for anonymous eyes, nor for a credential without
     # stats:read: on the app's port they see the serving metrics only.
+    dataplane_series = ("floe_interface_", "floe_node_", "floe_rule_hit", "floe_dataplane_",
+                        "floe_flows_", "floe_uplink_")
+    assert any(name.startswith(dataplane_series) for name, _ in after)
     for role in (None, "writer"):
         seen = await scrape(control_plane, role)
-        assert not any(name.startswith(("floe_interface_", "floe_node_", "floe_rule_hit",
-                                        "floe_dataplane_")) for name, _ in seen), role
+        assert not any(name.startswith(dataplane_series) for name, _ in seen), role
         assert any(name == "floe_http_inflight_requests" for name, _ in seen), role
+    made_up = "floe_abcdefghijkl_" + "x" * 43  # well-formed: looked up, not found
     bad = await control_plane.app.test_client().get(
-        "/metrics", headers={"Authorization": "Bearer floe_bogus_0123456789abcdef"})
+        "/metrics", headers={"Authorization": f"Bearer {made_up}"})
     assert bad.status_code == 401
+    # The database out (its queue refusing work) and the key not cached: the scrape still
+    # answers, with the serving metrics only, rather than a 503 exactly when they matter.
+    identity = get_identity(control_plane.app)
+    identity.cache.keys.clear()
+    limit, identity.db._max_pending = identity.db._max_pending, 0
+    try:
+        seen = await scrape(control_plane, "reader")
+    finally:
+        identity.db._max_pending = limit
+    assert not any(name.startswith(dataplane_series) for name, _ in seen)
+    assert any(name == "floe_http_inflight_requests" for name, _ in seen)
 
 
 async def test_failures_warn_once_persistent_and_a_welcome_starts_afresh(
