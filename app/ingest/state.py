@@ -168,6 +168,7 @@ class NodeState:
     batches_applied: int = 0
     batches_duplicate: int = 0
     flows_evicted: int = 0  # of this node's records, from the shared recent-flows window
+    flows_tracked: int = 0  # this node's records in that window now
     rules_generation: int = 0
     rules_error: str = ""
     config_generation: int = 0
@@ -202,6 +203,21 @@ class NodeState:
                 {"name": i.name, "mode": i.mode, "attach_mode": i.attach_mode} for i in interfaces
             ],
         }
+
+
+def rank_talkers(parts: list[dict[str, list[int]]], limit: int) -> list[dict[str, Any]]:
+    """The top `limit` hosts by bytes over host -> [packets, bytes] tables, summed."""
+    if len(parts) == 1:
+        merged = parts[0]
+    else:
+        merged = {}
+        for part in parts:
+            for host, (packets, octets) in part.items():
+                slot = merged.setdefault(host, [0, 0])
+                slot[0] += packets
+                slot[1] += octets
+    ranked = sorted(merged.items(), key=lambda item: item[1][1], reverse=True)[:limit]
+    return [{"host": host, "packets": p, "bytes": b} for host, (p, b) in ranked]
 
 
 class IngestState:
@@ -318,12 +334,16 @@ class IngestState:
         data["bytes"] = data["bytes_ab"] + data["bytes_ba"]
         data["state"] = state
         data["end_reason"] = end
+        if key not in self.flows:
+            self.node(node_id).flows_tracked += 1
         self.flows[key] = data
         self.flows.move_to_end(key)  # an update makes the flow newest
         while len(self.flows) > self.max_flows:
             _, evicted = self.flows.popitem(last=False)
             self.flows_evicted += 1
-            self.node(evicted["node_id"]).flows_evicted += 1
+            owner = self.node(evicted["node_id"])
+            owner.flows_evicted += 1
+            owner.flows_tracked -= 1
 
     # -- views -------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> None:
@@ -351,7 +371,7 @@ class IngestState:
             flows = {"tracked": len(self.flows), "evicted": self.flows_evicted}
             batches = {"applied": self.batches_applied, "duplicate": self.batches_duplicate}
         else:
-            flows = {"tracked": sum(1 for f in self.flows.values() if f["node_id"] in nodes),
+            flows = {"tracked": sum(n.flows_tracked for n in visible),
                      "evicted": sum(n.flows_evicted for n in visible)}
             batches = {"applied": sum(n.batches_applied for n in visible),
                        "duplicate": sum(n.batches_duplicate for n in visible)}
@@ -366,10 +386,24 @@ class IngestState:
 
     def top_talkers(self, limit: int = 10,
                     nodes: frozenset[str] | None = None) -> list[dict[str, Any]]:
-        by_host: dict[str, list[int]] = {}
+        """Hosts by bytes over the recent-flows window (of `nodes` only, when given)."""
+        if nodes is None:
+            return rank_talkers([self._host_totals(self.flows.values())], limit)
+        by_node = self.host_totals_by_node()
+        return rank_talkers([by_node[n] for n in nodes if n in by_node], limit)
+
+    def host_totals_by_node(self) -> dict[str, dict[str, list[int]]]:
+        """node -> host -> [packets, bytes], in one pass over the window: what a tick needs
+        to rank talkers for many node sets without walking the window for each."""
+        grouped: dict[str, list[dict[str, Any]]] = {}
         for data in self.flows.values():
-            if nodes is not None and data["node_id"] not in nodes:
-                continue
+            grouped.setdefault(data["node_id"], []).append(data)
+        return {node: self._host_totals(flows) for node, flows in grouped.items()}
+
+    @staticmethod
+    def _host_totals(flows: Any) -> dict[str, list[int]]:
+        by_host: dict[str, list[int]] = {}
+        for data in flows:
             for host, packets, octets in (
                 (data["src"], data["packets_ab"], data["bytes_ab"]),
                 (data["dst"], data["packets_ba"], data["bytes_ba"]),
@@ -377,8 +411,7 @@ class IngestState:
                 slot = by_host.setdefault(host, [0, 0])
                 slot[0] += packets
                 slot[1] += octets
-        ranked = sorted(by_host.items(), key=lambda item: item[1][1], reverse=True)[:limit]
-        return [{"host": host, "packets": p, "bytes": b} for host, (p, b) in ranked]
+        return by_host
 
     def recent_flows(self, limit: int, predicate: Any = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
