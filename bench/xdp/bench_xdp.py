@@ -93,7 +93,11 @@ def main() -> int:
 
     deny_rules = [Rule(i + 1, "deny", src=f"10.{(i >> 8) & 255}.{i & 255}.0/24")
                   for i in range(args.rules)]
+    # as many IPv6 /48s (LPM trie; the v4 paths never look at them)
+    deny_rules += [Rule(100_000 + i, "deny", src=f"2001:db8:{i:x}::/48")
+                   for i in range(args.rules)]
     hit = build_frame(FrameSpec(src="10.1.244.7", dst="192.168.0.1", proto="udp"))  # rule 501
+    hit6 = build_frame(FrameSpec(src="2001:db8:1f4::7", dst="2001:db8:ffff::1", proto="udp"))
     miss = build_frame(FrameSpec(src="172.16.0.1", dst="192.168.0.1", proto="udp"))
     seconds: dict[str, list[float]] = {}  # kernel-timed, per burst
     wall: dict[str, list[float]] = {}  # wall clock around each BPF_PROG_RUN call
@@ -131,6 +135,8 @@ def main() -> int:
             ("empty XDP_DROP", empty_fds["floe_gen_drop"], None, hit),
             ("read saddr + XDP_DROP (reference)", empty_fds["floe_gen_read_drop"], None, hit),
             ("floe_xdp 1k rules, deny hit", floe_fd, "allow", hit),
+            ("empty XDP_DROP, v6 frame", empty_fds["floe_gen_drop"], None, hit6),
+            ("floe_xdp 1k v6 rules, v6 deny hit", floe_fd, "allow", hit6),
             *([("floor: parse + index read (reference)", floor["floor_lookup"], None, hit),
                ("floor: + hit + fast pair (reference)", floor["floor_count"], None, hit),
                ("floor: + hit + 7 counters (reference)", floor["floor_count7"], None, hit)]
@@ -181,13 +187,15 @@ def main() -> int:
             print(f"  note: sent {rounds * burst * len(configs)} frames, seen by XDP {seen}")
 
     print(f"python {platform.python_version()} ({sys.executable}), kernel {platform.release()}, "
-          f"{rounds} bursts x {burst} frames per configuration, {len(hit)}-byte UDP frames, "
+          f"{rounds} bursts x {burst} frames per configuration, {len(hit)}-byte UDP frames "
+          f"({len(hit6)} for IPv6), "
           "bursts interleaved")
     head = (f"{'live Mpps':>10s}  {'ratio':>7s}  {'paired ratio':>12s}  {'wall ratio':>10s}  "
             f"{'ns/frame (PROG_RUN)':>19s}")
     print(f"  {'configuration':40s} {head}")
     for label, times in seconds.items():
-        base_label = "empty XDP_PASS" if "pass" in label.lower() else "empty XDP_DROP"
+        base_label = ("empty XDP_PASS" if "pass" in label.lower()
+                      else "empty XDP_DROP, v6 frame" if "v6" in label else "empty XDP_DROP")
         base = seconds[base_label]
         mpps = rounds * burst / sum(times) / 1e6
         ratio = sum(base) / sum(times)

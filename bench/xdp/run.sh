@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # In-kernel path: floe_xdp with 1k CIDR rules vs empty XDP programs, same veth + generator.
-# Needs root (namespaces, XDP). Bounded: 10 configs x 150 bursts x 20k frames (~50 s),
+# Needs root (namespaces, XDP). Bounded: 12 configs x 150 bursts x 20k frames (~60 s),
 # killed after 180 s. Output is also appended to bench/results/xdp.txt with the date.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
