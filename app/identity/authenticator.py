@@ -149,6 +149,3 @@ class BearerAuthenticator:
             user_id=record.owner_user_id,
             client_id=record.id,
         )
-
-
-

@@ -26,7 +26,7 @@ from app.hub import Hub
 from app.ingest.metrics import IngestCollector
 from app.ingest.rule_store import RuleStore
 from app.ingest.service import END_REASON_NAMES, FLOW_STATE_NAMES, UplinkService
-from app.ingest.state import IngestState, rank_talkers
+from app.ingest.state import IngestState
 from app.runtime import get_runtime
 
 __all__ = [
@@ -75,17 +75,15 @@ def _publish(app: Quart, state: IngestState) -> None:
     by_node: dict[str, dict[str, list[int]]] | None = None  # one pass, shared by all sets
     for topic in hub.topics(STATS_TOPIC):
         if topic == STATS_TOPIC:
-            talkers = state.top_talkers(10)
             visible = None
         elif topic.startswith(_STATS_OF):
             visible = frozenset(orjson.loads(topic[len(_STATS_OF):]))
             if by_node is None:
                 by_node = state.host_totals_by_node()
-            talkers = rank_talkers([by_node[n] for n in visible if n in by_node], 10)
         else:
             continue
         message = {"type": "stats", "ts": now, "data": state.summary(visible),
-                   "top_talkers": talkers}
+                   "top_talkers": state.top_talkers(10, visible, by_node)}
         hub.publish(message, topic)
 
 

@@ -21,13 +21,7 @@ from app.nodeid import MAX_NODE_ID, valid_node_id
 from app.types import Authenticator
 from floe.dataplane.v1 import uplink_pb2 as pb
 
-__all__ = [
-    "END_REASON_NAMES",
-    "FLOW_STATE_NAMES",
-    "WRITE_SCOPE",
-    "Session",
-    "UplinkService",
-]
+__all__ = ["END_REASON_NAMES", "FLOW_STATE_NAMES", "WRITE_SCOPE", "Session", "UplinkService"]
 
 log = logging.getLogger(__name__)
 

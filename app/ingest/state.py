@@ -229,9 +229,19 @@ class IngestState:
         # flow key -> newest cumulative record, as served by `GET /flows`; oldest first
         self.flows: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self.max_flows = max_flows
-        self.flows_evicted = 0
-        self.batches_applied = 0
-        self.batches_duplicate = 0
+
+    # Totals over all nodes: the per-node counters are the one record of each.
+    @property
+    def flows_evicted(self) -> int:
+        return sum(node.flows_evicted for node in self.nodes.values())
+
+    @property
+    def batches_applied(self) -> int:
+        return sum(node.batches_applied for node in self.nodes.values())
+
+    @property
+    def batches_duplicate(self) -> int:
+        return sum(node.batches_duplicate for node in self.nodes.values())
 
     # -- nodes -------------------------------------------------------------------------
     def node(self, node_id: str) -> NodeState:
@@ -259,7 +269,6 @@ class IngestState:
         node = self.node(node_id)
         if seq <= node.applied_seq.get(instance_id, 0):
             node.batches_duplicate += 1
-            self.batches_duplicate += 1
             return False
         return True
 
@@ -268,7 +277,6 @@ class IngestState:
         node.applied_seq[instance_id] = max(seq, node.applied_seq.get(instance_id, 0))
         node.batches_applied += 1
         node.last_seen = time.time()
-        self.batches_applied += 1
 
     def apply_counters(
         self, node_id: str, interface: str, epoch: str, values: dict[str, int], taken_ns: int
@@ -340,7 +348,6 @@ class IngestState:
         self.flows.move_to_end(key)  # an update makes the flow newest
         while len(self.flows) > self.max_flows:
             _, evicted = self.flows.popitem(last=False)
-            self.flows_evicted += 1
             owner = self.node(evicted["node_id"])
             owner.flows_evicted += 1
             owner.flows_tracked -= 1
@@ -367,14 +374,10 @@ class IngestState:
         for node in visible:
             for source, count in node.loss_totals().items():
                 loss[source] = loss.get(source, 0) + count
-        if nodes is None:
-            flows = {"tracked": len(self.flows), "evicted": self.flows_evicted}
-            batches = {"applied": self.batches_applied, "duplicate": self.batches_duplicate}
-        else:
-            flows = {"tracked": sum(n.flows_tracked for n in visible),
-                     "evicted": sum(n.flows_evicted for n in visible)}
-            batches = {"applied": sum(n.batches_applied for n in visible),
-                       "duplicate": sum(n.batches_duplicate for n in visible)}
+        flows = {"tracked": sum(n.flows_tracked for n in visible),
+                 "evicted": sum(n.flows_evicted for n in visible)}
+        batches = {"applied": sum(n.batches_applied for n in visible),
+                   "duplicate": sum(n.batches_duplicate for n in visible)}
         return {
             "interfaces": interfaces,
             "totals": totals,
@@ -384,12 +387,15 @@ class IngestState:
             "batches": batches,
         }
 
-    def top_talkers(self, limit: int = 10,
-                    nodes: frozenset[str] | None = None) -> list[dict[str, Any]]:
-        """Hosts by bytes over the recent-flows window (of `nodes` only, when given)."""
+    def top_talkers(self, limit: int = 10, nodes: frozenset[str] | None = None,
+                    by_node: dict[str, dict[str, list[int]]] | None = None,
+                    ) -> list[dict[str, Any]]:
+        """Hosts by bytes over the recent-flows window (of `nodes` only, when given; from
+        `host_totals_by_node()` when the caller already has it)."""
         if nodes is None:
             return rank_talkers([self._host_totals(self.flows.values())], limit)
-        by_node = self.host_totals_by_node()
+        if by_node is None:
+            by_node = self.host_totals_by_node()
         return rank_talkers([by_node[n] for n in nodes if n in by_node], limit)
 
     def host_totals_by_node(self) -> dict[str, dict[str, list[int]]]:

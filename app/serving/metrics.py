@@ -65,7 +65,8 @@ class _CountersCollector(Collector):
 
 
 class _View:
-    """Some collectors, rendered as a registry would (generate_latest only calls collect)."""
+    """Several collectors (or registries) rendered as one: generate_latest only calls
+    collect()."""
 
     def __init__(self, collectors: tuple[Any, ...]) -> None:
         self._collectors = collectors
@@ -103,10 +104,10 @@ class ServingMetrics:
         self.registry.register(_CountersCollector(self.counters))
 
     def add(self, collector: Collector) -> None:
-        """Export another layer's collector too (once; an app served again keeps it)."""
+        """Export another layer's collector too (once; an app served again keeps it). It is
+        kept beside `registry`, which holds the serving layer's own metrics only."""
         if collector not in self._added:
             self._added.append(collector)
-            self.registry.register(collector)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -124,10 +125,9 @@ class ServingMetrics:
 
     def render(self) -> bytes:
         """Every metric: the serving layer's and every added collector's (the dataplanes')."""
-        return generate_latest(self.registry)
+        return generate_latest(_View((self.registry, *self._added)))
 
     def render_serving(self) -> bytes:
         """The serving layer's own metrics only: what `/metrics` on the app shows a caller
         without stats:read (dataplane traffic is not for anonymous eyes)."""
-        return generate_latest(_View((self._requests, self._latency,
-                                      _CountersCollector(self.counters))))
+        return generate_latest(self.registry)

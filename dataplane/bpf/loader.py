@@ -18,6 +18,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -101,29 +102,35 @@ def pin_dir_for(ifname: str, pin_root: Path = PIN_ROOT) -> Path:
     return pin_root / ifname
 
 
+@dataclass(slots=True, frozen=True)
+class _MapInfo:
+    """The fields of struct bpf_map_info Floe reads (offsets 4, 8 and 12)."""
+
+    id: int
+    key_size: int
+    value_size: int
+
+
+def _map_info(fd: int) -> _MapInfo | None:
+    """What the kernel says of a map fd, None if it will not say."""
+    info = ctypes.create_string_buffer(128)
+    size = ctypes.c_uint32(len(info))
+    if lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)) < 0:
+        return None
+    word = [int.from_bytes(info.raw[at:at + 4], "little") for at in (4, 8, 12)]
+    return _MapInfo(*word)
+
+
 def _map_id(path: Path) -> int | None:
     """The kernel id of a pinned map: 0 if it is not there, None if we may not look."""
     fd = lb.lib.bpf_obj_get(str(path).encode())
     if fd < 0:
         return 0 if fd == -errno.ENOENT else None
     try:
-        info = ctypes.create_string_buffer(128)  # struct bpf_map_info: id at offset 4
-        size = ctypes.c_uint32(len(info))
-        if lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)) < 0:
-            return None
-        return int.from_bytes(info.raw[4:8], "little")
+        info = _map_info(fd)
+        return None if info is None else info.id
     finally:
         os.close(fd)
-
-
-def _map_sizes(fd: int) -> tuple[int, int] | None:
-    """(key_size, value_size) of a map fd (struct bpf_map_info offsets 8 and 12), None if the
-    kernel will not say."""
-    info = ctypes.create_string_buffer(128)
-    size = ctypes.c_uint32(len(info))
-    if lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)) < 0:
-        return None
-    return int.from_bytes(info.raw[8:12], "little"), int.from_bytes(info.raw[12:16], "little")
 
 
 def _programs_using(map_id: int) -> set[int] | None:
@@ -559,7 +566,8 @@ class XdpProgram:
                                    f"{ifname} clears the pins", errno=errno.ENOENT)
                 lb.check(fd, PinError, f"open pinned map {pin_dir / name}")
                 maps[name] = _make_map(name, fd, ncpus)
-                sizes = _map_sizes(fd)
+                pinned = _map_info(fd)
+                sizes = None if pinned is None else (pinned.key_size, pinned.value_size)
                 expected = (maps[name].key_size, maps[name].value_size)
                 if not for_detach and sizes is not None and sizes != expected:
                     raise PinError(

@@ -323,8 +323,8 @@ async def test_a_live_stream_ends_when_its_access_changes(
 @pytest.mark.parametrize("how", ["bearer", "cookie"])
 async def test_a_live_stream_outlasts_a_database_hiccup_then_still_ends(
         live_app: Quart, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
-    """A re-check that needs the database while it refuses work (its queue full: a real
-    DatabaseUnavailable) keeps the stream and asks again; the watcher must survive it, so a
+    """A re-check that needs the database while it is gone (closed under the app, as
+    tests/integration/rules does) keeps the stream and asks again; the watcher must survive it, so a
     deactivation afterwards still ends the stream, for bearer and cookie sessions alike."""
     from app.api import stream
     from app.identity import get_identity
@@ -347,13 +347,12 @@ async def test_a_live_stream_outlasts_a_database_hiccup_then_still_ends(
     identity = get_identity(live_app)
     async with watcher.websocket("/api/v2/stream", headers=headers) as ws:
         await asyncio.wait_for(ws.receive(), 3)
-        limit = identity.db._max_pending
         identity.cache.users.clear()  # the next re-check must ask the database...
-        identity.db._max_pending = 0  # ...which refuses all work
+        await identity.db.close()  # ...which is gone: every unit of work is refused
         try:
             assert not await _closed_within(ws, 1.0)
         finally:
-            identity.db._max_pending = limit
+            await identity.db.start()
         response = await client.patch(f"/api/v2/users/{user_id}", headers=admin,
                                       json={"active": False})
         assert response.status_code == 200

@@ -382,15 +382,15 @@ async def test_prometheus_metrics_show_what_dataplanes_report(
     bad = await control_plane.app.test_client().get(
         "/metrics", headers={"Authorization": f"Bearer {made_up}"})
     assert bad.status_code == 401
-    # The database out (its queue refusing work) and the key not cached: the scrape still
-    # answers, with the serving metrics only, rather than a 503 exactly when they matter.
+    # The database gone and the key not cached: the scrape still answers, with the serving
+    # metrics only, rather than a 503 exactly when they matter.
     identity = get_identity(control_plane.app)
     identity.cache.keys.clear()
-    limit, identity.db._max_pending = identity.db._max_pending, 0
+    await identity.db.close()
     try:
         seen = await scrape(control_plane, "reader")
     finally:
-        identity.db._max_pending = limit
+        await identity.db.start()
     assert not any(name.startswith(dataplane_series) for name, _ in seen)
     assert any(name == "floe_http_inflight_requests" for name, _ in seen)
 
