@@ -161,6 +161,7 @@ class UplinkClient:
                 await self._session()
             except grpc.aio.AioRpcError as error:
                 self.stats.failures += 1
+                self._failing += 1  # every failed attempt lengthens the backoff, refusals too
                 self.stats.last_error = f"{error.code().name}: {error.details()}"
                 if error.code() in _FATAL:
                     self.stats.auth_failures += 1
@@ -169,6 +170,7 @@ class UplinkClient:
                     self._failed()
             except (OSError, TimeoutError, ConnectionError) as error:
                 self.stats.failures += 1
+                self._failing += 1
                 self.stats.last_error = repr(error)
                 self._failed()
             finally:
@@ -180,10 +182,9 @@ class UplinkClient:
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
     def _failed(self) -> None:
-        """A failed attempt or a lost stream: info while it may be passing, a warning (once
-        per distinct error) from the third attempt in a row that never got a Welcome — a TLS
-        name mismatch must not hide in info logs."""
-        self._failing += 1
+        """Log a failed attempt or a lost stream (run() has counted it): info while it may be
+        passing, a warning (once per distinct error) from the third attempt in a row that
+        never got a Welcome — a TLS name mismatch must not hide in info logs."""
         error = self.stats.last_error
         if self._failing >= 3 and error != self._warned:
             self._warned = error
@@ -192,7 +193,7 @@ class UplinkClient:
         else:
             log.info("uplink to %s failed: %s", self.target, error)
 
-    async def _session(self) -> bool:
+    async def _session(self) -> None:
         key = self._key()
         metadata = (("authorization", f"Bearer {key}"),) if key else ()
         options: list[tuple[str, int | str]] = [
@@ -231,7 +232,6 @@ class UplinkClient:
                 call.cancel()
             if reader.done() and not reader.cancelled() and reader.exception() is not None:
                 raise reader.exception()  # type: ignore[misc]
-            return True
 
     async def _write(self, call: Any, reader: asyncio.Task[None]) -> None:
         sent_upto = self.stats.acked_seq

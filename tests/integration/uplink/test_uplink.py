@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.factory import create_app
 from app.identity import get_identity
 from app.ingest import get_ingest, get_state
+from dataplane import uplink as dataplane_uplink
 from dataplane.uplink import UplinkClient, backoff_delay
 from floe.dataplane.v1 import uplink_pb2 as pb
 from floe.dataplane.v1 import uplink_pb2_grpc
@@ -218,7 +219,8 @@ async def test_control_plane_restart_rebuilds_totals(
         ("other", grpc.StatusCode.PERMISSION_DENIED),
     ],
 )
-async def test_auth_failures(control_plane: ControlPlane, role: str, code: grpc.StatusCode) -> None:
+async def test_auth_failures(control_plane: ControlPlane, role: str, code: grpc.StatusCode,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
     key = control_plane.keys.get(role, "floe_bogus_0123456789abcdef" if role else "")
     metadata = (("authorization", f"Bearer {key}"),) if key else ()
     async with grpc.aio.insecure_channel(control_plane.target) as channel:
@@ -229,12 +231,20 @@ async def test_auth_failures(control_plane: ControlPlane, role: str, code: grpc.
         assert caught.value.code() == code
     assert control_plane.state.nodes == {}
 
+    attempts: list[int] = []  # a refused key backs off like any failure, never a busy loop
+
+    def record(attempt: int, initial: float, maximum: float) -> float:
+        attempts.append(attempt)
+        return 0.01
+
+    monkeypatch.setattr(dataplane_uplink, "backoff_delay", record)
     uplink = client(control_plane.target, key=key)
     task = asyncio.create_task(uplink.run())
-    await wait_for(lambda: uplink.stats.auth_failures >= 1)
+    await wait_for(lambda: uplink.stats.auth_failures >= 3)
     uplink.stop()
     await task
     assert uplink.stats.connects == 0
+    assert attempts[:3] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("node", ["", "a\x00b", "tab\there", "n" * 129])
