@@ -1,6 +1,7 @@
-"""Python tap consumer for the benchmark: AF_XDP source -> parse -> flow table -> aggregates,
-and every 100 ms (the runner's default tick) the flow work the runner does: expire, drain and
-encode the records to their wire form.
+"""Python tap consumer for the benchmark: the runner's own per-batch work (parse, flow table,
+aggregates: Runner._apply) on an AF_XDP source, and every 100 ms (the runner's default tick)
+its own flow work (Runner.table_flows: expire, drain and encode in slices, reading the ring
+between slices) and aggregate tick. Only the uplink is left out.
 
 Runs for SECONDS, prints "ready" once its sockets are registered and at the end
 "received <n> fill_empty <n> dropped <n> flows <n>" (same format as xsk_rxdrop).
@@ -10,15 +11,14 @@ Usage: tap_consumer.py IFNAME SECONDS [--count-only]
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
-from dataplane.aggregate import Aggregator
 from dataplane.bpf import XdpProgram
-from dataplane.config import DEFAULT_TICK_SECONDS
+from dataplane.config import DEFAULT_TICK_SECONDS, DataplaneConfig
 from dataplane.flowtable import FlowTable
-from dataplane.flowwire import encode_flows
-from dataplane.parse import parse_batch
-from dataplane.runner import MAX_FLOWS_PER_TICK
+from dataplane.runner import Runner
 from dataplane.sources.afxdp import AfXdpSource
 
 TICK = DEFAULT_TICK_SECONDS  # the runner's default tick
@@ -33,8 +33,12 @@ def main() -> None:
     args = ap.parse_args()
     prog = XdpProgram.open(args.ifname)
     src = AfXdpSource(args.ifname, prog)
-    ft = FlowTable(capacity=1 << 20, track_deltas=True)
-    agg = Aggregator()
+    config = DataplaneConfig(target="127.0.0.1:1", api_key="", node_id="bench",
+                             instance_id="bench", state_dir=Path(tempfile.gettempdir()))
+    runner = Runner(config, "tap", args.ifname)
+    runner.source = src  # so table_flows reads the ring between slices, as in production
+    runner.table = ft = FlowTable(capacity=1 << 20, track_deltas=True)
+    assert runner.aggregator is not None
     print("ready", flush=True)
     received = 0
     cpu0 = time.process_time()
@@ -48,21 +52,20 @@ def main() -> None:
         n = len(batch)
         received += n
         if n and not args.count_only:
-            parsed = parse_batch(batch)
-            ft.update(parsed)
-            agg.add(parsed, ft.last_deltas())
-        if now >= next_tick:
+            runner._apply(batch)
+        if now >= next_tick and not args.count_only:
             t = time.perf_counter()
             ts = time.time_ns()
-            encode_flows(ft.expire(ts), args.ifname)
-            encode_flows(ft.drain_updates(limit=MAX_FLOWS_PER_TICK), args.ifname)
-            agg.tick(ts)
+            runner.table_flows(ts)
+            runner.aggregator.tick(ts)
             worst_tick = max(worst_tick, time.perf_counter() - t)
             next_tick = now + TICK
     cpu = time.process_time() - cpu0
     loss = src.loss()
     src.close()
     prog.close()
+    if not args.count_only:  # frames table_flows read between its slices count too
+        received = runner.user_counters["packets"]
     print(
         f"received {received} fill_empty {loss['fill_ring_empty']} "
         f"dropped {loss['rx_ring_full'] + loss['dropped_other']} flows {ft.stats().created} "
