@@ -62,10 +62,11 @@ class IngestCollector(Collector):
             malformed.add_metric(labels, totals.get("malformed", 0))
             for source, count in sorted(interface.loss_totals().items()):
                 loss.add_metric((*labels, source), count)
+            if not with_hits:
+                continue
             for rule_id, (rule_packets, rule_bytes) in sorted(hits[id(interface)].items()):
-                if with_hits:
-                    hits_packets.add_metric((*labels, str(rule_id)), rule_packets)
-                    hits_bytes.add_metric((*labels, str(rule_id)), rule_bytes)
+                hits_packets.add_metric((*labels, str(rule_id)), rule_packets)
+                hits_bytes.add_metric((*labels, str(rule_id)), rule_bytes)
         yield from (packets, octets, verdicts, malformed, loss, hits_packets, hits_bytes)
         yield GaugeMetricFamily("floe_rule_hit_series_omitted", "(rule, interface) pairs left "
                                 f"out of floe_rule_hit_* (more than {MAX_RULE_SERIES})",

@@ -29,16 +29,12 @@ _UNMATCHED = "<unmatched>"
 def init_app(app: Quart) -> None:
     runtime = get_runtime(app)
     settings = runtime.settings
-    metrics = ServingMetrics()
+    metrics = ServingMetrics(others=runtime.collectors)  # the layers' list, read per scrape
     hub = Hub(queue_size=settings.ws_queue_size)
     metrics.counters.ws_clients = lambda: hub.subscriber_count
     metrics.counters.ws_dropped = lambda: hub.dropped_total
     runtime.components["serving_metrics"] = metrics
 
-    @app.before_serving
-    async def _layer_collectors() -> None:  # every layer has attached its collectors by now
-        for collector in runtime.collectors:
-            metrics.add(collector)
     runtime.components["hub"] = hub
     app.asgi_app = AdmissionMiddleware(app.asgi_app, settings, metrics.counters)  # type: ignore[method-assign,assignment]
     observe = metrics.observe

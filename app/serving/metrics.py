@@ -85,7 +85,9 @@ class ServingMetrics:
     _requests: Counter = field(init=False)
     _latency: Histogram = field(init=False)
     _children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = field(default_factory=dict)
-    _added: list[Collector] = field(default_factory=list)
+    # other layers' collectors (Runtime.collectors), rendered beside `registry`, which holds
+    # the serving layer's own metrics only
+    others: list[Collector] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._requests = Counter(
@@ -103,12 +105,6 @@ class ServingMetrics:
         )
         self.registry.register(_CountersCollector(self.counters))
 
-    def add(self, collector: Collector) -> None:
-        """Export another layer's collector too (once; an app served again keeps it). It is
-        kept beside `registry`, which holds the serving layer's own metrics only."""
-        if collector not in self._added:
-            self._added.append(collector)
-
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
         children = self._children.get(key)
@@ -125,7 +121,7 @@ class ServingMetrics:
 
     def render(self) -> bytes:
         """Every metric: the serving layer's and every added collector's (the dataplanes')."""
-        return generate_latest(_View((self.registry, *self._added)))
+        return generate_latest(_View((self.registry, *self.others)))
 
     def render_serving(self) -> bytes:
         """The serving layer's own metrics only: what `/metrics` on the app shows a caller

@@ -181,7 +181,7 @@ def _pin_users(pin_dir: Path) -> set[int] | None:
 
 
 def _remove_pins(pin_dir: Path) -> None:
-    """The map pins; the directory stays (it carries the lock holders' flock)."""
+    """The map pins (the callers remove the directory, which _locked() copes with)."""
     for name in MAPS:
         (pin_dir / name).unlink(missing_ok=True)
 
@@ -267,6 +267,12 @@ def _u32(value: int) -> bytes:
     return int(value).to_bytes(4, "little")
 
 
+def _slots_of(entries: dict[str, dict[bytes, bytes]]) -> dict[int, int]:
+    """rule id -> hits slot, from rule map contents."""
+    return {(val := RuleVal.from_buffer_copy(raw)).rule_id: val.hit_slot
+            for values in entries.values() for raw in values.values()}
+
+
 class RuleTable:
     """The rule maps of one program: apply whole rule sets as a diff, read per-rule hits.
 
@@ -297,17 +303,17 @@ class RuleTable:
         return out
 
     def entries(self) -> dict[str, dict[bytes, bytes]]:
-        """The rule maps' contents as the kernel holds them: {map name: {key: value}}."""
+        """The rule maps' contents as the kernel holds them: {map name: {key: value}}. The hit
+        slots they name are remembered, so hits() after this reads no rule map again."""
         with map_errors(MapError, "read rule maps"):
-            return self._current()
+            current = self._current()
+        self._slots = _slots_of(current)
+        return current
 
     def slots(self) -> dict[int, int]:
         """rule id -> hits slot, as stored in the kernel maps."""
         with map_errors(MapError, "read rule slots"):
-            return {
-                (val := RuleVal.from_buffer_copy(raw)).rule_id: val.hit_slot
-                for entries in self._current().values() for raw in entries.values()
-            }
+            return _slots_of(self._current())
 
     def apply(self, ruleset: RuleSet) -> dict[str, int]:
         """Write the difference between the maps and `ruleset`; returns added/changed/removed.
@@ -475,9 +481,8 @@ class XdpProgram:
         except BaseException:
             lb.lib.bpf_object__close(obj)
             if fresh:  # nothing was attached: leave no pins behind
-                for name in MAPS:
-                    with contextlib.suppress(OSError):
-                        (pin_dir / name).unlink()
+                with contextlib.suppress(OSError):
+                    _remove_pins(pin_dir)
             with contextlib.suppress(OSError):
                 pin_dir.rmdir()
             lock.close()
