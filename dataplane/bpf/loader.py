@@ -232,16 +232,18 @@ def _locked(pin_dir: Path | None, create: bool = False) -> Iterator[None]:
     A detach may remove the directory while we wait for the lock; holding a lock on a
     removed directory protects nothing, so the lock is taken again on the one now at the path
     (`create`: made again if need be)."""
+    if pin_dir is None:
+        yield
+        return
     for _ in range(10):
-        if pin_dir is None:
-            break
         if create:
             with map_errors(PinError, f"create pin directory {pin_dir}"):
                 pin_dir.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(pin_dir, os.O_RDONLY | os.O_DIRECTORY)
         except FileNotFoundError:
-            break  # nothing there to protect
+            yield  # nothing there to protect
+            return
         except OSError as error:
             raise from_errno(PinError, f"lock {pin_dir}: {error.strerror}",
                              error.errno or 0) from error
@@ -257,7 +259,8 @@ def _locked(pin_dir: Path | None, create: bool = False) -> Iterator[None]:
                 return
         finally:
             os.close(fd)  # releases the lock
-    yield  # no directory (or it keeps changing under us): nothing to serialise on
+    raise PinError(f"{pin_dir} was removed and made again ten times while we waited for its "
+                   "lock: other loaders keep attaching and detaching; try again")
 
 
 _HITS_BY_KEY = 64  # up to this many rules, hits are read slot by slot
