@@ -111,14 +111,22 @@ class _MapInfo:
     value_size: int
 
 
+def _obj_info(fd: int, size: int) -> bytes | None:
+    """The kernel's bpf_{map,prog}_info of an fd (the first `size` bytes), None if it will
+    not say."""
+    info = ctypes.create_string_buffer(size)
+    length = ctypes.c_uint32(size)
+    if lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(length)) < 0:
+        return None
+    return info.raw
+
+
 def _map_info(fd: int) -> _MapInfo | None:
     """What the kernel says of a map fd, None if it will not say."""
-    info = ctypes.create_string_buffer(128)
-    size = ctypes.c_uint32(len(info))
-    if lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)) < 0:
+    raw = _obj_info(fd, 128)
+    if raw is None:
         return None
-    word = [int.from_bytes(info.raw[at:at + 4], "little") for at in (4, 8, 12)]
-    return _MapInfo(*word)
+    return _MapInfo(*(int.from_bytes(raw[at:at + 4], "little") for at in (4, 8, 12)))
 
 
 def _map_id(path: Path) -> int | None:
@@ -150,11 +158,10 @@ def _programs_using(map_id: int) -> set[int] | None:
         if fd < 0:
             return None
         try:
-            info = ctypes.create_string_buffer(256)
-            size = ctypes.c_uint32(len(info))
-            if lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)) < 0:
+            info = _obj_info(fd, 256)
+            if info is None:
                 return None
-            count = int.from_bytes(info.raw[52:56], "little")  # nr_map_ids
+            count = int.from_bytes(info[52:56], "little")  # nr_map_ids
             if not count:
                 continue
             ids = (ctypes.c_uint32 * count)()
@@ -801,7 +808,7 @@ def _program_name(prog_id: int) -> str:
         info = ctypes.create_string_buffer(256)
         size = ctypes.c_uint32(len(info))
         lb.check(lb.lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)), AttachError,
-                 f"info of program {prog_id}")
+                 f"info of program {prog_id}")  # errno kept: EPERM is a permission error
         return info.raw[64:80].split(b"\0", 1)[0].decode(errors="replace")
     finally:
         os.close(fd)
