@@ -24,6 +24,8 @@ class Principal:
     teams: frozenset[int] = field(default_factory=frozenset)
     # node id -> scopes a resource grant (`node/<id>`) gives on that node only
     node_scopes: Mapping[str, frozenset[str]] = field(default_factory=dict, hash=False)
+    # API keys for dataplanes: the node id (or `*` pattern) the key may speak for
+    node_binding: str | None = None
 
     def has(self, scope: str) -> bool:
         """True when `scope` is granted globally, directly or through its `:admin` / `:write`

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import grpc
 
 from app.config import ConfigError, Settings, extra_bool, extra_float
-from app.nodeid import MAX_NODE_ID, valid_node_id
+from app.nodeid import MAX_NODE_ID, default_node_id, valid_node_id
 from app.serving.tls import dev_certificate_paths
 
 __all__ = [
@@ -178,7 +177,7 @@ def load_dataplane_config(
     )
     if not 0.01 <= tick <= 60:
         raise ConfigError(f"FLOE_TICK_SECONDS={tick!r} is out of range [0.01, 60]")
-    node = node_id or settings.extra.get("FLOE_NODE_ID") or socket.gethostname()
+    node = node_id or default_node_id(settings.extra)
     if not valid_node_id(node):
         raise ConfigError(f"FLOE_NODE_ID={node!r} must be 1-{MAX_NODE_ID} printable characters "
                           "(grants name the node as node/<id>)")

@@ -210,6 +210,8 @@ api_client = _table(
     _dt("created_at", default=utcnow),
     _dt("revoked_at", nullable=True),
     sa.Column("rotated_from_id", sa.Integer, nullable=True),
+    # The node id (or `*` pattern) a dataplane key may claim in its uplink Hello.
+    _str("node_id", 128, nullable=True),
 )
 
 refresh_token = _table(

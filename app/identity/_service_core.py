@@ -7,7 +7,7 @@ same transaction, and invalidates IdentityCache after the commit. Errors are Api
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from app.api.envelope import ApiError
@@ -21,6 +21,8 @@ from app.identity.limits import LoginThrottle
 from app.identity.mailer import Mailer
 from app.identity.onetime import OneTimeTokens
 from app.identity.passwords import Passwords
+from app.identity.policy import Capabilities
+from app.identity.records import RoleRecord
 from app.identity.scopes import UnknownScopeError, normalise_scopes
 from app.identity.totp import (
     normalise_recovery_code,
@@ -38,12 +40,13 @@ __all__ = [
     "ServiceCore",
     "audit",
     "audit_self",
-    "check_grantable",
     "conflict_error",
-    "no_escalation",
     "not_found",
+    "role_scopes",
+    "roles_or_422",
     "scopes_or_422",
     "unauthorized",
+    "user_capabilities",
 ]
 
 
@@ -121,32 +124,27 @@ def scopes_or_422(scopes: list[str]) -> frozenset[str]:
         raise ApiError(422, "unknown_scope", str(error), {"unknown": error.unknown}) from None
 
 
-def no_escalation(
-    actor: Principal | None,
-    scopes: frozenset[str],
-    message: str = "Cannot grant scopes you do not hold",
-) -> None:
-    """403 when `actor` would hand out scopes it does not hold itself; None is the system."""
-    if actor is None:
-        return
-    beyond = sorted(scope for scope in scopes if not actor.has(scope))
-    if beyond:
-        raise ApiError(403, "scope_escalation", message, {"not_held": beyond})
-
-
-def check_grantable(dal: Dal, actor: Principal | None, role_names: list[str]) -> dict[str, int]:
-    """Role ids for `role_names`; 422 for unknown roles, 403 when the actor would hand out
-    scopes it does not hold itself (no privilege escalation through role assignment)."""
+def roles_or_422(dal: Dal, role_names: list[str]) -> dict[str, RoleRecord]:
+    """The roles named, or 422 listing every unknown name."""
     roles = store.roles_by_name(dal, role_names)
     missing = sorted(set(role_names) - set(roles))
     if missing:
         raise ApiError(
             422, "unknown_role", "Unknown roles: " + ", ".join(missing), {"unknown": missing}
         )
-    if actor is not None:
-        scopes = frozenset(scope for role in roles.values() for scope in role.scopes)
-        no_escalation(actor, scopes, "Cannot grant roles carrying scopes you do not hold")
-    return {name: role.id for name, role in roles.items()}
+    return roles
+
+
+def role_scopes(roles: Iterable[RoleRecord]) -> frozenset[str]:
+    return frozenset(scope for role in roles for scope in role.scopes)
+
+
+def user_capabilities(dal: Dal, user_id: int) -> Capabilities:
+    """What the user can do now (global roles, node grants, team nodes); 404 if unknown."""
+    state = store.user_state(dal, user_id)
+    if state is None:
+        raise not_found("User")
+    return Capabilities(state.scopes, state.node_scopes)
 
 
 class ServiceCore:

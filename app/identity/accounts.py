@@ -13,12 +13,15 @@ from app.identity._service_core import (
     ServiceCore,
     audit,
     audit_self,
-    check_grantable,
     conflict_error,
     not_found,
+    role_scopes,
+    roles_or_422,
+    user_capabilities,
 )
 from app.identity.apikeys import token_hash
 from app.identity.onetime import PURPOSES
+from app.identity.policy import Action, Capabilities, authorize
 from app.identity.records import UserRecord, utcnow
 from app.identity.totp import (
     new_recovery_codes,
@@ -55,7 +58,9 @@ class AccountUseCases(ServiceCore):
         password_hash = await self.passwords.hash(password)
 
         def work(dal: Dal) -> UserRecord:
-            ids = check_grantable(dal, actor, roles)
+            chosen = roles_or_422(dal, roles)
+            granting = Capabilities(role_scopes(chosen.values()))
+            authorize(actor, Action.USER_CREATE, granting=granting)
             if store.user_row_by_email(dal, email) is not None:
                 raise conflict_error(USER_EXISTS)
             now = utcnow()
@@ -75,7 +80,7 @@ class AccountUseCases(ServiceCore):
                     password_changed_at=None,
                 )
             )
-            store.set_user_roles(dal, user_id, ids.values())
+            store.set_user_roles(dal, user_id, [role.id for role in chosen.values()])
             details = {"roles": sorted(roles)}
             if actor is None:  # self-registration: the new user is its own actor
                 audit_self(dal, "user_create", user_id, ip, details=details)
@@ -223,12 +228,25 @@ class AccountUseCases(ServiceCore):
         roles: list[str] | None = None,
         password: str | None = None,
     ) -> UserRecord:
+        """Change a user. Each change is an action of the policy: the caller must outrank
+        the user (hold every scope the user holds, node by node) and hold the new roles."""
         password_hash = await self.passwords.hash(password) if password else None
 
         def work(dal: Dal) -> UserRecord:
             row = store.user_row_by_id(dal, user_id)
             if row is None:
                 raise not_found("User")
+            target = user_capabilities(dal, user_id)
+            if display_name is not None:
+                authorize(actor, Action.USER_UPDATE, target=target)
+            if password_hash:
+                authorize(actor, Action.USER_SET_PASSWORD, target=target)
+            if active is not None:
+                authorize(actor, Action.USER_SET_ACTIVE, target=target)
+            chosen = roles_or_422(dal, roles) if roles is not None else None
+            if chosen is not None:
+                authorize(actor, Action.USER_SET_ROLES, target=target,
+                          granting=Capabilities(role_scopes(chosen.values())))
             updates: dict[str, Any] = {"updated_at": utcnow()}
             if display_name is not None:
                 updates["display_name"] = display_name
@@ -238,16 +256,15 @@ class AccountUseCases(ServiceCore):
             if password_hash:
                 self._store_password(dal, user_id, password_hash)
                 audit(dal, "password_reset_by_admin", actor, ip, f"user:{user_id}")
-            if roles is not None:
-                ids = check_grantable(dal, actor, roles)
-                store.set_user_roles(dal, user_id, ids.values())
+            if chosen is not None:
+                store.set_user_roles(dal, user_id, [role.id for role in chosen.values()])
                 audit(
                     dal,
                     "role_change",
                     actor,
                     ip,
                     f"user:{user_id}",
-                    details={"roles": sorted(roles)},
+                    details={"roles": sorted(chosen)},
                 )
             if active is not None:
                 action = "user_activate" if active else "user_deactivate"
@@ -264,8 +281,7 @@ class AccountUseCases(ServiceCore):
             raise ApiError(409, "self_delete", "You cannot delete your own account")
 
         def work(dal: Dal) -> None:
-            if store.user_row_by_id(dal, user_id) is None:
-                raise not_found("User")
+            authorize(actor, Action.USER_DELETE, target=user_capabilities(dal, user_id))
             dal(dal.api_client.owner_user_id == user_id).update(
                 revoked_at=utcnow(), owner_user_id=None
             )

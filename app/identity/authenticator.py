@@ -127,8 +127,12 @@ class BearerAuthenticator:
         record = live[0]
         if record.owner_user_id is not None:
             owner = await self.user_state(record.owner_user_id)
-            owner_scopes = owner.scopes if owner is not None and owner.active else frozenset()
-            record.scopes = frozenset(s for s in record.scopes if covers(owner_scopes, s))
+            if owner is None or not owner.active:
+                # A deactivated (or deleted) owner's keys stop working with the owner, until
+                # the owner changes again (forget_user clears the negative entries).
+                self._cache.note_missing(prefix)
+                return None
+            record.scopes = frozenset(s for s in record.scopes if covers(owner.scopes, s))
         self._cache.keys[prefix] = record
         return record
 
@@ -148,4 +152,5 @@ class BearerAuthenticator:
             scopes=record.scopes,
             user_id=record.owner_user_id,
             client_id=record.id,
+            node_binding=record.node_id,
         )

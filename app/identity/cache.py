@@ -47,9 +47,11 @@ class IdentityCache:
     def forget_user(self, user_id: int, publish: bool = True) -> None:
         self._tell({"k": "user", "id": user_id}, publish)
         self.users.pop(user_id, None)
-        # Keys owned by the user are bounded by the user's scopes: drop them too.
+        # Keys owned by the user are bounded by the user's scopes: drop them too, and the
+        # negative entries (a deactivated owner's keys are cached as missing).
         for prefix in [p for p, k in self.keys.items() if k.owner_user_id == user_id]:
             del self.keys[prefix]
+        self.missing_keys.clear()
 
     def forget_all_users(self, publish: bool = True) -> None:
         """A role's scopes changed: every user holding it may be affected."""
@@ -57,6 +59,7 @@ class IdentityCache:
         self.users.clear()
         for prefix in [p for p, k in self.keys.items() if k.owner_user_id is not None]:
             del self.keys[prefix]
+        self.missing_keys.clear()
 
     def forget_key(self, prefix: str, publish: bool = True) -> None:
         self._tell({"k": "key", "p": prefix}, publish)

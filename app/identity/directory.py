@@ -14,17 +14,24 @@ from app.identity._service_core import (
     Dal,
     ServiceCore,
     audit,
-    check_grantable,
     conflict_error,
-    no_escalation,
     not_found,
     scopes_or_422,
+    user_capabilities,
 )
+from app.identity.policy import Action, Capabilities, authorize
 from app.identity.records import RoleRecord, TeamRecord, utcnow
 from app.identity.scopes import ROLE_LEVELS
 from app.types import Principal
 
 __all__ = ["DirectoryUseCases"]
+
+
+def _conferred(dal: Dal, team_id: int) -> Capabilities:
+    """What the team gives its members: its team roles' scopes on each node it holds."""
+    nodes = [r["resource_id"] for r in store.team_resources(dal, team_id)
+             if r["resource_type"] == "node"]
+    return Capabilities.on_nodes(store.team_role_scopes(dal, team_id), nodes)
 
 
 class DirectoryUseCases(ServiceCore):
@@ -43,7 +50,7 @@ class DirectoryUseCases(ServiceCore):
         ip: str,
     ) -> RoleRecord:
         chosen = scopes_or_422(scopes)
-        no_escalation(actor, chosen)
+        authorize(actor, Action.ROLE_CREATE, granting=Capabilities(chosen))
         if level not in ROLE_LEVELS:
             raise ApiError(422, "invalid_level", f"level must be one of {', '.join(ROLE_LEVELS)}")
 
@@ -76,8 +83,6 @@ class DirectoryUseCases(ServiceCore):
         ip: str,
     ) -> RoleRecord:
         chosen = scopes_or_422(scopes) if scopes is not None else None
-        if chosen is not None:
-            no_escalation(actor, chosen)
 
         def work(dal: Dal) -> RoleRecord:
             row = dal(dal.auth_role.id == role_id).select().first()
@@ -85,6 +90,11 @@ class DirectoryUseCases(ServiceCore):
                 raise not_found("Role")
             if row.builtin:
                 raise ApiError(409, "builtin_role", "Built-in roles cannot be changed")
+            current = store.role_by_id(dal, role_id)
+            assert current is not None
+            # Its holders lose what is taken out and gain what is put in: hold both.
+            authorize(actor, Action.ROLE_UPDATE, target=Capabilities(frozenset(current.scopes)),
+                      granting=Capabilities(chosen or frozenset()))
             updates: dict[str, Any] = {}
             if description is not None:
                 updates["description"] = description
@@ -115,6 +125,9 @@ class DirectoryUseCases(ServiceCore):
                 raise not_found("Role")
             if row.builtin:
                 raise ApiError(409, "builtin_role", "Built-in roles cannot be deleted")
+            current = store.role_by_id(dal, role_id)
+            assert current is not None
+            authorize(actor, Action.ROLE_DELETE, target=Capabilities(frozenset(current.scopes)))
             in_use = (
                 dal(dal.team_member.role_id == role_id).count()
                 + dal(dal.resource_grant.role_id == role_id).count()
@@ -153,14 +166,16 @@ class DirectoryUseCases(ServiceCore):
         def work(dal: Dal) -> TeamRecord:
             if dal(dal.team.id == team_id).count() == 0:
                 raise not_found("Team")
-            if store.user_row_by_id(dal, user_id) is None:
-                raise not_found("User")
+            target = user_capabilities(dal, user_id)
             role_row = store.role_by_name(dal, role)
             if role_row is None or role_row.level != "team":
                 raise ApiError(
                     422, "unknown_role", "role must be a team-level role (e.g. team_viewer)"
                 )
-            check_grantable(dal, actor, [role])  # a team role gives scopes on team nodes
+            # Held everywhere, not only on the team's nodes today: the team may be given
+            # more nodes later, and each would then carry this role's scopes.
+            authorize(actor, Action.TEAM_SET_MEMBER, target=target,
+                      granting=Capabilities(frozenset(role_row.scopes)))
             query = (dal.team_member.team_id == team_id) & (dal.team_member.user_id == user_id)
             if dal(query).count():
                 dal(query).update(role_id=role_row.id)
@@ -184,8 +199,10 @@ class DirectoryUseCases(ServiceCore):
     async def remove_member(self, team_id: int, user_id: int, *, actor: Principal, ip: str) -> None:
         def work(dal: Dal) -> None:
             query = (dal.team_member.team_id == team_id) & (dal.team_member.user_id == user_id)
-            if dal(query).delete() == 0:
+            if dal(query).count() == 0:
                 raise not_found("Team member")
+            authorize(actor, Action.TEAM_REMOVE_MEMBER, target=user_capabilities(dal, user_id))
+            dal(query).delete()
             audit(
                 dal,
                 "team_member_remove",
@@ -201,6 +218,7 @@ class DirectoryUseCases(ServiceCore):
         def work(dal: Dal) -> list[int]:
             if dal(dal.team.id == team_id).count() == 0:
                 raise not_found("Team")
+            authorize(actor, Action.TEAM_DELETE, target=_conferred(dal, team_id))
             members = store.team_member_ids(dal, team_id)
             dal(dal.team_member.team_id == team_id).delete()
             dal(dal.team_resource.team_id == team_id).delete()
@@ -240,8 +258,8 @@ class DirectoryUseCases(ServiceCore):
         def work(dal: Dal) -> tuple[int, list[int]]:
             if dal(dal.team.id == team_id).count() == 0:
                 raise not_found("Team")
-            no_escalation(actor, store.team_role_scopes(dal, team_id),
-                          "Cannot give a team a resource with scopes you do not hold")
+            authorize(actor, Action.TEAM_ADD_RESOURCE, granting=Capabilities.on_nodes(
+                store.team_role_scopes(dal, team_id), [resource_id]))
             query = ((dal.team_resource.team_id == team_id)
                      & (dal.team_resource.resource_type == resource_type)
                      & (dal.team_resource.resource_id == resource_id))
@@ -267,6 +285,8 @@ class DirectoryUseCases(ServiceCore):
             row = dal(query).select().first()
             if row is None:
                 raise not_found("Team resource")
+            authorize(actor, Action.TEAM_REMOVE_RESOURCE, target=Capabilities.on_nodes(
+                store.team_role_scopes(dal, team_id), [row.resource_id]))
             dal(query).delete()
             audit(dal, "team_resource_remove", actor, ip, f"team:{team_id}",
                   details={"resource": f"{row.resource_type}/{row.resource_id}"})
@@ -310,14 +330,15 @@ class DirectoryUseCases(ServiceCore):
         ip: str,
     ) -> int:
         def work(dal: Dal) -> int:
-            if store.user_row_by_id(dal, user_id) is None:
-                raise not_found("User")
+            target = user_capabilities(dal, user_id)
             role_row = store.role_by_name(dal, role)
             if role_row is None or role_row.level != "resource":
                 raise ApiError(
                     422, "unknown_role", "role must be a resource-level role (e.g. editor)"
                 )
-            check_grantable(dal, actor, [role])
+            # The grant gives the role's scopes on that node only: held there is enough.
+            authorize(actor, Action.GRANT_ADD, target=target, granting=Capabilities.on_nodes(
+                role_row.scopes, [resource_id]))
             query = (
                 (dal.resource_grant.user_id == user_id)
                 & (dal.resource_grant.resource_type == resource_type)
@@ -350,8 +371,10 @@ class DirectoryUseCases(ServiceCore):
     async def remove_grant(self, user_id: int, grant_id: int, *, actor: Principal, ip: str) -> None:
         def work(dal: Dal) -> None:
             query = (dal.resource_grant.id == grant_id) & (dal.resource_grant.user_id == user_id)
-            if dal(query).delete() == 0:
+            if dal(query).count() == 0:
                 raise not_found("Grant")
+            authorize(actor, Action.GRANT_REMOVE, target=user_capabilities(dal, user_id))
+            dal(query).delete()
             audit(dal, "grant_remove", actor, ip, f"user:{user_id}", details={"grant_id": grant_id})
 
         await self._commit(work, forget_user=user_id)

@@ -20,6 +20,7 @@ from app.identity import store
 from app.identity.apikeys import hash_key, parse_key
 from app.identity.passwords import Passwords
 from app.identity.records import utcnow
+from app.nodeid import default_node_id
 from app.runtime import get_runtime
 
 __all__ = [
@@ -94,10 +95,13 @@ def _read(path: Path) -> str:
 
 
 async def ensure_dataplane_key(app: Quart) -> Path:
-    """Keep a live `local-dataplane` key (dataplane:write) and its plaintext in the data dir."""
+    """Keep a live `local-dataplane` key (dataplane:write, bound to this host's default node
+    id) and its plaintext in the data dir; re-minted when missing, revoked or bound elsewhere
+    (e.g. a key from before node binding, or FLOE_NODE_ID changed)."""
     runtime = get_runtime(app)
     service = runtime.components["identity"]
     path = Path(runtime.settings.data_dir) / DATAPLANE_KEY_FILE
+    node = default_node_id(runtime.settings.extra)  # the local dataplane's default node id
     current = await asyncio.to_thread(_read, path)
     parsed = parse_key(current) if current else None
     if parsed is not None:
@@ -108,11 +112,12 @@ async def ensure_dataplane_key(app: Quart) -> Path:
             and row.key_hash == hash_key(parsed.full)
             and (row.expires_at is None or row.expires_at > now)
             and row.name == LOCAL_DATAPLANE_KEY_NAME
+            and row.node_id == node
             for row in rows
         ):
             return path
     _, plain = await service.create_api_key(
-        LOCAL_DATAPLANE_KEY_NAME, ["dataplane:write"], None, actor=None, ip="local"
+        LOCAL_DATAPLANE_KEY_NAME, ["dataplane:write"], None, actor=None, ip="local", node_id=node
     )
     await asyncio.to_thread(_write_secret_file, path, plain)
     log.info("provisioned the local dataplane API key into %s (mode 0600)", path)
@@ -120,10 +125,17 @@ async def ensure_dataplane_key(app: Quart) -> Path:
 
 
 async def provision_api_key(
-    app: Quart, name: str, scopes: list[str] | tuple[str, ...], expires_at: datetime | None = None
+    app: Quart,
+    name: str,
+    scopes: list[str] | tuple[str, ...],
+    expires_at: datetime | None = None,
+    node_id: str | None = None,
 ) -> str:
-    """Mint an API key with `scopes` (no owner) and return its plaintext."""
+    """Mint an API key with `scopes` (no owner) and return its plaintext; `node_id` binds a
+    dataplane:write key to the node id (or `*` pattern) it may claim."""
     service = get_runtime(app).components["identity"]
-    _, plain = await service.create_api_key(name, list(scopes), expires_at, actor=None, ip="local")
+    _, plain = await service.create_api_key(
+        name, list(scopes), expires_at, actor=None, ip="local", node_id=node_id
+    )
     key: str = plain
     return key

@@ -81,6 +81,7 @@ class ApiKeyRecord:
     revoked_at: datetime | None
     last_used_at: datetime | None
     created_at: datetime | None
+    node_id: str | None = None  # dataplane keys: the node id or `*` pattern it may claim
 
 
 @dataclass(slots=True)

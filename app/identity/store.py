@@ -7,7 +7,7 @@ compose what must be atomic into a single function. Only this module touches PyD
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ __all__ = [
     "list_roles",
     "list_teams",
     "list_users",
+    "live_key_count",
     "role_by_id",
     "role_by_name",
     "roles_by_name",
@@ -304,6 +305,7 @@ def _key(row: Any) -> ApiKeyRecord:
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
         created_at=row.created_at,
+        node_id=row.node_id,
     )
 
 
@@ -317,6 +319,7 @@ def insert_api_key(
     owner_user_id: int | None,
     expires_at: datetime | None,
     rotated_from_id: int | None = None,
+    node_id: str | None = None,
 ) -> ApiKeyRecord:
     key_id = dal.api_client.insert(
         name=name,
@@ -327,6 +330,7 @@ def insert_api_key(
         expires_at=expires_at,
         created_at=utcnow(),
         rotated_from_id=rotated_from_id,
+        node_id=node_id,
     )
     record = api_key_by_id(dal, int(key_id))
     assert record is not None
@@ -350,7 +354,10 @@ def list_api_keys(
     include_revoked: bool,
     offset: int,
     limit: int,
+    visible: Callable[[ApiKeyRecord], bool] | None = None,
 ) -> tuple[list[ApiKeyRecord], int]:
+    """A page of keys; with `visible`, only the keys it admits (filtered before paging, so
+    `total` counts what the caller may see)."""
     query = dal.api_client.id > 0
     if owner_user_id is not None:
         query &= dal.api_client.owner_user_id == owner_user_id
@@ -358,9 +365,19 @@ def list_api_keys(
         query &= dal.api_client.name.contains(name)
     if not include_revoked:
         query &= dal.api_client.revoked_at == None  # noqa: E711 - PyDAL builds IS NULL
-    total = dal(query).count()
-    rows = dal(query).select(orderby=dal.api_client.id, limitby=(offset, offset + limit))
-    return [_key(row) for row in rows], int(total)
+    if visible is None:
+        total = dal(query).count()
+        rows = dal(query).select(orderby=dal.api_client.id, limitby=(offset, offset + limit))
+        return [_key(row) for row in rows], int(total)
+    keys = [key for key in map(_key, dal(query).select(orderby=dal.api_client.id))
+            if visible(key)]
+    return keys[offset:offset + limit], len(keys)
+
+
+def live_key_count(dal: Dal, owner_user_id: int) -> int:
+    """Unrevoked keys the user owns (bounded per user: MAX_KEYS_PER_OWNER in keys.py)."""
+    return int(dal((dal.api_client.owner_user_id == owner_user_id)
+                   & (dal.api_client.revoked_at == None)).count())  # noqa: E711
 
 
 def touch_api_keys(dal: Dal, used: dict[int, datetime]) -> None:

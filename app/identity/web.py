@@ -111,4 +111,5 @@ def key_json(key: ApiKeyRecord) -> dict[str, Any]:
         "revoked_at": key.revoked_at,
         "last_used_at": key.last_used_at,
         "created_at": key.created_at,
+        "node_id": key.node_id,
     }

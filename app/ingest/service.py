@@ -16,12 +16,17 @@ from typing import Any
 
 import grpc
 
+from app.api.envelope import ApiError
+from app.identity.policy import Action, decide
 from app.ingest.state import IngestState
 from app.nodeid import MAX_NODE_ID, valid_node_id
-from app.types import Authenticator
+from app.types import Authenticator, Principal
 from floe.dataplane.v1 import uplink_pb2 as pb
 
-__all__ = ["END_REASON_NAMES", "FLOW_STATE_NAMES", "WRITE_SCOPE", "Session", "UplinkService"]
+__all__ = [
+    "END_REASON_NAMES", "FLOW_STATE_NAMES", "REAUTH_SECONDS", "WRITE_SCOPE", "Session",
+    "UplinkService",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,19 @@ _OUT_QUEUE = 256
 
 
 _WAKE = object()  # queued to make the writer look at `Session.states`
+
+# How soon an idle uplink notices that its key was revoked, expired or lost its scope or
+# node (a busy one notices at its next batch): it ends with UNAUTHENTICATED/PERMISSION_DENIED.
+REAUTH_SECONDS = 5.0
+
+
+@dataclass(slots=True, frozen=True)
+class _Refusal:
+    code: grpc.StatusCode
+    message: str
+
+
+_UNAVAILABLE = _Refusal(grpc.StatusCode.UNAVAILABLE, "authentication is temporarily unavailable")
 
 
 @dataclass(slots=True)
@@ -43,6 +61,7 @@ class Session:
 
     node_id: str
     instance_id: str
+    credential: str = field(default="", repr=False)  # re-checked while the stream lives
     out: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(_OUT_QUEUE))
     states: dict[str, Any] = field(default_factory=dict)  # kind -> newest unwritten message
 
@@ -106,35 +125,62 @@ class UplinkService:
             session.send_state("config", pb.DownlinkMessage(config=config))
 
     # -- the RPC --------------------------------------------------------------------------
-    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
-        credential = ""
+    @staticmethod
+    def _credential(context: grpc.aio.ServicerContext[Any, Any]) -> str:
         for key, value in context.invocation_metadata() or ():
             if key == "authorization" and isinstance(value, str):
                 scheme, _, rest = value.partition(" ")
                 if scheme.lower() == "bearer":
-                    credential = rest.strip()
+                    return rest.strip()
+        return ""
+
+    async def _check(self, credential: str, node: str | None) -> _Refusal | None:
+        """Why this credential may not (or no longer) speak for `node`, or None when it may."""
+        return (await self._verdict(credential, node))[1]
+
+    async def _verdict(
+        self, credential: str, node: str | None
+    ) -> tuple[Principal | None, _Refusal | None]:
+        """(who, why not): the caller and why it may not (or no longer) speak for `node`.
+
+        Asked at open, again for every batch (a cache hit: a few µs) and every
+        REAUTH_SECONDS on an idle stream, so a revoked or expired key, a deactivated owner or
+        a lost scope ends the stream before anything more is acknowledged. When the check
+        needs the database and it is down, the stream goes on (it was allowed a moment ago).
+        """
         authenticator: Authenticator | None = self._authenticator()
         if not credential or authenticator is None:
-            self.auth_failures += 1
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a bearer API key is required")
-        principal = await authenticator.authenticate(credential) if authenticator else None
+            return None, _Refusal(grpc.StatusCode.UNAUTHENTICATED, "a bearer API key is required")
+        try:
+            principal = await authenticator.authenticate(credential)
+        except ApiError as error:
+            if error.status < 500:
+                raise
+            if node is None:  # at open: cannot tell, so do not let it in
+                return None, _Refusal(grpc.StatusCode.UNAVAILABLE,
+                                      "authentication is temporarily unavailable")
+            return None, None
         if principal is None:
-            self.auth_failures += 1
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED, "the API key is invalid or revoked"
-            )
-            raise AssertionError("unreachable")
-        if not principal.has(WRITE_SCOPE):
-            self.auth_failures += 1
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED, f"the API key lacks the {WRITE_SCOPE} scope"
-            )
-        return principal.subject
+            return None, _Refusal(grpc.StatusCode.UNAUTHENTICATED,
+                                  "the API key is invalid, expired or revoked")
+        decision = decide(principal, Action.NODE_CONNECT, node=node)
+        if not decision.allowed:
+            return principal, _Refusal(grpc.StatusCode.PERMISSION_DENIED, decision.reason)
+        return principal, None
+
+    async def _refuse(self, context: grpc.aio.ServicerContext[Any, Any],
+                      refusal: _Refusal) -> None:
+        self.auth_failures += 1
+        await context.abort(refusal.code, refusal.message)
 
     async def Connect(
         self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
-        subject = await self._authenticate(context)
+        credential = self._credential(context)
+        principal, refusal = await self._verdict(credential, None)
+        if refusal is not None or principal is None:
+            await self._refuse(context, refusal or _UNAVAILABLE)
+            raise AssertionError("unreachable")  # abort raises
         first = await context.read()
         if first is grpc.aio.EOF or first.WhichOneof("body") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be Hello")
@@ -149,23 +195,50 @@ class UplinkService:
                 f"node_id must be 1-{MAX_NODE_ID} printable characters (it names the node "
                 "in grants: node/<id>)",
             )
-        session = self._open(hello, subject, context.peer())
+        refusal = await self._check(credential, hello.node_id)
+        if refusal is not None:
+            await self._refuse(context, refusal)
+        session = self._open(hello, principal.subject, context.peer())
+        session.credential = credential
         writer = asyncio.create_task(self._write(session, context), name="uplink-writer")
+        reader = asyncio.create_task(self._read(session, context), name="uplink-reader")
+        watcher = asyncio.create_task(self._watch(session), name="uplink-reauth")
         try:
-            while True:
-                message = await context.read()
-                if message is grpc.aio.EOF:
-                    break
-                kind = message.WhichOneof("body")
-                if kind == "batch":
-                    await self._apply(session, message.batch)
-                    await session.out.put(pb.DownlinkMessage(ack=pb.Ack(seq=message.batch.seq)))
-                elif kind == "applied":
-                    self._record_applied(session, message.applied)
-                self.state.node(session.node_id).last_seen = time.time()
+            done, _ = await asyncio.wait((reader, watcher), return_when=asyncio.FIRST_COMPLETED)
+            refusal = next((task.result() for task in done if task.result() is not None), None)
         finally:
-            writer.cancel()
             self._close(session)
+            for task in (reader, watcher, writer):
+                task.cancel()
+            await asyncio.gather(reader, watcher, writer, return_exceptions=True)
+        if refusal is not None:
+            await self._refuse(context, refusal)
+
+    async def _read(self, session: Session,
+                    context: grpc.aio.ServicerContext[Any, Any]) -> _Refusal | None:
+        """Apply and acknowledge batches until the client closes; a refusal ends it first."""
+        while True:
+            message = await context.read()
+            if message is grpc.aio.EOF:
+                return None
+            kind = message.WhichOneof("body")
+            if kind == "batch":
+                refusal = await self._check(session.credential, session.node_id)
+                if refusal is not None:
+                    return refusal  # nothing from a revoked key is applied or acknowledged
+                await self._apply(session, message.batch)
+                await session.out.put(pb.DownlinkMessage(ack=pb.Ack(seq=message.batch.seq)))
+            elif kind == "applied":
+                self._record_applied(session, message.applied)
+            self.state.node(session.node_id).last_seen = time.time()
+
+    async def _watch(self, session: Session) -> _Refusal | None:
+        """Re-check the credential of an idle stream every REAUTH_SECONDS."""
+        while True:
+            await asyncio.sleep(REAUTH_SECONDS)
+            refusal = await self._check(session.credential, session.node_id)
+            if refusal is not None:
+                return refusal
 
     async def _write(self, session: Session, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         while True:

@@ -87,17 +87,23 @@ async def _callers(
     holding = frozenset({scopes[0]})
     without = [
         await _user_with(app, f"lack-{index}", lacking),
-        Caller(
-            f"key[lack-{index}]", await provision_api_key(app, f"lack-{index}", sorted(lacking))
-        ),
+        Caller(f"key[lack-{index}]", await _key_with(app, f"lack-{index}", lacking)),
     ]
     with_scope = [
         await _user_with(app, f"hold-{index}", holding),
-        Caller(
-            f"key[hold-{index}]", await provision_api_key(app, f"hold-{index}", sorted(holding))
-        ),
+        Caller(f"key[hold-{index}]", await _key_with(app, f"hold-{index}", holding)),
     ]
     return without, with_scope
+
+
+async def _key_with(app: Quart, name: str, scopes: frozenset[str]) -> str:
+    """A provisioned key; one that can write as a dataplane is bound to every node (`*`)."""
+    node = "*" if _satisfies_any(scopes, "dataplane:write") else None
+    return await provision_api_key(app, name, sorted(scopes), node_id=node)
+
+
+def _satisfies_any(granted: frozenset[str], required: str) -> bool:
+    return Principal(kind="user", subject="", scopes=granted).has(required)
 
 
 async def _call(app: Quart, websocket: bool, method: str, path: str, token: str | None) -> int:

@@ -59,7 +59,9 @@ async def control_plane(make_settings: Callable[..., Settings]) -> AsyncIterator
     app = create_app(make_settings(METRICS_ENABLED="true"))  # /metrics on the app
     async with app.test_app():
         keys = {
-            role: await provision_api_key(app, f"test-{role}", scopes)
+            role: await provision_api_key(
+                app, f"test-{role}", scopes, node_id="*" if role == "writer" else None
+            )
             for role, scopes in KEY_SCOPES.items()
         }
         server, port = await start_grpc(app)
