@@ -103,6 +103,9 @@ async def logout(data: LogoutBody) -> Response:
     sessions = get_sessions()
     session = sessions.session_family()
     if session is not None:
+        # The cookie rides along on any request, a forged cross-site one too: ending the
+        # session is a cookie-authenticated write like any other (CSRF token required).
+        sessions.require_csrf(session[1])
         families[session[1]] = session[0]
     if not families:
         raise ApiError(

@@ -110,6 +110,15 @@ class SessionAuthenticator:
         self.auth.logout_user()
         response.delete_cookie(CSRF_COOKIE, path="/", secure=self.secure, samesite="Strict")
 
+    def require_csrf(self, family: str) -> None:
+        """403 unless the request echoes the session's CSRF token: every unsafe request that
+        the session cookie authenticates, or whose effect reaches the session (logout)."""
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), self.csrf_token(family).encode()):
+            raise ApiError(
+                403, "csrf_failed", f"Cookie-authenticated writes need the {CSRF_HEADER} header"
+            )
+
     def session_family(self) -> tuple[int, str, str] | None:
         """(user id, refresh family, security stamp) from a validly signed cookie."""
         auth_id = self.auth.load_user().auth_id
@@ -130,11 +139,7 @@ class SessionAuthenticator:
         if self._cache.family_revoked(family):
             return None
         if has_request_context() and request.method not in _SAFE:
-            sent = request.headers.get(CSRF_HEADER, "")
-            if not hmac.compare_digest(sent.encode(), self.csrf_token(family).encode()):
-                raise ApiError(
-                    403, "csrf_failed", f"Cookie-authenticated writes need the {CSRF_HEADER} header"
-                )
+            self.require_csrf(family)
         elif has_websocket_context():
             _ = websocket.headers  # cookies are read by quart-auth; no CSRF on a read-only stream
         try:

@@ -305,3 +305,23 @@ async def test_a_revoked_key_loses_its_open_uplink(
     by_id = {n["node_id"]: n for n in nodes["data"]}
     assert by_id["revoke-busy"]["last_applied_seq"] == 1  # batch 2 was never applied
     assert not by_id["revoke-busy"]["connected"] and not by_id["revoke-idle"]["connected"]
+
+
+async def test_a_forged_cookie_logout_is_refused(server: FloeServer) -> None:
+    """Item 18: a cross-site form can make the browser send the session cookie to
+    /auth/logout; without the CSRF token (which a foreign page cannot read) nothing ends."""
+    async with httpx.AsyncClient(base_url=server.url("/api/v2"), timeout=10.0) as browser:
+        response = await browser.post("/auth/login", json={
+            "email": ADMIN[0], "password": ADMIN[1], "session": True})
+        assert response.status_code == 200
+        csrf = browser.cookies["floe_csrf"]
+        forged = await browser.post("/auth/logout", json={},
+                                    headers={"Origin": "https://evil.example"})
+        assert (forged.status_code, forged.json()["error"]["code"]) == (403, "csrf_failed")
+        assert (await browser.get("/me")).json()["data"]["kind"] == "session"  # still logged in
+        session = browser.cookies["floe_session"]
+        response = await browser.post("/auth/logout", json={}, headers={"X-CSRF-Token": csrf})
+        assert response.status_code == 200
+    async with httpx.AsyncClient(base_url=server.url("/api/v2"), timeout=10.0) as replay:
+        response = await replay.get("/me", headers={"Cookie": f"floe_session={session}"})
+        assert response.status_code == 401  # the old cookie value is dead

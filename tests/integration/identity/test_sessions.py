@@ -51,6 +51,9 @@ async def test_session_cookie_and_csrf(identity_app: Quart) -> None:
     # Logout revokes the session: the old cookie value no longer authenticates.
     session_value = _cookie(client, "floe_session")
     response = await client.post("/api/v2/auth/logout", json={})
+    assert (response.status_code, (await response.get_json())["error"]["code"]) == (
+        403, "csrf_failed")  # the cookie alone cannot end the session (issue 10 item 18)
+    response = await client.post("/api/v2/auth/logout", json={}, headers={"X-CSRF-Token": csrf})
     assert response.status_code == 200
     other = identity_app.test_client()
     other.set_cookie("localhost", "floe_session", session_value or "")
