@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ConfigError", "Settings", "extra_bool", "extra_float", "load_settings"]
+__all__ = [
+    "ConfigError", "Settings", "extra_bool", "extra_float", "extra_int", "load_settings",
+]
 
 
 class ConfigError(ValueError):
@@ -69,6 +71,11 @@ def extra_float(settings: Settings, name: str, default: float, *, low: float,
                 high: float) -> float:
     """A numeric FLOE_* knob from Settings.extra; ConfigError naming it when it is bad."""
     return _float(settings.extra, name, default, low=low, high=high)
+
+
+def extra_int(settings: Settings, name: str, default: int, *, low: int, high: int) -> int:
+    """An integer FLOE_* knob from Settings.extra; ConfigError naming it when it is bad."""
+    return _int(settings.extra, name, default, low=low, high=high)
 
 
 def extra_bool(settings: Settings, name: str, default: bool) -> bool:

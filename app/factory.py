@@ -51,11 +51,12 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config["QUART_SCHEMA_CONVERT_CASING"] = False
 
     # Imported here so that `import app.factory` stays cheap for the CLI.
-    from app import api, db, identity, ingest, serving
+    from app import api, db, identity, ingest, observer, serving
 
     serving.init_app(app)  # request ids, admission control, metrics, probes, v1 headers
     db.init_app(app)  # storage: connects, creates schema, readiness
     identity.init_app(app)  # authenticator, sessions, default admin
     ingest.init_app(app)  # dataplane uplink, telemetry aggregate
+    observer.init_app(app)  # flow events for streaming consumers (gRPC Observer)
     api.init_app(app)  # blueprints (v1 + v2), OpenAPI, error envelopes
     return app

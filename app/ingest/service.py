@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
 from app.api.envelope import ApiError
+from app.grpc.auth import REAUTH_SECONDS, bearer_credential
 from app.identity.policy import Action, decide
 from app.ingest.state import IngestState
 from app.nodeid import MAX_NODE_ID, valid_node_id
@@ -35,10 +37,6 @@ _OUT_QUEUE = 256
 
 
 _WAKE = object()  # queued to make the writer look at `Session.states`
-
-# How soon an idle uplink notices that its key was revoked, expired or lost its scope or
-# node (a busy one notices at its next batch): it ends with UNAUTHENTICATED/PERMISSION_DENIED.
-REAUTH_SECONDS = 5.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -99,6 +97,18 @@ FLOW_STATE_NAMES = frozenset(_FLOW_STATES.values())  # what a flow record's "sta
 END_REASON_NAMES = frozenset(_END_REASONS.values())
 
 
+class IngestListener(Protocol):
+    """Told what each applied batch brought (the observer layer listens): called on the event
+    loop, after the state has it; must not block."""
+
+    def flows(self, node_id: str, records: Sequence[Any]) -> None: ...
+
+    def loss(self, node_id: str, interface: str, source: str, detail: str, count: int) -> None:
+        ...
+
+    def node(self, node_id: str, connected: bool, version: str, peer: str) -> None: ...
+
+
 class UplinkService:
     """Registered on the shared grpc.aio server by `app.ingest.init_app`."""
 
@@ -111,6 +121,7 @@ class UplinkService:
         self.config: Any = None  # newest pb.Config
         self.auth_failures = 0
         self._applying: dict[tuple[str, str, int], asyncio.Event] = {}  # batches mid-apply
+        self.listeners: list[IngestListener] = []
 
     # -- downlink API for other layers --------------------------------------------------
     def set_rules(self, rules: Any) -> None:
@@ -125,15 +136,6 @@ class UplinkService:
             session.send_state("config", pb.DownlinkMessage(config=config))
 
     # -- the RPC --------------------------------------------------------------------------
-    @staticmethod
-    def _credential(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization" and isinstance(value, str):
-                scheme, _, rest = value.partition(" ")
-                if scheme.lower() == "bearer":
-                    return rest.strip()
-        return ""
-
     async def _check(self, credential: str, node: str | None) -> _Refusal | None:
         """Why this credential may not (or no longer) speak for `node`, or None when it may."""
         return (await self._verdict(credential, node))[1]
@@ -176,7 +178,7 @@ class UplinkService:
     async def Connect(
         self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
-        credential = self._credential(context)
+        credential = bearer_credential(context)
         principal, refusal = await self._verdict(credential, None)
         if refusal is not None or principal is None:
             await self._refuse(context, refusal or _UNAVAILABLE)
@@ -233,7 +235,8 @@ class UplinkService:
             self.state.node(session.node_id).last_seen = time.time()
 
     async def _watch(self, session: Session) -> _Refusal | None:
-        """Re-check the credential of an idle stream every REAUTH_SECONDS."""
+        """Re-check the credential of an idle stream every REAUTH_SECONDS (a busy one is
+        checked at every batch)."""
         while True:
             await asyncio.sleep(REAUTH_SECONDS)
             refusal = await self._check(session.credential, session.node_id)
@@ -278,13 +281,18 @@ class UplinkService:
         if self.config is not None:
             session.send_state("config", pb.DownlinkMessage(config=self.config))
         log.info("dataplane %s connected (instance %s, %s)", hello.node_id, hello.instance_id, peer)
+        for listener in self.listeners:
+            listener.node(hello.node_id, True, hello.version, peer)
         return session
 
     def _close(self, session: Session) -> None:
         if self.sessions.get(session.node_id) is session:
             del self.sessions[session.node_id]
-            self.state.node(session.node_id).connected = False
+            node = self.state.node(session.node_id)
+            node.connected = False
             log.info("dataplane %s disconnected", session.node_id)
+            for listener in self.listeners:
+                listener.node(session.node_id, False, node.version, node.peer)
 
     async def _apply(self, session: Session, batch: Any) -> None:
         """Fold one batch into the state, at most once per (node, instance, seq).
@@ -321,7 +329,10 @@ class UplinkService:
             )
         for loss in batch.losses:
             source = _enum_name(pb.LossSource, loss.source, "LOSS_SOURCE_")
-            state.apply_loss(node_id, instance, loss.interface, source, loss.detail, loss.count)
+            more = state.apply_loss(node_id, instance, loss.interface, source, loss.detail,
+                                    loss.count)
+            for listener in self.listeners:
+                listener.loss(node_id, loss.interface, source, loss.detail, more)
         for hits in batch.rule_hits:
             state.apply_rule_hits(
                 node_id,
@@ -333,8 +344,10 @@ class UplinkService:
             )
         flows = batch.flows
         for start in range(0, len(flows), _FLOW_SLICE):
-            state.apply_flows(node_id, flows[start:start + _FLOW_SLICE], _FLOW_STATES,
-                              _END_REASONS)
+            records = flows[start:start + _FLOW_SLICE]
+            state.apply_flows(node_id, records, _FLOW_STATES, _END_REASONS)
+            for listener in self.listeners:
+                listener.flows(node_id, records)
             await asyncio.sleep(0)
         for aggregate in batch.aggregates:
             state.apply_aggregate(node_id, aggregate, instance)

@@ -25,6 +25,7 @@ __all__ = [
     "IngestState",
     "InterfaceState",
     "NodeState",
+    "address_text",
 ]
 
 # Counter names (struct floe_if_counters) summed into "dropped".
@@ -54,6 +55,9 @@ def _addr(raw: bytes) -> str:
     if raw[:12] == _V4_MAPPED:
         return socket.inet_ntop(socket.AF_INET, raw[12:])
     return str(ipaddress.IPv6Address(raw))
+
+
+address_text = _addr  # the observer formats addresses the same way, from the same cache
 
 
 def _sum_losses(losses: dict[tuple[str, str, str], int]) -> dict[str, int]:
@@ -285,13 +289,17 @@ class IngestState:
 
     def apply_loss(
         self, node_id: str, instance_id: str, interface: str, source: str, detail: str, count: int
-    ) -> None:
+    ) -> int:
+        """Keep the newest cumulative count; returns the increase (0 for a resend)."""
         losses = (
             self.interface(node_id, interface).losses if interface else self.node(node_id).losses
         )
         key = (instance_id, source, detail)
-        if count > losses.get(key, 0):
-            losses[key] = count
+        before = losses.get(key, 0)
+        if count <= before:
+            return 0
+        losses[key] = count
+        return count - before
 
     def apply_rule_hits(
         self, node_id: str, interface: str, epoch: str, rule_id: int, packets: int, octets: int

@@ -96,6 +96,7 @@ async def test_batches_are_applied_acked_and_served(control_plane: ControlPlane)
     finally:
         uplink.stop()
         await task
+    await wait_for(lambda: not control_plane.state.nodes["node-a"].connected)
 
     summary = await get_json(control_plane, "/api/v2/stats/summary")
     (iface,) = summary["interfaces"]
@@ -351,6 +352,8 @@ async def test_prometheus_metrics_show_what_dataplanes_report(
     finally:
         uplink.stop()
         await task
+    # the server learns of the close asynchronously (the stream's reader task sees EOF)
+    await wait_for(lambda: not control_plane.state.nodes["node-metrics"].connected)
     after = await scrape(control_plane)
 
     def at(name: str, **labels: str) -> float:

@@ -1,0 +1,323 @@
+"""The `floe.observer.v1.Observer` servicer: GetFlows, WatchStats, GetNodes, ServerStatus.
+
+GetFlows in stages: authenticate (flows:read, per node) → validate and compile the request →
+read the ring's history as one snapshot and, with `follow`, register the live follower in the
+same step (so nothing falls between history and live) → deliver, re-checking the credential
+every few seconds. Responses leave as the encoded entries the ring holds, joined per message;
+the method is registered with an identity serializer (see `handlers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from app.grpc.auth import REAUTH_SECONDS, AccessDenied, Grant, StreamAccess
+from app.ingest.state import IngestState
+from app.observer.events import entry
+from app.observer.fanout import MAX_CHUNK_EVENTS, Fanout, Follower
+from app.observer.filters import FLOW_FIELDS, FilterError, Selection, compile_selection
+from app.observer.ring import EventBatch, EventRing
+from app.types import Authenticator
+from floe.observer.v1 import observer_pb2 as pb
+
+__all__ = ["SERVICE_NAME", "ObserverLimits", "ObserverService"]
+
+SERVICE_NAME = "floe.observer.v1.Observer"
+
+Context = Any  # grpc.aio.ServicerContext
+
+
+def _version() -> str:
+    try:
+        return version("floe")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class ObserverLimits:
+    """Bounds an outsider can push against (documented in docs/observer.md)."""
+
+    def __init__(self, streams: int, streams_per_principal: int, queue_events: int) -> None:
+        self.streams = streams
+        self.streams_per_principal = streams_per_principal
+        self.queue_events = queue_events
+
+
+def _lost(source: int, count: int, cursor: int = 0) -> bytes:
+    """A report about this stream (cursor 0: not an event of the ring, unless it stands for
+    a gap of the ring, whose last lost cursor it then carries)."""
+    event = pb.Event(cursor=cursor, lost_events=pb.LostEvent(source=source,  # type: ignore[arg-type]
+                                                             num_events_lost=count))
+    event.time.FromNanoseconds(time.time_ns())
+    return entry(event)
+
+
+def _masked(entries: Iterable[bytes], mask: FieldMask) -> list[bytes]:
+    """Entries re-encoded with only the masked `Flow` fields (per consumer: masks are rare)."""
+    out = []
+    for raw in entries:
+        event = pb.GetFlowsResponse.FromString(raw).events[0]
+        if event.HasField("flow"):
+            kept = pb.Flow()
+            mask.MergeMessage(event.flow.flow, kept)
+            event.flow.flow.CopyFrom(kept)
+        out.append(entry(event))
+    return out
+
+
+def _chunks(entries: list[bytes]) -> Iterable[list[bytes]]:
+    for start in range(0, len(entries), MAX_CHUNK_EVENTS):
+        yield entries[start:start + MAX_CHUNK_EVENTS]
+
+
+class ObserverService:
+    def __init__(self, ring: EventRing, fanout: Fanout, state: IngestState,
+                 authenticator: Callable[[], Authenticator | None],
+                 limits: ObserverLimits) -> None:
+        self.ring = ring
+        self.fanout = fanout
+        self.state = state
+        self.access = StreamAccess(authenticator)
+        self.limits = limits
+        self.started = time.monotonic()
+        self._streams: dict[str, int] = {}  # principal subject -> open GetFlows streams
+        self.refused_streams = 0
+
+    # -- registration --------------------------------------------------------------------
+    def handlers(self) -> grpc.GenericRpcHandler:
+        """GetFlows answers with pre-encoded bytes: its serializer passes them through."""
+
+        def passthrough(data: bytes) -> bytes:
+            return data
+
+        methods = {
+            "GetFlows": grpc.unary_stream_rpc_method_handler(
+                self.GetFlows, pb.GetFlowsRequest.FromString, passthrough),
+            "WatchStats": grpc.unary_stream_rpc_method_handler(
+                self.WatchStats, pb.WatchStatsRequest.FromString,
+                pb.WatchStatsResponse.SerializeToString),
+            "GetNodes": grpc.unary_unary_rpc_method_handler(
+                self.GetNodes, pb.GetNodesRequest.FromString,
+                pb.GetNodesResponse.SerializeToString),
+            "ServerStatus": grpc.unary_unary_rpc_method_handler(
+                self.ServerStatus, pb.ServerStatusRequest.FromString,
+                pb.ServerStatusResponse.SerializeToString),
+        }
+        return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
+
+    async def _grant(self, context: Context, scope: str) -> Grant:
+        try:
+            return await self.access.grant(context, scope)
+        except AccessDenied as denied:
+            await context.abort(denied.code, denied.message)
+            raise  # abort raises; for the type checker
+
+    # -- GetFlows ------------------------------------------------------------------------
+    async def GetFlows(self, request: Any, context: Context) -> AsyncIterator[bytes]:
+        grant = await self._grant(context, "flows:read")
+        try:
+            selection = compile_selection(request, grant.nodes)
+            mask = self._field_mask(request)
+        except FilterError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            return
+        subject = grant.principal.subject
+        if (sum(self._streams.values()) >= self.limits.streams
+                or self._streams.get(subject, 0) >= self.limits.streams_per_principal):
+            self.refused_streams += 1
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"too many GetFlows streams (at most {self.limits.streams}, "
+                                f"{self.limits.streams_per_principal} per credential)")
+            return
+        try:
+            # History and registration in one step of the loop: nothing falls between them.
+            gap, history = self._history(request, selection)
+        except FilterError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            return
+        self._streams[subject] = self._streams.get(subject, 0) + 1
+        follower = None
+        if request.follow:
+            follower = Follower(selection, self.limits.queue_events, subject)
+            self.fanout.add(follower)
+        try:
+            if gap:
+                yield _lost(pb.LOST_EVENT_SOURCE_RING_OVERFLOW, gap, cursor=self.ring.oldest - 1)
+            for chunk in _chunks(history):
+                yield b"".join(_masked(chunk, mask) if mask else chunk)
+            if follower is not None:
+                async for message in self._follow(follower, grant, context, mask,
+                                                  selection.until_ns):
+                    yield message
+        finally:
+            if follower is not None:
+                self.fanout.remove(follower)
+            left = self._streams.get(subject, 1) - 1
+            if left:
+                self._streams[subject] = left
+            else:
+                self._streams.pop(subject, None)
+
+    @staticmethod
+    def _field_mask(request: Any) -> FieldMask | None:
+        if not request.HasField("field_mask") or not request.field_mask.paths:
+            return None
+        unknown = sorted(set(request.field_mask.paths) - FLOW_FIELDS)
+        if unknown:
+            raise FilterError("field_mask", "unknown Flow fields: " + ", ".join(unknown))
+        mask = FieldMask()
+        mask.CopyFrom(request.field_mask)
+        return mask
+
+    def _history(self, request: Any, selection: Selection) -> tuple[int, list[bytes]]:
+        """(events of the ring lost before a resumed cursor, the history to deliver)."""
+        ring = self.ring
+        if request.HasField("after"):
+            start = request.after + 1
+            if start > ring.next_cursor:
+                raise FilterError("after", f"cursor {request.after} was never given out")
+            if start < ring.first_cursor:  # a cursor of an earlier run: count what this run lost
+                start = ring.first_cursor
+            gap = max(0, ring.oldest - start)
+            return gap, self._matching(ring.batches_from(max(start, ring.oldest)), selection,
+                                       start, None)
+        if request.follow and request.number == 0:
+            return 0, []
+        limit = request.number or None
+        if request.first:
+            return 0, self._matching(ring.batches_from(ring.oldest), selection, 0, limit)
+        picked: list[list[bytes]] = []
+        count = 0
+        for batch in ring.batches_newest_first():
+            chosen = self._pick(batch, selection, 0)
+            if limit is not None and count + len(chosen) > limit:
+                chosen = chosen[len(chosen) - (limit - count):]
+            picked.append(chosen)
+            count += len(chosen)
+            if limit is not None and count >= limit:
+                break
+        return 0, [e for chosen in reversed(picked) for e in chosen]
+
+    def _matching(self, batches: Iterable[EventBatch], selection: Selection, start: int,
+                  limit: int | None) -> list[bytes]:
+        out: list[bytes] = []
+        for batch in batches:
+            out.extend(self._pick(batch, selection, start))
+            if limit is not None and len(out) >= limit:
+                return out[:limit]
+        return out
+
+    def _pick(self, batch: EventBatch, selection: Selection, start: int) -> list[bytes]:
+        keep = selection.select(batch.columns, self.ring)
+        if start > batch.first:
+            keep[:start - batch.first] = False
+        return [batch.entries[i] for i in np.flatnonzero(keep).tolist()]
+
+    async def _follow(self, follower: Follower, grant: Grant, context: Context,
+                      mask: FieldMask | None, until_ns: int) -> AsyncIterator[bytes]:
+        while True:
+            if until_ns and time.time_ns() > until_ns:
+                return
+            try:
+                await self.access.recheck(grant, "flows:read")
+            except AccessDenied as denied:
+                await context.abort(denied.code, denied.message)
+            chunks = []
+            with contextlib.suppress(TimeoutError):
+                chunks = await asyncio.wait_for(follower.next_chunks(), REAUTH_SECONDS)
+            lost = follower.take_lost()
+            if lost:
+                yield _lost(pb.LOST_EVENT_SOURCE_CONSUMER_QUEUE, lost)
+            entries = [e for chunk in chunks for e in chunk.entries]
+            for part in _chunks(entries):
+                yield b"".join(_masked(part, mask) if mask else part)
+            if follower.closed:
+                return
+
+    # -- WatchStats, GetNodes, ServerStatus ---------------------------------------------
+    async def WatchStats(self, request: Any, context: Context) -> AsyncIterator[Any]:
+        grant = await self._grant(context, "stats:read")
+        interval = request.interval_ms or 1000
+        if not 100 <= interval <= 3_600_000:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "interval_ms: 100-3600000 (0 means 1000)")
+        wanted_nodes, wanted_ifaces = set(request.node), set(request.interface)
+        while True:
+            try:
+                await self.access.recheck(grant, "stats:read")
+            except AccessDenied as denied:
+                await context.abort(denied.code, denied.message)
+            yield self._stats(grant.nodes, wanted_nodes, wanted_ifaces)
+            await asyncio.sleep(interval / 1000)
+
+    def _stats(self, visible: frozenset[str] | None, nodes: set[str],
+               interfaces: set[str]) -> Any:
+        summary = self.state.summary(visible)
+        out = pb.WatchStatsResponse()
+        out.time.FromNanoseconds(time.time_ns())
+        totals = {"packets": 0, "bytes": 0, "dropped": 0, "malformed": 0, "pps": 0.0, "bps": 0.0}
+        loss: dict[str, int] = {}
+        for item in summary["interfaces"]:
+            if (nodes and item["node_id"] not in nodes) or (
+                    interfaces and item["interface"] not in interfaces):
+                continue
+            stats = out.interfaces.add(
+                node_id=item["node_id"], interface=item["interface"], mode=item["mode"],
+                attach_mode=item["attach_mode"], packets=item["packets"], bytes=item["bytes"],
+                passed=item["passed"], dropped=item["dropped"], malformed=item["malformed"],
+                pps=item["pps"], bps=item["bps"], drops_per_second=item["drops_per_second"],
+                counters=item["counters"], loss=item["loss"])
+            for rule_id, hits in item["rule_hits"].items():
+                stats.rule_hits.add(rule_id=int(rule_id), packets=hits["packets"],
+                                    bytes=hits["bytes"])
+            if item["updated_unix_ns"]:
+                stats.updated.FromNanoseconds(item["updated_unix_ns"])
+            for name in totals:
+                totals[name] += item[name]
+            for source, count in item["loss"].items():
+                loss[source] = loss.get(source, 0) + count
+        out.totals.CopyFrom(pb.StatsTotals(**totals, loss=loss))  # type: ignore[arg-type]
+        return out
+
+    async def GetNodes(self, request: Any, context: Context) -> Any:
+        grant = await self._grant(context, "dataplane:read")
+        out = pb.GetNodesResponse()
+        for node_id, node in sorted(self.state.nodes.items()):
+            if grant.nodes is not None and node_id not in grant.nodes:
+                continue
+            described = node.describe(self.state.node_interfaces(node_id))
+            item = out.nodes.add(
+                node_id=node_id, connected=node.connected, version=node.version, peer=node.peer,
+                rules_generation_applied=node.rules_generation, rules_error=node.rules_error,
+                loss=described["loss"])
+            if node.connected_since:
+                item.connected_since.FromNanoseconds(int(node.connected_since * 1e9))
+            if node.last_seen:
+                item.last_seen.FromNanoseconds(int(node.last_seen * 1e9))
+            for iface in described["interfaces"]:
+                item.interfaces.add(name=iface["name"], mode=iface["mode"],
+                                    attach_mode=iface["attach_mode"])
+        return out
+
+    async def ServerStatus(self, request: Any, context: Context) -> Any:
+        grant = await self._grant(context, "stats:read")
+        visible = [n for node_id, n in self.state.nodes.items()
+                   if grant.nodes is None or node_id in grant.nodes]
+        ring = self.ring
+        return pb.ServerStatusResponse(
+            num_flows_seen=ring.flows_seen, ring_capacity=ring.capacity, ring_fill=ring.held,
+            oldest_cursor=ring.oldest if ring.held else 0, newest_cursor=ring.newest,
+            nodes_known=len(visible), nodes_connected=sum(1 for n in visible if n.connected),
+            consumers=len(self.fanout.followers),
+            uptime_seconds=round(time.monotonic() - self.started, 3), version=_version(),
+            consumer_events_lost=self.fanout.lost_total,
+        )
