@@ -71,8 +71,9 @@ def init_app(app: Quart) -> None:
         streams=extra_int(settings, "FLOE_OBSERVER_MAX_STREAMS", 256, low=1, high=65_536),
         streams_per_principal=extra_int(settings, "FLOE_OBSERVER_STREAMS_PER_CREDENTIAL", 32,
                                         low=1, high=65_536),
+        # at least one ingest slice (1,024 flow records), or one batch would overflow it
         queue_events=extra_int(settings, "FLOE_OBSERVER_QUEUE_EVENTS", 16_384,
-                               low=64, high=1_048_576),
+                               low=1024, high=1_048_576),
     )
     fanout = Fanout()
     ingest = get_ingest(app)

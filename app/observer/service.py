@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from app.grpc.auth import REAUTH_SECONDS, AccessDenied, Grant, StreamAccess
@@ -25,7 +26,7 @@ from app.ingest.state import IngestState
 from app.observer.events import entry
 from app.observer.fanout import MAX_CHUNK_EVENTS, Fanout, Follower
 from app.observer.filters import FLOW_FIELDS, FilterError, Selection, compile_selection
-from app.observer.ring import EventBatch, EventRing
+from app.observer.ring import TYPE_FLOW, EventBatch, EventRing
 from app.types import Authenticator
 from floe.observer.v1 import observer_pb2 as pb
 
@@ -34,6 +35,7 @@ __all__ = ["SERVICE_NAME", "ObserverLimits", "ObserverService"]
 SERVICE_NAME = "floe.observer.v1.Observer"
 
 Context = Any  # grpc.aio.ServicerContext
+Index = npt.NDArray[np.intp]
 
 
 def _version() -> str:
@@ -189,38 +191,49 @@ class ObserverService:
                 start = ring.first_cursor
             gap = max(0, ring.oldest - start)
             return gap, self._matching(ring.batches_from(max(start, ring.oldest)), selection,
-                                       start, None)
+                                       start)
         if request.follow and request.number == 0:
             return 0, []
         limit = request.number or None
-        if request.first:
-            return 0, self._matching(ring.batches_from(ring.oldest), selection, 0, limit)
+        batches = (ring.batches_from(ring.oldest) if request.first
+                   else ring.batches_newest_first())
         picked: list[list[bytes]] = []
-        count = 0
-        for batch in ring.batches_newest_first():
-            chosen = self._pick(batch, selection, 0)
-            if limit is not None and count + len(chosen) > limit:
-                chosen = chosen[len(chosen) - (limit - count):]
-            picked.append(chosen)
-            count += len(chosen)
-            if limit is not None and count >= limit:
+        flows = 0
+        for batch in batches:
+            index = self._pick(batch, selection, 0)
+            if limit is not None:
+                index = self._limit(batch, index, limit - flows, oldest=request.first)
+            flows += int(np.count_nonzero(batch.columns["type"][index] == TYPE_FLOW))
+            picked.append([batch.entries[i] for i in index.tolist()])
+            if limit is not None and flows >= limit:
                 break
-        return 0, [e for chosen in reversed(picked) for e in chosen]
+        if not request.first:
+            picked.reverse()
+        return 0, [e for chosen in picked for e in chosen]
 
-    def _matching(self, batches: Iterable[EventBatch], selection: Selection, start: int,
-                  limit: int | None) -> list[bytes]:
+    @staticmethod
+    def _limit(batch: EventBatch, index: Index, wanted: int, *, oldest: bool) -> Index:
+        """The first (or last) picked events holding `wanted` flow events: `number` counts
+        flows; lost and node events between them come along."""
+        is_flow = batch.columns["type"][index] == TYPE_FLOW
+        if int(np.count_nonzero(is_flow)) <= wanted:
+            return index
+        order = np.cumsum(is_flow if oldest else is_flow[::-1])
+        cut = int(np.searchsorted(order, wanted)) + 1
+        return index[:cut] if oldest else index[len(index) - cut:]
+
+    def _matching(self, batches: Iterable[EventBatch], selection: Selection,
+                  start: int) -> list[bytes]:
         out: list[bytes] = []
         for batch in batches:
-            out.extend(self._pick(batch, selection, start))
-            if limit is not None and len(out) >= limit:
-                return out[:limit]
+            out.extend(batch.entries[i] for i in self._pick(batch, selection, start).tolist())
         return out
 
-    def _pick(self, batch: EventBatch, selection: Selection, start: int) -> list[bytes]:
+    def _pick(self, batch: EventBatch, selection: Selection, start: int) -> Index:
         keep = selection.select(batch.columns, self.ring)
         if start > batch.first:
             keep[:start - batch.first] = False
-        return [batch.entries[i] for i in np.flatnonzero(keep).tolist()]
+        return np.flatnonzero(keep)
 
     async def _follow(self, follower: Follower, grant: Grant, context: Context,
                       mask: FieldMask | None, until_ns: int) -> AsyncIterator[bytes]:
