@@ -228,7 +228,7 @@ async def test_resume_after_a_cursor_has_no_duplicate_and_no_gap(
         dp.close()
     ports = [e.flow.flow.source_port for e in seen + got]
     assert ports == list(range(30))
-    assert [e.cursor for e in got][0] > seen[-1].cursor
+    assert got[0].cursor > seen[-1].cursor
 
 
 async def test_a_cursor_fallen_out_of_the_ring_gets_its_gap_counted(
