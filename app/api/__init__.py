@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.api.access import public
 from app.api.envelope import ApiError, error_response
+from app.api.openapi import FloeOpenAPIProvider
 from app.db.errors import DatabaseUnavailable
 
 __all__ = ["VERSIONED_MODULES", "init_app"]
@@ -133,6 +134,7 @@ def init_app(app: Quart) -> None:
         convert_casing=False,
         info={"title": "Floe API", "version": "2"},
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        openapi_provider_class=FloeOpenAPIProvider,  # responses, security: app/api/openapi.py
     )
     # quart-schema's own view (a bound method) serves the OpenAPI document: wrap it so it
     # carries the same @public mark as the docs page.

@@ -9,6 +9,7 @@ from quart_schema import validate_querystring, validate_request
 
 from app.api.access import public
 from app.api.envelope import ApiError, ok
+from app.api.openapi import answers
 from app.identity import get_identity, get_sessions
 from app.identity.service import TokenPair
 from app.identity.web import Email, Password, StrictModel, client_ip, user_json
@@ -62,6 +63,11 @@ def _tokens(pair: TokenPair) -> dict[str, object]:
 
 
 @bp.post("/auth/login")
+@answers(errors={
+    401: "`invalid_credentials`, or `totp_required` (2FA on, no code sent)",
+    403: "`email_unconfirmed`",
+    429: "`rate_limited` (failed logins from this address) or `account_locked`",
+})
 @public
 @validate_request(LoginBody)
 async def login(data: LoginBody) -> Response:
@@ -75,6 +81,7 @@ async def login(data: LoginBody) -> Response:
 
 
 @bp.post("/auth/refresh")
+@answers(errors={401: "`invalid_token`: invalid, expired, revoked or reused"})
 @public
 @validate_request(RefreshBody)
 async def refresh(data: RefreshBody) -> Response:
@@ -83,6 +90,7 @@ async def refresh(data: RefreshBody) -> Response:
 
 
 @bp.post("/auth/logout")
+@answers(errors={401: "`unauthenticated`: no session, access token or refresh token to revoke"})
 @public
 @validate_request(LogoutBody)
 async def logout(data: LogoutBody) -> Response:
@@ -117,6 +125,11 @@ async def logout(data: LogoutBody) -> Response:
 
 
 @bp.post("/auth/register")
+@answers(201, {
+    403: "`registration_disabled`",
+    409: "`conflict`: the email is taken",
+    429: "`rate_limited`: register and reset requests per address",
+})
 @public
 @validate_request(RegisterBody)
 async def register(data: RegisterBody) -> Response:
@@ -125,6 +138,7 @@ async def register(data: RegisterBody) -> Response:
 
 
 @bp.post("/auth/confirm")
+@answers(errors={400: "`invalid_token`: invalid, expired or already used"})
 @public
 @validate_request(TokenBody)
 async def confirm(data: TokenBody) -> Response:
@@ -133,6 +147,7 @@ async def confirm(data: TokenBody) -> Response:
 
 
 @bp.get("/auth/confirm")
+@answers(errors={400: "`invalid_token`: invalid, expired or already used"})
 @public
 @validate_querystring(TokenBody)
 async def confirm_link(query_args: TokenBody) -> Response:
@@ -141,6 +156,7 @@ async def confirm_link(query_args: TokenBody) -> Response:
 
 
 @bp.post("/auth/password-reset")
+@answers(202, {429: "`rate_limited`: register and reset requests per address"})
 @public
 @validate_request(ResetRequestBody)
 async def password_reset_request(data: ResetRequestBody) -> Response:
@@ -149,6 +165,7 @@ async def password_reset_request(data: ResetRequestBody) -> Response:
 
 
 @bp.post("/auth/password-reset/confirm")
+@answers(errors={400: "`invalid_token`: invalid, expired or already used"})
 @public
 @validate_request(ResetBody)
 async def password_reset(data: ResetBody) -> Response:

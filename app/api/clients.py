@@ -13,6 +13,7 @@ from quart_schema import validate_querystring, validate_request
 
 from app.api.access import require_principal, require_scope
 from app.api.envelope import ApiError, ok
+from app.api.openapi import answers
 from app.identity import get_identity, store
 from app.identity.records import ApiKeyRecord
 from app.identity.web import Page, ScopeName, StrictModel, client_ip, key_json, page_meta
@@ -79,6 +80,10 @@ async def list_clients(query_args: ClientQuery) -> Response:
 
 
 @bp.post("/clients")
+@answers(201, {
+    403: "`scope_escalation`: scopes the creator lacks",
+    422: "`unknown_scope` or `invalid_expiry`",
+})
 @require_scope("clients:write")
 @validate_request(CreateClientBody)
 async def create_client(data: CreateClientBody) -> Response:
@@ -95,6 +100,7 @@ async def create_client(data: CreateClientBody) -> Response:
 
 
 @bp.get("/clients/<int:key_id>")
+@answers(errors={403: "`insufficient_scope`: only the key's owner or clients:admin"})
 @require_scope("clients:read")
 async def get_client(key_id: int) -> Response:
     principal = await require_principal()
@@ -102,6 +108,7 @@ async def get_client(key_id: int) -> Response:
 
 
 @bp.post("/clients/<int:key_id>/rotate")
+@answers(201, {403: "`insufficient_scope`: only the key's owner or clients:admin"})
 @require_scope("clients:write")
 async def rotate_client(key_id: int) -> Response:
     principal = await require_principal()
@@ -111,6 +118,7 @@ async def rotate_client(key_id: int) -> Response:
 
 
 @bp.delete("/clients/<int:key_id>")
+@answers(errors={403: "`insufficient_scope`: only the key's owner or clients:admin"})
 @require_scope("clients:write")
 async def revoke_client(key_id: int) -> Response:
     principal = await require_principal()
