@@ -3,9 +3,11 @@ email confirmation and password reset."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import BaseModel, Field
 from quart import Blueprint, Response, request
-from quart_schema import validate_querystring, validate_request
+from quart_schema import document_response, validate_querystring, validate_request
 
 from app.api.access import public
 from app.api.envelope import ApiError, ok
@@ -53,6 +55,15 @@ class ResetBody(StrictModel):
     password: Password
 
 
+class Tokens(BaseModel):
+    """What login and refresh answer (docs only: `_tokens` builds it)."""
+
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"]
+    expires_in: int = Field(description="Seconds the access token stays valid")
+
+
 def _tokens(pair: TokenPair) -> dict[str, object]:
     return {
         "access_token": pair.access_token,
@@ -63,6 +74,7 @@ def _tokens(pair: TokenPair) -> dict[str, object]:
 
 
 @bp.post("/auth/login")
+@document_response(Tokens)
 @answers(errors={
     401: "`invalid_credentials`, or `totp_required` (2FA on, no code sent)",
     403: "`email_unconfirmed`",
@@ -81,6 +93,7 @@ async def login(data: LoginBody) -> Response:
 
 
 @bp.post("/auth/refresh")
+@document_response(Tokens)
 @answers(errors={401: "`invalid_token`: invalid, expired, revoked or reused"})
 @public
 @validate_request(RefreshBody)

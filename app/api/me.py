@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
-from quart_schema import validate_querystring, validate_request
+from quart_schema import document_response, validate_querystring, validate_request
 
 from app.api.access import authenticated, require_principal
 from app.api.envelope import ApiError, ok
@@ -42,6 +44,18 @@ class CodeQuery(BaseModel):
                              description="A current TOTP or recovery code (when 2FA is on)")
 
 
+class Caller(BaseModel):
+    """GET /me (docs only: the view builds it from the Principal)."""
+
+    kind: Literal["user", "api_key", "session"]
+    subject: str
+    user_id: int | None
+    client_id: int | None
+    email: str | None
+    scopes: list[str]
+    teams: list[int]
+
+
 async def _user_id() -> int:
     principal = await require_principal()
     if principal.user_id is None or principal.kind == "api_key":
@@ -50,6 +64,7 @@ async def _user_id() -> int:
 
 
 @bp.get("/me")
+@document_response(Caller)
 @authenticated
 async def me() -> Response:
     """The caller as authenticated for this request: identity, scopes and teams."""

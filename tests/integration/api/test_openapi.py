@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
+from jsonschema import Draft202012Validator, ValidationError
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from tests.integration.api.conftest import login
@@ -142,6 +144,32 @@ def test_v1_operations_are_deprecated(document: dict[str, Any]) -> None:
         assert operation.get("deprecated", False) is path.startswith("/api/v1/"), path
     v1 = document["paths"]["/api/v1/users"]["get"]["responses"]["200"]
     assert {"Deprecation", "Sunset", "Link"} <= set(v1["headers"])
+
+
+def conforms(document: dict[str, Any], path: str, method: str, status: int,
+             body: Any) -> None:
+    """Validate `body` against the documented schema, its $refs resolved in the document."""
+    pointer = "/".join(("#/paths", path.replace("/", "~1"), method, "responses", str(status),
+                        "content/application~1json/schema"))
+    Draft202012Validator({**document, "$ref": pointer}).validate(body)
+
+
+def test_documented_data_schemas_match_real_answers(server: FloeServer,
+                                                    document: dict[str, Any]) -> None:
+    login_200 = document["paths"]["/api/v2/auth/login"]["post"]["responses"]["200"]
+    assert "access_token" in str(login_200["content"]["application/json"]["schema"])
+    url = server.url("/api/v2/auth/login")
+    good = httpx.post(url, json={"email": "admin@localhost.local", "password": "admin123"},
+                      timeout=10)
+    conforms(document, "/api/v2/auth/login", "post", 200, good.json())
+    bad = httpx.post(url, json={"email": "nobody@localhost.local", "password": "x"}, timeout=10)
+    assert bad.status_code == 401
+    conforms(document, "/api/v2/auth/login", "post", 401, bad.json())
+    me = httpx.get(server.url("/api/v2/me"), timeout=10,
+                   headers={"Authorization": f"Bearer {good.json()['data']['access_token']}"})
+    conforms(document, "/api/v2/me", "get", 200, me.json())
+    with pytest.raises(ValidationError):  # the schema does constrain `data`
+        conforms(document, "/api/v2/me", "get", 200, {**me.json(), "data": {"kind": "robot"}})
 
 
 def test_flows_filters_still_answer_422_naming_the_parameter(server: FloeServer) -> None:
