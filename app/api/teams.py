@@ -137,7 +137,7 @@ async def list_resources(team_id: int) -> Response:
 
 
 @bp.post("/teams/<int:team_id>/resources")
-@answers(201, {409: "`conflict`: the team holds it"})
+@answers(201, {403: "`scope_escalation`", 409: "`conflict`: the team holds it"})
 @require_scope("teams:write")
 @validate_request(ResourceBody)
 async def add_resource(team_id: int, data: ResourceBody) -> Response:
