@@ -21,10 +21,12 @@ they answer their own shapes, not the envelope.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
+from quart import Quart, Response
 from quart_schema.conversion import model_schema
 from quart_schema.openapi import OpenAPIProvider
 from quart_schema.validation import (
@@ -34,11 +36,18 @@ from quart_schema.validation import (
 )
 from werkzeug.routing.rules import Rule
 
-from app.api.access import Access, access_of
+from app.api.access import Access, access_of, public
 from app.identity.scopes import SCOPES
 from app.types import covers
 
-__all__ = ["ENVELOPE_SCHEMAS", "SECURITY_SCHEMES", "FloeOpenAPIProvider", "RouteDoc", "answers"]
+__all__ = [
+    "ENVELOPE_SCHEMAS",
+    "SECURITY_SCHEMES",
+    "FloeOpenAPIProvider",
+    "RouteDoc",
+    "answers",
+    "openapi_view",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,8 +166,7 @@ _HEADERS: dict[str, dict[str, Any]] = {
 _ERRORS: dict[int, str] = {
     400: "`bad_request`: the body is not valid JSON",
     401: "`unauthenticated` (no credential) or `invalid_token` (bad, expired or revoked)",
-    403: "`insufficient_scope` (details `required_any_of`), or `csrf_failed` for a session "
-         "cookie writing without X-CSRF-Token",
+    403: "`insufficient_scope` (details `required_any_of`)",
     404: "`not_found`",
     409: "`conflict`",
     413: "`payload_too_large`: the body exceeds MAX_BODY_BYTES",
@@ -168,6 +176,8 @@ _ERRORS: dict[int, str] = {
     503: "`overloaded` (too many requests in flight), `database_unavailable` or "
          "`unavailable`: nothing was changed; see Retry-After",
 }
+
+_CSRF = "`csrf_failed`: a session cookie writing without X-CSRF-Token"
 
 _ERROR_HEADERS = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry-After",)}
 _V1_HEADERS = ("Deprecation", "Sunset", "Link")
@@ -280,6 +290,13 @@ class FloeOpenAPIProvider(OpenAPIProvider):
     (the URL map is fixed once the app serves)."""
 
     _document: dict[str, Any] | None = None
+    _serialised: bytes | None = None
+
+    def document_bytes(self) -> bytes:
+        """The document as JSON, serialised once (~0.3 ms a request instead of ~8 ms)."""
+        if self._serialised is None:
+            self._serialised = orjson.dumps(self.schema())
+        return self._serialised
 
     def schema(self) -> dict[str, Any]:
         if self._document is None:
@@ -313,16 +330,14 @@ class FloeOpenAPIProvider(OpenAPIProvider):
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
         view = self._app.view_functions[rule.endpoint]
-        for path, item in paths.items():
+        for item in paths.values():
             for method, shared in list(item.items()):
                 operation = copy.deepcopy(shared)  # quart-schema shares parts across methods
-                self._complete(operation, rule, view, method, path)
+                self._complete(operation, rule, view, method)
                 item[method] = operation
         return paths, components
 
-    def _complete(
-        self, operation: dict[str, Any], rule: Rule, view: Any, method: str, path: str
-    ) -> None:
+    def _complete(self, operation: dict[str, Any], rule: Rule, view: Any, method: str) -> None:
         endpoint = rule.endpoint
         version = _version(endpoint)
         if version is not None:
@@ -354,8 +369,10 @@ class FloeOpenAPIProvider(OpenAPIProvider):
         errors: dict[int, str] = {503: _ERRORS[503]} if doc.envelope else {}
         if access is None or not access.public:
             errors[401] = _ERRORS[401]
-            if access is None or access.scopes or method in _UNSAFE:
-                errors[403] = _ERRORS[403]
+            denials = [_ERRORS[403]] if access is None or access.scopes else []
+            denials += [_CSRF] if method in _UNSAFE else []
+            if denials:
+                errors[403] = ", or ".join(denials)
         if rule.arguments:
             errors[404] = _ERRORS[404]
         if getattr(view, QUART_SCHEMA_REQUEST_ATTRIBUTE, None) is not None:
@@ -363,7 +380,7 @@ class FloeOpenAPIProvider(OpenAPIProvider):
         if getattr(view, QUART_SCHEMA_QUERYSTRING_ATTRIBUTE, None) is not None:
             errors[422] = _ERRORS[422]
         for status, text in doc.errors.items():
-            base = errors.get(status) or _ERRORS.get(status, "")
+            base = errors.get(status)  # what the route's shape already implies, if anything
             errors[status] = f"{text}; or {base}" if base and base != text else text
         always = ("X-Request-ID",) + (_V1_HEADERS if version == "v1" else ())
         models = getattr(view, QUART_SCHEMA_RESPONSE_ATTRIBUTE, {})
@@ -389,7 +406,21 @@ class FloeOpenAPIProvider(OpenAPIProvider):
             body = doc.error_schema or {"$ref": _REF + "ErrorEnvelope"}
             responses[str(status)] = {
                 "description": errors[status],
-                "headers": _headers(always + _ERROR_HEADERS.get(status, ())),
+                # Admission control refuses before Quart runs: no v1 headers on its 503.
+                "headers": _headers((always if status != 503 else ("X-Request-ID",))
+                                    + _ERROR_HEADERS.get(status, ())),
                 "content": _json(body),
             }
         return responses
+
+
+def openapi_view(app: Quart) -> Callable[[], Awaitable[Response]]:
+    """The public view serving the document (replaces quart-schema's, which rebuilt and
+    re-serialised ~300 KB on every request)."""
+    provider: FloeOpenAPIProvider = app.extensions["QUART_SCHEMA"].openapi_provider
+
+    @public
+    async def openapi() -> Response:
+        return Response(provider.document_bytes(), mimetype="application/json")
+
+    return openapi
