@@ -15,7 +15,9 @@ what the code already declares, so the document cannot drift from it:
   `style`/`explode` lifted from the field schema (comma-separated lists).
 
 The routes outside app/api (probes, the docs page) are described in `_TRANSPORT` below:
-they answer their own shapes, not the envelope.
+they answer their own shapes, not the envelope (Schemathesis in tests/integration/api fails
+if a description and an answer part ways). The document is built on the first request and
+served from bytes serialised once (`openapi_view`).
 """
 
 from __future__ import annotations
