@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 from quart import Quart, Response, has_request_context, request
 from quart_schema import QuartSchema, RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
-from app.api.access import public
 from app.api.envelope import ApiError, error_response
+from app.api.openapi import FloeOpenAPIProvider, openapi_view
 from app.db.errors import DatabaseUnavailable
 
 __all__ = ["VERSIONED_MODULES", "init_app"]
@@ -133,17 +132,10 @@ def init_app(app: Quart) -> None:
         convert_casing=False,
         info={"title": "Floe API", "version": "2"},
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        openapi_provider_class=FloeOpenAPIProvider,  # responses, security: app/api/openapi.py
     )
-    # quart-schema's own view (a bound method) serves the OpenAPI document: wrap it so it
-    # carries the same @public mark as the docs page.
-    if "openapi" in app.view_functions:
-        library_view = app.view_functions["openapi"]
-
-        @public
-        async def openapi() -> Any:
-            return await cast(Callable[[], Awaitable[Any]], library_view)()
-
-        app.view_functions["openapi"] = openapi
+    # The document is served @public and serialised once: app/api/openapi.py.
+    app.view_functions["openapi"] = openapi_view(app)
     for name in VERSIONED_MODULES:
         module = importlib.import_module(f"app.api.{name}")
         bp = module.bp

@@ -3,12 +3,15 @@ email confirmation and password reset."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import BaseModel, Field
 from quart import Blueprint, Response, request
-from quart_schema import validate_querystring, validate_request
+from quart_schema import document_response, validate_querystring, validate_request
 
 from app.api.access import public
 from app.api.envelope import ApiError, ok
+from app.api.openapi import answers
 from app.identity import get_identity, get_sessions
 from app.identity.service import TokenPair
 from app.identity.web import Email, Password, StrictModel, client_ip, user_json
@@ -52,6 +55,15 @@ class ResetBody(StrictModel):
     password: Password
 
 
+class Tokens(BaseModel):
+    """What login and refresh answer (docs only: `_tokens` builds it)."""
+
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"]
+    expires_in: int = Field(description="Seconds the access token stays valid")
+
+
 def _tokens(pair: TokenPair) -> dict[str, object]:
     return {
         "access_token": pair.access_token,
@@ -62,6 +74,12 @@ def _tokens(pair: TokenPair) -> dict[str, object]:
 
 
 @bp.post("/auth/login")
+@document_response(Tokens)
+@answers(errors={
+    401: "`invalid_credentials`, or `totp_required` (2FA on, no code sent)",
+    403: "`email_unconfirmed`",
+    429: "`rate_limited` (failed logins from this address) or `account_locked`",
+})
 @public
 @validate_request(LoginBody)
 async def login(data: LoginBody) -> Response:
@@ -75,6 +93,8 @@ async def login(data: LoginBody) -> Response:
 
 
 @bp.post("/auth/refresh")
+@document_response(Tokens)
+@answers(errors={401: "`invalid_token`: invalid, expired, revoked or reused"})
 @public
 @validate_request(RefreshBody)
 async def refresh(data: RefreshBody) -> Response:
@@ -83,6 +103,7 @@ async def refresh(data: RefreshBody) -> Response:
 
 
 @bp.post("/auth/logout")
+@answers(errors={401: "`unauthenticated`: no session, access token or refresh token to revoke"})
 @public
 @validate_request(LogoutBody)
 async def logout(data: LogoutBody) -> Response:
@@ -120,6 +141,11 @@ async def logout(data: LogoutBody) -> Response:
 
 
 @bp.post("/auth/register")
+@answers(201, {
+    403: "`registration_disabled`",
+    409: "`conflict`: the email is taken",
+    429: "`rate_limited`: register and reset requests per address",
+})
 @public
 @validate_request(RegisterBody)
 async def register(data: RegisterBody) -> Response:
@@ -128,6 +154,7 @@ async def register(data: RegisterBody) -> Response:
 
 
 @bp.post("/auth/confirm")
+@answers(errors={400: "`invalid_token`: invalid, expired or already used"})
 @public
 @validate_request(TokenBody)
 async def confirm(data: TokenBody) -> Response:
@@ -136,6 +163,7 @@ async def confirm(data: TokenBody) -> Response:
 
 
 @bp.get("/auth/confirm")
+@answers(errors={400: "`invalid_token`: invalid, expired or already used"})
 @public
 @validate_querystring(TokenBody)
 async def confirm_link(query_args: TokenBody) -> Response:
@@ -144,6 +172,7 @@ async def confirm_link(query_args: TokenBody) -> Response:
 
 
 @bp.post("/auth/password-reset")
+@answers(202, {429: "`rate_limited`: register and reset requests per address"})
 @public
 @validate_request(ResetRequestBody)
 async def password_reset_request(data: ResetRequestBody) -> Response:
@@ -152,6 +181,7 @@ async def password_reset_request(data: ResetRequestBody) -> Response:
 
 
 @bp.post("/auth/password-reset/confirm")
+@answers(errors={400: "`invalid_token`: invalid, expired or already used"})
 @public
 @validate_request(ResetBody)
 async def password_reset(data: ResetBody) -> Response:

@@ -14,6 +14,7 @@ from quart_schema import validate_querystring, validate_request
 
 from app.api.access import require_principal, require_scope
 from app.api.envelope import ok
+from app.api.openapi import answers
 from app.identity import get_identity
 from app.identity.web import Page, ScopeName, StrictModel, client_ip, key_json, page_meta
 
@@ -34,6 +35,10 @@ class ClientQuery(Page):
     name: str | None = Field(default=None, max_length=128)
     include_revoked: bool = False
     mine: bool = False
+
+
+_REACH = ("`not_owner`: another user's key without clients:admin; `target_outranks_caller`: the "
+          "key holds scopes the caller lacks")
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
@@ -60,6 +65,12 @@ async def list_clients(query_args: ClientQuery) -> Response:
 
 
 @bp.post("/clients")
+@answers(201, {
+    403: "`scope_escalation`: scopes the creator lacks",
+    409: "`key_limit`: the user owns 100 live keys",
+    422: "`unknown_scope`, `invalid_expiry`, `node_id_required` (dataplane:write without "
+         "node_id) or `node_id_unused`",
+})
 @require_scope("clients:write")
 @validate_request(CreateClientBody)
 async def create_client(data: CreateClientBody) -> Response:
@@ -77,6 +88,7 @@ async def create_client(data: CreateClientBody) -> Response:
 
 
 @bp.get("/clients/<int:key_id>")
+@answers(errors={403: _REACH})
 @require_scope("clients:read")
 async def get_client(key_id: int) -> Response:
     principal = await require_principal()
@@ -84,6 +96,7 @@ async def get_client(key_id: int) -> Response:
 
 
 @bp.post("/clients/<int:key_id>/rotate")
+@answers(201, {403: _REACH})
 @require_scope("clients:write")
 async def rotate_client(key_id: int) -> Response:
     principal = await require_principal()
@@ -92,6 +105,7 @@ async def rotate_client(key_id: int) -> Response:
 
 
 @bp.delete("/clients/<int:key_id>")
+@answers(errors={403: _REACH})
 @require_scope("clients:write")
 async def revoke_client(key_id: int) -> Response:
     principal = await require_principal()

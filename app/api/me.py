@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
-from quart_schema import validate_request
+from quart_schema import document_response, validate_querystring, validate_request
 
 from app.api.access import authenticated, require_principal
 from app.api.envelope import ApiError, ok
+from app.api.openapi import answers
 from app.identity import get_identity
 from app.identity.web import Password, StrictModel, client_ip, user_json
 
 __all__ = ["bp"]
 
 bp = Blueprint("me", __name__)
+
+_USER_REQUIRED = "`user_required`: an API key has no user account"
 
 
 class ProfileBody(StrictModel):
@@ -29,6 +34,28 @@ class CodeBody(StrictModel):
     code: str = Field(min_length=1, max_length=32, strict=True)
 
 
+class CodeQuery(BaseModel):
+    """`?code=` on DELETE /me/2fa/totp, for clients that send no body; a JSON body's code wins
+    (then this one is not looked at). Other parameters are ignored, as they always were."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    code: str | None = Field(default=None, max_length=32,
+                             description="A current TOTP or recovery code (when 2FA is on)")
+
+
+class Caller(BaseModel):
+    """GET /me (docs only: the view builds it from the Principal)."""
+
+    kind: Literal["user", "api_key", "session"]
+    subject: str
+    user_id: int | None
+    client_id: int | None
+    email: str | None
+    scopes: list[str]
+    teams: list[int]
+
+
 async def _user_id() -> int:
     principal = await require_principal()
     if principal.user_id is None or principal.kind == "api_key":
@@ -37,6 +64,7 @@ async def _user_id() -> int:
 
 
 @bp.get("/me")
+@document_response(Caller)
 @authenticated
 async def me() -> Response:
     """The caller as authenticated for this request: identity, scopes and teams."""
@@ -55,6 +83,7 @@ async def me() -> Response:
 
 
 @bp.get("/me/profile")
+@answers(errors={403: _USER_REQUIRED})
 @authenticated
 async def profile() -> Response:
     user_id = await _user_id()
@@ -62,6 +91,7 @@ async def profile() -> Response:
 
 
 @bp.patch("/me/profile")
+@answers(errors={403: _USER_REQUIRED})
 @authenticated
 @validate_request(ProfileBody)
 async def update_profile(data: ProfileBody) -> Response:
@@ -74,6 +104,7 @@ async def update_profile(data: ProfileBody) -> Response:
 
 
 @bp.post("/me/password")
+@answers(errors={403: _USER_REQUIRED + ", or `invalid_credentials`: the current password is wrong"})
 @authenticated
 @validate_request(PasswordBody)
 async def change_password(data: PasswordBody) -> Response:
@@ -85,6 +116,7 @@ async def change_password(data: PasswordBody) -> Response:
 
 
 @bp.post("/me/2fa/totp")
+@answers(201, {403: _USER_REQUIRED, 409: "`totp_enabled`: already on"})
 @authenticated
 async def totp_enrol() -> Response:
     user_id = await _user_id()
@@ -92,6 +124,11 @@ async def totp_enrol() -> Response:
 
 
 @bp.post("/me/2fa/totp/verify")
+@answers(errors={
+    403: _USER_REQUIRED,
+    409: "`totp_enabled` or `totp_not_enrolled`",
+    422: "`invalid_code`",
+})
 @authenticated
 @validate_request(CodeBody)
 async def totp_verify(data: CodeBody) -> Response:
@@ -101,12 +138,17 @@ async def totp_verify(data: CodeBody) -> Response:
 
 
 @bp.delete("/me/2fa/totp")
+@answers(errors={
+    403: _USER_REQUIRED,
+    422: "`invalid_code`: a current code is needed while 2FA is on",
+})
 @authenticated
-async def totp_disable() -> Response:
+@validate_querystring(CodeQuery)
+async def totp_disable(query_args: CodeQuery) -> Response:
     """Needs a current TOTP or recovery code as `{"code"}` or `?code=` when 2FA is on."""
     user_id = await _user_id()
     body = await request.get_json(silent=True)
-    code = body.get("code") if isinstance(body, dict) else request.args.get("code")
+    code = body.get("code") if isinstance(body, dict) else query_args.code
     if code is not None and (not isinstance(code, str) or not 0 < len(code) <= 32):
         raise ApiError(422, "validation_error", "code must be a string of at most 32 characters")
     await get_identity().totp_disable(user_id, code, client_ip())

@@ -10,6 +10,7 @@ from quart_schema import validate_querystring, validate_request
 
 from app.api.access import require_principal, require_scope
 from app.api.envelope import ApiError, ok
+from app.api.openapi import answers
 from app.identity import get_identity, store
 from app.identity.scopes import BUILTIN_ROLES, RESOURCES
 from app.identity.web import Page, ScopeName, StrictModel, client_ip, page_meta, role_json
@@ -72,6 +73,11 @@ async def get_role(role_id: int) -> Response:
 
 
 @bp.post("/roles")
+@answers(201, {
+    403: "`scope_escalation`",
+    409: "`conflict`: the name is taken",
+    422: "`unknown_scope`",
+})
 @require_scope("roles:write")
 @validate_request(CreateRoleBody)
 async def create_role(data: CreateRoleBody) -> Response:
@@ -83,6 +89,7 @@ async def create_role(data: CreateRoleBody) -> Response:
 
 
 @bp.patch("/roles/<int:role_id>")
+@answers(errors={403: "`scope_escalation`", 409: "`builtin_role`", 422: "`unknown_scope`"})
 @require_scope("roles:write")
 @validate_request(UpdateRoleBody)
 async def update_role(role_id: int, data: UpdateRoleBody) -> Response:
@@ -95,6 +102,7 @@ async def update_role(role_id: int, data: UpdateRoleBody) -> Response:
 
 
 @bp.delete("/roles/<int:role_id>")
+@answers(errors={409: "`builtin_role` or `role_in_use`"})
 @require_scope("roles:admin")
 async def delete_role(role_id: int) -> Response:
     principal = await require_principal()

@@ -11,6 +11,7 @@ from quart_schema import validate_request
 
 from app.api.access import current_principal, require_scope
 from app.api.envelope import ApiError, ok
+from app.api.openapi import answers
 from app.identity.web import client_ip
 from app.ingest import get_rule_store
 from app.ingest.rules import FilterRuleSet, Rule, RuleSpecError, rule_json
@@ -50,6 +51,7 @@ async def get_rules() -> Response:
 
 
 @bp.put("/rules")
+@answers(errors={422: "`invalid_rule`: the dataplane's own checks (app/rulespec.py)"})
 @require_scope("rules:write")
 @validate_request(RuleSetBody)
 async def put_rules(data: RuleSetBody) -> Response:

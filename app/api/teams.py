@@ -11,6 +11,7 @@ from quart_schema import validate_querystring, validate_request
 
 from app.api.access import require_principal, require_scope
 from app.api.envelope import ApiError, ok
+from app.api.openapi import answers
 from app.identity import get_identity, store
 from app.identity.web import Name, Page, StrictModel, client_ip, page_meta, team_json
 
@@ -53,6 +54,7 @@ async def list_teams(query_args: TeamQuery) -> Response:
 
 
 @bp.post("/teams")
+@answers(201, {409: "`conflict`: the name is taken"})
 @require_scope("teams:write")
 @validate_request(CreateTeamBody)
 async def create_team(data: CreateTeamBody) -> Response:
@@ -101,6 +103,8 @@ async def list_members(team_id: int) -> Response:
 
 
 @bp.put("/teams/<int:team_id>/members/<int:user_id>")
+@answers(errors={403: "`target_outranks_caller` or `scope_escalation`",
+                 422: "`unknown_role`: not a team-level role"})
 @require_scope("teams:write")
 @validate_request(MemberBody)
 async def set_member(team_id: int, user_id: int, data: MemberBody) -> Response:
@@ -134,6 +138,7 @@ async def list_resources(team_id: int) -> Response:
 
 
 @bp.post("/teams/<int:team_id>/resources")
+@answers(201, {403: "`scope_escalation`", 409: "`conflict`: the team holds it"})
 @require_scope("teams:write")
 @validate_request(ResourceBody)
 async def add_resource(team_id: int, data: ResourceBody) -> Response:

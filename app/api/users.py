@@ -10,6 +10,7 @@ from quart_schema import validate_querystring, validate_request
 
 from app.api.access import require_principal, require_scope
 from app.api.envelope import ok
+from app.api.openapi import answers
 from app.identity import get_identity, store
 from app.identity.web import (
     Email,
@@ -71,6 +72,11 @@ async def list_users(query_args: UserQuery) -> Response:
 
 
 @bp.post("/users")
+@answers(201, {
+    403: "`scope_escalation`: roles beyond the caller's scopes",
+    409: "`conflict`: the email is taken",
+    422: "`unknown_role`",
+})
 @require_scope("users:write")
 @validate_request(CreateUserBody)
 async def create_user(data: CreateUserBody) -> Response:
@@ -93,6 +99,11 @@ async def get_user(user_id: int) -> Response:
 
 
 @bp.patch("/users/<int:user_id>")
+@answers(errors={
+    403: "`target_outranks_caller`: the user holds scopes the caller lacks; "
+         "`scope_escalation`: roles beyond the caller's scopes",
+    422: "`unknown_role`",
+})
 @require_scope("users:write")
 @validate_request(UpdateUserBody)
 async def update_user(user_id: int, data: UpdateUserBody) -> Response:
@@ -110,6 +121,8 @@ async def update_user(user_id: int, data: UpdateUserBody) -> Response:
 
 
 @bp.delete("/users/<int:user_id>")
+@answers(errors={403: "`target_outranks_caller`: the user holds scopes the caller lacks",
+                 409: "`self_delete`: not your own account"})
 @require_scope("users:admin")
 async def delete_user(user_id: int) -> Response:
     principal = await require_principal()
@@ -124,6 +137,11 @@ async def list_grants(user_id: int) -> Response:
 
 
 @bp.post("/users/<int:user_id>/grants")
+@answers(201, {
+    403: "`target_outranks_caller` or `scope_escalation`",
+    409: "`conflict`: the grant exists",
+    422: "`unknown_role`: not a resource-level role",
+})
 @require_scope("users:write")
 @validate_request(GrantBody)
 async def add_grant(user_id: int, data: GrantBody) -> Response:
