@@ -9,6 +9,7 @@ The event semantics are the ones `proto/floe/observer/v1/observer.proto` documen
 
 from __future__ import annotations
 
+import functools
 import struct
 import time
 from collections import OrderedDict
@@ -16,10 +17,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from app.ingest.state import address_text
 from app.observer.ring import EVENT_DTYPE, TYPE_FLOW, TYPE_LOST, TYPE_NODE, EventBatch, EventRing
+from app.protowire import Rows
 from floe.observer.v1 import observer_pb2 as pb
 
 __all__ = ["FlowTracker", "append_flows", "append_lost", "append_node", "entry"]
@@ -29,6 +32,13 @@ _EVENTS_FIELD = 0x0A  # GetFlowsResponse.events: field 1, length-delimited
 _KEY = struct.Struct("<IIHBHHQ")  # node, ifindex, vlan, proto, port a, port b, first seen
 _ZERO_ADDR = bytes(16)
 _V4_MAPPED = np.uint64(0xFFFF)
+U64 = npt.NDArray[np.uint64]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def address_bytes(raw: bytes) -> bytes:
+    """An address's text, encoded (cached: hosts repeat across flows)."""
+    return address_text(raw).encode()
 
 
 def _varint(value: int) -> bytes:
@@ -88,62 +98,103 @@ class FlowTracker:
         return kind, deltas
 
 
+_EV = {name: f.number for name, f in pb.Event.DESCRIPTOR.fields_by_name.items()}
+_FE = {name: f.number for name, f in pb.FlowEvent.DESCRIPTOR.fields_by_name.items()}
+_FL = {name: f.number for name, f in pb.Flow.DESCRIPTOR.fields_by_name.items()}
+_TS = {name: f.number for name, f in Timestamp.DESCRIPTOR.fields_by_name.items()}
+_ENTRY = pb.GetFlowsResponse.DESCRIPTOR.fields_by_name["events"].number
+_NS = np.uint64(1_000_000_000)
+
+
+def _timestamps(ns: U64) -> Rows:
+    stamp = Rows(len(ns))
+    stamp.varint(_TS["seconds"], ns // _NS)
+    stamp.varint(_TS["nanos"], ns % _NS)
+    return stamp
+
+
 def append_flows(ring: EventRing, tracker: FlowTracker, node_id: str,
                  records: Sequence[Any]) -> EventBatch | None:
-    """One slice of a batch's flow records (uplink `FlowRecord`s) as an event batch."""
+    """One slice of a batch's flow records (uplink `FlowRecord`s) as an event batch: one
+    Python pass for what needs a dictionary (the tracker, address text), numpy for the rest
+    (columns, and the wire bytes through `app.protowire` — byte-identical to protobuf's)."""
     n = len(records)
     if n == 0:
         return None
     node = ring.nodes.id(node_id)
+    addresses: list[bytes] = []
+    src_text: list[bytes] = []
+    dst_text: list[bytes] = []
+    interfaces: list[str] = []
+    scalars: list[tuple[int, ...]] = []  # _SCALARS, in order: one attribute read each
+    kinds = np.empty(n, np.uint64)
+    deltas = np.empty((n, 4), np.uint64)
+    for i, r in enumerate(records):
+        addr_a = r.addr_a if len(r.addr_a) == 16 else _ZERO_ADDR
+        addr_b = r.addr_b if len(r.addr_b) == 16 else _ZERO_ADDR
+        pair = addr_a + addr_b
+        addresses.append(pair)
+        src_text.append(address_bytes(addr_a))
+        dst_text.append(address_bytes(addr_b))
+        interfaces.append(r.interface)
+        row = (r.port_a, r.port_b, r.proto, r.vlan, r.tcp_flags, r.state, r.end_reason,
+               r.first_seen_unix_ns, r.last_seen_unix_ns, r.packets_ab, r.bytes_ab,
+               r.packets_ba, r.bytes_ba, r.ifindex)
+        scalars.append(row)
+        key = _KEY.pack(node, row[13] & 0xFFFFFFFF, row[3] & 0xFFFF, row[2] & 0xFF,
+                        row[0] & 0xFFFF, row[1] & 0xFFFF, row[7]) + pair
+        kinds[i], deltas[i] = tracker.observe(key, row[9:13], row[6] != 0)
+    (sport, dport, proto, vlan, flags, state, end, first_seen, last_seen, packets, octets,
+     reply_packets, reply_octets, _) = np.array(scalars, np.uint64).T
+
     columns = np.zeros(n, EVENT_DTYPE)
-    addresses = [(r.addr_a if len(r.addr_a) == 16 else _ZERO_ADDR,
-                  r.addr_b if len(r.addr_b) == 16 else _ZERO_ADDR) for r in records]
-    halves = np.frombuffer(b"".join(a + b for a, b in addresses), dtype=">u8").reshape(n, 4)
+    halves = np.frombuffer(b"".join(addresses), dtype=">u8").reshape(n, 4)
     columns["src_hi"], columns["src_lo"] = halves[:, 0], halves[:, 1]
     columns["dst_hi"], columns["dst_lo"] = halves[:, 2], halves[:, 3]
     v4 = (halves[:, 0] == 0) & ((halves[:, 1] >> np.uint64(32)) == _V4_MAPPED)
     columns["ipv"] = np.where(v4, 4, 6)
     columns["type"] = TYPE_FLOW
-    columns["node"] = node
-    columns["iface"] = [ring.interfaces.id(r.interface) for r in records]
-    columns["sport"] = [r.port_a & 0xFFFF for r in records]
-    columns["dport"] = [r.port_b & 0xFFFF for r in records]
-    columns["proto"] = [r.proto & 0xFF for r in records]
-    columns["vlan"] = [r.vlan & 0xFFFF for r in records]
-    columns["flags"] = [r.tcp_flags & 0xFF for r in records]
-    columns["state"] = [r.state & 0xFF for r in records]
-    columns["end"] = [r.end_reason & 0xFF for r in records]
-    columns["time"] = [r.last_seen_unix_ns for r in records]
-
-    entries: list[bytes] = []
-    kinds: list[int] = []
-    cursor = ring.next_cursor
-    ip_version = (pb.IP_VERSION_IPV6, pb.IP_VERSION_IPV4)
-    for i, record in enumerate(records):
-        addr_a, addr_b = addresses[i]
-        counters = (record.packets_ab, record.bytes_ab, record.packets_ba, record.bytes_ba)
-        key = _KEY.pack(node, record.ifindex & 0xFFFFFFFF, record.vlan & 0xFFFF,
-                        record.proto & 0xFF, record.port_a & 0xFFFF, record.port_b & 0xFFFF,
-                        record.first_seen_unix_ns) + addr_a + addr_b
-        kind, deltas = tracker.observe(key, counters, record.end_reason != 0)
-        kinds.append(kind)
-        flow = pb.Flow(
-            source_ip=address_text(addr_a), destination_ip=address_text(addr_b),
-            source_port=record.port_a, destination_port=record.port_b, protocol=record.proto,
-            ip_version=ip_version[bool(v4[i])], vlan=record.vlan, interface=record.interface,
-            packets=counters[0], bytes=counters[1], reply_packets=counters[2],
-            reply_bytes=counters[3], delta_packets=deltas[0], delta_bytes=deltas[1],
-            delta_reply_packets=deltas[2], delta_reply_bytes=deltas[3],
-            first_seen=_timestamp(record.first_seen_unix_ns),
-            last_seen=_timestamp(record.last_seen_unix_ns),
-            tcp_flags=record.tcp_flags, state=record.state, end_reason=record.end_reason,
-        )
-        event = pb.Event(cursor=cursor + i, time=_timestamp(record.last_seen_unix_ns),
-                         node_id=node_id,
-                         flow=pb.FlowEvent(kind=kind, flow=flow))  # type: ignore[arg-type]
-        entries.append(entry(event))
     columns["kind"] = kinds
-    return ring.append(columns, entries, flows=n)
+    columns["node"] = node
+    columns["iface"] = [ring.interfaces.id(name) for name in interfaces]
+    columns["sport"], columns["dport"] = sport & 0xFFFF, dport & 0xFFFF
+    columns["proto"], columns["vlan"] = proto & 0xFF, vlan & 0xFFFF
+    columns["flags"], columns["state"], columns["end"] = flags & 0xFF, state & 0xFF, end & 0xFF
+    columns["time"] = last_seen
+
+    flow = Rows(n)
+    flow.strings(_FL["source_ip"], src_text)
+    flow.strings(_FL["destination_ip"], dst_text)
+    flow.varint(_FL["source_port"], sport)
+    flow.varint(_FL["destination_port"], dport)
+    flow.varint(_FL["protocol"], proto)
+    flow.varint(_FL["ip_version"], columns["ipv"])
+    flow.varint(_FL["vlan"], vlan)
+    flow.strings(_FL["interface"], [name.encode() for name in interfaces])
+    for name, values in (("packets", packets), ("bytes", octets),
+                         ("reply_packets", reply_packets), ("reply_bytes", reply_octets)):
+        flow.varint(_FL[name], values)
+    for column, name in enumerate(("delta_packets", "delta_bytes", "delta_reply_packets",
+                                   "delta_reply_bytes")):
+        flow.varint(_FL[name], deltas[:, column])
+    flow.message(_FL["first_seen"], _timestamps(first_seen))
+    flow.message(_FL["last_seen"], _timestamps(last_seen))
+    flow.varint(_FL["tcp_flags"], flags)
+    flow.varint(_FL["state"], state)
+    flow.varint(_FL["end_reason"], end)
+
+    flow_event = Rows(n)
+    flow_event.varint(_FE["kind"], kinds)
+    flow_event.message(_FE["flow"], flow)
+    event = Rows(n)
+    event.varint(_EV["cursor"], np.arange(ring.next_cursor, ring.next_cursor + n,
+                                          dtype=np.uint64))
+    event.message(_EV["time"], _timestamps(last_seen))
+    event.same_string(_EV["node_id"], node_id.encode())
+    event.message(_EV["flow"], flow_event)
+    entries = Rows(n)
+    entries.message(_ENTRY, event)
+    return ring.append(columns, entries.pack_rows(), flows=n)
 
 
 def _single(ring: EventRing, node_id: str, event_type: int, event: Any) -> EventBatch:
