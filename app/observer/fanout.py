@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from app.observer.filters import Selection
 from app.observer.ring import EventBatch, EventRing
@@ -24,10 +25,18 @@ MAX_CHUNK_EVENTS = 2048  # events per GetFlowsResponse (a few hundred KB at most
 
 @dataclass(slots=True)
 class Chunk:
-    """Encoded entries of consecutive matching events, ready to be joined into one message."""
+    """The events of one batch a follower wants: the batch and their rows in it (the gRPC
+    stream joins their encoded entries, the WebSocket their JSON)."""
 
-    entries: list[bytes]
-    last_cursor: int
+    batch: EventBatch
+    rows: npt.NDArray[np.intp]
+
+    @property
+    def entries(self) -> list[bytes]:
+        entries = self.batch.entries
+        if len(self.rows) == len(entries):
+            return entries
+        return [entries[i] for i in self.rows.tolist()]
 
 
 class Follower:
@@ -51,28 +60,22 @@ class Follower:
     def offer(self, batch: EventBatch, ring: EventRing) -> None:
         if self.closed:
             return
-        mask = self.selection.select(batch.columns, ring)
-        picked = np.flatnonzero(mask)
+        picked = np.flatnonzero(self.selection.select(batch.columns, ring))
         if picked.size == 0:
             return
-        entries = batch.entries
-        if picked.size == len(entries):
-            chosen = entries
-        else:
-            chosen = [entries[i] for i in picked.tolist()]
-        self.queue.append(Chunk(chosen, batch.first + int(picked[-1])))
-        self._queued += len(chosen)
+        self.queue.append(Chunk(batch, picked))
+        self._queued += int(picked.size)
         while self._queued > self.queue_size:
             self._drop_oldest(self._queued - self.queue_size)
         self._wake.set()
 
     def _drop_oldest(self, count: int) -> None:
         head = self.queue[0]
-        if len(head.entries) <= count:
+        if len(head.rows) <= count:
             self.queue.popleft()
-            dropped = len(head.entries)
+            dropped = len(head.rows)
         else:
-            head.entries = head.entries[count:]
+            head.rows = head.rows[count:]
             dropped = count
         self._queued -= dropped
         self.lost += dropped
