@@ -18,12 +18,14 @@ __all__ = [
     "add_audit",
     "api_key_by_id",
     "api_key_by_prefix",
+    "claim_refresh",
     "ensure_builtin_roles",
     "insert_api_key",
     "list_api_keys",
     "list_roles",
     "list_teams",
     "list_users",
+    "revoke_refresh_family",
     "role_by_id",
     "role_by_name",
     "roles_by_name",
@@ -367,3 +369,29 @@ def touch_api_keys(dal: Dal, used: dict[int, datetime]) -> None:
     """Batched last-used update (one transaction for everything seen since the last flush)."""
     for key_id, when in used.items():
         dal(dal.api_client.id == key_id).update(last_used_at=when)
+
+
+# --- refresh tokens --------------------------------------------------------------------
+
+
+def claim_refresh(dal: Dal, token_id: int, now: datetime) -> bool:
+    """Mark a refresh token used, compare-and-set: True for exactly one of any number of
+    concurrent claims. The conditional UPDATE takes the row lock and re-checks the row as
+    committed (PostgreSQL READ COMMITTED, InnoDB current read, SQLite's single writer), so
+    a second claimer sees `used_at` set and matches no row."""
+    table = dal.refresh_token
+    claimed = dal(
+        (table.id == token_id)
+        & (table.used_at == None)  # noqa: E711 - PyDAL builds IS NULL
+        & (table.revoked_at == None)  # noqa: E711
+    ).update(used_at=now)
+    return int(claimed or 0) == 1
+
+
+def revoke_refresh_family(dal: Dal, family: str, now: datetime, first_id: int) -> None:
+    """Revoke every live token of `family`. The presented token's row (`first_id`) is locked
+    first, by primary key, as `claim_refresh` does: concurrent revokers then queue on that
+    row instead of deadlocking on InnoDB's family index (measured on MariaDB)."""
+    table = dal.refresh_token
+    dal(table.id == first_id).update(revoked_at=now)
+    dal((table.family_id == family) & (table.revoked_at == None)).update(revoked_at=now)  # noqa: E711

@@ -176,8 +176,24 @@ class TokenUseCases(ServiceCore):
         await self.db.run(work)
 
     async def refresh(self, token: str, ip: str) -> TokenPair:
+        """Rotate: the presented token is claimed (compare-and-set in the database) and a new
+        one issued in the same unit of work. A token already used, or claimed first by a
+        concurrent request, is reuse: the whole family is revoked, the winner's new tokens
+        included (a stolen token raced against its owner leaves neither logged in)."""
         hashed = token_hash(token)
         now = utcnow()
+
+        def reuse(dal: Dal, row: Any) -> tuple[str, None, str]:
+            store.revoke_refresh_family(dal, row.family_id, now, int(row.id))
+            store.add_audit(
+                dal,
+                "refresh_reuse",
+                success=False,
+                target=f"user:{row.user_id}",
+                ip=ip,
+                details={"family": row.family_id},
+            )
+            return "reused", None, row.family_id
 
         def work(dal: Dal) -> tuple[str, Any, str | None]:
             row = dal(dal.refresh_token.token_hash == hashed).select().first()
@@ -187,20 +203,12 @@ class TokenUseCases(ServiceCore):
             if row.revoked_at is not None or row.expires_at <= now:
                 return "dead", None, family
             if row.used_at is not None:
-                dal(dal.refresh_token.family_id == family).update(revoked_at=now)
-                store.add_audit(
-                    dal,
-                    "refresh_reuse",
-                    success=False,
-                    target=f"user:{row.user_id}",
-                    ip=ip,
-                    details={"family": family},
-                )
-                return "reused", None, family
+                return reuse(dal, row)
             user = store.user_row_by_id(dal, int(row.user_id))
             if user is None or not user.active:
                 return "dead", None, family
-            row.update_record(used_at=now)
+            if not store.claim_refresh(dal, int(row.id), now):
+                return reuse(dal, row)
             new = self._new_refresh(dal, int(row.user_id), family)
             return new, store.user_state(dal, int(row.user_id)), family
 
