@@ -32,6 +32,7 @@ __all__ = [
     "list_roles",
     "list_teams",
     "list_users",
+    "login_seat",
     "mark_locked",
     "prune_login_seats",
     "release_login_seat",
@@ -481,3 +482,10 @@ def prune_login_seats(dal: Dal, cutoff: datetime) -> int:
 
 def count_login_seats(dal: Dal) -> int:
     return int(dal(dal.login_throttle.id > 0).count())
+
+
+def login_seat(dal: Dal, key: str) -> tuple[datetime, int] | None:
+    """(window start, attempts) of `key`'s current row, if any."""
+    table = dal.login_throttle
+    row = dal(table.email_hash == key).select(table.window_start, table.attempts).first()
+    return None if row is None else (row.window_start, int(row.attempts or 0))
