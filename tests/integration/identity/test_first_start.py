@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from tests.integration.identity.attacker import ADMIN, from_source, login, start_server
+from tests.support.ports import free_port
 from tests.support.server import PYTHON, REPO_ROOT
 
 PRODUCTION = {"FLOE_ENV": "production"}
@@ -73,10 +74,14 @@ def test_a_bad_admin_password_stops_start_up(tmp_path: Path) -> None:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("FLOE_", "DB_", "SMTP_"))
     }
-    env.update(FLOE_ENV="production", FLOE_ADMIN_PASSWORD="short", FLOE_DATA_DIR=str(tmp_path))
+    env.update(
+        FLOE_ENV="production", FLOE_ADMIN_PASSWORD="short", FLOE_DATA_DIR=str(tmp_path),
+        BIND_HOST="127.0.0.1", HTTP_PORT=str(free_port()), HTTPS_PORT="0",
+        GRPC_ENABLED="false", METRICS_ENABLED="false",
+    )
     done = subprocess.run(
         [str(PYTHON), "-m", "app.cli", "serve"],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False,
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "FLOE_ADMIN_PASSWORD" in done.stderr
