@@ -62,7 +62,8 @@ install: apt venv proto bpf
 
 dev: install
 	@echo "Starting Floe on embedded defaults (SQLite in $$FLOE_DATA_DIR). Ctrl-C stops everything."
-	@if [ "$$(id -u)" = 0 ]; then exec $(VENV)/bin/floe demo; else exec $(VENV)/bin/floe serve; fi
+	@export FLOE_ENV=$${FLOE_ENV:-development}; \
+	if [ "$$(id -u)" = 0 ]; then exec $(VENV)/bin/floe demo; else exec $(VENV)/bin/floe serve; fi
 
 serve: install
 	exec $(VENV)/bin/floe serve

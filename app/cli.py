@@ -1,8 +1,9 @@
-"""`floe` command line: serve | dataplane | demo | db init, with -v/-vv/-vvv."""
+"""`floe` command line: serve | dataplane | demo | db init | users, with -v/-vv/-vvv."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -62,19 +63,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("init", help="create the schema (SQLAlchemy) and the default admin")
+    db_sub.add_parser("init", help="create the schema (SQLAlchemy) and the first admin")
+
+    from app.users_cli import add_users_parser
+
+    add_users_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "demo" and not os.environ.get("FLOE_ENV"):
+        # The demo is a throw-away showcase: development defaults (admin123), also for the
+        # `floe serve` it starts. Set FLOE_ENV=production to demo the real first start.
+        os.environ["FLOE_ENV"] = "development"
     try:
         settings = load_settings()
     except ConfigError as error:
         print(f"floe: configuration error: {error}", file=sys.stderr)
         return 2
-    setup_logging(args.verbose, settings.log_json)
+    # `floe users` prints its answer; its logs stay at warnings unless asked for.
+    verbosity = args.verbose or (1 if args.command == "users" else 0)
+    setup_logging(verbosity, settings.log_json)
     try:
         return _run(args, settings, parser)
     except ConfigError as error:  # a layer's FLOE_* knob, found bad when that layer starts
@@ -98,11 +109,15 @@ def _run(args: argparse.Namespace, settings: Settings, parser: argparse.Argument
         return int(run_demo(args, settings))
     if args.command == "db":
         return _db_init(settings)
+    if args.command == "users":
+        from app.users_cli import run_users
+
+        return run_users(args, settings)
     parser.error(f"unknown command {args.command}")
 
 
 def _db_init(settings: Settings) -> int:
-    """Schema first (storage layer), then built-in roles and the default admin (identity)."""
+    """Schema first (storage layer), then built-in roles and the first admin (identity)."""
     from app.db.cli import db_init
     from app.db.database import Database
     from app.identity import ensure_defaults
@@ -114,7 +129,7 @@ def _db_init(settings: Settings) -> int:
 
     status = db_init(settings, after=defaults)
     if status == 0:
-        print(f"floe: default admin {'created' if created[0] else 'already present'}",
+        print(f"floe: first admin {'created' if created[0] else 'already present'}",
               file=sys.stderr)
     return status
 

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
-    "ConfigError", "Settings", "extra_bool", "extra_float", "extra_int", "load_settings",
+    "ADMIN_PASSWORD_MIN",
+    "ConfigError",
+    "Settings",
+    "extra_bool",
+    "extra_float",
+    "extra_int",
+    "load_settings",
 ]
 
 
@@ -142,6 +148,13 @@ class Settings:
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_from: str = "floe@localhost.local"
+    # Deployment kind (FLOE_ENV): "production" (the default) or "development", which keeps
+    # the documented admin123 default admin and logs account-mail links when SMTP is unset.
+    environment: str = "production"
+    admin_password: str = field(default="", repr=False)  # FLOE_ADMIN_PASSWORD, first start
+    smtp_tls: str = "none"  # none | starttls | tls
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
     log_json: bool | None = None
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -152,10 +165,45 @@ class Settings:
         )
 
     @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    @property
     def effective_db_port(self) -> int:
         if self.db_port:
             return self.db_port
         return {"postgresql": 5432, "mysql": 3306}.get(self.db_type, 0)
+
+
+_SMTP_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+ADMIN_PASSWORD_MIN = 12
+
+
+def _admin_password(env: Mapping[str, str]) -> str:
+    """FLOE_ADMIN_PASSWORD: the first admin's password in production (never echoed back)."""
+    value = env.get("FLOE_ADMIN_PASSWORD") or ""
+    if value and not ADMIN_PASSWORD_MIN <= len(value) <= 256:
+        raise ConfigError(
+            f"FLOE_ADMIN_PASSWORD must be {ADMIN_PASSWORD_MIN} to 256 characters long"
+        )
+    if value and (value.strip() != value or "\x00" in value):
+        raise ConfigError("FLOE_ADMIN_PASSWORD must not start or end with spaces or hold NUL")
+    return value
+
+
+def _smtp(env: Mapping[str, str]) -> tuple[str, int, str, str]:
+    """(SMTP_TLS, SMTP_PORT, SMTP_USER, SMTP_PASSWORD), checked together: credentials only
+    travel over TLS, and come in pairs."""
+    tls = _choice(env, "SMTP_TLS", "none", ("none", "starttls", "tls"))
+    port = _int(env, "SMTP_PORT", _SMTP_PORTS[tls], low=1, high=65535)
+    user = env.get("SMTP_USER") or ""
+    password = env.get("SMTP_PASSWORD") or ""
+    if bool(user) != bool(password):
+        missing = "SMTP_PASSWORD" if user else "SMTP_USER"
+        raise ConfigError(f"{missing} must be set together with the other SMTP_* credential")
+    if user and tls == "none":
+        raise ConfigError("SMTP_USER needs SMTP_TLS=starttls or tls (no password in clear text)")
+    return tls, port, user, password
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -169,6 +217,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for name, value in (("TLS_CERT_FILE", tls_cert), ("TLS_KEY_FILE", tls_key)):
         if value and not Path(value).is_file():
             raise ConfigError(f"{name}={value!r} is not a readable file")
+    smtp_tls, smtp_port, smtp_user, smtp_password = _smtp(env)
     settings = Settings(
         data_dir=Path(env.get("FLOE_DATA_DIR") or "./var"),
         bind_host=env.get("BIND_HOST") or "0.0.0.0",
@@ -208,8 +257,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         refresh_token_ttl=_int(env, "REFRESH_TOKEN_TTL", 14 * 24 * 3600, low=60, high=10**8),
         redis_url=env.get("REDIS_URL") or "",
         smtp_host=env.get("SMTP_HOST") or "",
-        smtp_port=_port(env, "SMTP_PORT", 25),
+        smtp_port=smtp_port,
         smtp_from=env.get("SMTP_FROM") or "floe@localhost.local",
+        environment=_choice(env, "FLOE_ENV", "production", ("production", "development")),
+        admin_password=_admin_password(env),
+        smtp_tls=smtp_tls,
+        smtp_user=smtp_user,
+        smtp_password=smtp_password,
         log_json=None if not env.get("LOG_JSON") else _bool(env, "LOG_JSON", False),
         extra={k: v for k, v in env.items() if k.startswith("FLOE_")},
     )

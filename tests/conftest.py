@@ -38,6 +38,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "HTTP3_ENABLED": "false",
             "GRPC_ENABLED": "false",
             "METRICS_ENABLED": "false",
+            "FLOE_ENV": "development",
         }
         base.update(env)
         return load_settings(base)

@@ -26,6 +26,7 @@ __all__ = [
     "auth_user",
     "auth_user_role",
     "create_schema",
+    "login_throttle",
     "metadata",
     "one_time_token",
     "recovery_code",
@@ -264,6 +265,16 @@ rule_set = _table(
     sa.Column("actor_user_id", sa.Integer, nullable=True),
     sa.Column("actor_client_id", sa.Integer, nullable=True),
     _dt("created_at", default=utcnow),
+)
+
+
+# Failed-login ceiling per email, known or not (app/identity/tokens.py): one row per email
+# hash with a fixed window; rows whose window ended are pruned.
+login_throttle = _table(
+    "login_throttle",
+    _str("email_hash", 64, unique=True, nullable=False),
+    _dt("window_start", nullable=False),
+    _count("attempts"),
 )
 
 

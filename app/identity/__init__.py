@@ -1,7 +1,7 @@
 """Identity layer: users, roles and scopes, tokens, API keys, sessions and 2FA.
 
 `init_app` wires it into the app: at start-up (after the DB layer connected) it resolves
-SECRET_KEY, creates built-in roles and the default admin, provisions the local dataplane
+SECRET_KEY, creates built-in roles and the first admin, provisions the local dataplane
 key, and installs the bearer Authenticator and the cookie-session authenticator.
 """
 
@@ -19,7 +19,9 @@ from app.identity.authenticator import BearerAuthenticator, LastUsedRecorder
 from app.identity.cache import IdentityCache
 from app.identity.invalidation import InvalidationBus
 from app.identity.jwt_tokens import JwtCodec
+from app.identity.limits import login_limits
 from app.identity.mailer import Mailer
+from app.identity.metrics import IdentityCollector
 from app.identity.passwords import Passwords
 from app.identity.provision import ensure_dataplane_key, ensure_defaults, provision_api_key
 from app.identity.secret import resolve_secret_key
@@ -60,6 +62,7 @@ def init_app(app: Quart) -> None:
     secure = extra_bool(settings, "FLOE_SESSION_COOKIE_SECURE", True)
     sessions = SessionAuthenticator(app, secure=secure, duration=settings.refresh_token_ttl)
     touch_interval = extra_float(settings, "FLOE_KEY_TOUCH_INTERVAL", 5.0, low=0.0, high=3600.0)
+    login_limits(settings)  # a bad FLOE_LOGIN_* stops start-up here, with one line
 
     @app.before_serving
     async def _start_identity() -> None:
@@ -80,6 +83,7 @@ def init_app(app: Quart) -> None:
         )
         service = IdentityService(settings, db, secret, passwords, cache, Mailer(settings))
         runtime.components["identity"] = service
+        runtime.collectors.append(IdentityCollector(service))
         runtime.components["identity_recorder"] = recorder
         await ensure_defaults(db, settings, passwords)
         await service.load_revocations()

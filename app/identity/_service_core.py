@@ -17,7 +17,7 @@ from app.identity import store
 from app.identity.apikeys import token_hash
 from app.identity.cache import IdentityCache
 from app.identity.jwt_tokens import JwtCodec
-from app.identity.limits import LoginThrottle
+from app.identity.limits import LoginLimiter, LoginThrottle, login_limits
 from app.identity.mailer import Mailer
 from app.identity.onetime import OneTimeTokens
 from app.identity.passwords import Passwords
@@ -166,7 +166,8 @@ class ServiceCore:
         self.jwt = JwtCodec(secret, settings.access_token_ttl)
         self.onetime = OneTimeTokens(secret)
         self.mailer = mailer
-        self.throttle = LoginThrottle()
+        self.limits = login_limits(settings)
+        self.limiter = LoginLimiter(self.limits)
         # Endpoints that send mail (registration, password reset): 10 per address per hour.
         self.mail_throttle = LoginThrottle(max_failures=10, window=3600.0)
 

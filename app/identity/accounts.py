@@ -77,7 +77,8 @@ class AccountUseCases(ServiceCore):
                     failed_logins=0,
                     created_at=now,
                     updated_at=now,
-                    password_changed_at=None,
+                    # Self-registration: the holder chose it; else someone else did.
+                    password_changed_at=now if actor is None else None,
                 )
             )
             store.set_user_roles(dal, user_id, [role.id for role in chosen.values()])
@@ -175,12 +176,16 @@ class AccountUseCases(ServiceCore):
             )
         )
 
-    def _store_password(self, dal: Dal, user_id: int, password_hash: str) -> None:
+    def _store_password(
+        self, dal: Dal, user_id: int, password_hash: str, *, by_holder: bool = False
+    ) -> None:
+        """`password_changed_at` is when the holder last chose the password; a password set by
+        someone else (admin, CLI) leaves it NULL, which asks for a change at every login."""
         now = utcnow()
         dal(dal.auth_user.id == user_id).update(
             fs_uniquifier=store.new_uniquifier(),
             password_hash=password_hash,
-            password_changed_at=now,
+            password_changed_at=now if by_holder else None,
             updated_at=now,
             failed_logins=0,
             locked_until=None,
@@ -197,7 +202,7 @@ class AccountUseCases(ServiceCore):
 
         def work(dal: Dal) -> None:
             self._redeem_sync(dal, "reset", token, user_id)
-            self._store_password(dal, user_id, password_hash)
+            self._store_password(dal, user_id, password_hash, by_holder=True)
             audit_self(dal, "password_reset", user_id, ip)
 
         await self._commit(work, forget_user=user_id)
@@ -212,7 +217,7 @@ class AccountUseCases(ServiceCore):
         password_hash = await self.passwords.hash(new)
 
         def work(dal: Dal) -> None:
-            self._store_password(dal, user_id, password_hash)
+            self._store_password(dal, user_id, password_hash, by_holder=True)
             audit_self(dal, "password_change", user_id, ip)
 
         await self._commit(work, forget_user=user_id)

@@ -1,7 +1,13 @@
-"""First-start provisioning: built-in roles, the default admin and the local dataplane key.
+"""First-start provisioning: built-in roles, the first admin and the local dataplane key.
 
 `ensure_defaults` is also what `floe db init` calls. `provision_api_key` lets other layers'
 tests mint real keys through the same code path as the REST API.
+
+The first admin's password (only when there are no users at all): FLOE_ENV=development keeps
+the documented `admin123`; production takes FLOE_ADMIN_PASSWORD, else generates one and shows
+it once — on the terminal when stderr is one, else in a 0600 file in the data directory
+(a service's stderr is its log, and JSON log lines get shipped and kept). The password never
+goes through `logging`.
 """
 
 from __future__ import annotations
@@ -9,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
+import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from quart import Quart
 
 from app.config import Settings
+from app.db.errors import IntegrityError
 from app.identity import store
 from app.identity.apikeys import hash_key, parse_key
 from app.identity.passwords import Passwords
@@ -26,25 +35,39 @@ from app.runtime import get_runtime
 __all__ = [
     "DEFAULT_ADMIN_EMAIL",
     "DEFAULT_ADMIN_PASSWORD",
+    "INITIAL_PASSWORD_FILE",
     "LOCAL_DATAPLANE_KEY_NAME",
     "ensure_dataplane_key",
     "ensure_defaults",
     "ensure_defaults_sync",
+    "first_admin_password",
     "provision_api_key",
+    "reveal_password",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ADMIN_EMAIL = "admin@localhost.local"
-DEFAULT_ADMIN_PASSWORD = "admin123"  # noqa: S105 - documented first-start default
+DEFAULT_ADMIN_PASSWORD = "admin123"  # noqa: S105 - documented development default
 LOCAL_DATAPLANE_KEY_NAME = "local-dataplane"
 DATAPLANE_KEY_FILE = "dataplane.key"
+INITIAL_PASSWORD_FILE = "initial_admin_password"  # noqa: S105 - a file name
 
 Dal = Any
 
 
-def ensure_defaults_sync(dal: Dal, password_hash: str) -> bool:
-    """Built-in roles always; the default admin only when there are no users. True if created."""
+def ensure_defaults_sync(
+    dal: Dal,
+    password_hash: str,
+    *,
+    origin: str = "development",
+    chosen: bool = False,
+    shown: str | None = None,
+) -> bool:
+    """Built-in roles always; the first admin only when there are no users. True if created.
+
+    `origin` (development | environment | generated) and `shown` (terminal | file) go into
+    the audit row; `chosen` marks a password its holder picked (no change asked)."""
     store.ensure_builtin_roles(dal)
     if dal(dal.auth_user.id > 0).count():
         return False
@@ -61,19 +84,84 @@ def ensure_defaults_sync(dal: Dal, password_hash: str) -> bool:
         failed_logins=0,
         created_at=now,
         updated_at=now,
+        password_changed_at=now if chosen else None,
     )
     store.set_user_roles(dal, int(user_id), [store.roles_by_name(dal, ["admin"])["admin"].id])
-    store.add_audit(dal, "default_admin_create", target=f"user:{user_id}")
+    details = {"password": origin, **({"shown": shown} if shown else {})}
+    store.add_audit(dal, "default_admin_create", target=f"user:{user_id}", details=details)
     return True
 
 
+def first_admin_password(settings: Settings) -> tuple[str, str]:
+    """(password, origin) for the first admin, per FLOE_ENV and FLOE_ADMIN_PASSWORD."""
+    if settings.development:
+        return DEFAULT_ADMIN_PASSWORD, "development"
+    if settings.admin_password:
+        return settings.admin_password, "environment"
+    return secrets.token_urlsafe(18), "generated"
+
+
+def reveal_password(
+    settings: Settings, password: str, where: str, stream: TextIO | None = None
+) -> None:
+    """Show a generated password once: on the terminal, or in INITIAL_PASSWORD_FILE (0600)
+    with a log line naming the file. Blocking I/O: call it in a thread."""
+    if where == "terminal":
+        out = stream or sys.stderr
+        out.write(
+            "\n  floe: created the first admin account\n"
+            f"    email:    {DEFAULT_ADMIN_EMAIL}\n"
+            f"    password: {password}\n"
+            "  It is shown once and never logged. Log in and change it.\n\n"
+        )
+        out.flush()
+        return
+    path = Path(settings.data_dir) / INITIAL_PASSWORD_FILE
+    _write_secret_file(path, password)
+    log.warning(
+        "created the first admin %s with a generated password, written to %s (mode 0600): "
+        "log in, change it, then delete the file",
+        DEFAULT_ADMIN_EMAIL,
+        path,
+    )
+
+
 async def ensure_defaults(db: Any, settings: Settings, passwords: Passwords | None = None) -> bool:
-    """Async entry point (start-up and `floe db init`)."""
+    """Async entry point (start-up and `floe db init`). Hashes and shows a password only
+    when there is no user yet."""
+    if await db.run(lambda dal: dal(dal.auth_user.id > 0).count()):
+        await db.run(store.ensure_builtin_roles)
+        return False
     hasher = passwords or Passwords(settings.extra.get("FLOE_ARGON2_PROFILE", "default"))
-    password_hash = await hasher.hash(DEFAULT_ADMIN_PASSWORD)
-    created: bool = await db.run(lambda dal: ensure_defaults_sync(dal, password_hash))
-    if created:
-        log.warning("created the default admin %s — change its password", DEFAULT_ADMIN_EMAIL)
+    password, origin = first_admin_password(settings)
+    password_hash = await hasher.hash(password)
+    shown = None
+    if origin == "generated":
+        shown = "terminal" if sys.stderr.isatty() else "file"
+
+    def work(dal: Dal) -> bool:
+        return ensure_defaults_sync(
+            dal, password_hash, origin=origin, chosen=origin == "environment", shown=shown
+        )
+
+    try:
+        created: bool = await db.run(work)
+    except IntegrityError:  # another instance created it at the same moment
+        return False
+    if not created:
+        return False
+    if shown is not None:
+        await asyncio.to_thread(reveal_password, settings, password, shown)
+    elif origin == "development":
+        log.warning(
+            "FLOE_ENV=development: created the default admin %s with the documented "
+            "development password; never run production this way",
+            DEFAULT_ADMIN_EMAIL,
+        )
+    else:
+        log.info(
+            "created the first admin %s (password from FLOE_ADMIN_PASSWORD)", DEFAULT_ADMIN_EMAIL
+        )
     return created
 
 

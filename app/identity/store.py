@@ -6,18 +6,26 @@ compose what must be atomic into a single function. Only this module touches PyD
 
 from __future__ import annotations
 
+import hashlib
+import math
 import secrets
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from app.db.audit import add_audit
 from app.identity.records import ApiKeyRecord, RoleRecord, TeamRecord, UserRecord, UserState, utcnow
 
 __all__ = [
+    "AccountSeat",
     "add_audit",
     "api_key_by_id",
     "api_key_by_prefix",
+    "claim_refresh",
+    "clear_login_seat",
+    "count_login_seats",
+    "email_key",
     "ensure_builtin_roles",
     "insert_api_key",
     "list_api_keys",
@@ -25,6 +33,12 @@ __all__ = [
     "list_teams",
     "list_users",
     "live_key_count",
+    "login_seat",
+    "mark_locked",
+    "prune_login_seats",
+    "release_login_seat",
+    "reserve_login_seat",
+    "revoke_refresh_family",
     "role_by_id",
     "role_by_name",
     "roles_by_name",
@@ -384,3 +398,111 @@ def touch_api_keys(dal: Dal, used: dict[int, datetime]) -> None:
     """Batched last-used update (one transaction for everything seen since the last flush)."""
     for key_id, when in used.items():
         dal(dal.api_client.id == key_id).update(last_used_at=when)
+
+
+# --- refresh tokens --------------------------------------------------------------------
+
+
+def claim_refresh(dal: Dal, token_id: int, now: datetime) -> bool:
+    """Mark a refresh token used, compare-and-set: True for exactly one of any number of
+    concurrent claims. The conditional UPDATE takes the row lock and re-checks the row as
+    committed (PostgreSQL READ COMMITTED, InnoDB current read, SQLite's single writer), so
+    a second claimer sees `used_at` set and matches no row."""
+    table = dal.refresh_token
+    claimed = dal(
+        (table.id == token_id)
+        & (table.used_at == None)  # noqa: E711 - PyDAL builds IS NULL
+        & (table.revoked_at == None)  # noqa: E711
+    ).update(used_at=now)
+    return int(claimed or 0) == 1
+
+
+def revoke_refresh_family(dal: Dal, family: str, now: datetime, first_id: int) -> None:
+    """Revoke every live token of `family`. The presented token's row (`first_id`) is locked
+    first, by primary key, as `claim_refresh` does: concurrent revokers then queue on that
+    row instead of deadlocking on InnoDB's family index (measured on MariaDB)."""
+    table = dal.refresh_token
+    dal(table.id == first_id).update(revoked_at=now)
+    dal((table.family_id == family) & (table.revoked_at == None)).update(revoked_at=now)  # noqa: E711
+
+
+# --- the account-wide login ceiling --------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class AccountSeat:
+    """One login attempt counted against an email's window (or refused: `retry_after`)."""
+
+    window_start: datetime | None  # None: not tracked (the table was full)
+    attempts: int
+    retry_after: int = 0
+
+
+def email_key(email: str) -> str:
+    """What the ceiling is keyed by: no raw address (known or mistyped) is stored."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def reserve_login_seat(
+    dal: Dal, key: str, now: datetime, window: timedelta, ceiling: int, *, may_insert: bool
+) -> AccountSeat:
+    """Count one attempt for `key` unless its window already holds `ceiling` attempts.
+
+    Conditional UPDATEs (start a new window when the old one ended; else add one while
+    below the ceiling) take the row lock and re-check the committed row, so concurrent
+    instances never both take the last seat. A concurrent first insert for the same key
+    raises IntegrityError: run the unit again."""
+    table = dal.login_throttle
+    now = now.replace(microsecond=0)  # every backend stores whole seconds alike
+    cutoff = now - window
+    row = dal(table.email_hash == key).select(table.window_start, table.attempts).first()
+    if row is None:
+        if not may_insert:
+            return AccountSeat(None, 0)
+        table.insert(email_hash=key, window_start=now, attempts=1)
+        return AccountSeat(now, 1)
+    mine = table.email_hash == key
+    if dal(mine & (table.window_start <= cutoff)).update(window_start=now, attempts=1):
+        return AccountSeat(now, 1)
+    counted = dal(mine & (table.window_start > cutoff) & (table.attempts < ceiling)).update(
+        attempts=table.attempts + 1
+    )
+    current = dal(mine).select(table.window_start, table.attempts).first()
+    if counted:
+        return AccountSeat(current.window_start, int(current.attempts))
+    wait = (current.window_start + window - now).total_seconds()
+    return AccountSeat(current.window_start, int(current.attempts), max(1, math.ceil(wait)))
+
+
+def release_login_seat(dal: Dal, key: str, window_start: datetime) -> None:
+    """Give one attempt back (it succeeded), if its window is still the current one."""
+    table = dal.login_throttle
+    dal(
+        (table.email_hash == key) & (table.window_start == window_start) & (table.attempts > 0)
+    ).update(attempts=table.attempts - 1)
+
+
+def mark_locked(dal: Dal, email: str, until: datetime | None) -> None:
+    """Show the ceiling's lock on the account (`locked_until`); no row for unknown emails,
+    same statement."""
+    dal(dal.auth_user.email == email.lower()).update(locked_until=until)
+
+
+def clear_login_seat(dal: Dal, key: str) -> int:
+    return int(dal(dal.login_throttle.email_hash == key).delete() or 0)
+
+
+def prune_login_seats(dal: Dal, cutoff: datetime) -> int:
+    """Drop rows whose window ended before `cutoff`; returns how many."""
+    return int(dal(dal.login_throttle.window_start <= cutoff).delete() or 0)
+
+
+def count_login_seats(dal: Dal) -> int:
+    return int(dal(dal.login_throttle.id > 0).count())
+
+
+def login_seat(dal: Dal, key: str) -> tuple[datetime, int] | None:
+    """(window start, attempts) of `key`'s current row, if any."""
+    table = dal.login_throttle
+    row = dal(table.email_hash == key).select(table.window_start, table.attempts).first()
+    return None if row is None else (row.window_start, int(row.attempts or 0))

@@ -13,7 +13,10 @@ PORT=${PORT:-$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0))
 DATA=$(mktemp -d /tmp/floe-bench-identity.XXXXXX)
 BASE="http://127.0.0.1:${PORT}"
 
+# development: the admin123 admin; logins.py runs 8 logins of one account from one address at
+# once, past the 5 in flight that FLOE_LOGIN_MAX_PER_SOURCE allows by default.
 env -i PATH="$PATH" HOME="$HOME" PYTHONPATH="$PWD" FLOE_DATA_DIR="$DATA" DB_TYPE=sqlite DB_NAME="$DATA/floe.sqlite" \
+  FLOE_ENV=development FLOE_LOGIN_MAX_PER_SOURCE=64 \
   BIND_HOST=127.0.0.1 HTTP_PORT="$PORT" HTTPS_PORT=0 HTTP3_ENABLED=false GRPC_ENABLED=false \
   METRICS_ENABLED=false LOG_JSON=true .venv/bin/floe serve >"$DATA/server.log" 2>&1 &
 SERVER=$!

@@ -82,6 +82,7 @@ class FloeServer:
                 "METRICS_PORT": str(free_port()),
                 "SECRET_KEY": "test-secret-key-not-for-production-0123456789",
                 "LOG_JSON": "true",
+                "FLOE_ENV": "development",
                 "PYTHONPATH": str(REPO_ROOT),
             }
         )
