@@ -22,7 +22,7 @@ from app.serving.tls import dev_certificate_paths
 
 __all__ = [
     "DEFAULT_TICK_SECONDS", "KEY_FILE", "DataplaneConfig", "boot_id", "channel_tls",
-    "client_tls_fields", "load_dataplane_config", "tls_material",
+    "client_tls_fields", "is_loopback", "load_dataplane_config", "tls_material",
 ]
 
 KEY_FILE = "dataplane.key"
@@ -67,7 +67,7 @@ def _host(target: str) -> str:
     return target.rpartition(":")[0].strip("[]").rstrip(".").lower()
 
 
-def _is_loopback(target: str) -> bool:
+def is_loopback(target: str) -> bool:
     host = _host(target)
     if host == "localhost":
         return True
@@ -100,7 +100,7 @@ def client_tls_fields(settings: Settings, target: str, *, tls: bool, ca: str, se
         if not Path(ca).is_file() or not os.access(ca, os.R_OK):
             raise ConfigError(f"{ca_source}={ca!r} is not a readable file")
         fields.update(tls_ca_file=Path(ca), tls_ca_required=True)
-    elif _is_loopback(target):
+    elif is_loopback(target):
         fields["tls_ca_file"] = (settings.tls_cert_file
                                  or dev_certificate_paths(settings.data_dir)[0])
     return fields
@@ -128,7 +128,7 @@ def channel_tls(target: str, ca_file: Path | None, ca_required: bool, server_nam
                               str(ca_file)) from error
             pem = None  # the local certificate is not there (yet): the system roots
     name = server_name
-    if pem and not name and _is_loopback(target):
+    if pem and not name and is_loopback(target):
         name = _name_for_loopback(pem, target)
     return grpc.ssl_channel_credentials(root_certificates=pem), name
 
