@@ -18,7 +18,6 @@ import grpc
 
 from app.config import ConfigError, Settings, extra_bool, extra_float
 from app.nodeid import MAX_NODE_ID, default_node_id, valid_node_id
-from app.serving.tls import dev_certificate_paths
 
 __all__ = [
     "DEFAULT_TICK_SECONDS", "KEY_FILE", "DataplaneConfig", "boot_id", "channel_tls",
@@ -101,6 +100,8 @@ def client_tls_fields(settings: Settings, target: str, *, tls: bool, ca: str, se
             raise ConfigError(f"{ca_source}={ca!r} is not a readable file")
         fields.update(tls_ca_file=Path(ca), tls_ca_required=True)
     elif is_loopback(target):
+        from app.serving.tls import dev_certificate_paths  # the serving layer: only when needed
+
         fields["tls_ca_file"] = (settings.tls_cert_file
                                  or dev_certificate_paths(settings.data_dir)[0])
     return fields
