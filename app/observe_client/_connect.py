@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 
 from app.config import ConfigError, Settings, extra_credential
-from app.observe_client._errors import ObserveError
+from app.observe_client._errors import EXIT_USAGE, ObserveError
 
 __all__ = ["CHANNEL_OPTIONS", "Endpoint", "load_endpoint", "open_channel"]
 
@@ -70,8 +70,8 @@ def load_endpoint(settings: Settings, *, server: str | None, token: str | None,
         fields = client_tls_fields(settings, target, tls=tls, ca=(ca or "").strip(),
                                    server_name=(server_name or "").strip(),
                                    ca_source="--tls-ca-cert")
-    except ConfigError as error:
-        raise ObserveError(str(error)) from error
+    except ConfigError as error:  # a bad FLOE_TOKEN or --tls-ca-cert: a usage error
+        raise ObserveError(str(error), EXIT_USAGE) from error
     if not credential:
         raise ObserveError("no token: give an access token or API key with --token or "
                            "FLOE_TOKEN")
