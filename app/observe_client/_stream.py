@@ -67,6 +67,9 @@ class FlowStream:
         self.printer = printer
         self.resume = resume
         self.cursor = after  # the newest cursor printed (None: nothing yet)
+        # Events to print in all. From a saved cursor the counts do not apply (the server
+        # ignores them with `after`), except --first N: "the next N after my cursor".
+        self.limit = query.limit if after is None else (query.first or None)
         self.connect_timeout = connect_timeout
         self.notice = notice
         self.backoff = backoff or Backoff()
@@ -118,7 +121,7 @@ class FlowStream:
 
     def _deliver(self, events: Sequence[Any]) -> bool:
         """Print a message's events and advance the cursor; True once the limit is reached."""
-        limit = self.query.limit
+        limit = self.limit
         if limit is not None:
             kept = []
             for event in events:
