@@ -57,8 +57,10 @@ def flow(src: str, sport: int, dst: str = "10.200.0.1", dport: int = 80, *, prot
 class Uplink:
     """A dataplane's uplink stream: Hello, then numbered batches each awaited until acked."""
 
-    def __init__(self, target: str, key: str, node: str = NODE) -> None:
-        self.channel = grpc.aio.insecure_channel(target)
+    def __init__(self, target: str, key: str, node: str = NODE,
+                 ca_pem: bytes | None = None) -> None:
+        self.channel = (grpc.aio.insecure_channel(target) if ca_pem is None else
+                        grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(ca_pem)))
         self.call = uplink_pb2_grpc.UplinkStub(self.channel).Connect(
             metadata=(("authorization", f"Bearer {key}"),))
         self.node = node
@@ -173,7 +175,18 @@ class Cluster:
 
     @asynccontextmanager
     async def uplink(self) -> AsyncIterator[Uplink]:
-        link = Uplink(self.target, self.writer_key)
+        async with self._uplink(None) as link:
+            yield link
+
+    @asynccontextmanager
+    async def uplink_tls(self) -> AsyncIterator[Uplink]:
+        """The uplink over TLS (GRPC_TLS on), trusting the server's certificate."""
+        async with self._uplink(self.server.cert_file.read_bytes()) as link:
+            yield link
+
+    @asynccontextmanager
+    async def _uplink(self, ca_pem: bytes | None) -> AsyncIterator[Uplink]:
+        link = Uplink(self.target, self.writer_key, ca_pem=ca_pem)
         try:
             await link.hello()
             yield link
