@@ -102,8 +102,9 @@ async def test_resume_file_across_runs_has_no_duplicate_and_no_gap(cluster: Clus
         assert nothing_new.code == 0 and nothing_new.out == ""
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["graceful", "killed"])
 async def test_reconnects_after_the_server_restarts_and_resumes_with_the_cursor(
-        cluster: Cluster) -> None:
+        cluster: Cluster, stop: int) -> None:
     follower = await cluster.spawn("-f", "--since", since_now(), "--ip-src", "10.23.0.0/16",
                                    "-o", "json")
     async with cluster.uplink() as uplink:
@@ -111,7 +112,8 @@ async def test_reconnects_after_the_server_restarts_and_resumes_with_the_cursor(
         await follower.wait_for(has_ports(53001, 53002), what="flows before the restart")
 
     old = cluster.server
-    assert await asyncio.to_thread(old.stop) == 0
+    assert await asyncio.to_thread(old.stop, 10.0, stop) == (0 if stop == signal.SIGTERM
+                                                             else -signal.SIGKILL)
     await follower.wait_for(lambda o: any("lost" in line for line in o.err), what="the notice")
     before = [line["cursor"] for line in follower.json_lines()]  # all the old run gave
     cluster.server = await asyncio.to_thread(restart, old)  # same ports, same data dir
