@@ -21,7 +21,7 @@ from app.config import Settings
 from app.observe_client._connect import Endpoint, load_endpoint, open_channel
 from app.observe_client._errors import EXIT_OK, EXIT_USAGE, ObserveError, status_error
 from app.observe_client._filters import add_filter_flags
-from app.observe_client._formats import FORMATS, make_printer
+from app.observe_client._formats import FORMATS, make_printer, printable
 from app.observe_client._request import FlowQuery, parse_fields, parse_time
 from app.observe_client._resume import ResumeFile
 from app.observe_client._status import print_nodes, print_server_status
@@ -177,7 +177,7 @@ async def _flows(endpoint: Endpoint, query: FlowQuery, args: argparse.Namespace)
 
 
 def _notice(text: str) -> None:
-    print(f"floe observe: {text}", file=sys.stderr, flush=True)
+    print(f"floe observe: {printable(text)}", file=sys.stderr, flush=True)
 
 
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
@@ -218,8 +218,8 @@ def run_observe(args: argparse.Namespace, settings: Settings) -> int:
     pin_grpc_aio()
     try:
         return asyncio.run(_main(args, settings))
-    except ObserveError as error:
-        print(f"floe observe: {error.message}", file=sys.stderr)
+    except ObserveError as error:  # may quote the server: printable, like everything shown
+        print(f"floe observe: {printable(error.message)}", file=sys.stderr)
         return error.exit_code
     except BrokenPipeError:  # `floe observe | head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -6,6 +6,12 @@ and count (`--print-lost`, on by default), node connects/disconnects in the huma
 table and compact show local time like hubble ("Dec  7 10:41:02.123"); json and csv show
 RFC 3339 UTC with nanoseconds. The json field names are stable and documented in
 docs/observer.md ("floe observe"); jsonpb is the protobuf JSON mapping of each `Event`.
+
+Names come from dataplanes (interface names, versions, loss details), and a compromised one
+must not get to drive the operator's terminal: every text line is passed through `printable`,
+which writes control and format characters (ESC, BEL, C1, bidi overrides) as visible
+escapes (ESC as the four characters `\\x1b`).
+json and jsonpb escape them by themselves (ASCII-only JSON).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from floe.observer.v1 import observer_pb2 as pb
 
 __all__ = [
     "FLOW_COLUMNS", "FORMATS", "Printer", "event_json", "local_time", "make_printer",
-    "rfc3339", "tcp_flag_names",
+    "printable", "rfc3339", "tcp_flag_names",
 ]
 
 FORMATS = ("table", "compact", "json", "jsonpb", "csv")
@@ -33,6 +39,14 @@ _PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
 _TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")  # bit 0 … bit 7
 # Stream reports rather than events of the ring: not counted against --last/--first.
 STREAM_LOSSES = (pb.LOST_EVENT_SOURCE_RING_OVERFLOW, pb.LOST_EVENT_SOURCE_CONSUMER_QUEUE)
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character as a visible escape (\\x1b, \\u202e)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
 
 
 def local_time(ns: int) -> str:
@@ -147,7 +161,7 @@ class Printer:
                 self.flow(event)
             elif which == "lost_events":
                 if self.print_lost:
-                    self.err.write(self.lost_line(event) + "\n")
+                    self.err.write(printable(self.lost_line(event)) + "\n")
                     self.lost(event)
             elif which == "node_status":
                 self.node(event)
@@ -165,8 +179,9 @@ class Printer:
         state = short_name(pb.NodeState, node.state).upper()
         detail = ", ".join(part for part in (f"version {node.version}" if node.version else "",
                                              f"peer {node.peer}" if node.peer else "") if part)
-        self.err.write(f"{local_time(_ns(event.time))}: NODE {event.node_id} {state}"
-                       + (f" ({detail})" if detail else "") + "\n")
+        line = (f"{local_time(_ns(event.time))}: NODE {event.node_id} {state}"
+                + (f" ({detail})" if detail else ""))
+        self.err.write(printable(line) + "\n")
 
     @staticmethod
     def lost_line(event: Any) -> str:
@@ -211,9 +226,10 @@ class CompactPrinter(Printer):
         source, destination = _ends(flow)
         kind = short_name(pb.EventKind, event.flow.kind)
         verdict = short_name(pb.Verdict, flow.verdict).upper()
-        self.out.write(f"{local_time(_ns(event.time))} [{event.node_id}/{flow.interface}]: "
-                       f"{source} -> {destination} {_protocol(flow.protocol)} {kind} "
-                       f"{verdict} {_summary(flow)}\n")
+        self.out.write(printable(
+            f"{local_time(_ns(event.time))} [{event.node_id}/{flow.interface}]: "
+            f"{source} -> {destination} {_protocol(flow.protocol)} {kind} "
+            f"{verdict} {_summary(flow)}") + "\n")
 
 
 _TABLE = (("TIMESTAMP", 19), ("NODE", 12), ("INTERFACE", 10), ("SOURCE", 22),
@@ -227,7 +243,7 @@ class TablePrinter(Printer):
     header_written = False
 
     def _row(self, cells: Sequence[str]) -> str:
-        parts = [cell.ljust(width) if width else cell
+        parts = [printable(cell).ljust(width) if width else printable(cell)
                  for cell, (_name, width) in zip(cells, _TABLE, strict=True)]
         return " ".join(parts).rstrip() + "\n"
 
@@ -285,8 +301,10 @@ class CsvPrinter(Printer):
         values = []
         for name in self.columns:
             value = _FLOW_VALUES[name](flow)
-            values.append(",".join(value) if isinstance(value, list) else value)
-        self.writer.writerow((rfc3339(_ns(event.time)), event.cursor, event.node_id,
+            if isinstance(value, list):
+                value = ",".join(value)
+            values.append(printable(value) if isinstance(value, str) else value)
+        self.writer.writerow((rfc3339(_ns(event.time)), event.cursor, printable(event.node_id),
                               short_name(pb.EventKind, event.flow.kind), *values))
 
 

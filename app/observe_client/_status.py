@@ -2,6 +2,7 @@
 
 Human formats print aligned text; `-o json` one object per line with the proto field names
 (times as RFC 3339 UTC); `-o jsonpb` the protobuf JSON mapping; `-o csv` a header line.
+Text goes through `printable` (names come from dataplanes; see `_formats`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, TextIO
 
 from google.protobuf import json_format
 
-from app.observe_client._formats import local_time, rfc3339
+from app.observe_client._formats import local_time, printable, rfc3339
 
 __all__ = ["NODE_COLUMNS", "print_nodes", "print_server_status"]
 
@@ -38,7 +39,7 @@ def print_server_status(status: Any, output: str, out: TextIO) -> None:
     elif output == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(values.keys())
-        writer.writerow(values.values())
+        writer.writerow(printable(v) if isinstance(v, str) else v for v in values.values())
     else:
         fill = status.ring_fill / status.ring_capacity * 100 if status.ring_capacity else 0.0
         lines = [
@@ -52,7 +53,7 @@ def print_server_status(status: Any, output: str, out: TextIO) -> None:
             f"Consumers:          {status.consumers} (events lost to slow consumers: "
             f"{status.consumer_events_lost})",
         ]
-        out.write("\n".join(lines) + "\n")
+        out.write("\n".join(printable(line) for line in lines) + "\n")
     out.flush()
 
 
@@ -88,7 +89,9 @@ def print_nodes(response: Any, output: str, out: TextIO) -> None:
             values["interfaces"] = " ".join(f"{i['name']}:{i['mode']}"
                                             for i in values["interfaces"])
             values["loss"] = " ".join(f"{k}={v}" for k, v in values["loss"].items())
-            writer.writerow(["" if values[c] is None else values[c] for c in NODE_COLUMNS])
+            writer.writerow(["" if values[c] is None else
+                             printable(values[c]) if isinstance(values[c], str) else values[c]
+                             for c in NODE_COLUMNS])
     else:
         widths = (16, 10, 10, 22, 20)
         header = ("NODE", "STATE", "VERSION", "PEER", "LAST SEEN", "INTERFACES")
@@ -104,5 +107,6 @@ def print_nodes(response: Any, output: str, out: TextIO) -> None:
 
 
 def _row(cells: tuple[str, ...], widths: tuple[int, ...]) -> str:
-    padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=False)]
-    return " ".join([*padded, *cells[len(widths):]]).rstrip() + "\n"
+    shown = [printable(cell) for cell in cells]
+    padded = [cell.ljust(width) for cell, width in zip(shown, widths, strict=False)]
+    return " ".join([*padded, *shown[len(widths):]]).rstrip() + "\n"

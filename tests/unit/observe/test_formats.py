@@ -18,6 +18,7 @@ from app.observe_client._formats import (
     FORMATS,
     local_time,
     make_printer,
+    printable,
     rfc3339,
     tcp_flag_names,
 )
@@ -194,3 +195,17 @@ def test_an_unknown_enum_value_from_a_newer_server_prints_its_number() -> None:
     event = flow_event()
     event.flow.flow.state = 42  # type: ignore[assignment]
     assert event_json(event)["state"] == "42"
+
+
+def test_names_from_a_dataplane_cannot_drive_the_terminal() -> None:
+    event = flow_event()
+    event.flow.flow.interface = "eth0\x1b[2K\x07\x9b\u202e"
+    for fmt in ("compact", "table", "csv"):
+        out, _ = render(fmt, [event])
+        assert "eth0\\x1b[2K\\x07\\x9b\\u202e" in out
+        assert not {"\x1b", "\x07", "\x9b", "\u202e"} & set(out)
+    for fmt in ("json", "jsonpb"):
+        out, _ = render(fmt, [event])
+        assert not {"\x1b", "\x07", "\x9b", "\u202e"} & set(out)
+        assert "eth0" in out
+    assert printable("plain ünïcode") == "plain ünïcode"
