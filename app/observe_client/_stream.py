@@ -74,7 +74,6 @@ class FlowStream:
         self.notice = notice
         self.backoff = backoff or Backoff()
         self.printed = 0  # events counted against the query's limit
-        self.reconnects = 0
 
     async def run(self) -> None:
         """Until the query is answered (or forever with --follow); raises ObserveError."""
@@ -97,12 +96,12 @@ class FlowStream:
             if self.resume is not None:
                 self.resume.flush()
 
-    def _request(self) -> Any:
-        return self.query.request(after=self.cursor)
-
     async def _one_stream(self) -> str | None:
         """One GetFlows call; None when the query is answered, else why the stream broke."""
-        call = self.stub.GetFlows(self._request(), metadata=self.endpoint.metadata)
+        # Before the first event there is no cursor: the same request again (for a follower
+        # that means new events only — what came during the outage is not seen).
+        call = self.stub.GetFlows(self.query.request(after=self.cursor),
+                                  metadata=self.endpoint.metadata)
         try:
             async for response in call:
                 self.backoff.reset()
@@ -159,7 +158,6 @@ class FlowStream:
             await asyncio.sleep(self.backoff.next())
             attempts += 1
             if await self._wait_ready(self.backoff.cap):
-                self.reconnects += 1
                 self.notice(f"reconnected to {self.endpoint.target} after {attempts} "
                             f"attempt{'s' if attempts > 1 else ''}")
                 return
