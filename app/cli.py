@@ -1,4 +1,4 @@
-"""`floe` command line: serve | dataplane | demo | db init | users, with -v/-vv/-vvv."""
+"""`floe` command line: serve | dataplane | demo | observe | db init | users, with -v/-vv/-vvv."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from app.config import ConfigError, Settings, load_settings
 from app.logging import setup_logging
+from app.observe_client import add_observe_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--pps", type=int, default=2000, help="offered packets per second")
 
+    add_observe_parser(sub)
+
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("init", help="create the schema (SQLAlchemy) and the first admin")
@@ -107,6 +110,10 @@ def _run(args: argparse.Namespace, settings: Settings, parser: argparse.Argument
         from dataplane.demo import run_demo
 
         return int(run_demo(args, settings))
+    if args.command == "observe":
+        from app.observe_client import run_observe
+
+        return run_observe(args, settings)
     if args.command == "db":
         return _db_init(settings)
     if args.command == "users":

@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "Settings",
     "extra_bool",
+    "extra_credential",
     "extra_float",
     "extra_int",
     "load_settings",
@@ -277,3 +278,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "HTTP1_ENABLED, HTTP2_ENABLED, HTTP3_ENABLED and GRPC_ENABLED are all false"
         )
     return settings
+
+
+def extra_credential(settings: Settings, name: str) -> str:
+    """A FLOE_* token or API key from Settings.extra ("" when unset); ConfigError naming it
+    when it could not travel as an `authorization` header (spaces, control or non-ASCII
+    characters — a pasted line break, say)."""
+    raw = settings.extra.get(name, "")
+    value = raw.strip()
+    if value and not all(33 <= ord(ch) <= 126 for ch in value):
+        raise ConfigError(f"{name} is not a token (printable ASCII without spaces)")
+    return value

@@ -18,11 +18,10 @@ import grpc
 
 from app.config import ConfigError, Settings, extra_bool, extra_float
 from app.nodeid import MAX_NODE_ID, default_node_id, valid_node_id
-from app.serving.tls import dev_certificate_paths
 
 __all__ = [
-    "DEFAULT_TICK_SECONDS", "KEY_FILE", "DataplaneConfig", "boot_id", "load_dataplane_config",
-    "tls_material",
+    "DEFAULT_TICK_SECONDS", "KEY_FILE", "DataplaneConfig", "boot_id", "channel_tls",
+    "client_tls_fields", "is_loopback", "load_dataplane_config", "tls_material",
 ]
 
 KEY_FILE = "dataplane.key"
@@ -67,7 +66,7 @@ def _host(target: str) -> str:
     return target.rpartition(":")[0].strip("[]").rstrip(".").lower()
 
 
-def _is_loopback(target: str) -> bool:
+def is_loopback(target: str) -> bool:
     host = _host(target)
     if host == "localhost":
         return True
@@ -82,17 +81,27 @@ def _tls(settings: Settings, target: str) -> dict[str, Any]:
     environment), the PEM to trust (FLOE_CONTROL_PLANE_CA; for a control plane on this
     machine its own certificate — TLS_CERT_FILE or the development one; else the system
     roots) and FLOE_CONTROL_PLANE_NAME, as DataplaneConfig's tls_* fields."""
-    tls = extra_bool(settings, "FLOE_CONTROL_PLANE_TLS", settings.grpc_tls)
-    name = settings.extra.get("FLOE_CONTROL_PLANE_NAME", "").strip()
-    fields: dict[str, Any] = {"tls": tls, "tls_server_name": name}
-    ca = settings.extra.get("FLOE_CONTROL_PLANE_CA", "").strip()
+    return client_tls_fields(
+        settings, target, tls=extra_bool(settings, "FLOE_CONTROL_PLANE_TLS", settings.grpc_tls),
+        ca=settings.extra.get("FLOE_CONTROL_PLANE_CA", "").strip(),
+        server_name=settings.extra.get("FLOE_CONTROL_PLANE_NAME", "").strip(),
+        ca_source="FLOE_CONTROL_PLANE_CA")
+
+
+def client_tls_fields(settings: Settings, target: str, *, tls: bool, ca: str, server_name: str,
+                      ca_source: str) -> dict[str, Any]:
+    """`_tls` for any client of the control plane's gRPC port (`floe observe` too): explicit
+    values in, the tls_* fields out; `ca_source` names where `ca` came from in errors."""
+    fields: dict[str, Any] = {"tls": tls, "tls_server_name": server_name}
     if not tls:
         pass
     elif ca:
         if not Path(ca).is_file() or not os.access(ca, os.R_OK):
-            raise ConfigError(f"FLOE_CONTROL_PLANE_CA={ca!r} is not a readable file")
+            raise ConfigError(f"{ca_source}={ca!r} is not a readable file")
         fields.update(tls_ca_file=Path(ca), tls_ca_required=True)
-    elif _is_loopback(target):
+    elif is_loopback(target):
+        from app.serving.tls import dev_certificate_paths  # the serving layer: only when needed
+
         fields["tls_ca_file"] = (settings.tls_cert_file
                                  or dev_certificate_paths(settings.data_dir)[0])
     return fields
@@ -103,18 +112,25 @@ def tls_material(config: DataplaneConfig) -> tuple[grpc.ChannelCredentials, str]
     every session: a local control plane may create or renew its certificate later). A
     local certificate that does not name the loopback address the dataplane dials (a real
     one, say) is expected under its first DNS name."""
+    return channel_tls(config.target, config.tls_ca_file, config.tls_ca_required,
+                       config.tls_server_name, "FLOE_CONTROL_PLANE_CA")
+
+
+def channel_tls(target: str, ca_file: Path | None, ca_required: bool, server_name: str,
+                ca_source: str) -> tuple[grpc.ChannelCredentials, str]:
+    """`tls_material` for any client: the tls_* fields `client_tls_fields` made."""
     pem: bytes | None = None
-    if config.tls_ca_file is not None:
+    if ca_file is not None:
         try:
-            pem = config.tls_ca_file.read_bytes()
+            pem = ca_file.read_bytes()
         except OSError as error:
-            if config.tls_ca_required:  # the session fails and says which file
-                raise OSError(error.errno, f"FLOE_CONTROL_PLANE_CA: {error.strerror}",
-                              str(config.tls_ca_file)) from error
+            if ca_required:  # the session fails and says which file
+                raise OSError(error.errno, f"{ca_source}: {error.strerror}",
+                              str(ca_file)) from error
             pem = None  # the local certificate is not there (yet): the system roots
-    name = config.tls_server_name
-    if pem and not name and _is_loopback(config.target):
-        name = _name_for_loopback(pem, config.target)
+    name = server_name
+    if pem and not name and is_loopback(target):
+        name = _name_for_loopback(pem, target)
     return grpc.ssl_channel_credentials(root_certificates=pem), name
 
 

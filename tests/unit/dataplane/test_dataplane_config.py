@@ -91,9 +91,9 @@ def test_bad_values_are_configuration_errors(tmp_path: Path, env: dict[str, str]
     ("127.9.9.9:1", True), ("10.0.0.1:50051", False), ("cp.example.com:50051", False),
 ])
 def test_what_counts_as_this_machine(target: str, loopback: bool) -> None:
-    from dataplane.config import _is_loopback
+    from dataplane.config import is_loopback
 
-    assert _is_loopback(target) is loopback
+    assert is_loopback(target) is loopback
 
 
 def test_a_certificate_without_san_is_expected_under_its_common_name(tmp_path: Path) -> None:
