@@ -194,8 +194,8 @@ class Printer:
             line += f" node {event.node_id}"
             if lost.interface:
                 line += f" interface {lost.interface}"
-            if lost.detail:
-                line += f" ({lost.detail})"
+        if lost.detail:
+            line += f" ({lost.detail})"
         return line
 
 

@@ -54,11 +54,16 @@ class ObserverLimits:
         self.queue_events = queue_events
 
 
-def _lost(source: int, count: int, cursor: int = 0) -> bytes:
+EARLIER_RUN = ("the cursor is from an earlier run of the control plane: the events that run "
+               "held after it are gone (counted: this run's events already out of the ring)")
+
+
+def _lost(source: int, count: int, cursor: int = 0, detail: str = "") -> bytes:
     """A report about this stream (cursor 0: not an event of the ring, unless it stands for
     a gap of the ring, whose last lost cursor it then carries)."""
-    event = pb.Event(cursor=cursor, lost_events=pb.LostEvent(source=source,  # type: ignore[arg-type]
-                                                             num_events_lost=count))
+    lost = pb.LostEvent(source=source, num_events_lost=count,  # type: ignore[arg-type]
+                        detail=detail)
+    event = pb.Event(cursor=cursor, lost_events=lost)
     event.time.FromNanoseconds(time.time_ns())
     return entry(event)
 
@@ -152,8 +157,8 @@ class ObserverService:
             follower = Follower(selection, self.limits.queue_events, subject)
             self.fanout.add(follower)
         try:
-            if gap:
-                yield _lost(pb.LOST_EVENT_SOURCE_RING_OVERFLOW, gap, cursor=self.ring.oldest - 1)
+            if gap is not None:
+                yield gap
             for chunk in _chunks(history):
                 yield b"".join(_masked(chunk, mask) if mask else chunk)
             if follower is not None:
@@ -180,20 +185,23 @@ class ObserverService:
         mask.CopyFrom(request.field_mask)
         return mask
 
-    def _history(self, request: Any, selection: Selection) -> tuple[int, list[bytes]]:
-        """(events of the ring lost before a resumed cursor, the history to deliver)."""
+    def _history(self, request: Any, selection: Selection) -> tuple[bytes | None, list[bytes]]:
+        """(the LostEvent of a resumed cursor's gap, if any; the history to deliver)."""
         ring = self.ring
         if request.HasField("after"):
             start = request.after + 1
             if start > ring.next_cursor:
                 raise FilterError("after", f"cursor {request.after} was never given out")
-            if start < ring.first_cursor:  # a cursor of an earlier run: count what this run lost
-                start = ring.first_cursor
-            gap = max(0, ring.oldest - start)
+            detail = ""
+            if start < ring.first_cursor:  # a cursor of an earlier run: always reported
+                start, detail = ring.first_cursor, EARLIER_RUN
+            missing = max(0, ring.oldest - start)
+            gap = _lost(pb.LOST_EVENT_SOURCE_RING_OVERFLOW, missing, cursor=ring.oldest - 1,
+                        detail=detail) if missing or detail else None
             return gap, self._matching(ring.batches_from(max(start, ring.oldest)), selection,
                                        start)
         if request.follow and request.number == 0:
-            return 0, []
+            return None, []
         limit = request.number or None
         batches = (ring.batches_from(ring.oldest) if request.first
                    else ring.batches_newest_first())
@@ -209,7 +217,7 @@ class ObserverService:
                 break
         if not request.first:
             picked.reverse()
-        return 0, [e for chosen in picked for e in chosen]
+        return None, [e for chosen in picked for e in chosen]
 
     @staticmethod
     def _limit(batch: EventBatch, index: Index, wanted: int, *, oldest: bool) -> Index:

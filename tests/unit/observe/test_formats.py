@@ -58,9 +58,12 @@ def flow_event(cursor: int = 101, *, kind: int = pb.EVENT_KIND_NEW, v6: bool = F
 
 def lost_event(source: int = pb.LOST_EVENT_SOURCE_RING_OVERFLOW, count: int = 1200,
                cursor: int = 0) -> pb.Event:
+    """Dataplane losses carry an interface and the dataplane's own source; others none."""
+    dataplane = source == pb.LOST_EVENT_SOURCE_DATAPLANE
     return pb.Event(cursor=cursor, time=stamp(T), node_id="n1",
                     lost_events=pb.LostEvent(source=source, num_events_lost=count,
-                                             interface="eth0", detail="afxdp_ring:rx"))
+                                             interface="eth0" if dataplane else "",
+                                             detail="afxdp_ring:rx" if dataplane else ""))
 
 
 def node_event() -> pb.Event:
