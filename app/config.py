@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.origins import normalize_origin
+
 __all__ = ["ConfigError", "Settings", "extra_bool", "extra_float", "load_settings"]
 
 
@@ -80,6 +82,20 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return _int(env, name, default, low=0, high=65535)
 
 
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of http(s) origins, each in normal form."""
+    raw = env.get(name) or ""
+    out: list[str] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        origin = normalize_origin(item)
+        if origin is None:
+            raise ConfigError(f"{name}={raw!r}: {item!r} is not an origin (scheme://host[:port])")
+        out.append(origin)
+    return tuple(out)
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -116,6 +132,9 @@ class Settings:
     quic_queue_size: int = 1024
     ws_queue_size: int = 64
     ws_heartbeat_interval: float = 1.0
+    ws_max_connections: int = 1000
+    ws_max_per_principal: int = 32
+    allowed_origins: tuple[str, ...] = ()  # besides the server's own, for cookie streams
     # Database (standard's DB_* variables).
     db_type: str = "sqlite"
     db_host: str = "127.0.0.1"
@@ -186,6 +205,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         quic_queue_size=_int(env, "QUIC_QUEUE_SIZE", 1024, low=10, high=1_000_000),
         ws_queue_size=_int(env, "WS_QUEUE_SIZE", 64, low=1, high=100_000),
         ws_heartbeat_interval=_float(env, "WS_HEARTBEAT_INTERVAL", 1.0, low=0.01, high=3600.0),
+        ws_max_connections=_int(env, "WS_MAX_CONNECTIONS", 1000, low=1, high=1_000_000),
+        ws_max_per_principal=_int(env, "WS_MAX_PER_PRINCIPAL", 32, low=1, high=1_000_000),
+        allowed_origins=_origins(env, "FLOE_ALLOWED_ORIGINS"),
         db_type=_choice(env, "DB_TYPE", "sqlite", ("postgresql", "mysql", "sqlite")),
         db_host=env.get("DB_HOST") or "127.0.0.1",
         db_port=_port(env, "DB_PORT", 0),

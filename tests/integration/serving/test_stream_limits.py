@@ -13,9 +13,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import InvalidStatus
 
 from app.serving.tcp import PromptCloseTCPServer
 from tests.support.server import FloeServer
@@ -148,3 +151,155 @@ async def test_a_closed_connection_is_freed_by_reference_counting() -> None:
         gc.enable()
         listener.close()
         await listener.wait_closed()
+
+
+# -- connection caps and the Origin check ---------------------------------------------------
+
+MAX_TOTAL, MAX_PER_PRINCIPAL = 12, 4
+DASHBOARD = "https://dash.example.com"
+
+
+@pytest.fixture(scope="module")
+def capped_server() -> Iterator[FloeServer]:
+    env = {**FAST, "WS_MAX_CONNECTIONS": str(MAX_TOTAL),
+           "WS_MAX_PER_PRINCIPAL": str(MAX_PER_PRINCIPAL), "FLOE_ALLOWED_ORIGINS": DASHBOARD}
+    with FloeServer.start(env=env) as server:
+        yield server
+
+
+def reader_keys(server: FloeServer, count: int) -> list[str]:
+    """`count` API keys with stats:read: each one is a principal of its own."""
+    headers = {"Authorization": f"Bearer {token(server)}"}
+    keys = []
+    for n in range(count):
+        response = httpx.post(server.url("/api/v2/clients"), headers=headers, timeout=30,
+                              json={"name": f"stream-reader-{n}", "scopes": ["stats:read"]})
+        assert response.status_code == 201, response.text
+        keys.append(response.json()["data"]["api_key"])
+    return keys
+
+
+def ws_metrics(server: FloeServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(server.url("/metrics"), timeout=10).text  # the serving series: anonymous
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name.startswith("floe_ws_")}
+
+
+def refused(server: FloeServer, bound: str) -> float:
+    return ws_metrics(server).get(("floe_ws_refused_total", (("bound", bound),)), 0.0)
+
+
+async def attempt(url: str, **kwargs: Any) -> ClientConnection | InvalidStatus:
+    """One handshake: the open client (a first message read), or the refusal."""
+    try:
+        ws = await websockets.connect(url, open_timeout=30, **kwargs)
+    except InvalidStatus as refusal:
+        return refusal
+    await asyncio.wait_for(ws.recv(), 10)
+    return ws
+
+
+def split(results: list[ClientConnection | InvalidStatus],
+          ) -> tuple[list[ClientConnection], list[InvalidStatus]]:
+    opened = [r for r in results if isinstance(r, ClientConnection)]
+    return opened, [r for r in results if isinstance(r, InvalidStatus)]
+
+
+def envelope_code(refusal: InvalidStatus) -> str:
+    code: str = orjson.loads(refusal.response.body or b"{}")["error"]["code"]
+    return code
+
+
+async def wait_clients(server: FloeServer, expected: float, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (now := ws_metrics(server)[("floe_ws_clients", ())]) != expected:
+        assert time.monotonic() < deadline, f"floe_ws_clients stays {now}, not {expected}"
+        await asyncio.sleep(0.05)
+
+
+async def test_one_principal_is_capped(capped_server: FloeServer) -> None:
+    url = stream_url(capped_server, f"?access_token={token(capped_server)}")
+    before = refused(capped_server, "owner")
+    opened, refusals = split(await asyncio.gather(*(attempt(url) for _ in range(10))))
+    try:
+        assert len(opened) == MAX_PER_PRINCIPAL and len(refusals) == 10 - MAX_PER_PRINCIPAL
+        assert {r.response.status_code for r in refusals} == {429}
+        assert {envelope_code(r) for r in refusals} == {"too_many_streams"}
+        assert refusals[0].response.headers["Retry-After"] == "5"
+        assert refused(capped_server, "owner") - before == 10 - MAX_PER_PRINCIPAL
+        await opened.pop().close()  # a closed stream frees its slot at once
+        await wait_clients(capped_server, MAX_PER_PRINCIPAL - 1)
+        again = await attempt(url)
+        assert isinstance(again, ClientConnection)
+        opened.append(again)
+    finally:
+        await close_all(opened)
+    await wait_clients(capped_server, 0)
+
+
+async def test_all_principals_together_are_capped(capped_server: FloeServer) -> None:
+    keys = reader_keys(capped_server, 4)  # 4 keys x 4 attempts: 16 > 12, none past its own cap
+    before = refused(capped_server, "total")
+    urls = [stream_url(capped_server, f"?access_token={key}") for key in keys
+            for _ in range(MAX_PER_PRINCIPAL)]
+    opened, refusals = split(await asyncio.gather(*(attempt(url) for url in urls)))
+    try:
+        assert len(opened) == MAX_TOTAL and len(refusals) == len(urls) - MAX_TOTAL
+        assert {r.response.status_code for r in refusals} == {503}
+        assert {envelope_code(r) for r in refusals} == {"streams_full"}
+        assert refused(capped_server, "total") - before == len(urls) - MAX_TOTAL
+        limits = ws_metrics(capped_server)
+        assert limits[("floe_ws_limit", (("bound", "total"),))] == MAX_TOTAL
+    finally:
+        await close_all(opened)
+    await wait_clients(capped_server, 0)
+
+
+def session_cookie(server: FloeServer) -> str:
+    response = login(server, session=True)
+    for header in response.headers.get_list("set-cookie"):
+        if header.startswith("floe_session="):
+            return header.split(";", 1)[0]
+    raise AssertionError("no session cookie")
+
+
+@pytest.mark.parametrize("origin", [
+    None,  # browsers always send one: its absence is not a browser we can vouch for
+    "null",
+    "https://evil.example",
+    "http://127.0.0.1.evil.example",
+    "https://127.0.0.1:{port}",  # our host, other scheme: another origin
+    "http://127.0.0.1:1",  # our host, other port
+    "not an origin",
+])
+async def test_cookie_upgrade_from_a_foreign_origin_is_refused(
+        capped_server: FloeServer, origin: str | None) -> None:
+    headers = {"Cookie": session_cookie(capped_server)}
+    if origin is not None:
+        headers["Origin"] = origin.format(port=capped_server.http_port)
+    result = await attempt(stream_url(capped_server), additional_headers=headers)
+    if isinstance(result, ClientConnection):
+        await result.close()
+        raise AssertionError(f"a cookie stream from {origin!r} was accepted")
+    assert result.response.status_code == 403
+    assert envelope_code(result) == "origin_not_allowed"
+
+
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:{port}", "HTTP://127.0.0.1:{port}",
+                                    DASHBOARD, DASHBOARD + ":443"])
+async def test_cookie_upgrade_from_an_allowed_origin(capped_server: FloeServer,
+                                                     origin: str) -> None:
+    headers = {"Cookie": session_cookie(capped_server),
+               "Origin": origin.format(port=capped_server.http_port)}
+    result = await attempt(stream_url(capped_server), additional_headers=headers)
+    assert isinstance(result, ClientConnection), result
+    await result.close()
+
+
+async def test_bearer_streams_need_no_origin(capped_server: FloeServer) -> None:
+    """A bearer credential is not ambient (a foreign page cannot know it): no Origin check."""
+    url = stream_url(capped_server, f"?access_token={token(capped_server)}")
+    result = await attempt(url, additional_headers={"Origin": "https://evil.example"})
+    assert isinstance(result, ClientConnection), result
+    await result.close()
