@@ -135,6 +135,11 @@ class Settings:
     ws_max_connections: int = 1000
     ws_max_per_principal: int = 32
     allowed_origins: tuple[str, ...] = ()  # besides the server's own, for cookie streams
+    # Ingest bounds (app/ingest/limits.py).
+    ingest_max_nodes: int = 4096
+    ingest_max_interfaces: int = 64
+    ingest_max_epochs: int = 4
+    ingest_max_loss_keys: int = 64
     # Database (standard's DB_* variables).
     db_type: str = "sqlite"
     db_host: str = "127.0.0.1"
@@ -208,6 +213,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ws_max_connections=_int(env, "WS_MAX_CONNECTIONS", 1000, low=1, high=1_000_000),
         ws_max_per_principal=_int(env, "WS_MAX_PER_PRINCIPAL", 32, low=1, high=1_000_000),
         allowed_origins=_origins(env, "FLOE_ALLOWED_ORIGINS"),
+        ingest_max_nodes=_int(env, "INGEST_MAX_NODES", 4096, low=1, high=1_000_000),
+        ingest_max_interfaces=_int(env, "INGEST_MAX_INTERFACES", 64, low=1, high=4096),
+        ingest_max_epochs=_int(env, "INGEST_MAX_EPOCHS", 4, low=1, high=64),
+        ingest_max_loss_keys=_int(env, "INGEST_MAX_LOSS_KEYS", 64, low=1, high=4096),
         db_type=_choice(env, "DB_TYPE", "sqlite", ("postgresql", "mysql", "sqlite")),
         db_host=env.get("DB_HOST") or "127.0.0.1",
         db_port=_port(env, "DB_PORT", 0),

@@ -61,6 +61,13 @@ class Session:
         return states
 
 
+MAX_ERROR = 1024  # characters of a dataplane's rule error kept (shown in GET /nodes)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR else text[:MAX_ERROR - 1] + "…"
+
+
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
     try:
         name: str = enum.Name(value)
@@ -97,6 +104,7 @@ class UplinkService:
     def set_rules(self, rules: Any) -> None:
         """Make `rules` (a pb.RuleSet) current and push it to every connected dataplane."""
         self.rules = rules
+        self.state.set_rule_ids(rule.id for rule in rules.rules)  # hits may name only these
         for session in self.sessions.values():
             session.send_state("rules", pb.DownlinkMessage(rules=rules))
 
@@ -149,6 +157,9 @@ class UplinkService:
                 f"node_id must be 1-{MAX_NODE_ID} printable characters (it names the node "
                 "in grants: node/<id>)",
             )
+        refusal = self.state.admit(hello)  # message limits, INGEST_MAX_NODES
+        if refusal is not None:
+            await context.abort(getattr(grpc.StatusCode, refusal.status), refusal.message)
         session = self._open(hello, subject, context.peer())
         writer = asyncio.create_task(self._write(session, context), name="uplink-writer")
         try:
@@ -191,7 +202,9 @@ class UplinkService:
         node.connected_since = node.last_seen = time.time()
         node.connections += 1
         for info in hello.interfaces:
-            iface = self.state.interface(hello.node_id, info.name)
+            iface = self.state.admit_interface(hello.node_id, info.name)
+            if iface is None:  # past INGEST_MAX_INTERFACES: counted
+                continue
             iface.mode = _enum_name(pb.Mode, info.mode, "MODE_")
             iface.attach_mode = _enum_name(pb.AttachMode, info.attach_mode, "ATTACH_MODE_")
         session = Session(node_id=hello.node_id, instance_id=hello.instance_id)
@@ -271,6 +284,6 @@ class UplinkService:
         node = self.state.node(session.node_id)
         if applied.kind == pb.Applied.KIND_RULES:
             node.rules_generation = applied.generation if applied.ok else node.rules_generation
-            node.rules_error = "" if applied.ok else applied.error
+            node.rules_error = "" if applied.ok else _clip(applied.error)
         elif applied.kind == pb.Applied.KIND_CONFIG and applied.ok:
             node.config_generation = applied.generation
