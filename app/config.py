@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.origins import normalize_origin
+
 __all__ = [
     "ADMIN_PASSWORD_MIN",
     "ConfigError",
@@ -94,6 +96,20 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return _int(env, name, default, low=0, high=65535)
 
 
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of http(s) origins, each in normal form."""
+    raw = env.get(name) or ""
+    out: list[str] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        origin = normalize_origin(item)
+        if origin is None:
+            raise ConfigError(f"{name}={raw!r}: {item!r} is not an origin (scheme://host[:port])")
+        out.append(origin)
+    return tuple(out)
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -130,6 +146,14 @@ class Settings:
     quic_queue_size: int = 1024
     ws_queue_size: int = 64
     ws_heartbeat_interval: float = 1.0
+    ws_max_connections: int = 1000
+    ws_max_per_principal: int = 32
+    allowed_origins: tuple[str, ...] = ()  # besides the server's own, for cookie streams
+    # Ingest bounds (app/ingest/limits.py).
+    ingest_max_nodes: int = 4096
+    ingest_max_interfaces: int = 64
+    ingest_max_epochs: int = 4
+    ingest_max_loss_keys: int = 64
     # Database (standard's DB_* variables).
     db_type: str = "sqlite"
     db_host: str = "127.0.0.1"
@@ -243,6 +267,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         quic_queue_size=_int(env, "QUIC_QUEUE_SIZE", 1024, low=10, high=1_000_000),
         ws_queue_size=_int(env, "WS_QUEUE_SIZE", 64, low=1, high=100_000),
         ws_heartbeat_interval=_float(env, "WS_HEARTBEAT_INTERVAL", 1.0, low=0.01, high=3600.0),
+        ws_max_connections=_int(env, "WS_MAX_CONNECTIONS", 1000, low=1, high=1_000_000),
+        ws_max_per_principal=_int(env, "WS_MAX_PER_PRINCIPAL", 32, low=1, high=1_000_000),
+        allowed_origins=_origins(env, "FLOE_ALLOWED_ORIGINS"),
+        ingest_max_nodes=_int(env, "INGEST_MAX_NODES", 4096, low=1, high=1_000_000),
+        ingest_max_interfaces=_int(env, "INGEST_MAX_INTERFACES", 64, low=1, high=4096),
+        ingest_max_epochs=_int(env, "INGEST_MAX_EPOCHS", 4, low=1, high=64),
+        ingest_max_loss_keys=_int(env, "INGEST_MAX_LOSS_KEYS", 64, low=1, high=4096),
         db_type=_choice(env, "DB_TYPE", "sqlite", ("postgresql", "mysql", "sqlite")),
         db_host=env.get("DB_HOST") or "127.0.0.1",
         db_port=_port(env, "DB_PORT", 0),

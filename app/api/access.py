@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 from quart import g, has_websocket_context, request, websocket
 
 from app.api.envelope import ApiError
+from app.api.origin import check_websocket_origin
 from app.runtime import get_runtime
 from app.types import Principal
 
@@ -72,7 +73,8 @@ async def current_principal() -> Principal | None:
     """Authenticate once per request; the result is cached on `g`.
 
     Order: a bearer credential (JWT or API key; a bad one is a 401, never a fallback), else
-    the browser session cookie (which enforces CSRF on unsafe methods), else anonymous.
+    the browser session cookie (which enforces CSRF on unsafe methods, and the Origin on a
+    WebSocket upgrade: `app.api.origin`), else anonymous.
     """
     if "principal" in g:
         principal: Principal | None = g.principal
@@ -90,6 +92,8 @@ async def current_principal() -> Principal | None:
         session_auth = get_runtime().components.get("session_authenticator")
         if session_auth is not None:
             principal = await session_auth.authenticate_request()
+            if principal is not None and has_websocket_context():
+                check_websocket_origin()  # the cookie is ambient: cross-site hijacking
     g.principal = principal
     return principal
 

@@ -1,9 +1,14 @@
 """WebSocket `/stream`: live messages from the hub (heartbeats now, telemetry later).
 
-The socket is accepted explicitly (Quart accepts lazily otherwise), subscribes to the
-hub with a bounded queue of WS_QUEUE_SIZE, and forwards each message's pre-serialised
+The stream subscribes to the hub with a bounded queue of WS_QUEUE_SIZE before the socket is
+accepted (Quart accepts lazily otherwise), and forwards each message's pre-serialised
 text. A client that reads too slowly loses its oldest messages; the count travels in
 every heartbeat's `"dropped"`. Server shutdown closes the socket with 1001.
+
+Open streams are bounded: WS_MAX_CONNECTIONS in all and WS_MAX_PER_PRINCIPAL per caller.
+Past either, the handshake is refused before it is accepted — 503 (all slots taken) or
+429 (this caller's), with `Retry-After` and the error envelope — and counted in
+`floe_ws_refused_total{bound}`.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ import logging
 from quart import Blueprint, g, websocket
 from quart.wrappers.base import ClientDisconnectedError
 
-from app.api.access import current_principal, require_scope, visible_nodes
+from app.api.access import current_principal, require_principal, require_scope, visible_nodes
 from app.api.envelope import ApiError
-from app.hub import HEARTBEAT_TOPIC, Hub, Subscription
+from app.hub import HEARTBEAT_TOPIC, Hub, HubFull, Subscription
 from app.ingest import stats_topic
 from app.runtime import get_runtime
 
@@ -29,6 +34,17 @@ log = logging.getLogger(__name__)
 # How soon a live stream notices that its credential was revoked or expired, its user
 # deactivated, or its node grants changed: it is closed with 1008 (reconnect to go on).
 REAUTH_SECONDS = 5.0
+RETRY_AFTER_SECONDS = 5  # suggested to a client refused at a connection bound
+
+
+def _refused(full: HubFull) -> ApiError:
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if full.bound == "owner":
+        return ApiError(429, "too_many_streams", f"This credential already has {full.limit} "
+                        "live streams open (WS_MAX_PER_PRINCIPAL); close one or retry later",
+                        headers=headers)
+    return ApiError(503, "streams_full", f"The server holds its maximum of {full.limit} live "
+                    "streams (WS_MAX_CONNECTIONS); retry later", headers=headers)
 
 
 @bp.websocket("/stream")
@@ -37,12 +53,19 @@ async def stream() -> None:
     """Heartbeats, and each second `{"type": "stats", ...}` of the nodes the caller may see
     (all of them with a global stats:read; else those its node grants name)."""
     hub: Hub = get_runtime().components["hub"]
+    principal = await require_principal()
     nodes = await visible_nodes("stats:read")
-    await websocket.accept()
-    subscription = hub.subscribe((HEARTBEAT_TOPIC, stats_topic(nodes)))
-    reader = asyncio.create_task(_drain_client(subscription))
-    watcher = asyncio.create_task(_watch_access(subscription, nodes))
     try:
+        subscription = hub.subscribe((HEARTBEAT_TOPIC, stats_topic(nodes)),
+                                     owner=principal.subject)
+    except HubFull as full:
+        raise _refused(full) from None
+    reader: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
+    try:
+        await websocket.accept()
+        reader = asyncio.create_task(_drain_client(subscription))
+        watcher = asyncio.create_task(_watch_access(subscription, nodes))
         while (text := await subscription.next_text()) is not None:
             await websocket.send(text)
         if not reader.done():  # server side close (shutdown: 1001)
@@ -52,9 +75,10 @@ async def stream() -> None:
     finally:
         subscription.close()
         for task in (reader, watcher):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 async def _drain_client(subscription: Subscription) -> None:

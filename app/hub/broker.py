@@ -4,6 +4,10 @@ Each published message is serialised once; every subscriber gets the same string
 bounded queue. A subscriber that falls behind loses its *oldest* messages (live views
 want the newest) and the loss is counted per subscriber and in total, so the stream can
 report it to the client (`"dropped"` in heartbeats) and `/metrics` can export it.
+
+Subscribers are bounded too: at most `max_subscribers` in all and `max_per_owner` per owner
+(the stream passes the caller's principal), so one credential cannot hold every slot.
+`subscribe` past a bound raises `HubFull`; refusals are counted by bound in `refused`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,16 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Hub", "Message", "Subscription"]
+__all__ = ["Hub", "HubFull", "Message", "Subscription"]
+
+
+class HubFull(Exception):
+    """A subscription refused by a bound: `bound` is "total" or "owner"."""
+
+    def __init__(self, bound: str, limit: int) -> None:
+        super().__init__(f"{bound} subscriptions at the limit of {limit}")
+        self.bound = bound
+        self.limit = limit
 
 
 @dataclass(slots=True, frozen=True)
@@ -30,15 +43,17 @@ class Message:
 class Subscription:
     """A subscriber's bounded queue. Iterate with `await next_text()` until it returns None."""
 
-    __slots__ = ("_closed", "_hub", "_queue", "_wake", "close_code", "dropped", "maxsize", "topics")
+    __slots__ = ("_closed", "_hub", "_queue", "_wake", "close_code", "dropped", "maxsize", "owner",
+                 "topics")
 
-    def __init__(self, hub: Hub, topics: frozenset[str], maxsize: int) -> None:
+    def __init__(self, hub: Hub, topics: frozenset[str], maxsize: int, owner: str = "") -> None:
         self._hub = hub
         self._queue: deque[Message] = deque()
         self._wake = asyncio.Event()
         self._closed = False
         self.topics = topics
         self.maxsize = maxsize
+        self.owner = owner
         self.dropped = 0
         self.close_code: int | None = None
 
@@ -80,20 +95,39 @@ class Hub:
     """Topic → subscribers. All methods run on the event loop thread."""
 
     queue_size: int = 64
+    max_subscribers: int = 0  # 0: no bound
+    max_per_owner: int = 0  # 0: no bound
     dropped_total: int = 0
+    refused: dict[str, int] = field(default_factory=lambda: {"total": 0, "owner": 0})
     _subscribers: dict[str, set[Subscription]] = field(default_factory=dict)
     _all: set[Subscription] = field(default_factory=set)
+    _owners: dict[str, int] = field(default_factory=dict)  # owner -> open subscriptions
 
     @property
     def subscriber_count(self) -> int:
         return len(self._all)
 
-    def subscribe(self, topics: Iterable[str], maxsize: int | None = None) -> Subscription:
-        subscription = Subscription(self, frozenset(topics), maxsize or self.queue_size)
+    def subscribe(self, topics: Iterable[str], maxsize: int | None = None,
+                  owner: str = "") -> Subscription:
+        """A new subscription; `HubFull` (counted) when it would pass a bound."""
+        if self.max_subscribers and len(self._all) >= self.max_subscribers:
+            self.refused["total"] += 1
+            raise HubFull("total", self.max_subscribers)
+        held = self._owners.get(owner, 0)
+        if owner and self.max_per_owner and held >= self.max_per_owner:
+            self.refused["owner"] += 1
+            raise HubFull("owner", self.max_per_owner)
+        subscription = Subscription(self, frozenset(topics), maxsize or self.queue_size, owner)
         for topic in subscription.topics:
             self._subscribers.setdefault(topic, set()).add(subscription)
         self._all.add(subscription)
+        if owner:
+            self._owners[owner] = held + 1
         return subscription
+
+    def held_by(self, owner: str) -> int:
+        """Open subscriptions of `owner`."""
+        return self._owners.get(owner, 0)
 
     def topics(self, prefix: str = "") -> list[str]:
         """Topics starting with `prefix` that have subscribers now."""
@@ -101,11 +135,23 @@ class Hub:
                 if subscribers and topic.startswith(prefix)]
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        """Idempotent (a subscription may be closed from several places)."""
+        if subscription not in self._all:
+            return
         self._all.discard(subscription)
         for topic in subscription.topics:
             subscribers = self._subscribers.get(topic)
             if subscribers is not None:
                 subscribers.discard(subscription)
+                if not subscribers:  # per-node-set topics come and go with their streams
+                    del self._subscribers[topic]
+        owner = subscription.owner
+        if owner:
+            left = self._owners.get(owner, 0) - 1
+            if left > 0:
+                self._owners[owner] = left
+            else:
+                self._owners.pop(owner, None)
 
     def publish(
         self, payload: dict[str, Any], topic: str | None = None, *, report_drops: bool = False

@@ -23,6 +23,7 @@ from quart import Quart
 
 from app.grpc.registry import add_service
 from app.hub import Hub
+from app.ingest.limits import IngestLimits
 from app.ingest.metrics import IngestCollector
 from app.ingest.rule_store import RuleStore
 from app.ingest.service import END_REASON_NAMES, FLOW_STATE_NAMES, UplinkService
@@ -99,7 +100,7 @@ async def _ticker(app: Quart, state: IngestState) -> None:
 
 def init_app(app: Quart) -> None:
     runtime = get_runtime(app)
-    state = IngestState()
+    state = IngestState(limits=IngestLimits.from_settings(runtime.settings))
     service = UplinkService(state, lambda: runtime.authenticator)
     runtime.components["ingest"] = service
 

@@ -5,6 +5,9 @@ Counters are the control plane's totals (the sum over counter epochs, so a datap
 never makes a series go backwards unless its pinned maps were reset). Rule hits add one series
 per rule and interface, up to MAX_RULE_SERIES in all; past that they are left out (the count
 is `floe_rule_hit_series_omitted`) and `/api/v2/stats/summary` has them.
+
+What the ingest bounds left out (`app.ingest.limits`) is `floe_ingest_refused_total{bound}`
+(streams refused at Hello included) and, per node, `floe_node_refused_total{node,bound}`.
 """
 
 from __future__ import annotations
@@ -79,6 +82,19 @@ class IngestCollector(Collector):
             for source, count in sorted(node.loss_totals().items()):
                 node_loss.add_metric((node_id, source), count)
         yield node_loss
+
+        refused = CounterMetricFamily("floe_ingest_refused", "Items (and streams, at Hello) "
+                                      "the ingest bounds left out, by bound", labels=("bound",))
+        for bound, count in sorted(state.refused.items()):
+            refused.add_metric((bound,), count)
+        yield refused
+        node_refused = CounterMetricFamily("floe_node_refused", "Items of one dataplane the "
+                                           "ingest bounds left out, by bound",
+                                           labels=("node", "bound"))
+        for node_id, node in sorted(state.nodes.items()):
+            for bound, count in sorted(node.refused.items()):
+                node_refused.add_metric((node_id, bound), count)
+        yield node_refused
 
         batches = CounterMetricFamily("floe_uplink_batches", "Uplink batches by outcome",
                                       labels=("result",))

@@ -78,6 +78,13 @@ class Session:
         return states
 
 
+MAX_ERROR = 1024  # characters of a dataplane's rule error kept (shown in GET /nodes)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR else text[:MAX_ERROR - 1] + "…"
+
+
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
     try:
         name: str = enum.Name(value)
@@ -127,6 +134,7 @@ class UplinkService:
     def set_rules(self, rules: Any) -> None:
         """Make `rules` (a pb.RuleSet) current and push it to every connected dataplane."""
         self.rules = rules
+        self.state.set_rule_ids(rule.id for rule in rules.rules)  # hits may name only these
         for session in self.sessions.values():
             session.send_state("rules", pb.DownlinkMessage(rules=rules))
 
@@ -200,6 +208,9 @@ class UplinkService:
         refusal = await self._check(credential, hello.node_id)
         if refusal is not None:
             await self._refuse(context, refusal)
+        bounded = self.state.admit(hello)  # message limits, INGEST_MAX_NODES
+        if bounded is not None:
+            await context.abort(getattr(grpc.StatusCode, bounded.status), bounded.message)
         session = self._open(hello, principal.subject, context.peer())
         session.credential = credential
         writer = asyncio.create_task(self._write(session, context), name="uplink-writer")
@@ -267,7 +278,9 @@ class UplinkService:
         node.connected_since = node.last_seen = time.time()
         node.connections += 1
         for info in hello.interfaces:
-            iface = self.state.interface(hello.node_id, info.name)
+            iface = self.state.admit_interface(hello.node_id, info.name)
+            if iface is None:  # past INGEST_MAX_INTERFACES: counted
+                continue
             iface.mode = _enum_name(pb.Mode, info.mode, "MODE_")
             iface.attach_mode = _enum_name(pb.AttachMode, info.attach_mode, "ATTACH_MODE_")
         session = Session(node_id=hello.node_id, instance_id=hello.instance_id)
@@ -357,6 +370,6 @@ class UplinkService:
         node = self.state.node(session.node_id)
         if applied.kind == pb.Applied.KIND_RULES:
             node.rules_generation = applied.generation if applied.ok else node.rules_generation
-            node.rules_error = "" if applied.ok else applied.error
+            node.rules_error = "" if applied.ok else _clip(applied.error)
         elif applied.kind == pb.Applied.KIND_CONFIG and applied.ok:
             node.config_generation = applied.generation

@@ -5,20 +5,37 @@ for each (node, interface, counter epoch) only the newest snapshot is kept, valu
 as a maximum, so a resent or duplicated batch changes nothing and a missing one is healed by
 the next. Totals are the sum over epochs. Sequence numbers are still tracked per
 (node, instance) so a batch is applied at most once and its flow records are not replayed.
+
+Everything a dataplane names is bounded (`app.ingest.limits`): nodes, interfaces per node,
+epochs and instances per interface (`app.ingest.cumulative` retires the oldest), keys per
+epoch, rule ids (only those of the rule sets pushed), string lengths. An item past a bound
+is left out and counted per node and bound in `NodeState.refused` (and in `refused`).
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.ingest.cumulative import Cumulative
+from app.ingest.limits import (
+    MAX_COUNTERS,
+    MAX_INSTANCES,
+    MAX_NAME,
+    MAX_TEXT,
+    IngestLimits,
+    Refusal,
+    hello_problem,
+)
 from app.ingest.traffic import TrafficWindow
+from app.rulespec import MAX_RULES
 
 __all__ = [
     "DROP_FIELDS",
@@ -27,6 +44,8 @@ __all__ = [
     "NodeState",
     "address_text",
 ]
+
+log = logging.getLogger(__name__)
 
 # Counter names (struct floe_if_counters) summed into "dropped".
 DROP_FIELDS = ("dropped_rule", "dropped_default", "dropped_malformed")
@@ -60,13 +79,19 @@ def _addr(raw: bytes) -> str:
 address_text = _addr  # the observer formats addresses the same way, from the same cache
 
 
-def _sum_losses(losses: dict[tuple[str, str, str], int]) -> dict[str, int]:
-    """Sum cumulative per-instance losses into "source[:detail]" totals."""
-    out: dict[str, int] = {}
-    for (_instance, source, detail), count in losses.items():
-        key = f"{source}:{detail}" if detail else source
-        out[key] = out.get(key, 0) + count
-    return out
+LossKey = tuple[str, str]  # (source, detail)
+HitKey = tuple[int, int]  # (rule id, 0 for packets | 1 for bytes)
+
+
+def _loss_store(limits: IngestLimits) -> Cumulative[LossKey]:
+    """Cumulative losses per dataplane instance (the counts restart with the process)."""
+    return Cumulative(limits.max_epochs, limits.max_loss_keys)
+
+
+def _sum_losses(losses: Cumulative[LossKey]) -> dict[str, int]:
+    """Losses summed over instances, as "source[:detail]" totals."""
+    return {f"{source}:{detail}" if detail else source: count
+            for (source, detail), count in losses.totals().items()}
 
 
 @dataclass(slots=True)
@@ -75,13 +100,12 @@ class InterfaceState:
 
     node_id: str
     name: str
+    limits: IngestLimits = field(default_factory=IngestLimits, repr=False)
     mode: str = "unspecified"
     attach_mode: str = "unspecified"
-    epochs: dict[str, dict[str, int]] = field(default_factory=dict)
-    losses: dict[tuple[str, str, str], int] = field(
-        default_factory=dict
-    )  # (instance, source, detail)
-    rule_hits: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    counters: Cumulative[str] = field(init=False)  # per counter epoch: name -> value
+    losses: Cumulative[LossKey] = field(init=False)  # per dataplane instance
+    rule_hits: Cumulative[HitKey] = field(init=False)  # per counter epoch
     traffic: TrafficWindow = field(default_factory=TrafficWindow)
     last_update_ns: int = 0
     pps: float = 0.0
@@ -89,19 +113,20 @@ class InterfaceState:
     drops_ps: float = 0.0
     _rate_mark: tuple[float, int, int, int] | None = None
 
-    def apply_snapshot(self, epoch: str, values: dict[str, int], taken_ns: int) -> None:
-        current = self.epochs.setdefault(epoch, {})
-        for name, value in values.items():
-            if value > current.get(name, 0):
-                current[name] = value
+    def __post_init__(self) -> None:
+        self.counters = Cumulative(self.limits.max_epochs, MAX_COUNTERS)
+        self.losses = _loss_store(self.limits)
+        self.rule_hits = Cumulative(self.limits.max_epochs, 2 * MAX_RULES)
+
+    def apply_snapshot(self, epoch: str, values: Mapping[str, int],
+                       taken_ns: int) -> tuple[int, str]:
+        """Max-merge one cumulative snapshot; (refused, why) as `Cumulative.update`."""
+        refused = self.counters.update(epoch, values.items())
         self.last_update_ns = max(self.last_update_ns, taken_ns)
+        return refused
 
     def totals(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for values in self.epochs.values():
-            for name, value in values.items():
-                out[name] = out.get(name, 0) + value
-        return out
+        return self.counters.totals()
 
     def loss_totals(self) -> dict[str, int]:
         return _sum_losses(self.losses)
@@ -109,10 +134,14 @@ class InterfaceState:
     def hits_by_rule(self) -> dict[int, tuple[int, int]]:
         """(packets, bytes) per rule id, summed over counter epochs like the counters."""
         out: dict[int, tuple[int, int]] = {}
-        for (_epoch, rule_id), (packets, octets) in self.rule_hits.items():
+        for (rule_id, which), value in self.rule_hits.totals().items():
             old = out.get(rule_id, (0, 0))
-            out[rule_id] = (old[0] + packets, old[1] + octets)
+            out[rule_id] = (old[0] + value, old[1]) if which == 0 else (old[0], old[1] + value)
         return out
+
+    @property
+    def retirements(self) -> int:
+        return self.counters.retirements + self.losses.retirements + self.rule_hits.retirements
 
     def tick(self, now: float) -> None:
         totals = self.totals()
@@ -177,8 +206,14 @@ class NodeState:
     rules_error: str = ""
     config_generation: int = 0
     applied_seq: dict[str, int] = field(default_factory=dict)  # instance -> highest applied seq
-    # Losses not tied to one interface (the uplink buffer): (instance, source, detail) -> count.
-    losses: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    limits: IngestLimits = field(default_factory=IngestLimits, repr=False)
+    # Losses not tied to one interface (the uplink buffer), per instance.
+    losses: Cumulative[LossKey] = field(init=False)
+    interface_count: int = 0
+    refused: dict[str, int] = field(default_factory=dict)  # bound -> items left out
+
+    def __post_init__(self) -> None:
+        self.losses = _loss_store(self.limits)
 
     def loss_totals(self) -> dict[str, int]:
         return _sum_losses(self.losses)
@@ -203,6 +238,8 @@ class NodeState:
             "rules_error": self.rules_error or None,
             "config_generation_applied": self.config_generation,
             "loss": self.loss_totals(),
+            "refused": dict(sorted(self.refused.items())),
+            "epochs_retired": self.losses.retirements + sum(i.retirements for i in interfaces),
             "interfaces": [
                 {"name": i.name, "mode": i.mode, "attach_mode": i.attach_mode} for i in interfaces
             ],
@@ -227,12 +264,18 @@ def rank_talkers(parts: list[dict[str, list[int]]], limit: int) -> list[dict[str
 class IngestState:
     """Everything the control plane knows about its dataplanes; owned by the event loop."""
 
-    def __init__(self, max_flows: int = 10_000) -> None:
+    def __init__(self, max_flows: int = 10_000, limits: IngestLimits | None = None) -> None:
         self.nodes: dict[str, NodeState] = {}
         self.interfaces: dict[tuple[str, str], InterfaceState] = {}
         # flow key -> newest cumulative record, as served by `GET /flows`; oldest first
         self.flows: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self.max_flows = max_flows
+        self.limits = limits or IngestLimits()
+        self.refused: dict[str, int] = {}  # bound -> refusals, streams refused at Hello too
+        # Rule ids a hit may name: those of the newest two rule sets pushed (a dataplane may
+        # still report the previous one's for a tick after a change).
+        self.rule_ids: frozenset[int] = frozenset()
+        self._newest_rule_ids: frozenset[int] = frozenset()
 
     # Totals over all nodes: the per-node counters are the one record of each.
     @property
@@ -247,19 +290,76 @@ class IngestState:
     def batches_duplicate(self) -> int:
         return sum(node.batches_duplicate for node in self.nodes.values())
 
+    # -- bounds ------------------------------------------------------------------------
+    def admit(self, hello: Any) -> Refusal | None:
+        """Why a stream opening with `hello` is refused, or None (checked before `node()`
+        creates anything): message limits, then the number of nodes."""
+        problem = hello_problem(hello, self.limits)
+        if problem is not None:
+            self.refused["hello"] = self.refused.get("hello", 0) + 1
+            return Refusal("INVALID_ARGUMENT", problem)
+        if hello.node_id not in self.nodes and len(self.nodes) >= self.limits.max_nodes:
+            self.refused["nodes"] = self.refused.get("nodes", 0) + 1
+            log.warning("dataplane %r refused: INGEST_MAX_NODES=%d nodes are known",
+                        hello.node_id, self.limits.max_nodes)
+            return Refusal("RESOURCE_EXHAUSTED",
+                           f"this control plane already knows INGEST_MAX_NODES="
+                           f"{self.limits.max_nodes} dataplanes; a new node is refused")
+        return None
+
+    def refuse(self, node_id: str, bound: str, count: int = 1) -> None:
+        """Count `count` items of `node_id` left out at `bound` (logged once per node and
+        bound: a dataplane past a bound usually stays past it)."""
+        if count <= 0:
+            return
+        node = self.node(node_id)
+        first = bound not in node.refused
+        node.refused[bound] = node.refused.get(bound, 0) + count
+        self.refused[bound] = self.refused.get(bound, 0) + count
+        if first:
+            log.warning("dataplane %s: data past the %r bound is left out and counted "
+                        "(GET /api/v2/nodes: refused)", node_id, bound)
+
+    def set_rule_ids(self, ids: Iterable[int]) -> None:
+        """A rule set was pushed: hits may name its ids or the previous set's; stored hits
+        of other rules are forgotten."""
+        newest = frozenset(ids)
+        self.rule_ids = newest | self._newest_rule_ids
+        self._newest_rule_ids = newest
+        known = self.rule_ids
+        for iface in self.interfaces.values():
+            iface.rule_hits.prune(lambda key: key[0] in known)
+
     # -- nodes -------------------------------------------------------------------------
     def node(self, node_id: str) -> NodeState:
         node = self.nodes.get(node_id)
         if node is None:
-            node = self.nodes[node_id] = NodeState(node_id=node_id)
+            node = self.nodes[node_id] = NodeState(node_id=node_id, limits=self.limits)
         return node
 
     def interface(self, node_id: str, name: str) -> InterfaceState:
+        """The interface, created when new (unbounded: for callers that are not a dataplane;
+        batches go through `admit_interface`)."""
         key = (node_id, name)
         iface = self.interfaces.get(key)
         if iface is None:
-            iface = self.interfaces[key] = InterfaceState(node_id=node_id, name=name)
+            iface = self.interfaces[key] = InterfaceState(node_id=node_id, name=name,
+                                                          limits=self.limits)
+            self.node(node_id).interface_count += 1
         return iface
+
+    def admit_interface(self, node_id: str, name: str) -> InterfaceState | None:
+        """The interface, created when new and within bounds; None (counted) otherwise."""
+        iface = self.interfaces.get((node_id, name))
+        if iface is not None:
+            return iface
+        if len(name) > MAX_NAME:
+            self.refuse(node_id, "too_long")
+            return None
+        if self.node(node_id).interface_count >= self.limits.max_interfaces:
+            self.refuse(node_id, "interfaces")
+            return None
+        return self.interface(node_id, name)
 
     def node_interfaces(self, node_id: str) -> list[InterfaceState]:
         return [i for (n, _), i in sorted(self.interfaces.items()) if n == node_id]
@@ -278,50 +378,92 @@ class IngestState:
 
     def mark_applied(self, node_id: str, instance_id: str, seq: int) -> None:
         node = self.node(node_id)
-        node.applied_seq[instance_id] = max(seq, node.applied_seq.get(instance_id, 0))
+        seqs = node.applied_seq
+        old = seqs.pop(instance_id, 0)  # re-inserted last: the oldest instance goes first
+        seqs[instance_id] = max(seq, old)
+        while len(seqs) > MAX_INSTANCES:
+            del seqs[next(iter(seqs))]
         node.batches_applied += 1
         node.last_seen = time.time()
 
     def apply_counters(
-        self, node_id: str, interface: str, epoch: str, values: dict[str, int], taken_ns: int
+        self, node_id: str, interface: str, epoch: str, values: Mapping[str, int], taken_ns: int
     ) -> None:
-        self.interface(node_id, interface).apply_snapshot(epoch, values, taken_ns)
+        if len(epoch) > MAX_TEXT:
+            self.refuse(node_id, "too_long")
+            return
+        iface = self.admit_interface(node_id, interface)
+        if iface is None:
+            return
+        named = {name: value for name, value in values.items() if len(name) <= MAX_TEXT}
+        self.refuse(node_id, "too_long", len(values) - len(named))
+        refused, why = iface.apply_snapshot(epoch, named, taken_ns)
+        self.refuse(node_id, "counter_keys" if why == "keys" else "epoch_retired", refused)
 
     def apply_loss(
         self, node_id: str, instance_id: str, interface: str, source: str, detail: str, count: int
     ) -> int:
-        """Keep the newest cumulative count; returns the increase (0 for a resend)."""
-        losses = (
-            self.interface(node_id, interface).losses if interface else self.node(node_id).losses
-        )
-        key = (instance_id, source, detail)
-        before = losses.get(key, 0)
-        if count <= before:
+        """Keep the newest cumulative count; returns the increase (0 for a resend or a
+        refusal), which the observer reports as dataplane loss."""
+        if len(detail) > MAX_TEXT:
+            self.refuse(node_id, "too_long")
             return 0
-        losses[key] = count
-        return count - before
+        if interface:
+            iface = self.admit_interface(node_id, interface)
+            if iface is None:
+                return 0
+            losses = iface.losses
+        else:
+            losses = self.node(node_id).losses
+        key = (source, detail)
+        before = losses.value(instance_id, key)
+        refused, why = losses.update(instance_id, ((key, count),))
+        self.refuse(node_id, "loss_keys" if why == "keys" else "epoch_retired", refused)
+        return max(0, losses.value(instance_id, key) - before)
 
     def apply_rule_hits(
         self, node_id: str, interface: str, epoch: str, rule_id: int, packets: int, octets: int
     ) -> None:
-        iface = self.interface(node_id, interface or "*")
-        old = iface.rule_hits.get((epoch, rule_id), (0, 0))
-        iface.rule_hits[(epoch, rule_id)] = (max(old[0], packets), max(old[1], octets))
+        """A rule's cumulative hits; refused unless the control plane pushed that rule id."""
+        if rule_id not in self.rule_ids:
+            self.refuse(node_id, "rule_unknown")
+            return
+        if len(epoch) > MAX_TEXT:
+            self.refuse(node_id, "too_long")
+            return
+        iface = self.admit_interface(node_id, interface or "*")
+        if iface is None:
+            return
+        refused, why = iface.rule_hits.update(epoch, (((rule_id, 0), packets),
+                                                      ((rule_id, 1), octets)))
+        self.refuse(node_id, "rule_hits" if why == "keys" else "epoch_retired", refused // 2)
 
     def apply_aggregate(self, node_id: str, message: Any, instance: str = "") -> None:
         """One tick's TrafficAggregate of one interface, from dataplane process `instance`."""
-        self.interface(node_id, message.interface or "*").traffic.add(message, instance)
+        iface = self.admit_interface(node_id, message.interface or "*")
+        if iface is not None:
+            clipped, too_long = iface.traffic.add(message, instance)
+            self.refuse(node_id, "talkers", clipped)
+            self.refuse(node_id, "too_long", too_long)
 
     def apply_flows(
         self, node_id: str, records: Sequence[Any], states: Mapping[int, str],
         ends: Mapping[int, str],
     ) -> None:
+        refused = 0
         for record in records:
-            self.apply_flow(node_id, record, record.interface,
-                            states.get(record.state) or str(record.state),
-                            ends.get(record.end_reason) or str(record.end_reason))
+            if not self.apply_flow(node_id, record, record.interface,
+                                   states.get(record.state) or str(record.state),
+                                   ends.get(record.end_reason) or str(record.end_reason)):
+                refused += 1
+        self.refuse(node_id, "flow_malformed", refused)
 
-    def apply_flow(self, node_id: str, record: Any, interface: str, state: str, end: str) -> None:
+    def apply_flow(self, node_id: str, record: Any, interface: str, state: str, end: str,
+                   ) -> bool:
+        """Upsert one flow record; False (nothing kept) when its addresses are not 16 bytes
+        or its interface name is too long."""
+        if len(record.addr_a) != 16 or len(record.addr_b) != 16 or len(interface) > MAX_NAME:
+            return False
         src, dst = _addr(record.addr_a), _addr(record.addr_b)
         key = (
             node_id,
@@ -359,6 +501,7 @@ class IngestState:
             owner = self.node(evicted["node_id"])
             owner.flows_evicted += 1
             owner.flows_tracked -= 1
+        return True
 
     # -- views -------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> None:
@@ -386,10 +529,15 @@ class IngestState:
                  "evicted": sum(n.flows_evicted for n in visible)}
         batches = {"applied": sum(n.batches_applied for n in visible),
                    "duplicate": sum(n.batches_duplicate for n in visible)}
+        refused: dict[str, int] = {}
+        for node in visible:
+            for bound, count in node.refused.items():
+                refused[bound] = refused.get(bound, 0) + count
         return {
             "interfaces": interfaces,
             "totals": totals,
             "loss": loss,
+            "refused": dict(sorted(refused.items())),
             "nodes": {"known": len(visible), "connected": sum(1 for n in visible if n.connected)},
             "flows": flows,
             "batches": batches,

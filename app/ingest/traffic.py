@@ -9,20 +9,29 @@ stepping back starts the window afresh. Totals, protocols and port bands are
 exact sums; a host or port is counted in the ticks where it made that tick's top list, so the
 top lists are exact while fewer keys compete than a tick lists, and lower bounds
 ("approximate": true) otherwise.
+
+Bounded, since a dataplane chooses what an aggregate lists: at most MAX_TALKERS rows per
+top list and MAX_PROTOCOLS protocol rows are kept per tick (the rest, and rows whose key is
+longer than MAX_TEXT, are left out and reported to the caller, which counts them), and the
+window keeps at most MAX_WINDOW_ENTRIES rows over all its ticks — past that the oldest
+ticks leave early, so the view covers less than WINDOW_NS (its `window_seconds` says how
+much). A dataplane at its 100 ms default tick sends ~30 rows a tick: ~3,000 for 10 s.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAX_TICKS", "TOP_N", "WINDOW_NS", "TrafficWindow"]
+from app.ingest.limits import MAX_PROTOCOLS, MAX_TALKERS, MAX_TEXT
+
+__all__ = ["MAX_TICKS", "MAX_WINDOW_ENTRIES", "TOP_N", "WINDOW_NS", "TrafficWindow"]
 
 WINDOW_NS = 10 * 10**9
 MAX_TICKS = 1000  # bound even for very short ticks
+MAX_WINDOW_ENTRIES = 8192  # talker and protocol rows over every tick of one window
 TOP_N = 10  # rows the view lists
 
 
@@ -42,22 +51,39 @@ class _Tick:
     bands: tuple[int, int, int]
     approximate: bool
 
+    @property
+    def entries(self) -> int:
+        return len(self.hosts) + len(self.ports) + len(self.protocols)
+
     @classmethod
-    def of(cls, message: Any) -> _Tick:
-        def talkers(*lists: Iterable[Any]) -> dict[str, tuple[int, int]]:
-            return {t.key: (t.packets, t.bytes) for talkers in lists for t in talkers}
+    def of(cls, message: Any) -> tuple[_Tick, int, int]:
+        """The tick, and how many rows were left out: past a list's bound, and too long."""
+        left_out = too_long = 0
+
+        def talkers(limit: int, *lists: Any) -> dict[str, tuple[int, int]]:
+            nonlocal left_out, too_long
+            out: dict[str, tuple[int, int]] = {}
+            for rows in lists:
+                left_out += max(0, len(rows) - limit)
+                for t in rows[:limit]:
+                    if len(t.key) > MAX_TEXT:
+                        too_long += 1
+                    else:
+                        out[t.key] = (t.packets, t.bytes)
+            return out
 
         full = max(len(message.top_hosts_by_bytes), len(message.top_ports_by_bytes))
-        return cls(
+        tick = cls(
             message.start_unix_ns, message.end_unix_ns, message.packets, message.bytes,
             message.malformed,
-            talkers(message.top_hosts_by_bytes, message.top_hosts_by_packets),
-            talkers(message.top_ports_by_bytes, message.top_ports_by_packets),
-            talkers(message.protocols),
+            talkers(MAX_TALKERS, message.top_hosts_by_bytes, message.top_hosts_by_packets),
+            talkers(MAX_TALKERS, message.top_ports_by_bytes, message.top_ports_by_packets),
+            talkers(MAX_PROTOCOLS, message.protocols),
             (message.port_packets_well_known, message.port_packets_registered,
              message.port_packets_dynamic),
-            bool(message.hosts_truncated) or full >= (message.top_n or TOP_N),
+            bool(message.hosts_truncated) or full >= min(message.top_n or TOP_N, MAX_TALKERS),
         )
+        return tick, left_out, too_long
 
 
 def _add(into: dict[str, list[int]], talkers: dict[str, tuple[int, int]]) -> None:
@@ -80,27 +106,34 @@ def _ranked(totals: dict[str, list[int]], by: int, name: str,
 
 @dataclass(slots=True)
 class TrafficWindow:
-    ticks: deque[_Tick] = field(default_factory=lambda: deque(maxlen=MAX_TICKS))
+    ticks: deque[_Tick] = field(default_factory=deque)
     newest_ns: int = 0
     instance: str = ""  # the dataplane process the ticks come from
     received_ns: int = 0  # wall clock when the newest tick arrived
+    entries: int = 0  # rows over every tick held
     _view: dict[str, Any] | None = None  # until the next add (the hub publishes every tick)
 
-    def add(self, message: Any, instance: str = "") -> None:
+    def add(self, message: Any, instance: str = "") -> tuple[int, int]:
         """Append one TrafficAggregate and drop ticks older than the window. A tick from
         another dataplane process, or from before the newest one (a pcap replayed again, a
-        clock stepped back), starts the window afresh instead of mixing two timelines."""
-        tick = _Tick.of(message)
+        clock stepped back), starts the window afresh instead of mixing two timelines.
+        Returns the rows left out (past a list's bound, too long) for the caller to count."""
+        tick, left_out, too_long = _Tick.of(message)
         if instance != self.instance or tick.end_ns < self.newest_ns:
             self.ticks.clear()
+            self.entries = 0
             self.newest_ns = 0
             self.instance = instance
         self.newest_ns = max(self.newest_ns, tick.end_ns)
         self.received_ns = time.time_ns()
         self.ticks.append(tick)
-        while self.ticks and self.ticks[0].end_ns <= self.newest_ns - WINDOW_NS:
-            self.ticks.popleft()
+        self.entries += tick.entries
+        while self.ticks and (self.ticks[0].end_ns <= self.newest_ns - WINDOW_NS
+                              or len(self.ticks) > MAX_TICKS
+                              or (self.entries > MAX_WINDOW_ENTRIES and len(self.ticks) > 1)):
+            self.entries -= self.ticks.popleft().entries
         self._view = None
+        return left_out, too_long
 
     def view(self) -> dict[str, Any] | None:
         if self._view is None and self.ticks:

@@ -14,7 +14,7 @@ from typing import Any
 
 from quart import Quart, Response, request
 
-from app.hub import Hub, run_heartbeat
+from app.hub import Hub, HubCollector, run_heartbeat
 from app.logging import correlation_id
 from app.runtime import get_runtime
 from app.serving.admission import AdmissionMiddleware
@@ -30,7 +30,9 @@ def init_app(app: Quart) -> None:
     runtime = get_runtime(app)
     settings = runtime.settings
     metrics = ServingMetrics(others=runtime.collectors)  # the layers' list, read per scrape
-    hub = Hub(queue_size=settings.ws_queue_size)
+    hub = Hub(queue_size=settings.ws_queue_size, max_subscribers=settings.ws_max_connections,
+              max_per_owner=settings.ws_max_per_principal)
+    metrics.registry.register(HubCollector(hub))
     metrics.counters.ws_clients = lambda: hub.subscriber_count
     metrics.counters.ws_dropped = lambda: hub.dropped_total
     runtime.components["serving_metrics"] = metrics

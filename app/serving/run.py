@@ -33,7 +33,7 @@ from app.factory import create_app
 from app.grpc.lifetime import pin_grpc_aio
 from app.hub import Hub
 from app.runtime import get_runtime
-from app.serving import h2, quic, tcp
+from app.serving import h2, quic, tcp, websocket
 from app.serving.metrics import ServingMetrics
 from app.serving.metrics_listener import start_metrics_listener
 from app.serving.tls import tls_files
@@ -156,6 +156,7 @@ async def serve_async(settings: Settings) -> int:
     config = build_hypercorn_config(settings)
     tcp.install()
     h2.install()
+    websocket.install()
     if config.quic_bind:
         quic.install(settings.quic_queue_size, metrics.counters, drain=config.graceful_timeout / 2)
     stop = asyncio.Event()  # a signal arrived

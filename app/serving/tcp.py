@@ -35,6 +35,20 @@ class PromptCloseTCPServer(TCPServer):
         else:
             self.writer.close()
 
+    async def run(self) -> None:
+        """hypercorn's run, then drop the connection's object graph by reference counting.
+
+        `self.protocol.send` is our bound `protocol_send`: a cycle that kept every closed
+        connection (transport, streams, h11/wsproto state, the app's tasks) alive until a
+        full collection, which the raised GC thresholds (`run.tune_gc`) make rare. Measured:
+        +3.5 MiB of garbage per 500 WebSocket connect/close cycles, never levelling off.
+        """
+        try:
+            await super().run()
+        finally:
+            self.__dict__.pop("protocol", None)
+            self.__dict__.pop("_task_group", None)
+
 
 def install() -> None:
     """Make hypercorn's asyncio worker use `PromptCloseTCPServer` for every connection."""

@@ -110,6 +110,7 @@ def test_address_text() -> None:
 def test_rule_hits_add_up_over_counter_epochs() -> None:
     """Like counters: the pins of an interface created again are a new epoch, not a reset."""
     state = IngestState()
+    state.set_rule_ids([7])  # the control plane pushed rule 7
     state.apply_rule_hits("n", "eth0", "epoch-1", 7, 10, 600)
     state.apply_rule_hits("n", "eth0", "epoch-2", 7, 3, 180)
     state.apply_rule_hits("n", "eth0", "epoch-2", 7, 2, 120)  # an older snapshot: ignored

@@ -15,6 +15,7 @@ def samples(state: IngestState) -> Samples:
 
 def test_rule_hits_are_series_up_to_the_bound() -> None:
     state = IngestState()
+    state.set_rule_ids(range(1, MAX_RULE_SERIES + 1))  # hits may name pushed rules only
     state.apply_counters("n", "eth0", "e", {"packets": 10, "dropped_rule": 4}, 1)
     state.apply_rule_hits("n", "eth0", "e", 7, 3, 180)
     got = samples(state)

@@ -342,7 +342,7 @@ async def test_a_live_stream_outlasts_a_database_hiccup_then_still_ends(
         response = await watcher.post("/api/v2/auth/login", json={
             "email": "hiccup@example.com", "password": "password-1", "session": True})
         assert response.status_code == 200
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"Origin": "http://localhost"}  # cookie upgrades: own origin
     else:
         headers = bearer((await login(live_app, "hiccup@example.com",
                                       "password-1"))["access_token"])

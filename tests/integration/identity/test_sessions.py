@@ -146,4 +146,6 @@ async def test_websocket_auth_by_bearer_query_and_cookie(make_settings, sqlite_e
             json={"email": "admin@localhost.local", "password": "admin123", "session": True},
         )
         assert response.status_code == 200
-        assert await kind("/zz/probe/stream") == "session"
+        # A cookie upgrade must come from the server's own origin (app/api/origin.py).
+        assert await kind("/zz/probe/stream", {"Origin": "http://localhost"}) == "session"
+        assert await kind("/zz/probe/stream") == "403"

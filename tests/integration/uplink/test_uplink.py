@@ -328,6 +328,9 @@ async def scrape(control_plane: ControlPlane,
 async def test_prometheus_metrics_show_what_dataplanes_report(
         control_plane: ControlPlane) -> None:
     before = await scrape(control_plane)
+    # Hits are kept for rule ids the control plane pushed only.
+    get_ingest(control_plane.app).set_rules(pb.RuleSet(generation=1,
+                                                       rules=[pb.Rule(id=42, protocol=17)]))
     instance = uuid.uuid4().hex
     uplink = UplinkClient(control_plane.target, lambda: control_plane.keys["writer"],
                           lambda: hello(node="node-metrics", instance=instance),
