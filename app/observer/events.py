@@ -106,6 +106,7 @@ def append_flows(ring: EventRing, tracker: FlowTracker, node_id: str,
     columns["type"] = TYPE_FLOW
     columns["node"] = node
     columns["iface"] = [ring.interfaces.id(r.interface) for r in records]
+    columns["ifindex"] = [r.ifindex & 0xFFFFFFFF for r in records]
     columns["sport"] = [r.port_a & 0xFFFF for r in records]
     columns["dport"] = [r.port_b & 0xFFFF for r in records]
     columns["proto"] = [r.proto & 0xFF for r in records]
