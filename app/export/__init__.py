@@ -59,7 +59,7 @@ def init_app(app: Quart) -> None:
     )
     capacity = extra_int(settings, "FLOE_IPFIX_QUEUE_RECORDS", 65_536, low=1024,
                          high=16_777_216)
-    rate = extra_int(settings, "FLOE_IPFIX_MESSAGES_PER_SECOND", 10_000, low=0,
+    rate = extra_int(settings, "FLOE_IPFIX_MESSAGES_PER_SECOND", 5000, low=0,
                      high=10_000_000)
     if not endpoints:
         return
