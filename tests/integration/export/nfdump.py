@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["Exporter", "FlowRow", "Nfcapd", "nfdump_available"]
+__all__ = ["RECEIVE_BUFFER", "Exporter", "FlowRow", "Nfcapd", "nfdump_available"]
 
 _ENV = {**os.environ, "TZ": "UTC"}
+RECEIVE_BUFFER = 4 << 20
 
 
 def nfdump_available() -> bool:
@@ -105,9 +106,11 @@ class Nfcapd:
     _tmp: tempfile.TemporaryDirectory[str] = field(repr=False)
 
     @classmethod
-    def start(cls, port: int, *, timeout: float = 10.0, buffer_bytes: int = 0) -> Nfcapd:
+    def start(cls, port: int, *, timeout: float = 10.0,
+              buffer_bytes: int = RECEIVE_BUFFER) -> Nfcapd:
         """nfcapd on 127.0.0.1:`port` writing into a fresh temporary directory; waits until
-        it has bound its socket."""
+        it has bound its socket. `buffer_bytes` is its socket receive buffer (`-B`; 0: the
+        system default, ~90 datagrams, which a busy shared machine can overrun)."""
         tmp = tempfile.TemporaryDirectory(prefix="floe-nfcapd-")
         directory = Path(tmp.name) / "flows"
         directory.mkdir()
