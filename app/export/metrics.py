@@ -25,7 +25,7 @@ class ExportCollector(Collector):
             "refused (settled once a second)", labels=label)
         lost = CounterMetricFamily(
             "floe_ipfix_records_lost", "Flow records that did not reach an IPFIX collector, "
-            "by reason (queue_full, refused, send_buffer, send_error, stopped)",
+            "by reason (queue_full, refused, send_buffer, send_error, stopped, error)",
             labels=(*label, "reason"))
         pending = GaugeMetricFamily(
             "floe_ipfix_records_pending", "Flow records sent this second, not settled yet",

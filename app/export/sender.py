@@ -38,7 +38,7 @@ __all__ = ["LOSS_REASONS", "CollectorLink", "DomainStream", "LinkLimits", "NodeC
 
 log = logging.getLogger(__name__)
 
-LOSS_REASONS = ("queue_full", "refused", "send_buffer", "send_error", "stopped")
+LOSS_REASONS = ("queue_full", "refused", "send_buffer", "send_error", "stopped", "error")
 _TEMPLATE_SET = template_set(TEMPLATES)
 _FULL = frozenset((errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS))
 # What ICMP errors become on a connected UDP socket (reported on the next send, or pending).

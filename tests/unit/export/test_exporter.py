@@ -194,3 +194,22 @@ async def test_what_stop_cannot_send_is_counted_as_stopped(receiver: socket.sock
     counts = rig.exporter.describe_node("n1")["collectors"][link.label]
     assert counts["pending"] == 0 and counts["exported"] + counts["lost"] == 5000
     assert link.lost["stopped"] > 0 and counts["lost"] == link.lost["stopped"]
+
+
+def test_records_that_cannot_be_encoded_are_counted_and_export_goes_on(
+    receiver: socket.socket,
+) -> None:
+    """A queued entry that does not decode (a bug upstream) loses its step's records as
+    `error`, per node; the next step exports normally."""
+    rig = Rig(receiver.getsockname()[1])
+    rig.flows("n1", [record(i) for i in range(3)])
+    head = rig.queue.chunks[0]
+    head.entries = [b"\x0a\x05" + b"\xff" * 5] * 3  # a field 1 entry whose body is garbage
+    rig.flows("n1", [record(i) for i in range(10, 14)])
+    assert rig.exporter.step(limit=3) == 0
+    assert rig.exporter.step() > 0
+    rig.exporter.settle()
+    link = rig.exporter.links[0]
+    assert link.lost["error"] == 3
+    assert rig.exporter.describe_node("n1")["collectors"][link.label] == {
+        "exported": 4, "lost": 3, "pending": 0}
