@@ -174,7 +174,7 @@ async def test_run_sends_paced_and_stop_settles_everything(receiver: socket.sock
     assert rig.queue.held == 0 and messages >= 2000 // 19
     assert elapsed >= (messages - 32) / 200 * 0.9
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert max(gaps) < 0.1
+    assert max(gaps) < 0.25  # a loop held by the export would show one gap of ~elapsed
     beat.cancel()
     rig.fanout.remove(rig.queue)
     await rig.exporter.stop(task)
