@@ -8,7 +8,7 @@ PY        := $(VENV)/bin/python
 PIP       := $(VENV)/bin/pip
 PYTHON313 := $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin/python3) $(shell command -v python3.13 2>/dev/null))
 APT_PACKAGES := clang llvm libbpf-dev bpftool libxdp-dev xdp-tools iproute2 ethtool wrk nghttp2-client \
-                tcpdump libpcap-dev ca-certificates
+                tcpdump libpcap-dev ca-certificates nfdump
 STAMP := $(VENV)/.floe-installed
 PROTOS := $(shell find proto -name '*.proto' 2>/dev/null)
 export FLOE_DATA_DIR ?= $(CURDIR)/var

@@ -20,6 +20,7 @@ __all__ = [
     "Settings",
     "extra_bool",
     "extra_credential",
+    "extra_endpoints",
     "extra_float",
     "extra_int",
     "load_settings",
@@ -90,6 +91,31 @@ def extra_int(settings: Settings, name: str, default: int, *, low: int, high: in
 def extra_bool(settings: Settings, name: str, default: bool) -> bool:
     """A boolean FLOE_* knob from Settings.extra; ConfigError naming it when it is bad."""
     return _bool(settings.extra, name, default)
+
+
+def extra_endpoints(settings: Settings, name: str, *, limit: int) -> list[tuple[str, int]]:
+    """A FLOE_* list of `host:port` (`[v6]:port` for IPv6 literals), comma-separated, at
+    most `limit`, no repeats; empty or unset: []. ConfigError naming it when it is bad."""
+    raw = settings.extra.get(name, "")
+    out: list[tuple[str, int]] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        elif ":" in host:
+            raise ConfigError(f"{name}: {item!r}: write an IPv6 address as [addr]:port")
+        if not sep or not host or any(c.isspace() or c in "[]/" for c in host):
+            raise ConfigError(f"{name}: {item!r} is not host:port")
+        if not port.isdigit() or not 0 < int(port) <= 65535:
+            raise ConfigError(f"{name}: {item!r}: the port must be 1-65535")
+        if (host, int(port)) in out:
+            raise ConfigError(f"{name}: {item!r} is listed twice")
+        out.append((host, int(port)))
+    if len(out) > limit:
+        raise ConfigError(f"{name}: at most {limit} entries, not {len(out)}")
+    return out
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

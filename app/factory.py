@@ -51,12 +51,13 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config["QUART_SCHEMA_CONVERT_CASING"] = False
 
     # Imported here so that `import app.factory` stays cheap for the CLI.
-    from app import api, db, identity, ingest, observer, serving
+    from app import api, db, export, identity, ingest, observer, serving
 
     serving.init_app(app)  # request ids, admission control, metrics, probes, v1 headers
     db.init_app(app)  # storage: connects, creates schema, readiness
     identity.init_app(app)  # authenticator, sessions, default admin
     ingest.init_app(app)  # dataplane uplink, telemetry aggregate
     observer.init_app(app)  # flow events for streaming consumers (gRPC Observer)
+    export.init_app(app)  # IPFIX export of ended flows (FLOE_IPFIX_COLLECTORS)
     api.init_app(app)  # blueprints (v1 + v2), OpenAPI, error envelopes
     return app

@@ -9,4 +9,7 @@ for script in bench/*/run.sh; do
   echo "== ${script}"
   bash "$script" || status=1
 done
+echo "== bench/observer/ipfix_bench.py (IPFIX export to nfcapd, ~1.5 min)"
+timeout 600 .venv/bin/python bench/observer/ipfix_bench.py 2>&1 | tee -a bench/results/ipfix.txt \
+  || status=1
 exit $status

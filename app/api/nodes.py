@@ -6,6 +6,7 @@ from quart import Blueprint, Response
 
 from app.api.access import require_scope, visible_nodes
 from app.api.envelope import ok
+from app.export import get_exporter
 from app.ingest import get_state
 
 __all__ = ["bp"]
@@ -23,5 +24,9 @@ async def list_nodes() -> Response:
         for node_id, node in sorted(state.nodes.items())
         if allowed is None or node_id in allowed
     ]
+    exporter = get_exporter()
+    if exporter is not None:  # IPFIX export on: each node's domain and records per collector
+        for node in nodes:
+            node["ipfix"] = exporter.describe_node(node["node_id"])
     connected = sum(1 for node in nodes if node["connected"])
     return ok(nodes, meta={"count": len(nodes), "connected": connected})

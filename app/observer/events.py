@@ -145,7 +145,7 @@ def append_flows(ring: EventRing, tracker: FlowTracker, node_id: str,
                         row[0] & 0xFFFF, row[1] & 0xFFFF, row[7]) + pair
         kinds[i], deltas[i] = tracker.observe(key, row[9:13], row[6] != 0)
     (sport, dport, proto, vlan, flags, state, end, first_seen, last_seen, packets, octets,
-     reply_packets, reply_octets, _) = np.array(scalars, np.uint64).T
+     reply_packets, reply_octets, ifindex) = np.array(scalars, np.uint64).T
 
     columns = np.zeros(n, EVENT_DTYPE)
     halves = np.frombuffer(b"".join(addresses), dtype=">u8").reshape(n, 4)
@@ -157,6 +157,7 @@ def append_flows(ring: EventRing, tracker: FlowTracker, node_id: str,
     columns["kind"] = kinds
     columns["node"] = node
     columns["iface"] = [ring.interfaces.id(name) for name in interfaces]
+    columns["ifindex"] = ifindex & 0xFFFFFFFF
     columns["sport"], columns["dport"] = sport & 0xFFFF, dport & 0xFFFF
     columns["proto"], columns["vlan"] = proto & 0xFF, vlan & 0xFFFF
     columns["flags"], columns["state"], columns["end"] = flags & 0xFF, state & 0xFF, end & 0xFF

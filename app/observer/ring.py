@@ -43,6 +43,7 @@ EVENT_DTYPE = np.dtype([
     ("kind", np.uint8),       # EventKind (flows)
     ("node", np.uint32),      # ring.nodes index
     ("iface", np.uint32),     # ring.interfaces index
+    ("ifindex", np.uint32),   # the dataplane's ifindex of the interface (IPFIX export)
     ("src_hi", np.uint64),
     ("src_lo", np.uint64),
     ("dst_hi", np.uint64),
