@@ -17,16 +17,15 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import grpc
-import numpy as np
-import numpy.typing as npt
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from app.grpc.auth import REAUTH_SECONDS, AccessDenied, Grant, StreamAccess
 from app.ingest.state import IngestState
 from app.observer.events import entry
 from app.observer.fanout import MAX_CHUNK_EVENTS, Fanout, Follower
-from app.observer.filters import FLOW_FIELDS, FilterError, Selection, compile_selection
-from app.observer.ring import TYPE_FLOW, EventBatch, EventRing
+from app.observer.filters import FLOW_FIELDS, FilterError, compile_selection
+from app.observer.history import lost_event, open_flows
+from app.observer.ring import EventRing
 from app.types import Authenticator
 from floe.observer.v1 import observer_pb2 as pb
 
@@ -35,7 +34,6 @@ __all__ = ["SERVICE_NAME", "ObserverLimits", "ObserverService"]
 SERVICE_NAME = "floe.observer.v1.Observer"
 
 Context = Any  # grpc.aio.ServicerContext
-Index = npt.NDArray[np.intp]
 
 
 def _version() -> str:
@@ -52,20 +50,6 @@ class ObserverLimits:
         self.streams = streams
         self.streams_per_principal = streams_per_principal
         self.queue_events = queue_events
-
-
-EARLIER_RUN = ("the cursor is from an earlier run of the control plane: the events that run "
-               "held after it are gone (counted: this run's events already out of the ring)")
-
-
-def _lost(source: int, count: int, cursor: int = 0, detail: str = "") -> bytes:
-    """A report about this stream (cursor 0: not an event of the ring, unless it stands for
-    a gap of the ring, whose last lost cursor it then carries)."""
-    lost = pb.LostEvent(source=source, num_events_lost=count,  # type: ignore[arg-type]
-                        detail=detail)
-    event = pb.Event(cursor=cursor, lost_events=lost)
-    event.time.FromNanoseconds(time.time_ns())
-    return entry(event)
 
 
 def _masked(entries: Iterable[bytes], mask: FieldMask) -> list[bytes]:
@@ -146,21 +130,19 @@ class ObserverService:
                                 f"{self.limits.streams_per_principal} per credential)")
             return
         try:
-            # History and registration in one step of the loop: nothing falls between them.
-            gap, history = self._history(request, selection)
+            opening = open_flows(self.ring, self.fanout, request, selection,
+                                 queue_size=self.limits.queue_events, subject=subject)
         except FilterError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return
         self._streams[subject] = self._streams.get(subject, 0) + 1
-        follower = None
-        if request.follow:
-            follower = Follower(selection, self.limits.queue_events, subject)
-            self.fanout.add(follower)
+        follower = opening.follower
         try:
-            if gap is not None:
-                yield gap
-            for chunk in _chunks(history):
-                yield b"".join(_masked(chunk, mask) if mask else chunk)
+            if opening.gap is not None:
+                yield entry(opening.gap)
+            history = [e for chunk in opening.history for e in chunk.entries]
+            for part in _chunks(history):
+                yield b"".join(_masked(part, mask) if mask else part)
             if follower is not None:
                 async for message in self._follow(follower, grant, context, mask,
                                                   selection.until_ns):
@@ -185,64 +167,6 @@ class ObserverService:
         mask.CopyFrom(request.field_mask)
         return mask
 
-    def _history(self, request: Any, selection: Selection) -> tuple[bytes | None, list[bytes]]:
-        """(the LostEvent of a resumed cursor's gap, if any; the history to deliver)."""
-        ring = self.ring
-        if request.HasField("after"):
-            start = request.after + 1
-            if start > ring.next_cursor:
-                raise FilterError("after", f"cursor {request.after} was never given out")
-            detail = ""
-            if start < ring.first_cursor:  # a cursor of an earlier run: always reported
-                start, detail = ring.first_cursor, EARLIER_RUN
-            missing = max(0, ring.oldest - start)
-            gap = _lost(pb.LOST_EVENT_SOURCE_RING_OVERFLOW, missing, cursor=ring.oldest - 1,
-                        detail=detail) if missing or detail else None
-            return gap, self._matching(ring.batches_from(max(start, ring.oldest)), selection,
-                                       start)
-        if request.follow and request.number == 0:
-            return None, []
-        limit = request.number or None
-        batches = (ring.batches_from(ring.oldest) if request.first
-                   else ring.batches_newest_first())
-        picked: list[list[bytes]] = []
-        flows = 0
-        for batch in batches:
-            index = self._pick(batch, selection, 0)
-            if limit is not None:
-                index = self._limit(batch, index, limit - flows, oldest=request.first)
-            flows += int(np.count_nonzero(batch.columns["type"][index] == TYPE_FLOW))
-            picked.append([batch.entries[i] for i in index.tolist()])
-            if limit is not None and flows >= limit:
-                break
-        if not request.first:
-            picked.reverse()
-        return None, [e for chosen in picked for e in chosen]
-
-    @staticmethod
-    def _limit(batch: EventBatch, index: Index, wanted: int, *, oldest: bool) -> Index:
-        """The first (or last) picked events holding `wanted` flow events: `number` counts
-        flows; lost and node events between them come along."""
-        is_flow = batch.columns["type"][index] == TYPE_FLOW
-        if int(np.count_nonzero(is_flow)) <= wanted:
-            return index
-        order = np.cumsum(is_flow if oldest else is_flow[::-1])
-        cut = int(np.searchsorted(order, wanted)) + 1
-        return index[:cut] if oldest else index[len(index) - cut:]
-
-    def _matching(self, batches: Iterable[EventBatch], selection: Selection,
-                  start: int) -> list[bytes]:
-        out: list[bytes] = []
-        for batch in batches:
-            out.extend(batch.entries[i] for i in self._pick(batch, selection, start).tolist())
-        return out
-
-    def _pick(self, batch: EventBatch, selection: Selection, start: int) -> Index:
-        keep = selection.select(batch.columns, self.ring)
-        if start > batch.first:
-            keep[:start - batch.first] = False
-        return np.flatnonzero(keep)
-
     async def _follow(self, follower: Follower, grant: Grant, context: Context,
                       mask: FieldMask | None, until_ns: int) -> AsyncIterator[bytes]:
         while True:
@@ -257,7 +181,7 @@ class ObserverService:
                 chunks = await asyncio.wait_for(follower.next_chunks(), REAUTH_SECONDS)
             lost = follower.take_lost()
             if lost:
-                yield _lost(pb.LOST_EVENT_SOURCE_CONSUMER_QUEUE, lost)
+                yield entry(lost_event(pb.LOST_EVENT_SOURCE_CONSUMER_QUEUE, lost))
             entries = [e for chunk in chunks for e in chunk.entries]
             for part in _chunks(entries):
                 yield b"".join(_masked(part, mask) if mask else part)
