@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable
 
 from app.serving.metrics import CONTENT_TYPE
@@ -27,8 +28,10 @@ def _reply(status: str, content_type: str, body: bytes) -> bytes:
 
 
 async def start_metrics_listener(
-    host: str, port: int, render: Callable[[], bytes]
+    sock: socket.socket, render: Callable[[], bytes]
 ) -> asyncio.Server:
+    """Serve on `sock`, bound beforehand by `app.serving.listeners` (named errors)."""
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), _READ_TIMEOUT)
@@ -55,4 +58,4 @@ async def start_metrics_listener(
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    return await asyncio.start_server(handle, host, port, reuse_address=True)
+    return await asyncio.start_server(handle, sock=sock)

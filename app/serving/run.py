@@ -24,8 +24,9 @@ import signal
 import sys
 
 import uvloop
-from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
+from hypercorn.utils import wrap_app
 from quart import Quart
 
 from app.config import Settings
@@ -34,6 +35,7 @@ from app.grpc.lifetime import pin_grpc_aio
 from app.hub import Hub
 from app.runtime import get_runtime
 from app.serving import h2, quic, tcp
+from app.serving.listeners import Listeners, bind_listeners, grpc_bind_error
 from app.serving.metrics import ServingMetrics
 from app.serving.metrics_listener import start_metrics_listener
 from app.serving.tls import tls_files
@@ -101,7 +103,7 @@ def tune_gc() -> None:
 
 
 def _install_process_hooks(
-    app: Quart, settings: Settings, stop: asyncio.Event, done: asyncio.Event
+    app: Quart, settings: Settings, listeners: Listeners, stop: asyncio.Event, done: asyncio.Event
 ) -> None:
     """gRPC + metrics listener at start-up; the ordered shutdown on `stop`."""
     runtime = get_runtime(app)
@@ -114,11 +116,16 @@ def _install_process_hooks(
         if settings.grpc_enabled and settings.grpc_port > 0:
             from app.grpc.server import start_grpc_server
 
-            runtime.components["grpc_server"] = await start_grpc_server(app, settings)
+            try:
+                runtime.components["grpc_server"] = await start_grpc_server(app, settings)
+            except RuntimeError:  # grpc core's "Failed to bind": taken since the probe?
+                raise grpc_bind_error(settings) or OSError(
+                    f"GRPC_PORT={settings.grpc_port} cannot be bound"
+                ) from None
             log.info("gRPC on port %d", runtime.components["grpc_server"].port)
-        if settings.metrics_enabled and settings.metrics_port > 0:
+        if listeners.metrics is not None:
             runtime.components["metrics_listener"] = await start_metrics_listener(
-                settings.bind_host, settings.metrics_port, metrics.render
+                listeners.metrics, metrics.render
             )
         tasks.append(asyncio.create_task(_shutdown_sequence()))
         tune_gc()
@@ -151,9 +158,14 @@ def _install_process_hooks(
 
 async def serve_async(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
+    config = build_hypercorn_config(settings)
+    try:  # before anything logs: a taken port is the one line on stderr
+        listeners = bind_listeners(settings, config)
+    except OSError as error:
+        print(f"floe: cannot start: {error}", file=sys.stderr)
+        return 1
     app = create_app(settings)
     metrics: ServingMetrics = get_runtime(app).components["serving_metrics"]
-    config = build_hypercorn_config(settings)
     tcp.install()
     h2.install()
     if config.quic_bind:
@@ -163,7 +175,7 @@ async def serve_async(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    _install_process_hooks(app, settings, stop, done)
+    _install_process_hooks(app, settings, listeners, stop, done)
 
     async def trigger() -> None:
         # Also fires if a signal lands before start-up finished (no shutdown task yet).
@@ -172,7 +184,13 @@ async def serve_async(settings: Settings) -> int:
             await asyncio.wait_for(done.wait(), settings.graceful_timeout)
 
     try:
-        await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+        # hypercorn's `serve()` minus its own binding: the sockets are already ours.
+        await worker_serve(
+            wrap_app(app, config.wsgi_max_body_size, None),  # type: ignore[arg-type]
+            config,
+            sockets=listeners.hypercorn,
+            shutdown_trigger=trigger,
+        )
     except OSError as error:
         print(f"floe: cannot start: {error}", file=sys.stderr)
         return 1

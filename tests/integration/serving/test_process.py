@@ -15,7 +15,7 @@ import websockets
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.h3client import h3_connect
-from tests.support.ports import free_port
+from tests.support.ports import free_port, free_udp_port
 from tests.support.server import PYTHON, REPO_ROOT, FloeServer, tcp_open
 
 
@@ -86,22 +86,50 @@ def test_bad_env_value_exits_2_with_one_line(
     assert len(lines) == 1 and name in lines[0]
 
 
-def test_port_in_use_fails_cleanly() -> None:
-    with socket.socket() as blocker:
-        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+@pytest.mark.parametrize(
+    ("variable", "kind"),
+    [
+        ("HTTP_PORT", socket.SOCK_STREAM),
+        ("HTTPS_PORT", socket.SOCK_STREAM),
+        ("HTTPS_PORT", socket.SOCK_DGRAM),  # HTTP/3 (QUIC) shares the number on UDP
+        ("GRPC_PORT", socket.SOCK_STREAM),
+        ("METRICS_PORT", socket.SOCK_STREAM),
+    ],
+    ids=["HTTP_PORT", "HTTPS_PORT-tcp", "HTTPS_PORT-udp", "GRPC_PORT", "METRICS_PORT"],
+)
+def test_port_in_use_is_one_line_naming_the_variable(
+    variable: str, kind: int, tmp_path: os.PathLike[str]
+) -> None:
+    """Another process holds the port: one line on stderr, exit 1, no traceback or loop noise."""
+    with socket.socket(socket.AF_INET, kind) as blocker:
         blocker.bind(("127.0.0.1", 0))
-        blocker.listen()
+        if kind == socket.SOCK_STREAM:
+            blocker.listen()
         port = blocker.getsockname()[1]
-        server = FloeServer.start(
-            env={"HTTP_PORT": str(port), "GRPC_ENABLED": "false", "HTTP3_ENABLED": "false"},
-            wait=False,
+        ports = {
+            "HTTP_PORT": free_port(),
+            "HTTPS_PORT": free_udp_port(),
+            "GRPC_PORT": free_port(),
+            "METRICS_PORT": free_port(),
+            variable: port,
+        }
+        env = {
+            **{k: v for k, v in os.environ.items()
+               if not k.startswith(("FLOE_", "DB_", "HTTP", "GRPC", "TLS_", "METRICS"))},
+            **{name: str(value) for name, value in ports.items()},
+            "FLOE_DATA_DIR": str(tmp_path),
+            "BIND_HOST": "127.0.0.1",
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        result = subprocess.run(
+            [str(PYTHON), "-m", "app.cli", "serve"],
+            env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
         )
-        try:
-            code = server.process.wait(30)
-        finally:
-            server.stop()
-            server.cleanup()
-    assert code == 1
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"floe: cannot start: {variable}={port} ")
+    assert lines[0].endswith("is already in use")
 
 
 async def test_sigterm_shutdown_order_and_time() -> None:
