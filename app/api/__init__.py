@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.api.access import public
 from app.api.envelope import ApiError, error_response
+from app.api.jsonbody import JsonRequest
 from app.db.errors import DatabaseUnavailable
 
 __all__ = ["VERSIONED_MODULES", "init_app"]
@@ -124,6 +125,8 @@ def _register_error_handlers(app: Quart) -> None:
 
 
 def init_app(app: Quart) -> None:
+    # JSON bodies: strict UTF-8, MAX_JSON_DEPTH, 400 envelopes (app/api/jsonbody.py).
+    app.request_class = JsonRequest
     QuartSchema(
         app,
         openapi_path="/api/v2/openapi.json",
