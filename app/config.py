@@ -116,6 +116,9 @@ class Settings:
     quic_queue_size: int = 1024
     ws_queue_size: int = 64
     ws_heartbeat_interval: float = 1.0
+    body_idle_timeout: float = 5.0
+    body_timeout: float = 30.0
+    max_uploading_requests: int = 512
     # Database (standard's DB_* variables).
     db_type: str = "sqlite"
     db_host: str = "127.0.0.1"
@@ -186,6 +189,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         quic_queue_size=_int(env, "QUIC_QUEUE_SIZE", 1024, low=10, high=1_000_000),
         ws_queue_size=_int(env, "WS_QUEUE_SIZE", 64, low=1, high=100_000),
         ws_heartbeat_interval=_float(env, "WS_HEARTBEAT_INTERVAL", 1.0, low=0.01, high=3600.0),
+        body_idle_timeout=_float(env, "BODY_IDLE_TIMEOUT", 5.0, low=0.1, high=300.0),
+        body_timeout=_float(env, "BODY_TIMEOUT", 30.0, low=1.0, high=3600.0),
+        max_uploading_requests=_int(env, "MAX_UPLOADING_REQUESTS", 512, low=1, high=1_000_000),
         db_type=_choice(env, "DB_TYPE", "sqlite", ("postgresql", "mysql", "sqlite")),
         db_host=env.get("DB_HOST") or "127.0.0.1",
         db_port=_port(env, "DB_PORT", 0),

@@ -6,10 +6,29 @@ full Quart dispatch, and the loop keeps time for streams (WebSocket heartbeats, 
 Probes and metrics are exempt (orchestrators must see the process even when it is busy);
 WebSocket streams are not counted. Requests over a protocol version switched off by
 HTTP1_ENABLED / HTTP2_ENABLED / HTTP3_ENABLED are refused with 505.
+
+A request takes its slot only once its whole body is here. Quart reads a body inside the
+request, with a 60 s timeout, so 260 connections sending a header and one byte of body held
+every slot and turned all REST calls into 503s. The body is read here first and handed to
+Quart as one message:
+
+* every pause between chunks is bounded by BODY_IDLE_TIMEOUT and the whole body by
+  BODY_TIMEOUT — past either, 408 `request_timeout`;
+* a declared or received body over MAX_BODY_BYTES is a 413 as soon as it is known;
+* at most MAX_UPLOADING_REQUESTS bodies are arriving at once (so at most that many times
+  MAX_BODY_BYTES is buffered); past it, 503 `overloaded`.
+
+Each refusal is counted in `floe_http_bodies_refused_total{reason}`. On HTTP/1.1 the
+connection closes after such an answer (the unread body makes it unusable).
+
+The common case costs no timer: hypercorn hands the app `app_queue.get` as `receive`, and for
+a request without a body (or with a small one in the same packet) the complete body message
+is already queued when the app starts, so it is taken with `get_nowait()`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -20,7 +39,7 @@ from app.config import Settings
 from app.logging import correlation_id, new_correlation_id
 from app.serving.metrics import ServingCounters
 
-__all__ = ["EXEMPT_PATHS", "AdmissionMiddleware"]
+__all__ = ["EXEMPT_PATHS", "AdmissionMiddleware", "BodyReplay"]
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -45,6 +64,34 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
     return new_correlation_id()
 
 
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return -1
+    return -1
+
+
+class BodyReplay:
+    """The `receive` Quart gets: the whole body as one message, then the server's own
+    `receive` (which delivers `http.disconnect`)."""
+
+    __slots__ = ("_message", "_receive")
+
+    def __init__(self, message: dict[str, Any], receive: Any) -> None:
+        self._message: dict[str, Any] | None = message
+        self._receive = receive
+
+    async def __call__(self) -> Any:
+        message = self._message
+        if message is not None:
+            self._message = None
+            return message
+        return await self._receive()
+
+
 class AdmissionMiddleware:
     """Wraps `app.asgi_app`; counts in-flight requests in `counters.inflight`."""
 
@@ -52,6 +99,10 @@ class AdmissionMiddleware:
         self.inner = inner
         self.limit = settings.max_inflight_requests
         self.counters = counters
+        self.max_body = settings.max_body_bytes
+        self.body_idle_timeout = settings.body_idle_timeout
+        self.body_timeout = settings.body_timeout
+        self.max_uploading = settings.max_uploading_requests
         disabled = set()
         if not settings.http1_enabled:
             disabled.update({"1.0", "1.1"})
@@ -84,20 +135,93 @@ class AdmissionMiddleware:
             return
         counters = self.counters
         if counters.inflight >= self.limit:
-            counters.admission_rejected += 1
-            await self._refuse(
-                send,
-                503,
-                "overloaded",
-                "Too many requests in flight; retry shortly",
-                retry_after=True,
-            )
+            await self._overloaded(send)
             return
+        queue = getattr(receive, "__self__", None)  # hypercorn: `app_queue.get`
+        message = None
+        if type(queue) is asyncio.Queue and not queue.empty():
+            message = queue.get_nowait()
+        if message is None or (message["type"] == "http.request" and message.get("more_body")):
+            message = await self._upload(scope, receive, send, message)
+            if message is None:  # answered (408/413/503) or the client went away
+                return
+            if counters.inflight >= self.limit:  # the upload took time: check again
+                await self._overloaded(send)
+                return
         counters.inflight += 1
         try:
-            await self.inner(scope, receive, send)
+            await self.inner(scope, BodyReplay(message, receive), send)
         finally:
             counters.inflight -= 1
+
+    async def _upload(
+        self, scope: dict[str, Any], receive: Any, send: Any, first: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The complete body as one `http.request` message, read under the bounds above;
+        None once the request has been answered here or the client has gone."""
+        counters = self.counters
+        if _declared_length(scope["headers"]) > self.max_body:
+            counters.body_too_large += 1
+            await self._too_large(send)
+            return None
+        if counters.uploading >= self.max_uploading:
+            counters.uploads_full += 1
+            await self._refuse(
+                send, 503, "overloaded", "Too many request bodies arriving; retry shortly",
+                retry_after=True,
+            )
+            return None
+        counters.uploading += 1
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.body_timeout
+            chunks: list[bytes] = []
+            size = 0
+            message = first
+            while True:
+                if message is None:
+                    try:
+                        async with asyncio.timeout_at(
+                            min(loop.time() + self.body_idle_timeout, deadline)
+                        ):
+                            message = await receive()
+                    except TimeoutError:
+                        counters.body_timeouts += 1
+                        await self._refuse(
+                            send, 408, "request_timeout",
+                            "The request body stalled or took too long; send it in one go",
+                        )
+                        return None
+                if message["type"] != "http.request":
+                    return None  # http.disconnect: nobody to answer
+                chunk = message.get("body", b"")
+                if chunk:
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > self.max_body:
+                        counters.body_too_large += 1
+                        await self._too_large(send)
+                        return None
+                if not message.get("more_body", False):
+                    return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                message = None
+        finally:
+            counters.uploading -= 1
+
+    async def _overloaded(self, send: Any) -> None:
+        self.counters.admission_rejected += 1
+        await self._refuse(
+            send,
+            503,
+            "overloaded",
+            "Too many requests in flight; retry shortly",
+            retry_after=True,
+        )
+
+    async def _too_large(self, send: Any) -> None:
+        await self._refuse(
+            send, 413, "payload_too_large", f"The body exceeds {self.max_body} bytes"
+        )
 
     async def _refuse(
         self, send: Any, status: int, code: str, message: str, *, retry_after: bool = False

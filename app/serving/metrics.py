@@ -41,6 +41,10 @@ class ServingCounters:
 
     inflight: int = 0
     admission_rejected: int = 0
+    uploading: int = 0  # requests whose body is still arriving (admission.py)
+    body_timeouts: int = 0
+    body_too_large: int = 0
+    uploads_full: int = 0
     quic_datagrams_dropped: int = 0
     quic_datagrams_received: int = 0
     ws_clients: Callable[[], int] = lambda: 0
@@ -61,6 +65,20 @@ class _CountersCollector(Collector):
             "REST requests refused with 503 (admission control)",
             c.admission_rejected,
         )
+        yield GaugeMetricFamily(
+            "floe_http_uploading_requests",
+            "REST requests whose body is still arriving (no request slot held yet)",
+            c.uploading,
+        )
+        refused = CounterMetricFamily(
+            "floe_http_bodies_refused",
+            "Request bodies refused: timeout (408), too_large (413), uploads_full (503)",
+            labels=("reason",),
+        )
+        refused.add_metric(("timeout",), c.body_timeouts)
+        refused.add_metric(("too_large",), c.body_too_large)
+        refused.add_metric(("uploads_full",), c.uploads_full)
+        yield refused
         yield GaugeMetricFamily("floe_ws_clients", "Open WebSocket stream clients", c.ws_clients())
         yield CounterMetricFamily(
             "floe_ws_messages_dropped", "Stream messages dropped for slow clients", c.ws_dropped()

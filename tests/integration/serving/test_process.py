@@ -69,6 +69,8 @@ def test_http1_off_serves_h2_only() -> None:
         ("HTTP3_ENABLED", "maybe"),
         ("MAX_INFLIGHT_REQUESTS", "0"),
         ("GRACEFUL_TIMEOUT", "-1"),
+        ("BODY_IDLE_TIMEOUT", "0"),
+        ("MAX_UPLOADING_REQUESTS", "many"),
         ("TLS_CERT_FILE", "/nonexistent.pem"),
     ],
 )
