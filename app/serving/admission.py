@@ -21,6 +21,9 @@ Quart as one message:
 Each refusal is counted in `floe_http_bodies_refused_total{reason}`. On HTTP/1.1 the
 connection closes after such an answer (the unread body makes it unusable).
 
+Every HTTP answer, the app's and these refusals alike, leaves through a `send` that adds the
+security headers (`app.serving.headers`).
+
 The common case costs no timer: hypercorn hands the app `app_queue.get` as `receive`, and for
 a request without a body (or with a small one in the same packet) the complete body message
 is already queued when the app starts, so it is taken with `get_nowait()`.
@@ -37,6 +40,7 @@ import orjson
 from app.api.envelope import error_body
 from app.config import Settings
 from app.logging import correlation_id, new_correlation_id
+from app.serving.headers import SecurityHeaders
 from app.serving.metrics import ServingCounters
 
 __all__ = ["EXEMPT_PATHS", "AdmissionMiddleware", "BodyReplay"]
@@ -103,6 +107,7 @@ class AdmissionMiddleware:
         self.body_idle_timeout = settings.body_idle_timeout
         self.body_timeout = settings.body_timeout
         self.max_uploading = settings.max_uploading_requests
+        self.security = SecurityHeaders(settings.hsts_max_age)
         disabled = set()
         if not settings.http1_enabled:
             disabled.update({"1.0", "1.1"})
@@ -124,12 +129,13 @@ class AdmissionMiddleware:
             await self.inner(scope, receive, send)
             return
         scope["floe.t0"] = time.perf_counter()
+        path = scope["path"]
+        send = self.security.send(send, path, scope["scheme"] == "https")  # every answer
         if scope.get("http_version") in self.disabled_versions:
             await self._refuse(
                 send, 505, "http_version_disabled", "This HTTP version is disabled here"
             )
             return
-        path = scope["path"]
         if path in EXEMPT_PATHS and not (path == "/metrics" and _credentialed(scope)):
             await self.inner(scope, receive, send)
             return

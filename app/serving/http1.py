@@ -24,6 +24,7 @@ from hypercorn.protocol.h11 import H11Protocol
 
 from app.api.envelope import error_body
 from app.logging import correlation_id, new_correlation_id
+from app.serving.headers import SecurityHeaders
 
 __all__ = ["FloeH11Protocol", "StrictH11Connection", "install"]
 
@@ -56,6 +57,8 @@ class StrictH11Connection(h11.Connection):
 class FloeH11Protocol(H11Protocol):
     """`H11Protocol` over `StrictH11Connection`, answering protocol errors in the envelope."""
 
+    security: SecurityHeaders | None = None  # set by install()
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.connection = StrictH11Connection(
@@ -75,6 +78,7 @@ class FloeH11Protocol(H11Protocol):
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
             (b"x-request-id", request_id.encode()),
+            *(self.security.for_request("/", self.ssl) if self.security is not None else ()),
             *self.config.response_headers("h11"),
         ]
         await self._send_h11_event(h11.Response(status_code=status_code, headers=headers))
@@ -82,6 +86,7 @@ class FloeH11Protocol(H11Protocol):
         await self._send_h11_event(h11.EndOfMessage())
 
 
-def install() -> None:
+def install(security: SecurityHeaders) -> None:
     """Make hypercorn construct `FloeH11Protocol` for every HTTP/1.1 connection."""
+    FloeH11Protocol.security = security
     hypercorn_protocol.H11Protocol = FloeH11Protocol  # type: ignore[misc,attr-defined]

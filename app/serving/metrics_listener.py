@@ -22,7 +22,8 @@ _READ_TIMEOUT = 5.0
 def _reply(status: str, content_type: str, body: bytes) -> bytes:
     head = (
         f"HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+        "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n"
     )
     return head.encode() + body
 

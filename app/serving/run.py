@@ -35,6 +35,7 @@ from app.grpc.lifetime import pin_grpc_aio
 from app.hub import Hub
 from app.runtime import get_runtime
 from app.serving import h2, http1, quic, tcp
+from app.serving.headers import SecurityHeaders
 from app.serving.listeners import Listeners, bind_listeners, grpc_bind_error
 from app.serving.metrics import ServingMetrics
 from app.serving.metrics_listener import start_metrics_listener
@@ -167,7 +168,7 @@ async def serve_async(settings: Settings) -> int:
     app = create_app(settings)
     metrics: ServingMetrics = get_runtime(app).components["serving_metrics"]
     tcp.install()
-    http1.install()
+    http1.install(SecurityHeaders(settings.hsts_max_age))
     h2.install()
     if config.quic_bind:
         quic.install(settings.quic_queue_size, metrics.counters, drain=config.graceful_timeout / 2)
