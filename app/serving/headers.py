@@ -74,18 +74,16 @@ class SecurityHeaders:
         return self._lists[(content_security_policy(path), tls)]
 
     def send(self, send: Any, path: str, tls: bool) -> Any:
-        """`send` with these headers added to the response start (an ASGI send wrapper)."""
-        return _SendWithHeaders(send, self._lists[(content_security_policy(path), tls)])
+        """`send` with these headers added to the response start (an ASGI send wrapper).
 
+        A closure, not an object: Quart wraps `send` with `functools.wraps`, which on an
+        instance without `__name__`/`__qualname__` raises and catches three AttributeErrors
+        per request (~3 µs measured)."""
+        extra = self._lists[(content_security_policy(path), tls)]
 
-class _SendWithHeaders:
-    __slots__ = ("_extra", "_send")
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message["headers"], *extra]
+            await send(message)
 
-    def __init__(self, send: Any, extra: list[tuple[bytes, bytes]]) -> None:
-        self._send = send
-        self._extra = extra
-
-    async def __call__(self, message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message["headers"], *self._extra]
-        await self._send(message)
+        return send_with_headers
