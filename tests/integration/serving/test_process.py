@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import grpc
 import httpx
@@ -132,6 +133,47 @@ def test_port_in_use_is_one_line_naming_the_variable(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"floe: cannot start: {variable}={port} ")
     assert lines[0].endswith("is already in use")
+
+
+def _serve(tmp_path: os.PathLike[str], **extra: str) -> subprocess.CompletedProcess[str]:
+    """`floe serve` on free ports with a clean environment plus `extra`; returns when it exits."""
+    env = {
+        **{k: v for k, v in os.environ.items()
+           if not k.startswith(("FLOE_", "DB_", "HTTP", "GRPC", "TLS_", "METRICS"))},
+        "HTTP_PORT": str(free_port()),
+        "HTTPS_PORT": str(free_udp_port()),
+        "GRPC_PORT": str(free_port()),
+        "METRICS_PORT": str(free_port()),
+        "FLOE_DATA_DIR": str(tmp_path),
+        "BIND_HOST": "127.0.0.1",
+        "PYTHONPATH": str(REPO_ROOT),
+        **extra,
+    }
+    return subprocess.run(
+        [str(PYTHON), "-m", "app.cli", "serve"],
+        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+
+
+def test_unusable_tls_files_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-cert.pem"
+    bad.write_text("not a certificate\n")
+    result = _serve(tmp_path, TLS_CERT_FILE=str(bad), TLS_KEY_FILE=str(bad))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("floe: cannot start: TLS_CERT_FILE=")
+    assert "TLS_KEY_FILE=" in lines[0]
+
+
+def test_start_up_failure_has_no_traceback(tmp_path: Path) -> None:
+    """A layer failing at start-up (here the database) ends with its one line, no traceback."""
+    result = _serve(tmp_path, DB_TYPE="postgresql", DB_PORT=str(free_port()),
+                    DB_MAX_RETRIES="0", DB_RETRY_DELAY="0", LOG_JSON="false")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("floe: start-up failed: database ") and "unreachable" in last
 
 
 async def test_sigterm_shutdown_order_and_time() -> None:
