@@ -143,49 +143,45 @@ class AdmissionMiddleware:
         if counters.inflight >= self.limit:
             await self._overloaded(send)
             return
-        queue = getattr(receive, "__self__", None)  # hypercorn: `app_queue.get`
-        message = None
-        if type(queue) is asyncio.Queue and not queue.empty():
-            message = queue.get_nowait()
-        if message is None or (message["type"] == "http.request" and message.get("more_body")):
-            message = await self._upload(scope, receive, send, message)
-            if message is None:  # answered (408/413/503) or the client went away
-                return
-            if counters.inflight >= self.limit:  # the upload took time: check again
-                await self._overloaded(send)
-                return
+        message = await self._read_body(scope, receive, send)
+        if message is None:  # answered (408/413/503) or the client went away
+            return
+        if counters.inflight >= self.limit:  # an upload may have taken a while: check again
+            await self._overloaded(send)
+            return
         counters.inflight += 1
         try:
             await self.inner(scope, BodyReplay(message, receive), send)
         finally:
             counters.inflight -= 1
 
-    async def _upload(
-        self, scope: dict[str, Any], receive: Any, send: Any, first: dict[str, Any] | None
+    async def _read_body(
+        self, scope: dict[str, Any], receive: Any, send: Any
     ) -> dict[str, Any] | None:
         """The complete body as one `http.request` message, read under the bounds above;
-        None once the request has been answered here or the client has gone."""
+        None once the request has been answered here or the client has gone.
+
+        Messages already in hypercorn's queue are taken without waiting; only when the body
+        is not all here does the request count as uploading and each wait get a timer."""
+        queue = getattr(receive, "__self__", None)  # hypercorn: `receive` is `app_queue.get`
+        if type(queue) is not asyncio.Queue:
+            queue = None
         counters = self.counters
-        if _declared_length(scope["headers"]) > self.max_body:
-            counters.body_too_large += 1
-            await self._too_large(send)
-            return None
-        if counters.uploading >= self.max_uploading:
-            counters.uploads_full += 1
-            await self._refuse(
-                send, 503, "overloaded", "Too many request bodies arriving; retry shortly",
-                retry_after=True,
-            )
-            return None
-        counters.uploading += 1
+        chunks: list[bytes] = []
+        size = 0
+        taken = 0
+        deadline = -1.0  # set when the upload starts
         try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.body_timeout
-            chunks: list[bytes] = []
-            size = 0
-            message = first
             while True:
-                if message is None:
+                message: dict[str, Any]
+                if queue is not None and not queue.empty():
+                    message = queue.get_nowait()
+                else:
+                    loop = asyncio.get_running_loop()
+                    if deadline < 0:
+                        if not await self._start_upload(scope, send):
+                            return None
+                        deadline = loop.time() + self.body_timeout
                     try:
                         async with asyncio.timeout_at(
                             min(loop.time() + self.body_idle_timeout, deadline)
@@ -200,6 +196,7 @@ class AdmissionMiddleware:
                         return None
                 if message["type"] != "http.request":
                     return None  # http.disconnect: nobody to answer
+                taken += 1
                 chunk = message.get("body", b"")
                 if chunk:
                     chunks.append(chunk)
@@ -209,10 +206,29 @@ class AdmissionMiddleware:
                         await self._too_large(send)
                         return None
                 if not message.get("more_body", False):
+                    if taken == 1:  # the whole body in one message (every GET): as it is
+                        return message
                     return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-                message = None
         finally:
-            counters.uploading -= 1
+            if deadline >= 0:
+                counters.uploading -= 1
+
+    async def _start_upload(self, scope: dict[str, Any], send: Any) -> bool:
+        """Count a request whose body is still to come, or refuse it (413 / 503)."""
+        counters = self.counters
+        if _declared_length(scope["headers"]) > self.max_body:
+            counters.body_too_large += 1
+            await self._too_large(send)
+            return False
+        if counters.uploading >= self.max_uploading:
+            counters.uploads_full += 1
+            await self._refuse(
+                send, 503, "overloaded", "Too many request bodies arriving; retry shortly",
+                retry_after=True,
+            )
+            return False
+        counters.uploading += 1
+        return True
 
     async def _overloaded(self, send: Any) -> None:
         self.counters.admission_rejected += 1
