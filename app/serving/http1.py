@@ -7,7 +7,8 @@
   protocol error h11 raises for other bad framing, so hypercorn answers 400 and closes.
 * hypercorn answers protocol errors (bad request line, bad headers, unsupported
   Transfer-Encoding, oversized head) with an empty body; `FloeH11Protocol` sends the error
-  envelope instead, with `Connection: close` as before.
+  envelope instead, with `Connection: close` as before, the security headers, and counts it
+  (`floe_http1_protocol_errors_total`).
 
 `install()` makes hypercorn's protocol wrapper construct `FloeH11Protocol` (it looks the
 name up in `hypercorn.protocol` per connection); it is called by `app.serving.run` only.
@@ -25,6 +26,7 @@ from hypercorn.protocol.h11 import H11Protocol
 from app.api.envelope import error_body
 from app.logging import correlation_id, new_correlation_id
 from app.serving.headers import SecurityHeaders
+from app.serving.metrics import ServingCounters
 
 __all__ = ["FloeH11Protocol", "StrictH11Connection", "install"]
 
@@ -58,6 +60,7 @@ class FloeH11Protocol(H11Protocol):
     """`H11Protocol` over `StrictH11Connection`, answering protocol errors in the envelope."""
 
     security: SecurityHeaders | None = None  # set by install()
+    counters: ServingCounters | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -66,6 +69,8 @@ class FloeH11Protocol(H11Protocol):
         )
 
     async def _send_error_response(self, status_code: int) -> None:
+        if self.counters is not None:
+            self.counters.http1_protocol_errors += 1
         code, message = _ERRORS.get(status_code, ("bad_request", _ERRORS[400][1]))
         request_id = new_correlation_id()
         token = correlation_id.set(request_id)  # error_body puts it in meta.request_id
@@ -86,7 +91,8 @@ class FloeH11Protocol(H11Protocol):
         await self._send_h11_event(h11.EndOfMessage())
 
 
-def install(security: SecurityHeaders) -> None:
+def install(security: SecurityHeaders, counters: ServingCounters) -> None:
     """Make hypercorn construct `FloeH11Protocol` for every HTTP/1.1 connection."""
     FloeH11Protocol.security = security
+    FloeH11Protocol.counters = counters
     hypercorn_protocol.H11Protocol = FloeH11Protocol  # type: ignore[misc,attr-defined]

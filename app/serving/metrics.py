@@ -45,6 +45,7 @@ class ServingCounters:
     body_timeouts: int = 0
     body_too_large: int = 0
     uploads_full: int = 0
+    http1_protocol_errors: int = 0  # malformed HTTP/1.1 answered and closed (http1.py)
     quic_datagrams_dropped: int = 0
     quic_datagrams_received: int = 0
     ws_clients: Callable[[], int] = lambda: 0
@@ -79,6 +80,11 @@ class _CountersCollector(Collector):
         refused.add_metric(("too_large",), c.body_too_large)
         refused.add_metric(("uploads_full",), c.uploads_full)
         yield refused
+        yield CounterMetricFamily(
+            "floe_http1_protocol_errors",
+            "Malformed HTTP/1.1 requests answered 400/431/501 and closed (e.g. CL with TE)",
+            c.http1_protocol_errors,
+        )
         yield GaugeMetricFamily("floe_ws_clients", "Open WebSocket stream clients", c.ws_clients())
         yield CounterMetricFamily(
             "floe_ws_messages_dropped", "Stream messages dropped for slow clients", c.ws_dropped()

@@ -196,7 +196,7 @@ async def serve_async(settings: Settings) -> int:
     app = create_app(settings)
     metrics: ServingMetrics = get_runtime(app).components["serving_metrics"]
     tcp.install()
-    http1.install(SecurityHeaders(settings.hsts_max_age))
+    http1.install(SecurityHeaders(settings.hsts_max_age), metrics.counters)
     h2.install()
     if config.quic_bind:
         quic.install(settings.quic_queue_size, metrics.counters, drain=config.graceful_timeout / 2)

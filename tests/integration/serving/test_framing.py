@@ -58,6 +58,22 @@ def test_unsupported_transfer_encoding_is_501_in_the_envelope(floe_server: FloeS
     assert response.closed
 
 
+def test_protocol_errors_are_counted(floe_server: FloeServer) -> None:
+    metrics = f"http://127.0.0.1:{floe_server.metrics_port}/metrics"
+
+    def count() -> float:
+        for line in httpx.get(metrics, timeout=5).text.splitlines():
+            if line.startswith("floe_http1_protocol_errors_total "):
+                return float(line.split()[1])
+        raise AssertionError("floe_http1_protocol_errors_total missing")
+
+    before = count()
+    with socket.create_connection(("127.0.0.1", floe_server.http_port), timeout=5) as sock:
+        sock.sendall(CL_AND_TE)
+        read_response(sock, wait_close=3.0)
+    assert count() == before + 1
+
+
 def test_plain_keep_alive_still_works(floe_server: FloeServer) -> None:
     with httpx.Client() as client:
         for _ in range(3):
