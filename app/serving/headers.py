@@ -33,7 +33,7 @@ __all__ = [
     "content_security_policy",
 ]
 
-API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+API_CSP = "default-src 'none'; frame-ancestors 'none'"  # JSON loads nothing, is never framed
 DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
