@@ -180,6 +180,10 @@ class Settings:
     ingest_max_interfaces: int = 64
     ingest_max_epochs: int = 4
     ingest_max_loss_keys: int = 64
+    body_idle_timeout: float = 5.0
+    body_timeout: float = 30.0
+    max_uploading_requests: int = 512
+    hsts_max_age: int = 31_536_000
     # Database (standard's DB_* variables).
     db_type: str = "sqlite"
     db_host: str = "127.0.0.1"
@@ -300,6 +304,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ingest_max_interfaces=_int(env, "INGEST_MAX_INTERFACES", 64, low=1, high=4096),
         ingest_max_epochs=_int(env, "INGEST_MAX_EPOCHS", 4, low=1, high=64),
         ingest_max_loss_keys=_int(env, "INGEST_MAX_LOSS_KEYS", 64, low=1, high=4096),
+        body_idle_timeout=_float(env, "BODY_IDLE_TIMEOUT", 5.0, low=0.1, high=300.0),
+        body_timeout=_float(env, "BODY_TIMEOUT", 30.0, low=1.0, high=3600.0),
+        max_uploading_requests=_int(env, "MAX_UPLOADING_REQUESTS", 512, low=1, high=1_000_000),
+        hsts_max_age=_int(env, "HSTS_MAX_AGE", 31_536_000, low=0, high=2**31 - 1),
         db_type=_choice(env, "DB_TYPE", "sqlite", ("postgresql", "mysql", "sqlite")),
         db_host=env.get("DB_HOST") or "127.0.0.1",
         db_port=_port(env, "DB_PORT", 0),

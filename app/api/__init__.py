@@ -16,6 +16,7 @@ from quart_schema import QuartSchema, RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 from app.api.envelope import ApiError, error_response
+from app.api.jsonbody import JsonRequest
 from app.api.openapi import FloeOpenAPIProvider, openapi_view
 from app.db.errors import DatabaseUnavailable
 
@@ -123,6 +124,8 @@ def _register_error_handlers(app: Quart) -> None:
 
 
 def init_app(app: Quart) -> None:
+    # JSON bodies: strict UTF-8, MAX_JSON_DEPTH, 400 envelopes (app/api/jsonbody.py).
+    app.request_class = JsonRequest
     QuartSchema(
         app,
         openapi_path="/api/v2/openapi.json",

@@ -6,10 +6,32 @@ full Quart dispatch, and the loop keeps time for streams (WebSocket heartbeats, 
 Probes and metrics are exempt (orchestrators must see the process even when it is busy);
 WebSocket streams are not counted. Requests over a protocol version switched off by
 HTTP1_ENABLED / HTTP2_ENABLED / HTTP3_ENABLED are refused with 505.
+
+A request takes its slot only once its whole body is here. Quart reads a body inside the
+request, with a 60 s timeout, so 260 connections sending a header and one byte of body held
+every slot and turned all REST calls into 503s. The body is read here first and handed to
+Quart as one message:
+
+* every pause between chunks is bounded by BODY_IDLE_TIMEOUT and the whole body by
+  BODY_TIMEOUT — past either, 408 `request_timeout`;
+* a declared or received body over MAX_BODY_BYTES is a 413 as soon as it is known;
+* at most MAX_UPLOADING_REQUESTS bodies are arriving at once (so at most that many times
+  MAX_BODY_BYTES is buffered); past it, 503 `overloaded`.
+
+Each refusal is counted in `floe_http_bodies_refused_total{reason}`. On HTTP/1.1 the
+connection closes after such an answer (the unread body makes it unusable).
+
+Every HTTP answer, the app's and these refusals alike, leaves through a `send` that adds the
+security headers (`app.serving.headers`).
+
+The common case costs no timer: hypercorn hands the app `app_queue.get` as `receive`, and for
+a request without a body (or with a small one in the same packet) the complete body message
+is already queued when the app starts, so it is taken with `get_nowait()`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -18,9 +40,10 @@ import orjson
 from app.api.envelope import error_body
 from app.config import Settings
 from app.logging import correlation_id, new_correlation_id
+from app.serving.headers import SecurityHeaders
 from app.serving.metrics import ServingCounters
 
-__all__ = ["EXEMPT_PATHS", "AdmissionMiddleware"]
+__all__ = ["EXEMPT_PATHS", "AdmissionMiddleware", "BodyReplay"]
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -45,6 +68,34 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
     return new_correlation_id()
 
 
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return -1
+    return -1
+
+
+class BodyReplay:
+    """The `receive` Quart gets: the whole body as one message, then the server's own
+    `receive` (which delivers `http.disconnect`)."""
+
+    __slots__ = ("_message", "_receive")
+
+    def __init__(self, message: dict[str, Any], receive: Any) -> None:
+        self._message: dict[str, Any] | None = message
+        self._receive = receive
+
+    async def __call__(self) -> Any:
+        message = self._message
+        if message is not None:
+            self._message = None
+            return message
+        return await self._receive()
+
+
 class AdmissionMiddleware:
     """Wraps `app.asgi_app`; counts in-flight requests in `counters.inflight`."""
 
@@ -52,6 +103,11 @@ class AdmissionMiddleware:
         self.inner = inner
         self.limit = settings.max_inflight_requests
         self.counters = counters
+        self.max_body = settings.max_body_bytes
+        self.body_idle_timeout = settings.body_idle_timeout
+        self.body_timeout = settings.body_timeout
+        self.max_uploading = settings.max_uploading_requests
+        self.security = SecurityHeaders(settings.hsts_max_age)
         disabled = set()
         if not settings.http1_enabled:
             disabled.update({"1.0", "1.1"})
@@ -73,31 +129,121 @@ class AdmissionMiddleware:
             await self.inner(scope, receive, send)
             return
         scope["floe.t0"] = time.perf_counter()
+        path = scope["path"]
+        send = self.security.send(send, path, scope["scheme"] == "https")  # every answer
         if scope.get("http_version") in self.disabled_versions:
             await self._refuse(
                 send, 505, "http_version_disabled", "This HTTP version is disabled here"
             )
             return
-        path = scope["path"]
         if path in EXEMPT_PATHS and not (path == "/metrics" and _credentialed(scope)):
             await self.inner(scope, receive, send)
             return
         counters = self.counters
         if counters.inflight >= self.limit:
-            counters.admission_rejected += 1
-            await self._refuse(
-                send,
-                503,
-                "overloaded",
-                "Too many requests in flight; retry shortly",
-                retry_after=True,
-            )
+            await self._overloaded(send)
+            return
+        message = await self._read_body(scope, receive, send)
+        if message is None:  # answered (408/413/503) or the client went away
+            return
+        if counters.inflight >= self.limit:  # an upload may have taken a while: check again
+            await self._overloaded(send)
             return
         counters.inflight += 1
         try:
-            await self.inner(scope, receive, send)
+            await self.inner(scope, BodyReplay(message, receive), send)
         finally:
             counters.inflight -= 1
+
+    async def _read_body(
+        self, scope: dict[str, Any], receive: Any, send: Any
+    ) -> dict[str, Any] | None:
+        """The complete body as one `http.request` message, read under the bounds above;
+        None once the request has been answered here or the client has gone.
+
+        Messages already in hypercorn's queue are taken without waiting; only when the body
+        is not all here does the request count as uploading and each wait get a timer."""
+        queue = getattr(receive, "__self__", None)  # hypercorn: `receive` is `app_queue.get`
+        if type(queue) is not asyncio.Queue:
+            queue = None
+        counters = self.counters
+        chunks: list[bytes] = []
+        size = 0
+        taken = 0
+        deadline = -1.0  # set when the upload starts
+        try:
+            while True:
+                message: dict[str, Any]
+                if queue is not None and not queue.empty():
+                    message = queue.get_nowait()
+                else:
+                    loop = asyncio.get_running_loop()
+                    if deadline < 0:
+                        if not await self._start_upload(scope, send):
+                            return None
+                        deadline = loop.time() + self.body_timeout
+                    try:
+                        async with asyncio.timeout_at(
+                            min(loop.time() + self.body_idle_timeout, deadline)
+                        ):
+                            message = await receive()
+                    except TimeoutError:
+                        counters.body_timeouts += 1
+                        await self._refuse(
+                            send, 408, "request_timeout",
+                            "The request body stalled or took too long; send it in one go",
+                        )
+                        return None
+                if message["type"] != "http.request":
+                    return None  # http.disconnect: nobody to answer
+                taken += 1
+                chunk = message.get("body", b"")
+                if chunk:
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > self.max_body:
+                        counters.body_too_large += 1
+                        await self._too_large(send)
+                        return None
+                if not message.get("more_body", False):
+                    if taken == 1:  # the whole body in one message (every GET): as it is
+                        return message
+                    return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        finally:
+            if deadline >= 0:
+                counters.uploading -= 1
+
+    async def _start_upload(self, scope: dict[str, Any], send: Any) -> bool:
+        """Count a request whose body is still to come, or refuse it (413 / 503)."""
+        counters = self.counters
+        if _declared_length(scope["headers"]) > self.max_body:
+            counters.body_too_large += 1
+            await self._too_large(send)
+            return False
+        if counters.uploading >= self.max_uploading:
+            counters.uploads_full += 1
+            await self._refuse(
+                send, 503, "overloaded", "Too many request bodies arriving; retry shortly",
+                retry_after=True,
+            )
+            return False
+        counters.uploading += 1
+        return True
+
+    async def _overloaded(self, send: Any) -> None:
+        self.counters.admission_rejected += 1
+        await self._refuse(
+            send,
+            503,
+            "overloaded",
+            "Too many requests in flight; retry shortly",
+            retry_after=True,
+        )
+
+    async def _too_large(self, send: Any) -> None:
+        await self._refuse(
+            send, 413, "payload_too_large", f"The body exceeds {self.max_body} bytes"
+        )
 
     async def _refuse(
         self, send: Any, status: int, code: str, message: str, *, retry_after: bool = False

@@ -1,38 +1,47 @@
 # ruff: noqa: E501  (the embedded HTML/JS page is an asset, not code)
 """`/api/v2/docs`: an API reference page that works offline (no CDN).
 
-A small self-contained HTML page that fetches `/api/v2/openapi.json` and lists every
-operation with its parameters, request body and responses. Nothing is loaded from the
-network other than the OpenAPI document itself, so it works on air-gapped hosts.
+A small HTML page that fetches `/api/v2/openapi.json` and lists every operation with its
+parameters, request body and responses. Its script and style are served beside it
+(`/api/v2/docs.js`, `/api/v2/docs.css`) rather than inline, so the page runs under a strict
+Content-Security-Policy without 'unsafe-inline' (`app.serving.headers.DOCS_CSP`). Nothing is
+loaded from another origin, so it works on air-gapped hosts.
 """
 
 from __future__ import annotations
 
 from quart import Blueprint, Response
+from quart_schema import hide
 
 from app.api.access import public
 
-__all__ = ["DOCS_HTML", "bp"]
+__all__ = ["DOCS_CSS", "DOCS_HTML", "DOCS_JS", "bp"]
 
 bp = Blueprint("apidocs", __name__)
 
 DOCS_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Floe API v2</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:980px;padding:1rem;color:#1b1f24}
+<link rel="stylesheet" href="/api/v2/docs.css">
+<script src="/api/v2/docs.js" defer></script>
+</head><body>
+<h1>Floe API v2</h1><p>Source: <a href="/api/v2/openapi.json">/api/v2/openapi.json</a>.
+Errors use <code>{"status":"error","error":{"code","message","details"?},"meta"}</code>.</p>
+<input id="q" placeholder="filter operations">
+<div id="ops">Loading...</div>
+</body></html>
+"""
+
+DOCS_CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:980px;padding:1rem;color:#1b1f24}
 h1{font-size:1.4rem}.op{border:1px solid #d0d7de;border-radius:6px;margin:.5rem 0}
 .op>summary{cursor:pointer;padding:.45rem .6rem;font-family:ui-monospace,monospace}
 .m{display:inline-block;min-width:4.5em;font-weight:700}.get{color:#0969da}.post{color:#1a7f37}
 .put,.patch{color:#9a6700}.delete{color:#cf222e}.body{padding:0 .8rem .6rem}
 pre{background:#f6f8fa;padding:.5rem;overflow:auto;font-size:12px}.tag{color:#57606a;font-size:12px}
-</style></head><body>
-<h1>Floe API v2</h1><p>Source: <a href="/api/v2/openapi.json">/api/v2/openapi.json</a>.
-Errors use <code>{"status":"error","error":{"code","message","details"?},"meta"}</code>.</p>
-<input id="q" placeholder="filter operations" style="width:100%;padding:.4rem">
-<div id="ops">Loading...</div>
-<script>
-const esc = s => String(s).replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
+#q{width:100%;padding:.4rem;box-sizing:border-box}
+"""
+
+DOCS_JS = """const esc = s => String(s).replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
 fetch("/api/v2/openapi.json").then(r => r.json()).then(doc => {
   const out = [];
   for (const [path, item] of Object.entries(doc.paths || {})) {
@@ -60,7 +69,6 @@ document.getElementById("q").addEventListener("input", e => {
   const q = e.target.value.toLowerCase();
   for (const d of document.querySelectorAll("#ops .op")) d.style.display = d.dataset.k.includes(q) ? "" : "none";
 });
-</script></body></html>
 """
 
 
@@ -68,3 +76,17 @@ document.getElementById("q").addEventListener("input", e => {
 @public
 async def docs() -> Response:
     return Response(DOCS_HTML, status=200, content_type="text/html; charset=utf-8")
+
+
+@bp.get("/api/v2/docs.js")
+@public
+@hide  # assets of the page, not API operations
+async def docs_script() -> Response:
+    return Response(DOCS_JS, status=200, content_type="text/javascript; charset=utf-8")
+
+
+@bp.get("/api/v2/docs.css")
+@public
+@hide
+async def docs_style() -> Response:
+    return Response(DOCS_CSS, status=200, content_type="text/css; charset=utf-8")

@@ -1,10 +1,17 @@
 """Prometheus metrics for the serving layer, one registry per app.
 
 Hot-path cost is kept to a dict lookup plus one `inc()` and one `observe()` per request:
-label children are cached per (method, route, status). Gauges and counters that already
-live as plain integers elsewhere (in-flight, admission rejections, WebSocket clients and
-drops, QUIC datagrams dropped) are read at scrape time by a collector instead of being
-updated on every event.
+label children are cached per (method, route, status).
+
+Every label a client influences is bounded, so anonymous requests cannot grow /metrics:
+`method` is one of KNOWN_METHODS or "other" (a made-up method used to add a series per
+request), `route` is the app's URL rule or "<unmatched>" (never the raw path), `status` is the
+code the server sent (100-599, else "other"). At most MAX_SERIES label combinations are
+kept; past that every new one is counted in a single ("other", "<other>", "other") series.
+
+Gauges and counters that already live as plain integers elsewhere (in-flight, admission
+rejections, WebSocket clients and drops, QUIC datagrams dropped) are read at scrape time by
+a collector instead of being updated on every event.
 """
 
 from __future__ import annotations
@@ -17,9 +24,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "ServingCounters", "ServingMetrics"]
+__all__ = ["CONTENT_TYPE", "KNOWN_METHODS", "MAX_SERIES", "ServingCounters", "ServingMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
+MAX_SERIES = 4096
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -30,6 +41,11 @@ class ServingCounters:
 
     inflight: int = 0
     admission_rejected: int = 0
+    uploading: int = 0  # requests whose body is still arriving (admission.py)
+    body_timeouts: int = 0
+    body_too_large: int = 0
+    uploads_full: int = 0
+    http1_protocol_errors: int = 0  # malformed HTTP/1.1 answered and closed (http1.py)
     quic_datagrams_dropped: int = 0
     quic_datagrams_received: int = 0
     ws_clients: Callable[[], int] = lambda: 0
@@ -49,6 +65,25 @@ class _CountersCollector(Collector):
             "floe_http_admission_rejected",
             "REST requests refused with 503 (admission control)",
             c.admission_rejected,
+        )
+        yield GaugeMetricFamily(
+            "floe_http_uploading_requests",
+            "REST requests whose body is still arriving (no request slot held yet)",
+            c.uploading,
+        )
+        refused = CounterMetricFamily(
+            "floe_http_bodies_refused",
+            "Request bodies refused: timeout (408), too_large (413), uploads_full (503)",
+            labels=("reason",),
+        )
+        refused.add_metric(("timeout",), c.body_timeouts)
+        refused.add_metric(("too_large",), c.body_too_large)
+        refused.add_metric(("uploads_full",), c.uploads_full)
+        yield refused
+        yield CounterMetricFamily(
+            "floe_http1_protocol_errors",
+            "Malformed HTTP/1.1 requests answered 400/431/501 and closed (e.g. CL with TE)",
+            c.http1_protocol_errors,
         )
         yield GaugeMetricFamily("floe_ws_clients", "Open WebSocket stream clients", c.ws_clients())
         yield CounterMetricFamily(
@@ -85,6 +120,7 @@ class ServingMetrics:
     _requests: Counter = field(init=False)
     _latency: Histogram = field(init=False)
     _children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = field(default_factory=dict)
+    _overflow: tuple[Counter, Histogram] | None = None
     # other layers' collectors (Runtime.collectors), rendered beside `registry`, which holds
     # the serving layer's own metrics only
     others: list[Collector] = field(default_factory=list)
@@ -106,18 +142,28 @@ class ServingMetrics:
         self.registry.register(_CountersCollector(self.counters))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, status)
-        children = self._children.get(key)
+        if method not in KNOWN_METHODS:
+            method = OTHER
+        children = self._children.get((method, route, status))
         if children is None:
-            if len(self._children) > 4096:  # bounded label set; routes are templates
-                route = "<other>"
-            children = (
-                self._requests.labels(method, route, str(status)),
-                self._latency.labels(method, route),
-            )
-            self._children[key] = children
+            children = self._new_children(method, route, status)
         children[0].inc()
         children[1].observe(seconds)
+
+    def _new_children(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+        if len(self._children) >= MAX_SERIES:  # not cached: the key set stays bounded too
+            if self._overflow is None:
+                self._overflow = (
+                    self._requests.labels(OTHER, "<other>", OTHER),
+                    self._latency.labels(OTHER, "<other>"),
+                )
+            return self._overflow
+        children = (
+            self._requests.labels(method, route, str(status) if 100 <= status <= 599 else OTHER),
+            self._latency.labels(method, route),
+        )
+        self._children[(method, route, status)] = children
+        return children
 
     def render(self) -> bytes:
         """Every metric: the serving layer's and every added collector's (the dataplanes')."""

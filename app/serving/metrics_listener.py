@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable
 
 from app.serving.metrics import CONTENT_TYPE
@@ -21,14 +22,17 @@ _READ_TIMEOUT = 5.0
 def _reply(status: str, content_type: str, body: bytes) -> bytes:
     head = (
         f"HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+        "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n"
     )
     return head.encode() + body
 
 
 async def start_metrics_listener(
-    host: str, port: int, render: Callable[[], bytes]
+    sock: socket.socket, render: Callable[[], bytes]
 ) -> asyncio.Server:
+    """Serve on `sock`, bound beforehand by `app.serving.listeners` (named errors)."""
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), _READ_TIMEOUT)
@@ -55,4 +59,4 @@ async def start_metrics_listener(
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    return await asyncio.start_server(handle, host, port, reuse_address=True)
+    return await asyncio.start_server(handle, sock=sock)

@@ -24,8 +24,9 @@ import signal
 import sys
 
 import uvloop
-from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
+from hypercorn.utils import wrap_app
 from quart import Quart
 
 from app.config import Settings
@@ -33,10 +34,12 @@ from app.factory import create_app
 from app.grpc.lifetime import pin_grpc_aio
 from app.hub import Hub
 from app.runtime import get_runtime
-from app.serving import h2, quic, tcp, websocket
+from app.serving import h2, http1, quic, tcp, websocket
+from app.serving.headers import SecurityHeaders
+from app.serving.listeners import Listeners, bind_listeners, grpc_bind_error
 from app.serving.metrics import ServingMetrics
 from app.serving.metrics_listener import start_metrics_listener
-from app.serving.tls import tls_files
+from app.serving.tls import tls_files, tls_problem
 
 __all__ = ["build_hypercorn_config", "serve", "serve_async"]
 
@@ -79,6 +82,24 @@ def build_hypercorn_config(settings: Settings) -> Config:
     return config
 
 
+class _QuietStartupFailure(logging.Filter):
+    """Quart logs a failing start-up hook with its traceback, and `serve_async` then prints
+    the same error as its one line (`floe: start-up failed: …`): during start-up the
+    traceback is kept for -vvv only. Only Quart's own logger ("floe") is filtered; the
+    layers' loggers ("floe.db", …) are children and unaffected."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.starting = True
+        self.failure: BaseException | None = None  # what start-up failed with
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (self.starting and record.exc_info):
+            return True
+        self.failure = record.exc_info[1]
+        return log.isEnabledFor(logging.DEBUG)
+
+
 GC_THRESHOLDS = (10_000, 10, 10)
 
 
@@ -101,9 +122,11 @@ def tune_gc() -> None:
 
 
 def _install_process_hooks(
-    app: Quart, settings: Settings, stop: asyncio.Event, done: asyncio.Event
-) -> None:
+    app: Quart, settings: Settings, listeners: Listeners, stop: asyncio.Event, done: asyncio.Event
+) -> _QuietStartupFailure:
     """gRPC + metrics listener at start-up; the ordered shutdown on `stop`."""
+    quiet = _QuietStartupFailure()
+    app.logger.addFilter(quiet)
     runtime = get_runtime(app)
     metrics: ServingMetrics = runtime.components["serving_metrics"]
     hub: Hub = runtime.components["hub"]
@@ -114,14 +137,20 @@ def _install_process_hooks(
         if settings.grpc_enabled and settings.grpc_port > 0:
             from app.grpc.server import start_grpc_server
 
-            runtime.components["grpc_server"] = await start_grpc_server(app, settings)
+            try:
+                runtime.components["grpc_server"] = await start_grpc_server(app, settings)
+            except RuntimeError as error:  # grpc core's "Failed to bind": taken since the probe?
+                raise grpc_bind_error(settings) or OSError(
+                    f"GRPC_PORT={settings.grpc_port}: gRPC cannot listen ({error})"
+                ) from None
             log.info("gRPC on port %d", runtime.components["grpc_server"].port)
-        if settings.metrics_enabled and settings.metrics_port > 0:
+        if listeners.metrics is not None:
             runtime.components["metrics_listener"] = await start_metrics_listener(
-                settings.bind_host, settings.metrics_port, metrics.render
+                listeners.metrics, metrics.render
             )
         tasks.append(asyncio.create_task(_shutdown_sequence()))
         tune_gc()
+        quiet.starting = False  # the last start-up hook: from here on, log everything
 
     async def _shutdown_sequence() -> None:
         await stop.wait()
@@ -148,13 +177,26 @@ def _install_process_hooks(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    return quiet
+
 
 async def serve_async(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
+    config = build_hypercorn_config(settings)
+    tls_used = settings.tls_enabled or (settings.grpc_enabled and settings.grpc_tls)
+    problem = tls_problem(settings) if tls_used else None
+    if problem is not None:
+        print(f"floe: cannot start: {problem}", file=sys.stderr)
+        return 1
+    try:  # before anything logs: a taken port is the one line on stderr
+        listeners = bind_listeners(settings, config)
+    except OSError as error:
+        print(f"floe: cannot start: {error}", file=sys.stderr)
+        return 1
     app = create_app(settings)
     metrics: ServingMetrics = get_runtime(app).components["serving_metrics"]
-    config = build_hypercorn_config(settings)
     tcp.install()
+    http1.install(SecurityHeaders(settings.hsts_max_age), metrics.counters)
     h2.install()
     websocket.install()
     if config.quic_bind:
@@ -164,7 +206,7 @@ async def serve_async(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    _install_process_hooks(app, settings, stop, done)
+    quiet = _install_process_hooks(app, settings, listeners, stop, done)
 
     async def trigger() -> None:
         # Also fires if a signal lands before start-up finished (no shutdown task yet).
@@ -173,12 +215,19 @@ async def serve_async(settings: Settings) -> int:
             await asyncio.wait_for(done.wait(), settings.graceful_timeout)
 
     try:
-        await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+        # hypercorn's `serve()` minus its own binding: the sockets are already ours.
+        await worker_serve(
+            wrap_app(app, config.wsgi_max_body_size, None),  # type: ignore[arg-type]
+            config,
+            sockets=listeners.hypercorn,
+            shutdown_trigger=trigger,
+        )
     except OSError as error:
         print(f"floe: cannot start: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # start-up failure inside a layer (lifespan)
-        print(f"floe: start-up failed: {error}", file=sys.stderr)
+        # hypercorn wraps it as "Lifespan failure in startup. '…'": print the layer's own text
+        print(f"floe: start-up failed: {quiet.failure or error}", file=sys.stderr)
         log.debug("start-up failure", exc_info=True)
         return 1
     return 0

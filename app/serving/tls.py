@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import ssl
 from pathlib import Path
 
 from cryptography import x509
@@ -19,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from app.config import Settings
 
-__all__ = ["dev_certificate_paths", "ensure_dev_certificate", "tls_files"]
+__all__ = ["dev_certificate_paths", "ensure_dev_certificate", "tls_files", "tls_problem"]
 
 
 def dev_certificate_paths(data_dir: Path) -> tuple[Path, Path]:
@@ -76,3 +77,23 @@ def tls_files(settings: Settings) -> tuple[Path, Path]:
     if settings.tls_cert_file is not None and settings.tls_key_file is not None:
         return settings.tls_cert_file, settings.tls_key_file
     return ensure_dev_certificate(settings.data_dir)
+
+
+def tls_problem(settings: Settings) -> str | None:
+    """Why the TLS files cannot be used, in one line naming their variables; None if they can.
+
+    Checked before anything starts: otherwise a bad file surfaced as grpc core errors and a
+    traceback from deep inside start-up (the gRPC port uses the same files with GRPC_TLS).
+    """
+    certfile, keyfile = tls_files(settings)
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, OSError) as error:
+        reason = getattr(error, "reason", None) or error.strerror or str(error)
+        if settings.tls_cert_file is None:
+            return f"the development certificate in {certfile.parent} is unusable ({reason})"
+        return (
+            f"TLS_CERT_FILE={certfile} and TLS_KEY_FILE={keyfile} are not a PEM certificate "
+            f"chain and its private key ({reason})"
+        )
+    return None

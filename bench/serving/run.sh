@@ -2,7 +2,8 @@
 # Serving benchmark: Floe vs a bare hypercorn+Quart app, side by side in the same run.
 # Server pinned to CPU 1, load generators to CPU 0. Bounded: 4 tests x ROUNDS x 2 runs of
 # DUR seconds plus ~3 DUR for WebSockets (~4 minutes with the defaults).
-# Usage: [ROUNDS=3] bench/serving/run.sh [seconds-per-run (default 8)]
+# Usage: [ROUNDS=3] [ONLY=h1] bench/serving/run.sh [seconds-per-run (default 8)]
+# ONLY=h1 runs the HTTP/1.1 comparison alone (e.g. old code vs new, one run each, interleaved).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -83,6 +84,7 @@ print(f"# {name} errors: bare={sum(r[4] for r in rounds):.0f} floe={sum(r[5] for
 PYEOF
 }
 compare "HTTP/1.1 wrk c=64" wrk_run "http://127.0.0.1:$B_HTTP/api/v2/ping" "http://127.0.0.1:$F_HTTP/api/v2/ping"
+[[ ${ONLY:-all} == h1 ]] && exit 0
 compare "h2c h2load c=16 m=4" h2load_run "http://127.0.0.1:$B_HTTP/api/v2/ping" "http://127.0.0.1:$F_HTTP/api/v2/ping"
 compare "TLS h2 h2load c=16 m=4" h2load_run "https://127.0.0.1:$B_HTTPS/api/v2/ping" "https://127.0.0.1:$F_HTTPS/api/v2/ping"
 D0=$(quic_dropped)

@@ -70,7 +70,9 @@ async def test_docs_page_is_offline_and_openapi_lists_ping(serving_app: Quart) -
     assert page.status_code == 200
     html = await page.get_data(as_text=True)
     assert "/api/v2/openapi.json" in html
-    assert "<script src=" not in html and "cdn" not in html.lower()
+    assert '<script src="/api/v2/docs.js"' in html and "cdn" not in html.lower()
+    script = await (await client.get("/api/v2/docs.js")).get_data(as_text=True)
+    assert "/api/v2/openapi.json" in script and "http" not in script
     spec = await (await client.get("/api/v2/openapi.json")).get_json()
     assert "/api/v2/ping" in spec["paths"]
 

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import grpc
 import httpx
@@ -15,7 +16,7 @@ import websockets
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.h3client import h3_connect
-from tests.support.ports import free_port
+from tests.support.ports import free_port, free_udp_port
 from tests.support.server import PYTHON, REPO_ROOT, FloeServer, tcp_open
 
 
@@ -69,6 +70,8 @@ def test_http1_off_serves_h2_only() -> None:
         ("HTTP3_ENABLED", "maybe"),
         ("MAX_INFLIGHT_REQUESTS", "0"),
         ("GRACEFUL_TIMEOUT", "-1"),
+        ("BODY_IDLE_TIMEOUT", "0"),
+        ("MAX_UPLOADING_REQUESTS", "many"),
         ("TLS_CERT_FILE", "/nonexistent.pem"),
     ],
 )
@@ -86,22 +89,91 @@ def test_bad_env_value_exits_2_with_one_line(
     assert len(lines) == 1 and name in lines[0]
 
 
-def test_port_in_use_fails_cleanly() -> None:
-    with socket.socket() as blocker:
-        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+@pytest.mark.parametrize(
+    ("variable", "kind"),
+    [
+        ("HTTP_PORT", socket.SOCK_STREAM),
+        ("HTTPS_PORT", socket.SOCK_STREAM),
+        ("HTTPS_PORT", socket.SOCK_DGRAM),  # HTTP/3 (QUIC) shares the number on UDP
+        ("GRPC_PORT", socket.SOCK_STREAM),
+        ("METRICS_PORT", socket.SOCK_STREAM),
+    ],
+    ids=["HTTP_PORT", "HTTPS_PORT-tcp", "HTTPS_PORT-udp", "GRPC_PORT", "METRICS_PORT"],
+)
+def test_port_in_use_is_one_line_naming_the_variable(
+    variable: str, kind: int, tmp_path: os.PathLike[str]
+) -> None:
+    """Another process holds the port: one line on stderr, exit 1, no traceback or loop noise."""
+    with socket.socket(socket.AF_INET, kind) as blocker:
         blocker.bind(("127.0.0.1", 0))
-        blocker.listen()
+        if kind == socket.SOCK_STREAM:
+            blocker.listen()
         port = blocker.getsockname()[1]
-        server = FloeServer.start(
-            env={"HTTP_PORT": str(port), "GRPC_ENABLED": "false", "HTTP3_ENABLED": "false"},
-            wait=False,
+        ports = {
+            "HTTP_PORT": free_port(),
+            "HTTPS_PORT": free_udp_port(),
+            "GRPC_PORT": free_port(),
+            "METRICS_PORT": free_port(),
+            variable: port,
+        }
+        env = {
+            **{k: v for k, v in os.environ.items()
+               if not k.startswith(("FLOE_", "DB_", "HTTP", "GRPC", "TLS_", "METRICS"))},
+            **{name: str(value) for name, value in ports.items()},
+            "FLOE_DATA_DIR": str(tmp_path),
+            "BIND_HOST": "127.0.0.1",
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        result = subprocess.run(
+            [str(PYTHON), "-m", "app.cli", "serve"],
+            env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
         )
-        try:
-            code = server.process.wait(30)
-        finally:
-            server.stop()
-            server.cleanup()
-    assert code == 1
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"floe: cannot start: {variable}={port} ")
+    assert lines[0].endswith("is already in use")
+
+
+def _serve(tmp_path: os.PathLike[str], **extra: str) -> subprocess.CompletedProcess[str]:
+    """`floe serve` on free ports with a clean environment plus `extra`; returns when it exits."""
+    env = {
+        **{k: v for k, v in os.environ.items()
+           if not k.startswith(("FLOE_", "DB_", "HTTP", "GRPC", "TLS_", "METRICS"))},
+        "HTTP_PORT": str(free_port()),
+        "HTTPS_PORT": str(free_udp_port()),
+        "GRPC_PORT": str(free_port()),
+        "METRICS_PORT": str(free_port()),
+        "FLOE_DATA_DIR": str(tmp_path),
+        "BIND_HOST": "127.0.0.1",
+        "PYTHONPATH": str(REPO_ROOT),
+        **extra,
+    }
+    return subprocess.run(
+        [str(PYTHON), "-m", "app.cli", "serve"],
+        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+
+
+def test_unusable_tls_files_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-cert.pem"
+    bad.write_text("not a certificate\n")
+    result = _serve(tmp_path, TLS_CERT_FILE=str(bad), TLS_KEY_FILE=str(bad))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("floe: cannot start: TLS_CERT_FILE=")
+    assert "TLS_KEY_FILE=" in lines[0]
+
+
+def test_start_up_failure_has_no_traceback(tmp_path: Path) -> None:
+    """A layer failing at start-up (here the database) ends with its one line, no traceback."""
+    result = _serve(tmp_path, DB_TYPE="postgresql", DB_PORT=str(free_port()),
+                    DB_MAX_RETRIES="0", DB_RETRY_DELAY="0", LOG_JSON="false")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("floe: start-up failed: database ") and "unreachable" in last
 
 
 async def test_sigterm_shutdown_order_and_time() -> None:

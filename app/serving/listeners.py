@@ -1,0 +1,115 @@
+"""Every listening socket is bound before anything else starts, and named by its variable.
+
+hypercorn binds its sockets only after the app's start-up (database, identity, gRPC), so a
+port already in use used to surface as a bare `[Errno 98]` after a screen of start-up logs,
+or — for GRPC_PORT and METRICS_PORT, bound inside start-up — as a traceback followed by
+"Event loop is closed" noise. Here HTTP_PORT, HTTPS_PORT (TCP and UDP) and METRICS_PORT are
+bound first and handed over (hypercorn's `worker_serve(sockets=…)`, `asyncio.start_server(
+sock=…)`); GRPC_PORT is bound by grpc core itself, so it is probed the same way and
+released. A failure is one `ListenerError` whose text names the variable:
+`GRPC_PORT=50051 is already in use`.
+
+The sockets are bound, not listening: clients are refused until the server really serves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+from dataclasses import dataclass
+
+from hypercorn.config import Config, Sockets
+
+from app.config import Settings
+
+__all__ = ["ListenerError", "Listeners", "bind_listeners", "grpc_bind_error"]
+
+
+class ListenerError(OSError):
+    """A listener cannot be bound; the text names its variable and port."""
+
+
+@dataclass(slots=True)
+class Listeners:
+    hypercorn: Sockets
+    metrics: socket.socket | None
+
+
+def _describe(variable: str, port: int, kind: int, host: str, error: OSError) -> ListenerError:
+    udp = " (UDP, HTTP/3)" if kind == socket.SOCK_DGRAM else ""
+    if error.errno == errno.EADDRINUSE:
+        return ListenerError(f"{variable}={port}{udp} is already in use")
+    reason = error.strerror or str(error)
+    return ListenerError(f"{variable}={port}{udp} cannot be bound on {host}: {reason}")
+
+
+def _split(bind: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port`, as `app.serving.run` writes them for hypercorn."""
+    host, _, port = bind.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _bind(variable: str, host: str, port: int, kind: int) -> socket.socket:
+    """A socket bound the way hypercorn binds it (SO_REUSEADDR; TCP_NODELAY for TCP)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError as error:
+        sock.close()
+        raise _describe(variable, port, kind, host, error) from None
+    return sock
+
+
+def grpc_bind_error(settings: Settings) -> ListenerError | None:
+    """Whether GRPC_PORT could be bound now (grpc core binds it itself, with SO_REUSEADDR)."""
+    try:
+        _bind("GRPC_PORT", settings.bind_host, settings.grpc_port, socket.SOCK_STREAM).close()
+    except ListenerError as error:
+        return error
+    return None
+
+
+def bind_listeners(settings: Settings, config: Config) -> Listeners:
+    """Bind every listener of `config` (from `build_hypercorn_config`) and METRICS_PORT, and
+    probe GRPC_PORT; on the first failure close what was bound and raise `ListenerError`."""
+    bound: list[socket.socket] = []
+
+    def take(variable: str, binds: list[str], kind: int) -> list[socket.socket]:
+        sockets = []
+        for bind in binds:
+            host, port = _split(bind)
+            sockets.append(_bind(variable, host, port, kind))
+            bound.append(sockets[-1])
+        return sockets
+
+    try:
+        if config.ssl_enabled:
+            secure = take("HTTPS_PORT", config.bind, socket.SOCK_STREAM)
+            insecure = take("HTTP_PORT", config.insecure_bind, socket.SOCK_STREAM)
+            quic = take("HTTPS_PORT", config.quic_bind, socket.SOCK_DGRAM)
+        else:
+            secure, quic = [], []
+            insecure = take("HTTP_PORT", config.bind, socket.SOCK_STREAM)
+        metrics = None
+        if settings.metrics_enabled and settings.metrics_port > 0:
+            metrics = _bind(
+                "METRICS_PORT", settings.bind_host, settings.metrics_port, socket.SOCK_STREAM
+            )
+            bound.append(metrics)
+        if settings.grpc_enabled and settings.grpc_port > 0:
+            error = grpc_bind_error(settings)
+            if error is not None:
+                raise error
+    except ListenerError:
+        for sock in bound:
+            with contextlib.suppress(OSError):
+                sock.close()
+        raise
+    # hypercorn derives the `Alt-Svc: h3=":port"` header from these (set in create_sockets).
+    config._set_quic_addresses(quic)
+    return Listeners(Sockets(secure, insecure, quic), metrics)
