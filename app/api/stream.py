@@ -1,4 +1,8 @@
-"""WebSocket `/stream`: live messages from the hub (heartbeats now, telemetry later).
+"""WebSocket `/stream`: live messages from the hub, and the subscriptions a client asks for.
+
+Without asking, a client gets heartbeats and each second's stats; client messages subscribe
+to flows (the observer's events, filtered) and to stats at an interval of its own
+(`app/api/subscriptions.py`).
 
 The stream subscribes to the hub with a bounded queue of WS_QUEUE_SIZE before the socket is
 accepted (Quart accepts lazily otherwise), and forwards each message's pre-serialised
@@ -22,6 +26,7 @@ from quart.wrappers.base import ClientDisconnectedError
 
 from app.api.access import current_principal, require_principal, require_scope, visible_nodes
 from app.api.envelope import ApiError
+from app.api.subscriptions import StreamSession
 from app.hub import HEARTBEAT_TOPIC, Hub, HubFull, Subscription
 from app.ingest import stats_topic
 from app.runtime import get_runtime
@@ -62,9 +67,10 @@ async def stream() -> None:
         raise _refused(full) from None
     reader: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
+    session = StreamSession(principal, websocket.send)
     try:
         await websocket.accept()
-        reader = asyncio.create_task(_drain_client(subscription))
+        reader = asyncio.create_task(_read_client(subscription, session))
         watcher = asyncio.create_task(_watch_access(subscription, nodes))
         while (text := await subscription.next_text()) is not None:
             await websocket.send(text)
@@ -74,6 +80,7 @@ async def stream() -> None:
         pass
     finally:
         subscription.close()
+        await session.close()
         for task in (reader, watcher):
             if task is not None:
                 task.cancel()
@@ -81,11 +88,11 @@ async def stream() -> None:
                     await task
 
 
-async def _drain_client(subscription: Subscription) -> None:
-    """Read (and ignore) client frames; a disconnect ends the subscription."""
+async def _read_client(subscription: Subscription, session: StreamSession) -> None:
+    """Client messages, one at a time (subscribe / unsubscribe); a disconnect ends it all."""
     try:
         while True:
-            await websocket.receive()
+            await session.handle(await websocket.receive())
     except ClientDisconnectedError:
         subscription.close(1000)
 

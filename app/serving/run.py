@@ -46,6 +46,7 @@ __all__ = ["build_hypercorn_config", "serve", "serve_async"]
 log = logging.getLogger("floe.serving")
 
 GRPC_SHARE = 0.4
+WS_MAX_MESSAGE_BYTES = 64 * 1024
 
 
 def _hostport(host: str, port: int) -> str:
@@ -58,6 +59,9 @@ def build_hypercorn_config(settings: Settings) -> Config:
     config.graceful_timeout = settings.graceful_timeout * (1 - GRPC_SHARE)
     config.keep_alive_max_requests = settings.keep_alive_max_requests
     config.include_server_header = False
+    # A WebSocket message from a client is a subscription (app/api/subscriptions.py: at most
+    # 16 KiB); hypercorn's default would buffer 16 MiB per message before we could refuse it.
+    config.websocket_max_message_size = WS_MAX_MESSAGE_BYTES
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.bind = []
