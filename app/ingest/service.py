@@ -276,6 +276,7 @@ class UplinkService:
         node.capabilities = tuple(hello.capabilities)
         node.connected = True
         node.connected_since = node.last_seen = time.time()
+        self.state.changed()
         node.connections += 1
         for info in hello.interfaces:
             iface = self.state.admit_interface(hello.node_id, info.name)
@@ -303,6 +304,7 @@ class UplinkService:
             del self.sessions[session.node_id]
             node = self.state.node(session.node_id)
             node.connected = False
+            self.state.changed()
             log.info("dataplane %s disconnected", session.node_id)
             for listener in self.listeners:
                 listener.node(session.node_id, False, node.version, node.peer)

@@ -261,6 +261,9 @@ def rank_talkers(parts: list[dict[str, list[int]]], limit: int) -> list[dict[str
     return [{"host": host, "packets": p, "bytes": b} for host, (p, b) in ranked]
 
 
+_MAX_VIEWS = 256  # cached views (one per node set asked for since the last change)
+
+
 class IngestState:
     """Everything the control plane knows about its dataplanes; owned by the event loop."""
 
@@ -276,6 +279,9 @@ class IngestState:
         # still report the previous one's for a tick after a change).
         self.rule_ids: frozenset[int] = frozenset()
         self._newest_rule_ids: frozenset[int] = frozenset()
+        # view() results by node set, valid while `_generation` is unchanged (see changed())
+        self._generation = 0
+        self._views: dict[frozenset[str] | None, tuple[int, dict[str, Any]]] = {}
 
     # Totals over all nodes: the per-node counters are the one record of each.
     @property
@@ -316,6 +322,7 @@ class IngestState:
         first = bound not in node.refused
         node.refused[bound] = node.refused.get(bound, 0) + count
         self.refused[bound] = self.refused.get(bound, 0) + count
+        self.changed()
         if first:
             log.warning("dataplane %s: data past the %r bound is left out and counted "
                         "(GET /api/v2/nodes: refused)", node_id, bound)
@@ -323,6 +330,7 @@ class IngestState:
     def set_rule_ids(self, ids: Iterable[int]) -> None:
         """A rule set was pushed: hits may name its ids or the previous set's; stored hits
         of other rules are forgotten."""
+        self.changed()
         newest = frozenset(ids)
         self.rule_ids = newest | self._newest_rule_ids
         self._newest_rule_ids = newest
@@ -385,6 +393,7 @@ class IngestState:
             del seqs[next(iter(seqs))]
         node.batches_applied += 1
         node.last_seen = time.time()
+        self.changed()
 
     def apply_counters(
         self, node_id: str, interface: str, epoch: str, values: Mapping[str, int], taken_ns: int
@@ -508,6 +517,26 @@ class IngestState:
         moment = time.monotonic() if now is None else now
         for iface in self.interfaces.values():
             iface.tick(moment)
+        self.changed()
+
+    def changed(self) -> None:
+        """What the views show may have changed (a batch applied, a tick, a node connected
+        or gone, a rule set acknowledged): the next view() is computed afresh."""
+        self._generation += 1
+
+    def view(self, nodes: frozenset[str] | None = None) -> dict[str, Any]:
+        """`summary(nodes)` with its top talkers, computed at most once per change and node
+        set: REST and the WebSocket ticker ask far more often than batches arrive (under a
+        REST flood, recomputing per request starved the uplink). Shared: do not mutate."""
+        cached = self._views.get(nodes)
+        if cached is not None and cached[0] == self._generation:
+            return cached[1]
+        data = self.summary(nodes)
+        data["top_talkers"] = self.top_talkers(10, nodes)
+        if len(self._views) >= _MAX_VIEWS:  # node sets of many callers: start over
+            self._views.clear()
+        self._views[nodes] = (self._generation, data)
+        return data
 
     def summary(self, nodes: frozenset[str] | None = None) -> dict[str, Any]:
         """Interfaces, totals and loss; of `nodes` only when given (a caller whose access is

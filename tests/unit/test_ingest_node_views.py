@@ -60,3 +60,23 @@ def test_counts_and_talkers_per_node_set_match_a_walk_of_the_window() -> None:
     everything = state.top_talkers(5)
     assert [t["bytes"] for t in everything] == [
         b for b, _, _ in _naive_talkers(state, frozenset(NODES), 5)]
+
+
+def test_views_are_computed_once_per_change_and_never_stale() -> None:
+    """REST /stats/summary reads `view()`: cached per node set until the state changes."""
+    from app.ingest.state import IngestState
+
+    state = IngestState()
+    state.apply_counters("n1", "eth0", "e", {"packets": 5}, 1)
+    state.mark_applied("n1", "i", 1)
+    first = state.view()
+    assert state.view() is first  # asked again, nothing changed: the same object
+    assert state.view(frozenset({"n1"})) is not first  # another node set: its own view
+    state.apply_counters("n1", "eth0", "e", {"packets": 9}, 2)
+    state.mark_applied("n1", "i", 2)  # a batch ends: every view is recomputed
+    assert state.view()["totals"]["packets"] == 9
+    before_tick = state.view()
+    state.tick()
+    assert state.view() is not before_tick
+    state.refuse("n1", "interfaces")
+    assert state.view()["refused"] == {"interfaces": 1}
