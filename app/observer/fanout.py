@@ -9,6 +9,7 @@ consumer never slows the ingest, the REST side or another consumer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -42,8 +43,8 @@ class Chunk:
 class Follower:
     """One live consumer: its selection, its bounded queue and what it lost."""
 
-    __slots__ = ("_queued", "_wake", "closed", "encode", "lost", "queue", "queue_size",
-                 "selection", "subject")
+    __slots__ = ("_half_full", "_queued", "_wake", "closed", "encode", "lost", "queue",
+                 "queue_size", "selection", "subject")
 
     def __init__(self, selection: Selection, queue_size: int, subject: str,
                  encode: object = None) -> None:
@@ -54,6 +55,7 @@ class Follower:
         self.queue: deque[Chunk] = deque()
         self._queued = 0
         self._wake = asyncio.Event()
+        self._half_full = asyncio.Event()
         self.lost = 0  # dropped from the queue, not yet reported to the consumer
         self.closed = False
 
@@ -68,6 +70,8 @@ class Follower:
         while self._queued > self.queue_size:
             self._drop_oldest(self._queued - self.queue_size)
         self._wake.set()
+        if self._queued * 2 >= self.queue_size:
+            self._half_full.set()
 
     def _drop_oldest(self, count: int) -> None:
         head = self.queue[0]
@@ -85,10 +89,23 @@ class Follower:
         while not self.queue and not self.closed:
             self._wake.clear()
             await self._wake.wait()
+        return self.take_queued()
+
+    def take_queued(self) -> list[Chunk]:
+        """Everything queued now, without waiting."""
         chunks = list(self.queue)
         self.queue.clear()
         self._queued = 0
+        self._half_full.clear()
         return chunks
+
+    async def gather_more(self, seconds: float) -> None:
+        """Let more arrive for up to `seconds`, or until the queue is half full (so that
+        waiting to write fewer, larger messages never costs an event)."""
+        if self._queued * 2 >= self.queue_size or self.closed:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._half_full.wait(), seconds)
 
     def take_lost(self) -> int:
         lost, self.lost = self.lost, 0

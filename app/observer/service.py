@@ -32,6 +32,7 @@ from floe.observer.v1 import observer_pb2 as pb
 __all__ = ["SERVICE_NAME", "ObserverLimits", "ObserverService"]
 
 SERVICE_NAME = "floe.observer.v1.Observer"
+COALESCE_SECONDS = 0.1  # a follower writes at most this often (what arrives meanwhile waits)
 
 Context = Any  # grpc.aio.ServicerContext
 
@@ -169,6 +170,7 @@ class ObserverService:
 
     async def _follow(self, follower: Follower, grant: Grant, context: Context,
                       mask: FieldMask | None, until_ns: int) -> AsyncIterator[bytes]:
+        last_write = 0.0
         while True:
             if until_ns and time.time_ns() > until_ns:
                 return
@@ -179,12 +181,23 @@ class ObserverService:
             chunks = []
             with contextlib.suppress(TimeoutError):
                 chunks = await asyncio.wait_for(follower.next_chunks(), REAUTH_SECONDS)
+            # Batches arriving within COALESCE_SECONDS leave in one message: a write per
+            # follower per batch made the writes, not the events, the cost under load
+            # (docs/benchmarks.md, observer). A queue half full is written at once.
+            pause = last_write + COALESCE_SECONDS - time.monotonic()
+            if chunks and pause > 0:
+                await follower.gather_more(pause)
+                chunks += follower.take_queued()
             lost = follower.take_lost()
-            if lost:
-                yield entry(lost_event(pb.LOST_EVENT_SOURCE_CONSUMER_QUEUE, lost))
             entries = [e for chunk in chunks for e in chunk.entries]
+            if mask:
+                entries = _masked(entries, mask)
+            if lost:
+                entries.insert(0, entry(lost_event(pb.LOST_EVENT_SOURCE_CONSUMER_QUEUE, lost)))
             for part in _chunks(entries):
-                yield b"".join(_masked(part, mask) if mask else part)
+                yield b"".join(part)
+            if entries:
+                last_write = time.monotonic()
             if follower.closed:
                 return
 

@@ -18,6 +18,7 @@ from app.hub import Hub, HubCollector, run_heartbeat
 from app.logging import correlation_id
 from app.runtime import get_runtime
 from app.serving.admission import AdmissionMiddleware
+from app.serving.fairness import LoopFairness
 from app.serving.metrics import ServingMetrics
 
 __all__ = ["V1_SUNSET", "init_app"]
@@ -38,7 +39,9 @@ def init_app(app: Quart) -> None:
     runtime.components["serving_metrics"] = metrics
 
     runtime.components["hub"] = hub
-    app.asgi_app = AdmissionMiddleware(app.asgi_app, settings, metrics.counters)  # type: ignore[method-assign,assignment]
+    fairness = LoopFairness(settings.max_inflight_requests)
+    metrics.counters.fairness = fairness
+    app.asgi_app = AdmissionMiddleware(app.asgi_app, settings, metrics.counters, fairness)  # type: ignore[method-assign,assignment]
     observe = metrics.observe
     perf_counter = time.perf_counter
 
@@ -70,9 +73,11 @@ def init_app(app: Quart) -> None:
     async def _start_heartbeat() -> None:
         _response_fast_path(app)
         heartbeat.append(asyncio.create_task(run_heartbeat(hub, settings.ws_heartbeat_interval)))
+        fairness.start()
 
     @app.after_serving
     async def _stop_heartbeat() -> None:
+        await fairness.stop()
         hub.close_all(1001)
         for task in heartbeat:
             task.cancel()

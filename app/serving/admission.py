@@ -7,6 +7,9 @@ Probes and metrics are exempt (orchestrators must see the process even when it i
 WebSocket streams are not counted. Requests over a protocol version switched off by
 HTTP1_ENABLED / HTTP2_ENABLED / HTTP3_ENABLED are refused with 505.
 
+Admitted requests then run as many at a time as keep the loop's turns short
+(`app.serving.fairness`), so a REST flood cannot starve the streams sharing the loop.
+
 A request takes its slot only once its whole body is here. Quart reads a body inside the
 request, with a 60 s timeout, so 260 connections sending a header and one byte of body held
 every slot and turned all REST calls into 503s. The body is read here first and handed to
@@ -40,6 +43,7 @@ import orjson
 from app.api.envelope import error_body
 from app.config import Settings
 from app.logging import correlation_id, new_correlation_id
+from app.serving.fairness import LoopFairness
 from app.serving.headers import SecurityHeaders
 from app.serving.metrics import ServingCounters
 
@@ -99,8 +103,10 @@ class BodyReplay:
 class AdmissionMiddleware:
     """Wraps `app.asgi_app`; counts in-flight requests in `counters.inflight`."""
 
-    def __init__(self, inner: ASGIApp, settings: Settings, counters: ServingCounters) -> None:
+    def __init__(self, inner: ASGIApp, settings: Settings, counters: ServingCounters,
+                 fairness: LoopFairness | None = None) -> None:
         self.inner = inner
+        self.fairness = fairness
         self.limit = settings.max_inflight_requests
         self.counters = counters
         self.max_body = settings.max_body_bytes
@@ -150,8 +156,16 @@ class AdmissionMiddleware:
             await self._overloaded(send)
             return
         counters.inflight += 1
+        fairness = self.fairness
         try:
-            await self.inner(scope, BodyReplay(message, receive), send)
+            if fairness is None:
+                await self.inner(scope, BodyReplay(message, receive), send)
+                return
+            await fairness.acquire()  # its turn: see app/serving/fairness.py
+            try:
+                await self.inner(scope, BodyReplay(message, receive), send)
+            finally:
+                fairness.release()
         finally:
             counters.inflight -= 1
 

@@ -50,6 +50,7 @@ class ServingCounters:
     quic_datagrams_received: int = 0
     ws_clients: Callable[[], int] = lambda: 0
     ws_dropped: Callable[[], int] = lambda: 0
+    fairness: Any = None  # app.serving.fairness.LoopFairness, once the serving layer has one
 
 
 class _CountersCollector(Collector):
@@ -58,6 +59,16 @@ class _CountersCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         c = self._c
+        if c.fairness is not None:
+            yield GaugeMetricFamily("floe_loop_lag_seconds",
+                                    "How late the event loop's fairness probe last woke",
+                                    c.fairness.lag)
+            yield GaugeMetricFamily("floe_http_active_limit",
+                                    "REST requests allowed to run at once (adapts to loop lag)",
+                                    c.fairness.limit)
+            yield CounterMetricFamily("floe_http_fairness_waits",
+                                      "REST requests that waited for their turn",
+                                      c.fairness.waited)
         yield GaugeMetricFamily(
             "floe_http_inflight_requests", "REST requests being handled", c.inflight
         )

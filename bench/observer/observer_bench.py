@@ -14,7 +14,8 @@ run and side by side:
 * phase "REST load": the same while wrk drives GET /api/v2/stats/summary at saturation; the
   ratio of delivered events/s to the first phase (goal ≥ 0.90).
 * the stalled consumer: events it then receives + events it is told it lost == what its
-  filter matched (exact accounting), and the other consumers' lag unchanged.
+  filter matched (exact accounting), and the other consumers' rate and lag compared with a
+  first phase run without it.
 
 Prints a table and one JSON line (appended to bench/results/observer.jsonl).
 """
@@ -205,7 +206,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def phase(name: str, target: str, key: str, token: str, args: argparse.Namespace, pid: int,
-          rest_url: str | None) -> dict[str, Any]:
+          rest_url: str | None, stalled: bool = True) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     ready, out = ctx.Queue(), ctx.Queue()
     ports = [PORT_BASE + i for i in range(args.followers)]
@@ -213,8 +214,9 @@ def phase(name: str, target: str, key: str, token: str, args: argparse.Namespace
     watch = args.seconds + 10
     procs = [ctx.Process(target=consumers, args=(target, token, part, watch, False, ready, out))
              for part in halves]
-    procs.append(ctx.Process(target=consumers, args=(target, token, [], args.seconds + 6, True,
-                                                     ready, out)))
+    if stalled:
+        procs.append(ctx.Process(target=consumers, args=(target, token, [], args.seconds + 6,
+                                                         True, ready, out)))
     for proc in procs:
         proc.start()
     for _ in procs:
@@ -241,7 +243,8 @@ def phase(name: str, target: str, key: str, token: str, args: argparse.Namespace
             if line.startswith("Requests/sec"):
                 rest_rps = float(line.split()[1])
     fed = next(r for r in results if "sent" in r)
-    stalled = next(r["stalled"] for r in results if "stalled" in r)
+    stuck = next((r["stalled"] for r in results if "stalled" in r),
+                 {"events": 0, "lost": 0})
     followers = [r for r in results if "lags" in r]
     delivered = sum(r["events"] for r in followers)
     lags = [lag for r in followers for lag in r["lags"]]
@@ -256,9 +259,9 @@ def phase(name: str, target: str, key: str, token: str, args: argparse.Namespace
         "lag_p99_ms": percentile(lags, 0.99),
         "cpu_ms_per_1000_delivered": 1000 * cpu / max(1, delivered) * 1000,
         "server_cpu_share": cpu / fed["seconds"],
-        "stalled_received": stalled["events"],
-        "stalled_lost": stalled["lost"],
-        "stalled_expected": fed["sent"],
+        "stalled_received": stuck["events"],
+        "stalled_lost": stuck["lost"],
+        "stalled_expected": fed["sent"] if stalled else 0,
         "rest_rps": rest_rps,
     }
 
@@ -298,6 +301,8 @@ def main() -> int:
                          json={"name": "bench", "scopes": ["dataplane:write"],
                                "node_id": "bench-1"}).json()["data"]["api_key"]
         target = f"127.0.0.1:{grpc_port}"
+        calm = phase("alone, no stalled consumer", target, key, token, args, server.pid, None,
+                      stalled=False)
         alone = phase("alone", target, key, token, args, server.pid, None)
         loaded = phase("REST load", target, key, token, args, server.pid,
                        base + "/stats/summary")
@@ -312,7 +317,7 @@ def main() -> int:
               "cpu share", "stalled got+lost/sent", "REST rps")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for row in (alone, loaded):
+    for row in (calm, alone, loaded):
         stalled = f"{row['stalled_received']}+{row['stalled_lost']}/{row['stalled_expected']}"
         rest = "" if row["rest_rps"] is None else f"{row['rest_rps']:.0f}"
         print(f"| {row['phase']} | {row['fed_per_s']:.0f} | {row['delivered_per_s']:.0f} | "
@@ -321,8 +326,10 @@ def main() -> int:
               f"{row['server_cpu_share']:.2f} | {stalled} | {rest} |")
     ratio = loaded["delivered_per_s"] / alone["delivered_per_s"]
     print(f"event rate under REST load / alone: {ratio:.2f}x (goal >= 0.90)")
+    print(f"with a stalled consumer / without: rate {alone['delivered_per_s'] / calm['delivered_per_s']:.2f}x, "
+          f"p99 lag {alone['lag_p99_ms']:.0f} vs {calm['lag_p99_ms']:.0f} ms")
     line = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "python": sys.version.split()[0], "alone": alone, "rest_load": loaded,
+            "python": sys.version.split()[0], "calm": calm, "alone": alone, "rest_load": loaded,
             "rest_ratio": ratio}
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
