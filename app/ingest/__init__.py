@@ -103,6 +103,8 @@ def init_app(app: Quart) -> None:
     state = IngestState(limits=IngestLimits.from_settings(runtime.settings))
     service = UplinkService(state, lambda: runtime.authenticator)
     runtime.components["ingest"] = service
+    # When batches last arrived: the serving layer's loop fairness favours streams then.
+    runtime.components["stream_activity"] = lambda: service.last_batch_at
 
     from floe.dataplane.v1 import uplink_pb2_grpc
 

@@ -129,6 +129,7 @@ class UplinkService:
         self.auth_failures = 0
         self._applying: dict[tuple[str, str, int], asyncio.Event] = {}  # batches mid-apply
         self.listeners: list[IngestListener] = []
+        self.last_batch_at = 0.0  # time.monotonic() of the newest batch (loop fairness reads it)
 
     # -- downlink API for other layers --------------------------------------------------
     def set_rules(self, rules: Any) -> None:
@@ -236,6 +237,7 @@ class UplinkService:
                 return None
             kind = message.WhichOneof("body")
             if kind == "batch":
+                self.last_batch_at = time.monotonic()
                 refusal = await self._check(session.credential, session.node_id)
                 if refusal is not None:
                     return refusal  # nothing from a revoked key is applied or acknowledged

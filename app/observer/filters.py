@@ -11,7 +11,7 @@ answers with INVALID_ARGUMENT.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +85,19 @@ def _in_cidrs(hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64],
     return out
 
 
+_SMALL = 8  # up to this many values, OR-ed comparisons beat np.isin (which sorts: ~30 us a call)
+
+
+def isin(column: npt.NDArray[Any], values: Sequence[int]) -> Mask:
+    """`column` equal to any of `values` (the common case: a handful)."""
+    if len(values) <= _SMALL:
+        out = np.zeros(column.shape, np.bool_)
+        for value in values:
+            out |= column == value
+        return out
+    return np.isin(column, np.asarray(values))
+
+
 def _values(values: Iterable[Any], where: str) -> list[Any]:
     items = list(values)
     if len(items) > MAX_VALUES:
@@ -108,13 +121,13 @@ def _either_ip(cidrs: list[Cidr]) -> Criterion:
 
 
 def _column_in(column: str, wanted: list[int]) -> Criterion:
-    values = np.array(sorted(set(wanted)))
-    return lambda c, _r: np.isin(c[column], values)
+    values = sorted(set(wanted))
+    return lambda c, _r: isin(c[column], values)
 
 
 def _either_port(ports: list[int]) -> Criterion:
-    values = np.array(sorted(set(ports)))
-    return lambda c, _r: np.isin(c["sport"], values) | np.isin(c["dport"], values)
+    values = sorted(set(ports))
+    return lambda c, _r: isin(c["sport"], values) | isin(c["dport"], values)
 
 
 def _named(column: str, names: list[str], interner: Callable[[EventRing], Interner]) -> Criterion:
@@ -124,8 +137,7 @@ def _named(column: str, names: list[str], interner: Callable[[EventRing], Intern
 
     def match(c: Columns, ring: EventRing) -> Mask:
         table = interner(ring)
-        ids = [i for i in (table.get(name) for name in wanted) if i is not None]
-        return np.isin(c[column], np.array(ids, np.uint32))
+        return isin(c[column], [i for i in (table.get(name) for name in wanted) if i is not None])
 
     return match
 
@@ -273,8 +285,8 @@ class Selection:
         if self.until_ns:
             keep &= columns["time"] <= np.uint64(self.until_ns)
         if self.nodes is not None:
-            ids = [i for i in (ring.nodes.get(n) for n in self.nodes) if i is not None]
-            keep &= np.isin(columns["node"], np.array(ids, np.uint32))
+            keep &= isin(columns["node"],
+                         [i for i in (ring.nodes.get(n) for n in self.nodes) if i is not None])
         return keep
 
 

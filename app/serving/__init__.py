@@ -39,7 +39,11 @@ def init_app(app: Quart) -> None:
     runtime.components["serving_metrics"] = metrics
 
     runtime.components["hub"] = hub
-    fairness = LoopFairness(settings.max_inflight_requests)
+    def stream_activity() -> float:  # the ingest layer registers it (components["stream_activity"])
+        probe = runtime.components.get("stream_activity")
+        return float(probe()) if probe is not None else 0.0
+
+    fairness = LoopFairness(settings.max_inflight_requests, stream_activity)
     metrics.counters.fairness = fairness
     app.asgi_app = AdmissionMiddleware(app.asgi_app, settings, metrics.counters, fairness)  # type: ignore[method-assign,assignment]
     observe = metrics.observe

@@ -6,29 +6,36 @@ holds a step of every request in flight, and gRPC, which needs several turns per
 to a few messages a second (measured: a dataplane feeding 20k flow events/s delivered 13 % of
 them while wrk saturated GET /stats/summary). The gate below bounds how many admitted requests
 run at once, and adapts that bound to the loop's lag: a probe sleeps PROBE_SECONDS and measures
-how late it wakes; past TARGET_LAG the bound shrinks (by a quarter, never under FLOOR), under
-half of it the bound grows by one. Requests past the bound wait in order, costing no loop time until
-they run; the CPU stays busy with REST (its throughput does not change), but each turn is short
-and the streams keep their cadence. Admission control's in-flight bound still caps how many may
-wait (503 past it).
+how late it wakes; past the target lag the bound shrinks (by a quarter, never under the floor),
+under half of it the bound grows by one. The target is strict (STREAM_LAG, floor STREAM_FLOOR)
+while the dataplane streams have work (a batch arrived in the last STREAM_WINDOW seconds; the
+ingest layer reports it through `Runtime.components["stream_activity"]`), and loose otherwise
+(IDLE_LAG, IDLE_FLOOR), so REST alone keeps its full throughput. Requests past the bound wait
+in order, costing no loop time until they run. Admission control's in-flight bound still caps
+how many may wait (503 past it). Measured: docs/benchmarks.md (observer, serving).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
+from collections.abc import Callable
 
-__all__ = ["FLOOR", "PROBE_SECONDS", "TARGET_LAG", "LoopFairness"]
+__all__ = ["PROBE_SECONDS", "LoopFairness"]
 
 PROBE_SECONDS = 0.005
-TARGET_LAG = 0.010
-FLOOR = 4
+STREAM_LAG, STREAM_FLOOR = 0.005, 2  # while dataplane batches are arriving
+IDLE_LAG, IDLE_FLOOR = 0.020, 8  # otherwise
+STREAM_WINDOW = 0.5
 
 
 class LoopFairness:
-    def __init__(self, ceiling: int) -> None:
-        self.ceiling = max(FLOOR, ceiling)
+    def __init__(self, ceiling: int, activity: Callable[[], float] | None = None) -> None:
+        """`activity`: when (monotonic) stream work last arrived; looked up by the probe."""
+        self.activity = activity
+        self.ceiling = max(IDLE_FLOOR, ceiling)
         self.limit = self.ceiling
         self.active = 0
         self.waited = 0  # requests that had to wait for their turn (exported as a counter)
@@ -70,9 +77,12 @@ class LoopFairness:
             started = loop.time()
             await asyncio.sleep(PROBE_SECONDS)
             self.lag = lag = loop.time() - started - PROBE_SECONDS
-            if lag > TARGET_LAG:
-                self.limit = max(FLOOR, int(self.limit * 0.75))
-            elif lag < TARGET_LAG / 2 and self.limit < self.ceiling:
+            streaming = (self.activity is not None
+                         and time.monotonic() - self.activity() < STREAM_WINDOW)
+            target, floor = (STREAM_LAG, STREAM_FLOOR) if streaming else (IDLE_LAG, IDLE_FLOOR)
+            if lag > target:
+                self.limit = max(floor, int(self.limit * 0.75))
+            elif lag < target / 2 and self.limit < self.ceiling:
                 self.limit += 1
                 self._wake()
 

@@ -111,7 +111,8 @@ def feeder(target: str, key: str, rate: int, seconds: float, flows: int, followe
                     n += 1
                 await call.write(up.UplinkMessage(batch=up.Batch(seq=seq, flows=records)))
                 sent += per_batch
-                while state["acked"] < seq - 4:  # at most 5 batches in flight
+                # like the dataplane: send on time, up to a bounded backlog of unacked batches
+                while state["acked"] < seq - 64:
                     acked.clear()
                     await acked.wait()
                 pause = start + seq * (per_batch / rate) - time.monotonic()
