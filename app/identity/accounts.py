@@ -63,25 +63,11 @@ class AccountUseCases(ServiceCore):
             authorize(actor, Action.USER_CREATE, granting=granting)
             if store.user_row_by_email(dal, email) is not None:
                 raise conflict_error(USER_EXISTS)
-            now = utcnow()
-            user_id = int(
-                dal.auth_user.insert(
-                    email=email,
-                    password_hash=password_hash,
-                    active=True,
-                    fs_uniquifier=store.new_uniquifier(),
-                    display_name=display_name,
-                    confirmed_at=now if confirmed else None,
-                    totp_enabled=False,
-                    login_count=0,
-                    failed_logins=0,
-                    created_at=now,
-                    updated_at=now,
-                    # Self-registration: the holder chose it; else someone else did.
-                    password_changed_at=now if actor is None else None,
-                )
-            )
-            store.set_user_roles(dal, user_id, [role.id for role in chosen.values()])
+            # Self-registration (no actor): the holder chose the password; else someone else.
+            user_id = store.insert_user(
+                dal, email=email, password_hash=password_hash,
+                role_ids=[role.id for role in chosen.values()], display_name=display_name,
+                confirmed=confirmed, password_chosen=actor is None)
             details = {"roles": sorted(roles)}
             if actor is None:  # self-registration: the new user is its own actor
                 audit_self(dal, "user_create", user_id, ip, details=details)

@@ -87,24 +87,10 @@ class OperatorUseCases(AccountUseCases):
                 raise ApiError(422, "unknown_role", "Unknown roles: " + ", ".join(missing))
             if store.user_row_by_email(dal, email) is not None:
                 raise conflict_error(USER_EXISTS)
-            now = utcnow()
-            user_id = int(
-                dal.auth_user.insert(
-                    email=email,
-                    password_hash=password_hash,
-                    active=True,
-                    fs_uniquifier=store.new_uniquifier(),
-                    display_name=display_name,
-                    confirmed_at=now,
-                    totp_enabled=False,
-                    login_count=0,
-                    failed_logins=0,
-                    created_at=now,
-                    updated_at=now,
-                    password_changed_at=None,
-                )
-            )
-            store.set_user_roles(dal, user_id, [role.id for role in found.values()])
+            user_id = store.insert_user(
+                dal, email=email, password_hash=password_hash,
+                role_ids=[role.id for role in found.values()], display_name=display_name,
+                confirmed=True, password_chosen=False)
             store.add_audit(
                 dal, "user_create", target=f"user:{user_id}", ip=CLI_IP,
                 details=cli_details(roles=sorted(roles)),

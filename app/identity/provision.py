@@ -71,22 +71,10 @@ def ensure_defaults_sync(
     store.ensure_builtin_roles(dal)
     if dal(dal.auth_user.id > 0).count():
         return False
-    now = utcnow()
-    user_id = dal.auth_user.insert(
-        email=DEFAULT_ADMIN_EMAIL,
-        password_hash=password_hash,
-        active=True,
-        fs_uniquifier=store.new_uniquifier(),
-        display_name="Administrator",
-        confirmed_at=now,
-        totp_enabled=False,
-        login_count=0,
-        failed_logins=0,
-        created_at=now,
-        updated_at=now,
-        password_changed_at=now if chosen else None,
-    )
-    store.set_user_roles(dal, int(user_id), [store.roles_by_name(dal, ["admin"])["admin"].id])
+    user_id = store.insert_user(
+        dal, email=DEFAULT_ADMIN_EMAIL, password_hash=password_hash,
+        role_ids=[store.roles_by_name(dal, ["admin"])["admin"].id],
+        display_name="Administrator", confirmed=True, password_chosen=chosen)
     details = {"password": origin, **({"shown": shown} if shown else {})}
     store.add_audit(dal, "default_admin_create", target=f"user:{user_id}", details=details)
     return True

@@ -28,6 +28,7 @@ __all__ = [
     "email_key",
     "ensure_builtin_roles",
     "insert_api_key",
+    "insert_user",
     "list_api_keys",
     "list_roles",
     "list_teams",
@@ -257,6 +258,37 @@ def list_users(
     total = dal(query).count()
     rows = dal(query).select(orderby=dal.auth_user.id, limitby=(offset, offset + limit))
     return [_user(dal, row) for row in rows], int(total)
+
+
+def insert_user(
+    dal: Dal,
+    *,
+    email: str,
+    password_hash: str,
+    role_ids: Iterable[int],
+    display_name: str | None,
+    confirmed: bool,
+    password_chosen: bool,
+) -> int:
+    """A new active user with these roles. `password_chosen`: its holder picked the password
+    (else someone else set it, and a change is asked at every login)."""
+    now = utcnow()
+    user_id = int(dal.auth_user.insert(
+        email=email,
+        password_hash=password_hash,
+        active=True,
+        fs_uniquifier=new_uniquifier(),
+        display_name=display_name,
+        confirmed_at=now if confirmed else None,
+        totp_enabled=False,
+        login_count=0,
+        failed_logins=0,
+        created_at=now,
+        updated_at=now,
+        password_changed_at=now if password_chosen else None,
+    ))
+    set_user_roles(dal, user_id, role_ids)
+    return user_id
 
 
 def new_uniquifier() -> str:

@@ -22,7 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from app.ingest.state import address_text
 from app.observer.ring import EVENT_DTYPE, TYPE_FLOW, TYPE_LOST, TYPE_NODE, EventBatch, EventRing
-from app.protowire import Rows
+from app.protowire import Rows, varint_bytes
 from floe.observer.v1 import observer_pb2 as pb
 
 __all__ = ["FlowTracker", "append_flows", "append_lost", "append_node", "entry"]
@@ -41,23 +41,11 @@ def address_bytes(raw: bytes) -> bytes:
     return address_text(raw).encode()
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def entry(event: Any) -> bytes:
     """`event` (an `Event`) as one `GetFlowsResponse.events` entry: joined entries of any
     events make a valid `GetFlowsResponse`."""
     body: bytes = event.SerializeToString()
-    return bytes((_EVENTS_FIELD,)) + _varint(len(body)) + body
+    return bytes((_EVENTS_FIELD,)) + varint_bytes(len(body)) + body
 
 
 def _timestamp(ns: int) -> Timestamp:
