@@ -58,4 +58,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     identity.init_app(app)  # authenticator, sessions, default admin
     ingest.init_app(app)  # dataplane uplink, telemetry aggregate
     api.init_app(app)  # blueprints (v1 + v2), OpenAPI, error envelopes
+    from app.serving import webui
+
+    webui.init_app(app)  # the dashboard (webui/dist): index.html for client routes, assets
     return app

@@ -1,0 +1,1 @@
+export default function ClientsPage() { return <h1>ClientsPage</h1> }

@@ -1,0 +1,1 @@
+export default function FlowsPage() { return <h1>FlowsPage</h1> }

@@ -1,0 +1,1 @@
+export default function NodesPage() { return <h1>NodesPage</h1> }

@@ -1,0 +1,1 @@
+export default function RolesPage() { return <h1>RolesPage</h1> }

@@ -1,0 +1,1 @@
+export default function RulesPage() { return <h1>RulesPage</h1> }

@@ -1,0 +1,1 @@
+export default function TeamsPage() { return <h1>TeamsPage</h1> }
