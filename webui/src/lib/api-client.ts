@@ -193,3 +193,14 @@ export function describeError(error: unknown): string {
       return e.message
   }
 }
+
+/** A 422's pydantic errors keyed by field name (the last `loc` element), for forms. */
+export function fieldErrorMap(error: unknown): Record<string, string> {
+  if (!(error instanceof ApiError)) return {}
+  const out: Record<string, string> = {}
+  for (const fe of error.fieldErrors) {
+    const name = fe.loc.filter((p) => typeof p === 'string' && p !== 'body').pop()
+    if (typeof name === 'string' && !out[name]) out[name] = fe.msg
+  }
+  return out
+}
