@@ -25,6 +25,13 @@ export interface LiveChartProps {
   testId?: string
 }
 
+let canvasOk: boolean | null = null
+/** False where a 2D canvas is missing (tests, very old browsers): the text summary stays. */
+function canvasSupported(): boolean {
+  canvasOk ??= typeof document !== 'undefined' && document.createElement('canvas').getContext('2d') !== null
+  return canvasOk
+}
+
 const AXIS = '#fbbf24'
 const GRID = '#334155'
 
@@ -52,7 +59,7 @@ export function LiveChart({ title, series, data, format, height = 190, testId }:
         { stroke: AXIS, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID } },
         {
           stroke: AXIS,
-          size: 70,
+          size: 80,
           grid: { stroke: GRID, width: 1 },
           ticks: { stroke: GRID },
           values: (_u, splits) => splits.map((v) => formatRef.current(v)),
@@ -77,16 +84,15 @@ export function LiveChart({ title, series, data, format, height = 190, testId }:
       return dataRef.current(stream.history, end - windowSeconds(ui.window))
     }
     const update = () => {
-      if (!plot) return
       const d = compute()
-      plot.setData(d as uPlot.AlignedData)
+      plot?.setData(d as uPlot.AlignedData)
       const last = d[1]?.[d[1].length - 1]
       if (valueRef.current) valueRef.current.textContent = last === null || last === undefined ? 'no data yet' : formatRef.current(last)
     }
     try {
-      plot = new uPlot(opts, compute() as uPlot.AlignedData, el)
+      plot = canvasSupported() ? new uPlot(opts, compute() as uPlot.AlignedData, el) : null
     } catch {
-      plot = null // no canvas (tests without one): the summary text still updates
+      plot = null
     }
     update()
     const unsubscribeStream = stream.store.subscribe((s, prev) => {
