@@ -34,6 +34,7 @@ export interface LoginInput {
 const PASSWORD_FLAG = 'floe.passwordChangeRequired'
 
 export const meQueryKey = ['me'] as const
+const isMeQuery = (key: readonly unknown[]) => key.length === 1 && key[0] === 'me'
 
 export async function fetchMe(): Promise<Me | null> {
   try {
@@ -79,7 +80,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       const answer = (await api.post<LoginAnswer>('/auth/login', body)).data
       if (answer.password_change_required) sessionStorage.setItem(PASSWORD_FLAG, '1')
       else sessionStorage.removeItem(PASSWORD_FLAG)
-      queryClient.removeQueries({ predicate: (q) => q.queryKey[0] !== 'me' })
+      queryClient.removeQueries({ predicate: (q) => !isMeQuery(q.queryKey) })
       await queryClient.fetchQuery({ queryKey: meQueryKey, queryFn: fetchMe, staleTime: 0 })
       return answer
     },
@@ -93,7 +94,9 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       // already logged out (401) or the server is down: forget the session locally anyway
     }
     sessionStorage.removeItem(PASSWORD_FLAG)
-    queryClient.clear()
+    // Keep the ['me'] query itself (the provider observes it) and set it to "nobody";
+    // drop every other cached answer so the next user sees nothing of this one's.
+    queryClient.removeQueries({ predicate: (q) => !isMeQuery(q.queryKey) })
     queryClient.setQueryData(meQueryKey, null)
   }, [queryClient])
 

@@ -79,7 +79,8 @@ export function PageHeader({ title, description, actions }: { title: string; des
 /** A scrollable table shell: header gold, rows with hover, horizontal scroll on tablets. */
 export function Table({ caption, children }: { caption: string; children: ReactNode }) {
   return (
-    <div className="overflow-x-auto rounded-lg border border-slate-700">
+    // Focusable and named: a table wider than the window scrolls by keyboard too.
+    <div className="overflow-x-auto rounded-lg border border-slate-700 focus-visible:ring-2 focus-visible:ring-primary-500" tabIndex={0} role="region" aria-label={caption}>
       <table className="min-w-full divide-y divide-slate-700 text-sm">
         <caption className="sr-only">{caption}</caption>
         {children}

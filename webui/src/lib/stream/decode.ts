@@ -1,5 +1,5 @@
 /** Wire JSON (the envelope's `data`, WebSocket messages) → domain objects, defensively. */
-import type { FlowRecord, HostCount, InterfaceStats, PortCount, ProtocolCount, StatsSnapshot, Traffic } from './types'
+import type { FlowRecord, HostCount, RuleHits, InterfaceStats, PortCount, ProtocolCount, StatsSnapshot, Traffic } from './types'
 
 type Json = Record<string, unknown>
 
@@ -11,6 +11,16 @@ const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : [])
 function numberMap(v: unknown): Record<string, number> {
   const out: Record<string, number> = {}
   for (const [k, x] of Object.entries(obj(v))) if (typeof x === 'number') out[k] = x
+  return out
+}
+
+/** `rule_hits`: rule id → {packets, bytes} (a bare number is read as packets). */
+function hitMap(v: unknown): Record<string, RuleHits> {
+  const out: Record<string, RuleHits> = {}
+  for (const [k, x] of Object.entries(obj(v))) {
+    if (typeof x === 'number') out[k] = { packets: x, bytes: 0 }
+    else if (x && typeof x === 'object') out[k] = { packets: num(obj(x).packets), bytes: num(obj(x).bytes) }
+  }
   return out
 }
 
@@ -56,7 +66,7 @@ export function decodeInterface(v: unknown): InterfaceStats {
     pps: num(i.pps),
     bps: num(i.bps),
     loss: numberMap(i.loss),
-    ruleHits: numberMap(i.rule_hits),
+    ruleHits: hitMap(i.rule_hits),
     counters: numberMap(i.counters),
     traffic: traffic(i.traffic),
   }

@@ -30,7 +30,7 @@ function stats(ts: number, iface = 'eth0', packets = 100) {
     type: 'stats',
     ts,
     data: {
-      interfaces: [{ node_id: 'n1', interface: iface, mode: 'tap', packets, bytes: packets * 100, passed: packets, dropped: 0, malformed: 0, pps: 10, bps: 8000, counters: { tcp_packets: packets }, loss: {}, rule_hits: { '1': 5 } }],
+      interfaces: [{ node_id: 'n1', interface: iface, mode: 'tap', packets, bytes: packets * 100, passed: packets, dropped: 0, malformed: 0, pps: 10, bps: 8000, counters: { tcp_packets: packets }, loss: {}, rule_hits: { '1': { packets: 5, bytes: 300 } } }],
       totals: { packets, bytes: packets * 100, dropped: 0, malformed: 0, pps: 10, bps: 8000 },
       nodes: { known: 1, connected: 1 },
       flows: { tracked: 3, evicted: 0 },
@@ -87,7 +87,7 @@ describe('live-stream store', () => {
     const s = controller.store.getState()
     expect(s.status).toBe('live')
     expect(s.snapshot?.interfaces[0]?.key).toBe('n1/eth0')
-    expect(s.snapshot?.interfaces[0]?.ruleHits).toEqual({ '1': 5 })
+    expect(s.snapshot?.interfaces[0]?.ruleHits).toEqual({ '1': { packets: 5, bytes: 300 } })
     expect(s.interfaces).toEqual(['n1/eth0'])
     expect(s.tick).toBe(1)
     controller.stop()

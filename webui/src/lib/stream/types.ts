@@ -28,6 +28,11 @@ export interface Traffic {
   approximate: boolean
 }
 
+export interface RuleHits {
+  packets: number
+  bytes: number
+}
+
 export interface InterfaceStats {
   /** `node/interface`, unique across the fleet. */
   key: string
@@ -44,7 +49,7 @@ export interface InterfaceStats {
   pps: number
   bps: number
   loss: Record<string, number>
-  ruleHits: Record<string, number>
+  ruleHits: Record<string, RuleHits>
   counters: Record<string, number>
   traffic: Traffic | null
 }

@@ -33,7 +33,7 @@ export function aggregate(interfaces: InterfaceStats[]): Aggregate {
   const ruleHits: Record<string, number> = {}
   for (const i of interfaces) {
     for (const [source, count] of Object.entries(i.loss)) loss.set(source, (loss.get(source) ?? 0) + count)
-    for (const [rule, hits] of Object.entries(i.ruleHits)) ruleHits[rule] = (ruleHits[rule] ?? 0) + hits
+    for (const [rule, hits] of Object.entries(i.ruleHits)) ruleHits[rule] = (ruleHits[rule] ?? 0) + hits.packets
   }
   return {
     protocols: mergeBy(traffic.map((t) => t.protocols), (p) => p.name, 16),

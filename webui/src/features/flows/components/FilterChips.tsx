@@ -48,12 +48,12 @@ export function FilterChips({ query, onChange, errors }: { query: FlowQuery; onC
           Add filter
         </Button>
       </form>
-      <div className="flex flex-wrap items-center gap-2" aria-label="Active filters" role="list">
-        {active.length === 0 ? (
-          <span className="text-sm text-amber-500">No filters: every flow you may see.</span>
-        ) : (
-          active.map((f) => (
-            <span role="listitem" key={f}>
+      {active.length === 0 ? (
+        <p className="text-sm text-amber-500">No filters: every flow you may see.</p>
+      ) : (
+        <ul className="flex flex-wrap items-center gap-2" aria-label="Active filters">
+          {active.map((f) => (
+            <li key={f}>
               <Chip
                 label={`${f} = ${query[f]}`}
                 onRemove={() => {
@@ -63,10 +63,10 @@ export function FilterChips({ query, onChange, errors }: { query: FlowQuery; onC
                 }}
               />
               {errors?.[f] && <span className="ml-1 text-xs text-red-300">{errors[f]}</span>}
-            </span>
-          ))
-        )}
-      </div>
+            </li>
+          ))}
+        </ul>
+      )}
     </div>
   )
 }

@@ -80,8 +80,8 @@ export function TwoFactor({ enabled }: { enabled: boolean }) {
     <div className="grid gap-6 md:grid-cols-2">
       <div className="space-y-3">
         <p className="text-amber-300">1. Scan this QR code with your authenticator app.</p>
-        <div className="inline-block rounded-lg bg-white p-3">
-          <QRCodeSVG value={enrolment.otpauth_uri} size={192} title="TOTP enrolment QR code" />
+        <div className="inline-block rounded-lg bg-white p-3" role="img" aria-label="TOTP enrolment QR code">
+          <QRCodeSVG value={enrolment.otpauth_uri} size={192} aria-hidden="true" />
         </div>
         <p className="text-sm text-amber-300">
           Or type the secret: <code className="break-all text-amber-100" data-testid="totp-secret">{enrolment.secret}</code>

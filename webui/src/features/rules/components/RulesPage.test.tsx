@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { screen, waitFor, within } from '@testing-library/react'
+import { act, screen, waitFor, within } from '@testing-library/react'
+import { installFakeStream, statsMessage } from '@/testing/fake-stream'
 import userEvent from '@testing-library/user-event'
 import { ADMIN_SCOPES, meAnswer, mockApi, VIEWER_SCOPES } from '@/testing/mock-api'
 import { renderPage } from '@/testing/render'
@@ -53,6 +54,19 @@ describe('RulesPage', () => {
     await user.type(within(dialog).getByLabelText('Source CIDR'), '10.0.0.300/8')
     await user.click(within(dialog).getByRole('button', { name: 'Save rule' }))
     await waitFor(() => expect(within(dialog).getByLabelText('Source CIDR')).toHaveAccessibleDescription("rule 2: bad CIDR '10.0.0.300/8'"))
+  })
+
+  it('counts hits live from the stream ({packets, bytes} per rule id, summed over interfaces)', async () => {
+    mockApi({ 'GET /me': meAnswer(VIEWER_SCOPES), 'GET /rules': ruleSet, 'GET /nodes': nodes })
+    const { controller, last } = installFakeStream()
+    controller.start()
+    renderPage(<RulesPage />)
+    await screen.findByTestId('rule-1')
+    const message = statsMessage(Date.now() / 1000, { packets: 10, bps: 1, pps: 1 })
+    message.data.interfaces[0]!.rule_hits = { '1': { packets: 42, bytes: 4200 } } as never
+    act(() => last().send(message))
+    expect(screen.getByTestId('rule-hits-1')).toHaveTextContent('42')
+    controller.stop()
   })
 
   it('shows what each node acknowledged', async () => {

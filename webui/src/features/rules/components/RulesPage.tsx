@@ -15,7 +15,7 @@ import { Badge, PageHeader, Table, td, th, Time } from '@/components/ui/Misc'
 import { TabPanel, Tabs } from '@/components/ui/Tabs'
 import { ApiError, toApiError } from '@/lib/api-client'
 import { useAuth } from '@/lib/auth'
-import { formatCount } from '@/lib/format'
+import { formatBytes, formatCount } from '@/lib/format'
 import { useStream } from '@/lib/stream/store'
 import { useNodes } from '@/lib/resources/nodes'
 import { useRules, useSaveRules, type Action, type Rule } from '@/lib/resources/rules'
@@ -31,11 +31,16 @@ function matchText(rule: Rule): string {
   return `proto ${rule.proto}`
 }
 
-function useRuleHits(): Record<string, number> {
+/** Packets and bytes each rule matched, summed over every interface the caller sees. */
+function useRuleHits(): Record<string, { packets: number; bytes: number }> {
   const snapshot = useStream((s) => s.snapshot)
   return useMemo(() => {
-    const hits: Record<string, number> = {}
-    for (const i of snapshot?.interfaces ?? []) for (const [id, n] of Object.entries(i.ruleHits)) hits[id] = (hits[id] ?? 0) + n
+    const hits: Record<string, { packets: number; bytes: number }> = {}
+    for (const i of snapshot?.interfaces ?? [])
+      for (const [id, n] of Object.entries(i.ruleHits)) {
+        const have = hits[id] ?? { packets: 0, bytes: 0 }
+        hits[id] = { packets: have.packets + n.packets, bytes: have.bytes + n.bytes }
+      }
     return hits
   }, [snapshot])
 }
@@ -158,8 +163,9 @@ export default function RulesPage() {
                             <Badge tone={rule.action === 'deny' ? 'bad' : 'good'}>{rule.action}</Badge>
                           </td>
                           <td className={`${td} font-mono text-xs`}>{matchText(rule)}</td>
-                          <td className={`${td} text-right tabular-nums`} data-testid={`rule-hits-${rule.id}`}>
-                            {formatCount(hits[String(rule.id)] ?? 0)}
+                          <td className={`${td} text-right tabular-nums`}>
+                            <span data-testid={`rule-hits-${rule.id}`}>{formatCount(hits[String(rule.id)]?.packets ?? 0)}</span>
+                            <span className="text-xs text-amber-500"> pkts · {formatBytes(hits[String(rule.id)]?.bytes ?? 0)}</span>
                           </td>
                           {canWrite && (
                             <td className={`${td} text-right`}>
