@@ -40,10 +40,14 @@ export function formatBytes(bytes: number | null | undefined): string {
   return unit === 'B' ? `${Math.round(v)} B` : `${digits(v)} ${unit}`
 }
 
+// One formatter for every count: `toLocaleString` builds a new one per call (the dashboard's
+// hottest function in a profile).
+const COUNT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
+
 /** Plain counts with thousands separators. */
 export function formatCount(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '—'
-  return Math.round(n).toLocaleString('en-US')
+  return COUNT.format(Math.round(n))
 }
 
 export function formatPercent(part: number, whole: number): string {

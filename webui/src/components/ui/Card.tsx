@@ -8,7 +8,8 @@ export function Card({ title, actions, children, className = '', bodyClassName =
   bodyClassName?: string
 }) {
   return (
-    <section className={`bg-slate-800 border border-slate-700 rounded-lg shadow-lg ${className}`}>
+    // contain: a live card's re-layout stays inside the card, not the whole page.
+    <section className={`bg-slate-800 border border-slate-700 rounded-lg shadow-lg [contain:layout_paint] ${className}`}>
       {(title || actions) && (
         <div className="flex items-center justify-between gap-2 px-4 py-3 border-b border-slate-700">
           {title && <h2 className="text-sm font-semibold text-amber-400">{title}</h2>}

@@ -1,16 +1,32 @@
-import { useEffect, useState, type ReactNode } from 'react'
+import { useState, useSyncExternalStore, type ReactNode } from 'react'
 import { Check, Copy, X } from 'lucide-react'
 import { formatAbsolute, formatRelative } from '@/lib/format'
 
 type TimeInput = Parameters<typeof formatAbsolute>[0]
 
+// One clock for every <Time> on the page (not a timer per row: tables of live flows mount
+// and unmount rows every second).
+const clockListeners = new Set<() => void>()
+let clockNow = Date.now()
+let clockTimer: ReturnType<typeof setInterval> | null = null
+function subscribeClock(listener: () => void): () => void {
+  clockListeners.add(listener)
+  clockTimer ??= setInterval(() => {
+    clockNow = Date.now()
+    for (const l of clockListeners) l()
+  }, 15_000)
+  return () => {
+    clockListeners.delete(listener)
+    if (clockListeners.size === 0 && clockTimer !== null) {
+      clearInterval(clockTimer)
+      clockTimer = null
+    }
+  }
+}
+
 /** Relative time, with the absolute one on hover/focus and for screen readers. */
 export function Time({ value }: { value: TimeInput }) {
-  const [, setNow] = useState(0)
-  useEffect(() => {
-    const id = setInterval(() => setNow((n) => n + 1), 15_000)
-    return () => clearInterval(id)
-  }, [])
+  useSyncExternalStore(subscribeClock, () => clockNow)
   const absolute = formatAbsolute(value)
   if (absolute === '—') return <span>—</span>
   return (

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest'
-import { createFlowFeed, FLOW_POLL_MS, MAX_FLOW_ROWS, mergeFlows } from './flows'
+import { createFlowFeed, FLOW_FAST_POLL_MS, FLOW_POLL_MS, MAX_FLOW_ROWS, mergeFlows } from './flows'
 import { decodeFlow } from './decode'
 
 const wire = (i: number, last = i) => ({ node_id: 'n', interface: 'e', src: `10.0.${i >> 8}.${i & 255}`, dst: '10.9.9.9', src_port: 1000 + (i % 50000), dst_port: 80, proto: 6, vlan: 0, packets: 1, bytes: 60, first_seen_unix_ns: i * 1e6, last_seen_unix_ns: last * 1e6, state: 'new', end_reason: 'none' })
@@ -24,8 +24,8 @@ describe('flow feed', () => {
         asked.push(JSON.stringify(query))
         return query.ip === 'slow' ? new Promise((r) => (release = r)) : Promise.resolve([wire(asked.length)])
       },
-      setInterval: (fn, ms) => setInterval(fn, ms),
-      clearInterval: (id) => clearInterval(id),
+      setTimeout: (fn, ms) => setTimeout(fn, ms),
+      clearTimeout: (id) => clearTimeout(id),
       now: () => Date.now(),
     })
     feed.follow(true)
@@ -44,12 +44,35 @@ describe('flow feed', () => {
     vi.useRealTimers()
   })
 
+  it('asks again sooner when an answer comes back full (catching up with a busy network)', async () => {
+    vi.useFakeTimers()
+    const at: number[] = []
+    const feed = createFlowFeed({
+      fetchFlows: async (_q, limit) => {
+        at.push(Date.now())
+        return Array.from({ length: limit }, (_, i) => wire(at.length * 10 + i))
+      },
+      setTimeout: (fn, ms) => setTimeout(fn, ms),
+      clearTimeout: (id) => clearTimeout(id),
+      now: () => Date.now(),
+    })
+    feed.setLimit(5)
+    await vi.advanceTimersByTimeAsync(10)
+    feed.follow(true)
+    await vi.advanceTimersByTimeAsync(FLOW_FAST_POLL_MS * 4 + 10)
+    const gaps = at.slice(2).map((t, i) => t - (at[i + 1] ?? 0))
+    expect(gaps.every((g) => g === FLOW_FAST_POLL_MS)).toBe(true)
+    expect(feed.store.getState().rows.length).toBe(5) // bounded by the limit asked for
+    feed.dispose()
+    vi.useRealTimers()
+  })
+
   it('keeps the API error (e.g. a 422 naming the parameter) for the page', async () => {
     const { ApiError } = await import('../api-client')
     const feed = createFlowFeed({
       fetchFlows: () => Promise.reject(new ApiError(422, 'validation_error', 'bad', [{ loc: ['query', 'port'], msg: 'must be 0..65535' }])),
-      setInterval: (fn, ms) => setInterval(fn, ms),
-      clearInterval: (id) => clearInterval(id),
+      setTimeout: (fn, ms) => setTimeout(fn, ms),
+      clearTimeout: (id) => clearTimeout(id),
       now: () => Date.now(),
     })
     await feed.refresh()

@@ -59,7 +59,7 @@ function harness(checkAuth = async () => true) {
     random: () => 1, // no jitter: the delay is the full exponential value
     checkAuth,
   }
-  const flows = createFlowFeed({ fetchFlows: async () => [], setInterval: (fn, ms) => setInterval(fn, ms), clearInterval: (id) => clearInterval(id), now: () => Date.now() })
+  const flows = createFlowFeed({ fetchFlows: async () => [], setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (id) => clearTimeout(id), now: () => Date.now() })
   const controller = createStreamController(deps, new History(), flows)
   return { controller, sockets, delays, last: () => sockets[sockets.length - 1] as FakeSocket }
 }

@@ -17,6 +17,8 @@ import type { StatsSnapshot } from '@/lib/stream/types'
 import { aggregate } from '../hooks/aggregate'
 import { selectInterfaces, useDashboardUi, WINDOWS } from '../hooks/dashboard-ui'
 import { LiveChart, type SeriesDef } from './LiveChart'
+import { LiveFlows } from './LiveFlows'
+import { useAuth } from '@/lib/auth'
 
 const PALETTE = ['#38bdf8', '#fbbf24', '#4ade80', '#f472b6', '#a78bfa', '#fb923c']
 /** Per-interface lines up to this many; beyond it one summed line. */
@@ -82,6 +84,7 @@ function Bar({ part, whole, label }: { part: number; whole: number; label: strin
 }
 
 export default function DashboardPage() {
+  const canFlows = useAuth().canSomewhere('flows:read')
   const interfaces = useStream((s) => s.interfaces)
   const status = useStream((s) => s.status)
   const snapshot = useFrozenSnapshot()
@@ -176,7 +179,7 @@ export default function DashboardPage() {
               />
             </Card>
           </div>
-          <div className="mt-4 grid gap-4 lg:grid-cols-2 2xl:grid-cols-4">
+          <div className="offscreen-lazy mt-4 grid gap-4 lg:grid-cols-2 2xl:grid-cols-4">
             <Card title={`Protocol mix (last ${Math.round(agg.windowSeconds) || 10} s)`}>
               {agg.protocols.length === 0 ? (
                 <p className="text-sm text-amber-500">No per-protocol window yet (inline mode reports none).</p>
@@ -257,6 +260,11 @@ export default function DashboardPage() {
               )}
             </Card>
           </div>
+          {canFlows && (
+            <div className="offscreen-lazy mt-4">
+              <LiveFlows paused={paused} />
+            </div>
+          )}
         </>
       )}
     </div>
