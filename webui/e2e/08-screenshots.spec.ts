@@ -1,11 +1,22 @@
 /** Screenshots of the main pages for docs/screenshots (FLOE_SCREENSHOTS=1 writes them;
  *  otherwise they go to test-results only). Small PNGs: 1280×800 viewport, no full page. */
 import { expect, test } from '@playwright/test'
-import { loginAsAdmin } from './support'
+import { adminToken, loginAsAdmin } from './support'
 
 const target = process.env.FLOE_SCREENSHOTS === '1' ? '../docs/screenshots' : 'test-results/screenshots'
 
-test('screenshots of the main pages', async ({ page }) => {
+const SAMPLE_RULES = {
+  default_action: 'allow',
+  rules: [
+    { id: 1, action: 'deny', src: '10.77.0.12/32' },
+    { id: 2, action: 'deny', port: 23, proto: 'tcp' },
+    { id: 3, action: 'deny', dst: '2001:db8::/32' },
+  ],
+}
+
+test('screenshots of the main pages', async ({ page, request }) => {
+  const auth = { Authorization: `Bearer ${await adminToken(request)}` }
+  expect((await request.put('/api/v2/rules', { data: SAMPLE_RULES, headers: auth })).status()).toBe(200)
   await page.setViewportSize({ width: 1280, height: 800 })
   await page.goto('/login')
   await expect(page.getByRole('heading', { name: 'Sign in to Floe' })).toBeVisible()
@@ -18,4 +29,5 @@ test('screenshots of the main pages', async ({ page }) => {
     await page.waitForTimeout(name === 'dashboard' ? 500 : 2500)
     await page.screenshot({ path: `${target}/${name}.png` })
   }
+  expect((await request.put('/api/v2/rules', { data: { default_action: 'allow', rules: [] }, headers: auth })).status()).toBe(200)
 })
