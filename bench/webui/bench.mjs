@@ -221,6 +221,26 @@ if (process.env.BENCH_PROFILE) {
 // ---- memory over MEMORY_SECONDS ---------------------------------------------------------
 const cdp = await context.newCDPSession(page)
 await cdp.send('Performance.enable')
+async function heapCensus() {
+  await cdp.send('HeapProfiler.collectGarbage')
+  const chunks = []
+  const onChunk = (e) => chunks.push(e.chunk)
+  cdp.on('HeapProfiler.addHeapSnapshotChunk', onChunk)
+  await cdp.send('HeapProfiler.takeHeapSnapshot', { reportProgress: false })
+  cdp.off('HeapProfiler.addHeapSnapshotChunk', onChunk)
+  const snap = JSON.parse(chunks.join(''))
+  const f = snap.snapshot.meta.node_fields
+  const types = snap.snapshot.meta.node_types[0]
+  const width = f.length
+  const census = new Map()
+  for (let i = 0; i < snap.nodes.length; i += width) {
+    const key = `${types[snap.nodes[i + f.indexOf('type')]]}:${snap.strings[snap.nodes[i + f.indexOf('name')]]}`.slice(0, 80)
+    const have = census.get(key) ?? [0, 0]
+    census.set(key, [have[0] + 1, have[1] + snap.nodes[i + f.indexOf('self_size')]])
+  }
+  return census
+}
+const censusBefore = process.env.BENCH_HEAPDIFF ? await heapCensus() : null
 const samples = []
 const every = Math.max(5, Math.min(30, MEMORY_SECONDS / 10))
 for (let s = 0; s <= MEMORY_SECONDS; s += every) {
@@ -230,6 +250,11 @@ for (let s = 0; s <= MEMORY_SECONDS; s += every) {
   const rows = FLOWS_PER_SECOND > 0 ? await page.getByTestId('live-flows').locator('tr').count() : 0
   samples.push({ at: s, heapMB: +(m.JSHeapUsedSize / 2 ** 20).toFixed(2), nodes: m.Nodes, listeners: m.JSEventListeners, rows })
   if (s + every <= MEMORY_SECONDS) await page.waitForTimeout(every * 1000)
+}
+if (censusBefore) {
+  const after = await heapCensus()
+  const diff = [...after.entries()].map(([k, [n, b]]) => [k, n - (censusBefore.get(k)?.[0] ?? 0), b - (censusBefore.get(k)?.[1] ?? 0)]).sort((a, b) => b[2] - a[2]).slice(0, 20)
+  console.log(diff.map(([k, n, b]) => `${(b / 1024).toFixed(1)} KiB  ${n} objects  ${k}`).join('\n'))
 }
 clearInterval(statsTimer)
 for (const socket of sockets) socket.destroy()

@@ -56,7 +56,7 @@ class Stack:
     def start_demo(self) -> None:
         assert self.server is not None
         env = dict(self.server.env)  # the same ports, data directory (dataplane key) and secret
-        log = open(Path(self.env["FLOE_DATA_DIR"]).parent / "demo.log", "wb")  # noqa: SIM115
+        log = open(Path(self.env["FLOE_DATA_DIR"]).parent / "demo.log", "wb")
         self.demo = subprocess.Popen([str(PYTHON), "-m", "app.cli", "demo", "--pps", "400"],
                                      cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -95,10 +95,10 @@ def _handler(stack: Stack) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._answer(200, stack.state())
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             url = urlparse(self.path)
             if url.path != "/restart":
                 self._answer(404, {"error": "unknown"})
@@ -107,7 +107,7 @@ def _handler(stack: Stack) -> type[BaseHTTPRequestHandler]:
             stack.restart(down)
             self._answer(200, stack.state())
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             return
 
     return Handler

@@ -54,7 +54,7 @@ export default function NodesPage() {
                 return (
                   <Fragment key={n.node_id}>
                     <tr className="bg-slate-800/60">
-                      <th scope="row" className={`${td} font-semibold text-amber-300`}>
+                      <th scope="row" className={`${td} text-left font-semibold text-amber-300`}>
                         {n.node_id}
                         <div className="text-xs font-normal text-amber-500">
                           v{n.version} · {n.peer}
