@@ -83,10 +83,13 @@ class _Dist:
 
     def resolve(self, path: str) -> Path | None:
         """The file under root for a URL path, or None (missing, a directory, or outside)."""
-        candidate = (self.root / path).resolve()
-        if candidate != self.root and self.root not in candidate.parents:
+        try:
+            candidate = (self.root / path).resolve()
+            if candidate != self.root and self.root not in candidate.parents:
+                return None
+            return candidate if candidate.is_file() else None
+        except (OSError, ValueError):  # a NUL byte, a name too long for the filesystem
             return None
-        return candidate if candidate.is_file() else None
 
     def load(self, path: Path) -> _File | None:
         stat = path.stat()

@@ -109,6 +109,12 @@ def test_paths_outside_the_build_are_not_served(server: FloeServer) -> None:
         assert "outside the build" not in answer, target
 
 
+def test_odd_paths_are_answered_not_crashed(server: FloeServer) -> None:
+    for target in ("/a%00b.js", "/assets/%00", "/" + "x" * 5000, "/" + "d/" * 300 + "f.js"):
+        status = int(_raw_get(server.http_port, target).split(" ", 2)[1])
+        assert status in (200, 404, 414), (target[:40], status)  # never a 500
+
+
 def test_http2_over_tls(server: FloeServer) -> None:
     with httpx.Client(http2=True, verify=server.ssl_context()) as client:
         response = client.get(server.url("/rules", tls=True))
