@@ -100,9 +100,12 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     queryClient.setQueryData(meQueryKey, null)
   }, [queryClient])
 
+  // A password change gives the account a new security stamp: every session, this one
+  // included, has ended on the server. Forget it here too (the login page says why).
   const passwordChanged = useCallback(() => {
     sessionStorage.removeItem(PASSWORD_FLAG)
-    void queryClient.invalidateQueries({ queryKey: meQueryKey })
+    queryClient.removeQueries({ predicate: (q) => !isMeQuery(q.queryKey) })
+    queryClient.setQueryData(meQueryKey, null)
   }, [queryClient])
 
   const value = useMemo<AuthValue>(

@@ -86,6 +86,11 @@ export function LoginPage() {
   return (
     <AuthShell title={step === 'totp' ? 'Two-factor authentication' : 'Sign in to Floe'}>
       <form onSubmit={(e) => void submit(e)} className="space-y-5" noValidate={false} aria-describedby={error ? 'login-error' : undefined}>
+        {!error && params.get('reason') === 'password-changed' && (
+          <p role="status" className="rounded-lg border border-green-500/50 bg-green-950/60 px-3 py-2 text-sm text-green-100">
+            Password changed: every session was signed out. Sign in with the new password.
+          </p>
+        )}
         {error && (
           <div id="login-error" role="alert" className="rounded-lg border border-red-500/60 bg-red-950/70 px-3 py-2 text-sm text-red-100">
             <p>{error}</p>

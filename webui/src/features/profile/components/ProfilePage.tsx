@@ -1,6 +1,6 @@
 /** Profile: display name, password change, 2FA, and "log out everywhere". */
 import { useState, type FormEvent } from 'react'
-import { useSearchParams } from 'react-router-dom'
+import { useNavigate, useSearchParams } from 'react-router-dom'
 import { LogOut } from 'lucide-react'
 import { Button } from '@/components/ui/Button'
 import { Card } from '@/components/ui/Card'
@@ -23,6 +23,7 @@ const TABS: { key: TabKey; label: string }[] = [
 
 function PasswordForm() {
   const auth = useAuth()
+  const navigate = useNavigate()
   const change = useChangePassword()
   const [current, setCurrent] = useState('')
   const [next, setNext] = useState('')
@@ -41,6 +42,7 @@ function PasswordForm() {
           setRepeat('')
           // The server changed the security stamp: this session ended too. Sign in again.
           auth.passwordChanged()
+          navigate('/login?reason=password-changed', { replace: true })
         },
       },
     )
