@@ -22,7 +22,16 @@ test('login, forgot-password and reset pages pass axe', async ({ page }) => {
   }
 })
 
-test('every dashboard page passes axe', async ({ page }) => {
+test('every dashboard page passes axe, under the served CSP with no violation', async ({ page }) => {
+  const violations: string[] = []
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) violations.push(m.text())
+  })
+  // Chromium logs every refused resource ("Refused to … Content Security Policy"); the
+  // listener catches the rest (it is injected by the test harness, outside the page's CSP).
+  await page.addInitScript(() => document.addEventListener('securitypolicyviolation', (e) => console.error(`Content Security Policy: ${e.violatedDirective} ${e.blockedURI}`)))
+  const first = await page.goto('/login')
+  expect(first?.headers()['content-security-policy']).toContain("script-src 'self'")
   await loginAsAdmin(page)
   for (const path of PAGES) {
     await page.goto(path)
@@ -30,6 +39,7 @@ test('every dashboard page passes axe', async ({ page }) => {
     await page.waitForTimeout(800) // let live data and queries render
     await scan(page, path)
   }
+  expect(violations).toEqual([])
 })
 
 test('dialogs pass axe too (rule editor, create user, create API client)', async ({ page }) => {
