@@ -13,7 +13,8 @@ STAMP := $(VENV)/.floe-installed
 PROTOS := $(shell find proto -name '*.proto' 2>/dev/null)
 export FLOE_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: help install apt venv proto protoc bpf dev serve test test-unit test-integration bench lint clean
+.PHONY: help install apt venv proto protoc bpf dev serve test test-unit test-integration bench lint clean \
+        webui webui-deps webui-test chromium node-check screenshots
 
 help:
 	@echo "make dev    - install what is missing, build, start control plane + dataplane (demo traffic) on SQLite"
@@ -60,7 +61,7 @@ bpf: apt
 
 install: apt venv proto bpf
 
-dev: install
+dev: install webui
 	@echo "Starting Floe on embedded defaults (SQLite in $$FLOE_DATA_DIR). Ctrl-C stops everything."
 	@export FLOE_ENV=$${FLOE_ENV:-development}; \
 	if [ "$$(id -u)" = 0 ]; then exec $(VENV)/bin/floe demo; else exec $(VENV)/bin/floe serve; fi
@@ -68,7 +69,7 @@ dev: install
 serve: install
 	exec $(VENV)/bin/floe serve
 
-test: install
+test: install webui chromium
 	@bash scripts/run-tests.sh
 
 test-unit: install
@@ -77,11 +78,51 @@ test-unit: install
 bench: install
 	@bash bench/run.sh
 
-lint: install
+lint: install webui-deps
 	$(VENV)/bin/ruff check app dataplane tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/bandit -q -r app dataplane -lll
 	$(VENV)/bin/pip-audit --skip-editable --progress-spinner off
+	cd webui && npx tsc -b && node scripts/audit.mjs
 
 clean:
 	rm -rf floe bpf/build var build .pytest_cache .mypy_cache .ruff_cache
+
+# ---- the dashboard (webui/) -----------------------------------------------------------
+# Node >= 20.19 and npm come with the machine (Debian's nodejs is too old for Vite 8); the
+# packages are installed with `npm ci` from the committed lock, again only when it changes.
+WEBUI_STAMP := webui/node_modules/.floe-installed
+WEBUI_SRC := $(shell find webui/src webui/public -type f 2>/dev/null) webui/index.html \
+             webui/vite.config.ts webui/tsconfig.app.json
+
+node-check:
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "webui: node >= 20.19 and npm are needed (https://nodejs.org or your distribution)"; exit 1; }
+	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' || \
+	  { echo "webui: node $$(node --version) is too old; Vite 8 needs >= 20.19"; exit 1; }
+
+$(WEBUI_STAMP): webui/package.json webui/package-lock.json | node-check
+	cd webui && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(WEBUI_STAMP)
+
+webui-deps: $(WEBUI_STAMP)
+
+webui/dist/index.html: $(WEBUI_STAMP) $(WEBUI_SRC)
+	cd webui && npm run -s build
+
+webui: webui/dist/index.html
+
+# Debian's Chromium for Playwright (`npx playwright install` cannot download here).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "apt: installing chromium"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
+	fi
+
+webui-test: install webui chromium
+	cd webui && npx vitest run && npx playwright test
+
+# Refresh docs/screenshots/*.png from a live run (as root: with demo traffic).
+screenshots: install webui chromium
+	cd webui && FLOE_SCREENSHOTS=1 npx playwright test e2e/08-screenshots.spec.ts

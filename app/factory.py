@@ -60,4 +60,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     observer.init_app(app)  # flow events for streaming consumers (gRPC Observer)
     export.init_app(app)  # IPFIX export of ended flows (FLOE_IPFIX_COLLECTORS)
     api.init_app(app)  # blueprints (v1 + v2), OpenAPI, error envelopes
+    from app.serving import webui
+
+    webui.init_app(app)  # the dashboard (webui/dist): index.html for client routes, assets
     return app

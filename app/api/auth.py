@@ -27,6 +27,8 @@ class LoginBody(StrictModel):
     totp_code: str | None = Field(default=None, min_length=1, max_length=32, strict=True)
     # Also start a cookie session (browser dashboard); the JSON answer is the same.
     session: bool = Field(default=False, strict=True)
+    # With `session`: false gives browser-session cookies (the dashboard's "remember me").
+    remember: bool = Field(default=True, strict=True)
 
 
 class RefreshBody(StrictModel):
@@ -90,7 +92,9 @@ async def login(data: LoginBody) -> Response:
     response = ok({**_tokens(pair), "password_change_required": pair.password_change_required})
     if data.session:
         sessions = get_sessions()
-        sessions.start(response, pair.user_id, pair.family, pair.stamp)
+        sessions.start(
+            response, pair.user_id, pair.family, pair.stamp, persistent=data.remember
+        )
     return response
 
 

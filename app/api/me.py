@@ -11,7 +11,7 @@ from quart_schema import document_response, validate_querystring, validate_reque
 from app.api.access import authenticated, require_principal
 from app.api.envelope import ApiError, ok
 from app.api.openapi import answers
-from app.identity import get_identity
+from app.identity import get_identity, get_sessions
 from app.identity.web import Password, StrictModel, client_ip, user_json
 
 __all__ = ["bp"]
@@ -78,6 +78,10 @@ async def me() -> Response:
             "email": principal.email,
             "scopes": sorted(principal.scopes),
             "teams": sorted(principal.teams),
+            # node id -> scopes a node grant gives there (what a node-granted user may see)
+            "node_scopes": {
+                node: sorted(scopes) for node, scopes in sorted(principal.node_scopes.items())
+            },
         }
     )
 
@@ -153,3 +157,17 @@ async def totp_disable(query_args: CodeQuery) -> Response:
         raise ApiError(422, "validation_error", "code must be a string of at most 32 characters")
     await get_identity().totp_disable(user_id, code, client_ip())
     return ok({"enabled": False})
+
+
+@bp.post("/me/logout-everywhere")
+@authenticated
+async def logout_everywhere() -> Response:
+    """End every session and token of the caller (this one too): the security stamp changes
+    and every refresh family is revoked. The answer clears this browser's cookies."""
+    user_id = await _user_id()
+    revoked = await get_identity().logout_everywhere(user_id, client_ip())
+    response = ok({"revoked": revoked})
+    sessions = get_sessions()
+    if sessions.session_family() is not None:
+        sessions.end(response)
+    return response

@@ -208,6 +208,23 @@ class AccountUseCases(ServiceCore):
 
         await self._commit(work, forget_user=user_id)
 
+    async def logout_everywhere(self, user_id: int, ip: str) -> int:
+        """A new security stamp (every access token and session cookie stops at once) and
+        every live refresh family revoked; returns how many refresh tokens were live."""
+        now = utcnow()
+
+        def work(dal: Dal) -> int:
+            dal(dal.auth_user.id == user_id).update(
+                fs_uniquifier=store.new_uniquifier(), updated_at=now
+            )
+            live = (dal.refresh_token.user_id == user_id) & (dal.refresh_token.revoked_at == None)  # noqa: E711
+            count = int(dal(live).update(revoked_at=now) or 0)
+            audit_self(dal, "logout_everywhere", user_id, ip, details={"revoked": count})
+            return count
+
+        revoked: int = await self._commit(work, forget_user=user_id)
+        return revoked
+
     async def update_user(
         self,
         user_id: int,

@@ -93,13 +93,20 @@ class SessionAuthenticator:
     def csrf_token(self, family: str) -> str:
         return hmac.new(self._secret, b"csrf:" + family.encode(), hashlib.sha256).hexdigest()
 
-    def start(self, response: Response, user_id: int, family: str, stamp: str) -> None:
-        """Log the user in: writes the session cookie (after_request) and the CSRF cookie."""
-        self.auth.login_user(AuthUser(f"{user_id}:{family}:{stamp}", Action.WRITE_PERMANENT))
+    def start(
+        self, response: Response, user_id: int, family: str, stamp: str, *, persistent: bool = True
+    ) -> None:
+        """Log the user in: writes the session cookie (after_request) and the CSRF cookie.
+
+        `persistent=False` ("remember me" unticked) makes both browser-session cookies (no
+        Max-Age: gone when the browser closes); the signed value still expires after
+        `duration` either way."""
+        action = Action.WRITE_PERMANENT if persistent else Action.WRITE
+        self.auth.login_user(AuthUser(f"{user_id}:{family}:{stamp}", action))
         response.set_cookie(
             CSRF_COOKIE,
             self.csrf_token(family),
-            max_age=self.duration,
+            max_age=self.duration if persistent else None,
             secure=self.secure,
             httponly=False,
             samesite="Strict",

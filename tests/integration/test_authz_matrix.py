@@ -151,7 +151,6 @@ async def run_matrix(app: Quart) -> tuple[list[str], int, list[str]]:
             plan.append((method, websocket, rule.rule, access))
     assert plan, "no protected routes found"
     callers = {scopes: await _callers(app, index, scopes) for scopes, index in scoped.items()}
-    viewer = await _user_with(app, "any-user", frozenset({"stats:read"}))
     node_owner = await _node_owner(app)
     per_node_routes = 0
     for method, websocket, rule, access in plan:
@@ -161,6 +160,9 @@ async def run_matrix(app: Quart) -> tuple[list[str], int, list[str]]:
         if status != 401:
             problems.append(f"{method} {path} anonymous -> {status}, expected 401")
         if not access.scopes:  # @authenticated: any principal passes
+            # A fresh user per route: a self-service route may end the caller's own sessions
+            # (POST /me/logout-everywhere), which must not fail the routes after it.
+            viewer = await _user_with(app, f"any-user-{checked}", frozenset({"stats:read"}))
             status = await _call(app, websocket, method, path, viewer.token)
             if status in (401, 403):
                 problems.append(f"{method} {path} {viewer.label} -> {status}, expected access")
