@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.serving.webui import CSP as WEBUI_CSP
+
 __all__ = [
     "API_CSP",
     "DOCS_CSP",
@@ -39,20 +41,25 @@ DOCS_CSP = (
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 DOCS_PREFIX = "/api/v2/docs"  # the page and its assets (docs.js, docs.css)
+# Paths of the API and the probes; every other path belongs to the dashboard
+# (app/serving/webui.py), which sets its own caching (hashed assets are cached for a year).
+_API_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics")
 
 _COMMON: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
 )
+_NO_STORE = ((b"cache-control", b"no-store"),)  # API answers may carry tokens and secrets
 
 
 def content_security_policy(path: str) -> str:
     """The CSP for a response to `path`."""
     if path.startswith(DOCS_PREFIX):
         return DOCS_CSP
-    return API_CSP
+    if path.startswith(_API_PREFIXES):
+        return API_CSP
+    return WEBUI_CSP
 
 
 class SecurityHeaders:
@@ -65,8 +72,10 @@ class SecurityHeaders:
         if hsts_max_age <= 0:
             hsts = []
         self._lists: dict[tuple[str, bool], list[tuple[bytes, bytes]]] = {}
-        for csp in (API_CSP, DOCS_CSP):
+        for csp in (API_CSP, DOCS_CSP, WEBUI_CSP):
             base = [*_COMMON, (b"content-security-policy", csp.encode())]
+            if csp != WEBUI_CSP:
+                base += _NO_STORE
             self._lists[(csp, False)] = base
             self._lists[(csp, True)] = base + hsts
 

@@ -83,7 +83,9 @@ class FloeH11Protocol(H11Protocol):
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
             (b"x-request-id", request_id.encode()),
-            *(self.security.for_request("/", self.ssl) if self.security is not None else ()),
+            # a JSON error envelope, whatever the (unparsed) path: the API's headers
+            *(self.security.for_request("/api/", self.ssl) if self.security is not None
+              else ()),
             *self.config.response_headers("h11"),
         ]
         await self._send_h11_event(h11.Response(status_code=status_code, headers=headers))

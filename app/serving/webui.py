@@ -7,8 +7,9 @@
 - `/api/...`, `/healthz`, `/readyz` and `/metrics` never reach this module: the catch-all's
   converter refuses those prefixes, so they keep their own answers and unknown API paths
   stay JSON 404s (and `<unmatched>` in metrics);
-- every answer here carries the dashboard's Content-Security-Policy: scripts and styles
-  from this origin only, no inline script, no framing.
+- every answer here carries the dashboard's Content-Security-Policy (`CSP`: scripts and
+  styles from this origin only, no inline script, no framing), added with the other
+  security headers by the transport (`app/serving/headers.py`), as for every path.
 
 Text files are gzip-compressed once and kept in memory (bounded by MAX_CACHED_BYTES; the
 build is ~0.6 MB), keyed by size and mtime so a rebuild is served without a restart.
@@ -125,13 +126,7 @@ def _dist() -> _Dist:
 
 
 def _respond(entry: _File, cache_control: str) -> Response:
-    headers = {
-        "Cache-Control": cache_control,
-        "ETag": entry.etag,
-        "Content-Security-Policy": CSP,
-        "X-Content-Type-Options": "nosniff",
-        "Vary": "Accept-Encoding",
-    }
+    headers = {"Cache-Control": cache_control, "ETag": entry.etag, "Vary": "Accept-Encoding"}
     if request.headers.get("If-None-Match") == entry.etag:
         return Response(b"", status=304, headers=headers)
     body = entry.body
@@ -148,7 +143,6 @@ async def _send(path: Path, cache_control: str) -> Response:
 
         response = await send_file(path, conditional=True)
         response.headers["Cache-Control"] = cache_control
-        response.headers["Content-Security-Policy"] = CSP
         return response
     return _respond(entry, cache_control)
 
