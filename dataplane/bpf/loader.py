@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dataplane.bpf import libbpf as lb
+from dataplane.bpf.assets import BPF_FILES
 from dataplane.bpf.cidr_index import CidrIndex, Prefix, build_index, rule_word
 from dataplane.bpf.counters import InterfaceCounters
 from dataplane.bpf.errors import (
@@ -469,7 +470,7 @@ class XdpProgram:
         ifindex = _ifindex(ifname)
         object_path = Path(object_path)
         if not object_path.is_file():
-            raise ObjectFileError(f"BPF object {object_path} not found (run `make bpf`)")
+            raise ObjectFileError(BPF_FILES.missing(object_path))
         if not replace_foreign:
             _refuse_foreign(ifindex)
         with lb.capture_log() as lines:
