@@ -649,6 +649,24 @@ class XdpProgram:
         CAP_SYS_ADMIN)."""
         return _pin_users(self.pin_dir)
 
+    def attached_now(self) -> AttachMode | None:
+        """How floe_xdp with these pins is attached to the interface at this moment (this
+        program, or a later one that reattached with the pins); None when it is not — the
+        program was detached or replaced, or the interface is gone."""
+        try:
+            info = _query(self.ifindex) if self.ifindex else None
+        except BpfError:
+            return None
+        if info is None or not info.prog_id:
+            return None
+        if info.prog_id != self.prog_id:
+            users = self.users()
+            if users is None or info.prog_id not in users:
+                return None
+        modes: dict[int, AttachMode] = {lb.XDP_ATTACHED_DRV: "native",
+                                        lb.XDP_ATTACHED_SKB: "generic"}
+        return modes.get(info.attach_mode)
+
     def close(self) -> None:
         """Close our map handles; the program stays attached and the maps pinned."""
         for bpf_map in self._maps.values():
