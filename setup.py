@@ -69,10 +69,14 @@ class BuildBpf(Command):
         shutil.copyfile(BPF_SOURCE / HEADER, target / HEADER)
 
     def get_outputs(self) -> list[str]:
+        if self.editable_mode:
+            return []
         assert self.build_lib is not None
         return [str(Path(self.build_lib) / DATA_DIR / name) for name in (*OBJECTS, HEADER)]
 
     def get_output_mapping(self) -> dict[str, str]:
+        if self.editable_mode:
+            return {}
         assert self.build_lib is not None
         return {str(Path(self.build_lib) / DATA_DIR / HEADER): str(BPF_SOURCE / HEADER)}
 
