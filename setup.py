@@ -47,6 +47,9 @@ class BuildBpf(Command):
     def run(self) -> None:
         if self.editable_mode:  # the checkout's bpf/build/ is used (make bpf)
             return
+        if not (ROOT / "floe" / "dataplane" / "v1" / "uplink_pb2.py").is_file():
+            raise ExecError("the generated gRPC code (floe/) is missing: a wheel without it "
+                            "cannot run; generate it first (make proto)")
         missing = [tool for tool in TOOLS if shutil.which(tool) is None]
         if missing:
             raise ExecError(
