@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
+import os
 import signal
 import sys
 
@@ -30,7 +32,27 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     log.info("dataplane %s on %s → %s (node %s)", args.mode, runner.interface, config.target,
              config.node_id)
-    return await runner.run(stop)
+    health = None
+    if config.health_port:  # bound before anything is attached: a taken port stops here
+        from dataplane.health import HealthServer
+
+        health = HealthServer(runner, config.health_address, config.health_port)
+        try:
+            await health.start()
+        except OSError as error:  # the words of `floe serve` (app/serving/listeners.py)
+            variable = f"FLOE_DATAPLANE_HEALTH_PORT={config.health_port}"
+            reason = ("is already in use" if error.errno == errno.EADDRINUSE else
+                      f"cannot be bound on {config.health_address}: "
+                      f"{os.strerror(error.errno) if error.errno else error}")
+            print(f"floe dataplane: cannot start: {variable} {reason}", file=sys.stderr)
+            return 1
+        log.info("dataplane health on %s port %d: GET /healthz", config.health_address,
+                 health.port)
+    try:
+        return await runner.run(stop)
+    finally:
+        if health is not None:
+            await health.close()
 
 
 def _status(args: argparse.Namespace) -> int:

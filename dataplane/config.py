@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from app.config import ConfigError, Settings, extra_bool, extra_float
+from app.config import ConfigError, Settings, extra_bool, extra_float, extra_int
 from app.nodeid import MAX_NODE_ID, default_node_id, valid_node_id
 
 __all__ = [
@@ -51,6 +51,8 @@ class DataplaneConfig:
     tls_ca_file: Path | None = None  # PEM to trust; None: the system roots
     tls_ca_required: bool = False  # FLOE_CONTROL_PLANE_CA given: unreadable is an error
     tls_server_name: str = ""  # certificate name to expect, when not the target's host
+    health_address: str = "127.0.0.1"  # FLOE_DATAPLANE_HEALTH_ADDRESS (dataplane.health)
+    health_port: int = 0  # FLOE_DATAPLANE_HEALTH_PORT; 0: no /healthz listener
 
     @property
     def key_path(self) -> Path:
@@ -206,4 +208,18 @@ def load_dataplane_config(
         instance_id=uuid.uuid4().hex,
         state_dir=settings.data_dir,
         tick_seconds=tick,
+        **_health(settings),
     )
+
+
+def _health(settings: Settings) -> dict[str, Any]:
+    """FLOE_DATAPLANE_HEALTH_PORT (0, the default: off) and FLOE_DATAPLANE_HEALTH_ADDRESS
+    (an IP address; default loopback), as DataplaneConfig's health_* fields."""
+    port = extra_int(settings, "FLOE_DATAPLANE_HEALTH_PORT", 0, low=0, high=65535)
+    raw = settings.extra.get("FLOE_DATAPLANE_HEALTH_ADDRESS", "").strip() or "127.0.0.1"
+    try:
+        address = str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise ConfigError(f"FLOE_DATAPLANE_HEALTH_ADDRESS={raw!r} is not an IP address "
+                          "(e.g. 127.0.0.1, ::1, 0.0.0.0)") from None
+    return {"health_address": address, "health_port": port}

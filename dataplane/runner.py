@@ -150,6 +150,8 @@ class Runner:
         self.frame_clock_ns = 0
         self.sampling = SamplingController()
         self.last_kernel: dict[str, int] = {}
+        self.last_tick_monotonic = 0.0  # when the loop last finished a tick (dataplane.health)
+        self.last_losses: list[Any] = []  # that tick's LossReports, cumulative
         self.uplink = UplinkClient(
             config.target, self._key, self._hello, on_rules=self._on_rules,
             on_config=self._on_config, max_buffered=config.max_buffered_batches,
@@ -402,6 +404,7 @@ class Runner:
             while not stop.is_set():
                 deadline = time.monotonic() + self.config.tick_seconds
                 out = await asyncio.to_thread(self.tick, deadline)
+                self.last_tick_monotonic, self.last_losses = time.monotonic(), out.losses
                 self.uplink.submit(out.counters, out.flows[0] if out.flows else (), out.losses,
                                    out.rule_hits, out.aggregates)
                 for more in out.flows[1:]:  # a flush larger than one batch

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 
 from dataplane.bpf import libbpf as lb
+from dataplane.bpf.assets import BPF_FILES
 from dataplane.bpf.errors import ObjectFileError, ProgramLoadError, TestRunError
 from dataplane.bpf.layout import GEN_OBJECT
 from dataplane.bpf.testrun import prog_test_run
@@ -336,7 +337,7 @@ class LiveFrameGenerator:
 
     def __init__(self, program: str = "floe_gen_tx", object_path: Path = GEN_OBJECT) -> None:
         if not Path(object_path).is_file():
-            raise ObjectFileError(f"BPF object {object_path} not found (run `make bpf`)")
+            raise ObjectFileError(BPF_FILES.missing(Path(object_path)))
         with lb.capture_log() as lines:
             obj = lb.lib.bpf_object__open_file(str(object_path).encode(), None)
             lb.check_ptr(obj, ObjectFileError, f"open {object_path}", lines)

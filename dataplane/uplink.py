@@ -52,6 +52,7 @@ class UplinkStats:
     dropped_batches: int = 0
     dropped_records: int = 0
     last_error: str = ""
+    last_ack_monotonic: float = 0.0  # time.monotonic() of the last Welcome or Ack; 0: none yet
 
 
 class UplinkClient:
@@ -283,6 +284,7 @@ class UplinkClient:
         self._wakeup.set()
 
     def _ack(self, seq: int) -> None:
+        self.stats.last_ack_monotonic = time.monotonic()
         if seq > self.stats.acked_seq:
             self.stats.acked_seq = seq
         while self._buffer and self._buffer[0].seq <= seq:

@@ -1,7 +1,8 @@
 """ctypes mirrors of bpf/floe_kern_user.h (the one header with every map layout).
 
 Not a second source of truth: tests/unit/bpf/test_layout_btf.py checks every struct
-(field names, offsets, sizes) and enum here against the BTF of bpf/build/floe_xdp.o.
+(field names, offsets, sizes) and enum here against the BTF of bpf/build/floe_xdp.o. The
+header is read at import time from wherever `dataplane.bpf.assets` finds it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from enum import IntEnum, IntFlag
 from pathlib import Path
 
 import numpy as np
+
+from dataplane.bpf.assets import BPF_FILES
 
 __all__ = [
     "BPF_DIR",
@@ -53,11 +56,11 @@ __all__ = [
     "read_defines",
 ]
 
-BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
-XDP_OBJECT = BPF_DIR / "build" / "floe_xdp.o"
-GEN_OBJECT = BPF_DIR / "build" / "floe_gen.o"
-
-KERN_USER_HEADER = BPF_DIR / "floe_kern_user.h"
+# A checkout's bpf/ (and bpf/build/), or the package's data in an installed wheel (assets.py).
+KERN_USER_HEADER = BPF_FILES.header
+BPF_DIR = KERN_USER_HEADER.parent
+XDP_OBJECT = BPF_FILES.xdp_object
+GEN_OBJECT = BPF_FILES.gen_object
 
 
 def read_defines(header: Path = KERN_USER_HEADER) -> dict[str, int]:

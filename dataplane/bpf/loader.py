@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dataplane.bpf import libbpf as lb
+from dataplane.bpf.assets import BPF_FILES
 from dataplane.bpf.cidr_index import CidrIndex, Prefix, build_index, rule_word
 from dataplane.bpf.counters import InterfaceCounters
 from dataplane.bpf.errors import (
@@ -469,7 +470,7 @@ class XdpProgram:
         ifindex = _ifindex(ifname)
         object_path = Path(object_path)
         if not object_path.is_file():
-            raise ObjectFileError(f"BPF object {object_path} not found (run `make bpf`)")
+            raise ObjectFileError(BPF_FILES.missing(object_path))
         if not replace_foreign:
             _refuse_foreign(ifindex)
         with lb.capture_log() as lines:
@@ -647,6 +648,24 @@ class XdpProgram:
         """Ids of the programs running with these pins (None: cannot tell without
         CAP_SYS_ADMIN)."""
         return _pin_users(self.pin_dir)
+
+    def attached_now(self) -> AttachMode | None:
+        """How floe_xdp with these pins is attached to the interface at this moment (this
+        program, or a later one that reattached with the pins); None when it is not — the
+        program was detached or replaced, or the interface is gone."""
+        try:
+            info = _query(self.ifindex) if self.ifindex else None
+        except BpfError:
+            return None
+        if info is None or not info.prog_id:
+            return None
+        if info.prog_id != self.prog_id:
+            users = self.users()
+            if users is None or info.prog_id not in users:
+                return None
+        modes: dict[int, AttachMode] = {lb.XDP_ATTACHED_DRV: "native",
+                                        lb.XDP_ATTACHED_SKB: "generic"}
+        return modes.get(info.attach_mode)
 
     def close(self) -> None:
         """Close our map handles; the program stays attached and the maps pinned."""
