@@ -6,6 +6,7 @@ dataplane process reconnecting, is replaced (and told so)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import grpc
 import httpx
 import pytest
 
+from app.nodeid import demo_node_id
 from dataplane.uplink import UplinkClient
 from floe.dataplane.v1 import uplink_pb2 as pb
 from tests.integration.uplink.real import admin, connect, mint_key, open_stream, target, wait
@@ -186,3 +188,20 @@ async def test_a_refused_dataplane_says_so_and_takes_over_when_the_first_stops(
         finally:
             second.stop()
             await task
+
+
+async def test_the_local_key_speaks_for_this_host_and_its_demos(server: FloeServer) -> None:
+    """`floe demo` runs beside this host's dataplane under an id of its own, with the local
+    key the control plane minted (bound to `<host>*`); other hosts' ids stay refused."""
+    local = (server.data_dir / "dataplane.key").read_text().strip()
+    host = socket.gethostname()
+    demo = demo_node_id({})
+    assert demo.startswith(f"{host}-demo-") and demo != demo_node_id({})
+    async with grpc.aio.insecure_channel(target(server)) as channel:
+        plain = await open_stream(channel, local, hello(host))
+        beside = await open_stream(channel, local, hello(demo))
+        assert node_view(server, host)["connected"] and node_view(server, demo)["connected"]
+        error = await refused(channel, local, hello(f"not-{host}"))
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        for call in (plain, beside):
+            await call.done_writing()
