@@ -114,12 +114,11 @@ def _read(name: str) -> InterfaceFacts:
     netns = netns_inode()
     with IPRoute(groups=0, strict_check=True) as ipr:
         try:
-            link = ipr.link("get", ifname=name)[0]
+            return _facts(ipr, ipr.link("get", ifname=name)[0], netns, 0)
         except NetlinkError as error:
             if error.code in (errno.ENODEV, errno.ENOENT):
                 raise _missing(name) from None
             raise InterfaceError(f"interface {name!r}: netlink: {error}") from error
-        return _facts(ipr, link, netns, 0)
 
 
 def _facts(ipr: Any, link: Any, netns: int, depth: int) -> InterfaceFacts:
