@@ -33,7 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument(
         "--interface", "-i", required=False, help="network interface (not needed for pcap)"
     )
-    dp.add_argument("--mode", choices=("tap", "inline", "afpacket", "pcap"), default="tap")
+    dp.add_argument(
+        "--mode", choices=("tap", "inline", "afpacket", "pcap"), default="tap",
+        help="tap: XDP takes every frame into Floe (AF_XDP), none reaches the host's stack: "
+        "for mirror/SPAN ports, refused on an interface with the host's addresses or default "
+        "route unless --mirror; inline: XDP drops what the rules deny, passes the rest to the "
+        "host and counts flows in the kernel; afpacket: copies of frames, traffic untouched, "
+        "no rules; pcap: replays --pcap FILE",
+    )
+    dp.add_argument(
+        "--mirror", action="store_true",
+        help="tap mode: this interface is a mirror/SPAN port whose frames only Floe consumes "
+        "(starts even where the host's own addresses or routes are)",
+    )
     dp.add_argument("--pcap", help="capture file to replay (pcap mode)")
     dp.add_argument("--speed", choices=("recorded", "max"), default="max", help="pcap replay speed")
     dp.add_argument(

@@ -180,6 +180,7 @@ class Settings:
     ingest_max_interfaces: int = 64
     ingest_max_epochs: int = 4
     ingest_max_loss_keys: int = 64
+    ingest_takeover_grace: float = 30.0  # s a node's stream is silent before another may replace it
     body_idle_timeout: float = 5.0
     body_timeout: float = 30.0
     max_uploading_requests: int = 512
@@ -304,6 +305,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ingest_max_interfaces=_int(env, "INGEST_MAX_INTERFACES", 64, low=1, high=4096),
         ingest_max_epochs=_int(env, "INGEST_MAX_EPOCHS", 4, low=1, high=64),
         ingest_max_loss_keys=_int(env, "INGEST_MAX_LOSS_KEYS", 64, low=1, high=4096),
+        ingest_takeover_grace=_float(env, "INGEST_TAKEOVER_GRACE", 30.0, low=1.0, high=3600.0),
         body_idle_timeout=_float(env, "BODY_IDLE_TIMEOUT", 5.0, low=0.1, high=300.0),
         body_timeout=_float(env, "BODY_TIMEOUT", 30.0, low=1.0, high=3600.0),
         max_uploading_requests=_int(env, "MAX_UPLOADING_REQUESTS", 512, low=1, high=1_000_000),

@@ -25,7 +25,7 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
 
     config = load_dataplane_config(settings, args.control_plane, args.node_id)
     runner = Runner(config, args.mode, args.interface, pcap_path=args.pcap,
-                    speed="max" if args.speed == "max" else 1.0)
+                    speed="max" if args.speed == "max" else 1.0, mirror=args.mirror)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -72,14 +72,19 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def run_dataplane(args: argparse.Namespace, settings: Settings) -> int:
-    """Exit codes: 0 clean stop, 1 runtime failure, 2 bad arguments or configuration."""
+    """Exit codes: 0 clean stop, 1 runtime failure, 2 bad arguments or configuration (a
+    missing interface, tap refused on a host interface)."""
     from dataplane.bpf.errors import BpfError
+    from dataplane.interfaces import InterfaceError
     from dataplane.sources.base import SourceError
 
     if args.status:
         return _status(args)
     if args.mode in ("tap", "inline", "afpacket") and not args.interface:
         print(f"floe dataplane: --interface is required in {args.mode} mode", file=sys.stderr)
+        return 2
+    if args.mirror and args.mode != "tap":
+        print("floe dataplane: --mirror applies to tap mode only", file=sys.stderr)
         return 2
     if args.mode == "pcap" and not args.pcap:
         print("floe dataplane: --pcap FILE is required in pcap mode", file=sys.stderr)
@@ -102,6 +107,9 @@ def run_dataplane(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_main(args, settings))
     except ConfigError as error:
         print(f"floe dataplane: configuration error: {error}", file=sys.stderr)
+        return 2
+    except InterfaceError as error:
+        print(f"floe dataplane: {error}", file=sys.stderr)
         return 2
     except (BpfError, SourceError, OSError) as error:
         print(f"floe dataplane: {error}", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 Uses a running `floe serve` (same environment: GRPC_PORT, FLOE_DATA_DIR) or starts one as a
 child process; creates a network namespace and a veth pair; runs the dataplane in tap mode
-on the host end; sends a mixed, bounded-rate traffic pattern (TCP/UDP/ICMP, IPv4 and IPv6,
-a few heavy hitters, some VLAN-tagged) from the namespace end until interrupted or
+on the host end under a node id of its own (`<host>-demo-<hex>`: a demo never takes the node
+of a dataplane already running here, nor another demo's); sends a mixed, bounded-rate
+traffic pattern (TCP/UDP/ICMP, IPv4 and IPv6, a few heavy hitters, some VLAN-tagged) from
+the namespace end until interrupted or
 `--duration` runs out; then detaches the program, removes its pins and the namespace, and
 stops the control plane it started.
 """
@@ -24,6 +26,7 @@ import time
 
 from app.config import Settings
 from app.grpc.lifetime import pin_grpc_aio
+from app.nodeid import demo_node_id
 from dataplane.config import KEY_FILE, load_dataplane_config
 
 __all__ = ["run_demo"]
@@ -81,7 +84,7 @@ async def _run(args: argparse.Namespace, settings: Settings, stop: asyncio.Event
     with Topology(unique_prefix("demo")) as topology:
         namespace = topology.add_namespace()
         pair = topology.add_veth(namespace=namespace)
-        config = load_dataplane_config(settings)
+        config = load_dataplane_config(settings, node_id=demo_node_id(settings.extra))
         runner = Runner(config, "tap", pair.host)
         halt = threading.Event()
         sender = threading.Thread(
@@ -92,8 +95,9 @@ async def _run(args: argparse.Namespace, settings: Settings, stop: asyncio.Event
             await asyncio.sleep(1.0)  # the program is attached before traffic starts
             sender.start()
             print(
-                f"floe demo: traffic {namespace}/{pair.peer} → {pair.host} (tap) at {args.pps} pps;"
-                f" dashboard/API on http://127.0.0.1:{settings.http_port}  (Ctrl-C stops)",
+                f"floe demo: traffic {namespace}/{pair.peer} → {pair.host} (tap, node "
+                f"{config.node_id}) at {args.pps} pps; dashboard/API on "
+                f"http://127.0.0.1:{settings.http_port}  (Ctrl-C stops)",
                 file=sys.stderr,
             )
             if args.duration > 0:

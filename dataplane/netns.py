@@ -1,13 +1,17 @@
 """Network namespaces + veth pairs for tests and `floe demo`, always cleaned up.
 
-Namespaces are entered with `nsenter --net=/run/netns/NAME` (never `ip netns exec`, which
-remounts /sys and hides bpffs), or — inside this process — by a short-lived thread that
-setns()es into the namespace, so sockets and BPF_PROG_RUN calls can be made "from" it.
+Built over netlink with pyroute2 (`IPRoute`, `pyroute2.netns`), never by running `ip` or
+`sysctl`: each step runs in a short-lived thread that joined the namespace it works in, so
+no process is forked (pyroute2's own `netns=` mode forks a helper, which a multi-threaded
+process must not do). Programs run in a namespace through `nsenter --net=/run/netns/NAME`
+(never `ip netns exec`, which remounts /sys and hides bpffs); inside this process a
+short-lived thread setns()es into it, so sockets and BPF_PROG_RUN calls are made "from" it.
 Every name starts with a caller prefix plus a random token so parallel runs never collide.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -17,9 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["NETNS_DIR", "NamespaceError", "Topology", "VethPair", "unique_prefix"]
+__all__ = ["NETNS_DIR", "NamespaceError", "Topology", "VethPair", "call_in", "unique_prefix"]
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +72,26 @@ class Topology:
     # ---- building --------------------------------------------------------------------------
 
     def add_namespace(self, suffix: str = "ns") -> str:
+        """A new namespace `prefix+suffix` (bound at /run/netns/NAME, as `ip netns add`
+        binds it) with its loopback up."""
         name = f"{self.prefix}{suffix}"
-        _run(["ip", "netns", "add", name])
+        if (NETNS_DIR / name).exists():
+            raise NamespaceError(f"namespace {name} exists already")
+
+        def create() -> None:
+            from pyroute2 import IPRoute, netns
+
+            os.unshare(os.CLONE_NEWNET)  # this thread only: it ends right after
+            netns.attach(name, threading.get_native_id())  # bind /proc/TID/ns/net there
+            with IPRoute(groups=0) as ipr:
+                ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+
+        try:
+            _in_thread(None, create, f"create namespace {name}")
+        except NamespaceError:
+            _remove_namespace(name)  # a half-made one (the name was free: checked above)
+            raise
         self.namespaces.append(name)
-        self.run(name, ["ip", "link", "set", "lo", "up"])
         return name
 
     def add_veth(self, host_suffix: str = "h", peer_suffix: str = "p", namespace: str | None = None,
@@ -88,25 +108,43 @@ class Topology:
                 raise NamespaceError(f"interface name {name!r} longer than 15 chars")
         if queues < 1:
             raise NamespaceError(f"queues={queues}: must be >= 1")
-        q = ["numtxqueues", str(queues), "numrxqueues", str(queues)] if queues > 1 else []
-        _run(["ip", "link", "add", host, *q, "type", "veth", "peer", "name", peer, *q])
+        q = {"num_rx_queues": queues, "num_tx_queues": queues} if queues > 1 else {}
+
+        def create(ipr: Any) -> int:
+            peer_spec: dict[str, Any] = {"ifname": peer, **q}
+            fd = os.open(NETNS_DIR / namespace, os.O_RDONLY) if namespace is not None else -1
+            try:
+                if fd >= 0:
+                    peer_spec["net_ns_fd"] = fd  # the peer is born in its namespace
+                ipr.link("add", ifname=host, kind="veth", peer=peer_spec, **q)
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+            return _up(ipr, host, quiet)
+
+        host_index = _netlink(None, create, f"add veth {host}/{peer}")
         try:
-            if namespace is not None:
-                _run(["ip", "link", "set", peer, "netns", namespace])
-            if quiet:
-                _sysctl(None, f"net.ipv6.conf.{host}.disable_ipv6", "1")
-                _sysctl(namespace, f"net.ipv6.conf.{peer}.disable_ipv6", "1")
-            _run(["ip", "link", "set", host, "up"])
-            self.run(namespace, ["ip", "link", "set", peer, "up"])
-            pair = VethPair(host, peer, namespace, _ifindex(None, host), _ifindex(namespace, peer))
+            peer_index = _netlink(namespace, lambda ipr: _up(ipr, peer, quiet),
+                                  f"set up {peer}")
         except BaseException:
-            _run(["ip", "link", "del", host], check=False)
+            _quietly(None, lambda ipr: _delete_links(ipr, [host]), f"delete {host}")
             raise
+        pair = VethPair(host, peer, namespace, host_index, peer_index)
         self.veths.append(pair)
         return pair
 
     def add_address(self, namespace: str | None, ifname: str, cidr: str) -> None:
-        self.run(namespace, ["ip", "addr", "add", cidr, "dev", ifname])
+        """Add `cidr` (an address with its prefix length, v4 or v6) to `ifname`."""
+        try:
+            address = ipaddress.ip_interface(cidr)
+        except ValueError as error:
+            raise NamespaceError(f"address {cidr!r}: {error}") from error
+
+        def add(ipr: Any) -> None:
+            ipr.addr("add", index=_index(ipr, ifname), address=str(address.ip),
+                     prefixlen=address.network.prefixlen)
+
+        _netlink(namespace, add, f"add {cidr} to {ifname}")
 
     # ---- entering --------------------------------------------------------------------------
 
@@ -130,11 +168,12 @@ class Topology:
 
     def close(self) -> None:
         """Delete every veth and namespace this topology created; never raises."""
-        for pair in reversed(self.veths):
-            _run(["ip", "link", "del", pair.host], check=False)
+        hosts = [pair.host for pair in reversed(self.veths)]
+        if hosts:  # a veth end goes with its peer
+            _quietly(None, lambda ipr: _delete_links(ipr, hosts), "delete veths")
         self.veths.clear()
         for name in reversed(self.namespaces):
-            _run(["ip", "netns", "del", name], check=False)
+            _remove_namespace(name)
         self.namespaces.clear()
 
 
@@ -142,21 +181,27 @@ def call_in(namespace: str | None, fn: Callable[[], T], timeout: float = 300.0) 
     """Run `fn` in a thread that setns()ed into `namespace`; sockets it creates stay there."""
     if namespace is None:
         return fn()
+    return _thread_in(namespace, fn, timeout)
+
+
+def _thread_in(namespace: str | None, fn: Callable[[], T], timeout: float) -> T:
+    """`fn` in a fresh thread, joined to `namespace` first (None: this thread's own)."""
     result: list[T] = []
     error: list[BaseException] = []
 
     def target() -> None:
         try:
-            fd = os.open(NETNS_DIR / namespace, os.O_RDONLY)
-            try:
-                os.setns(fd, os.CLONE_NEWNET)
-            finally:
-                os.close(fd)
+            if namespace is not None:
+                fd = os.open(NETNS_DIR / namespace, os.O_RDONLY)
+                try:
+                    os.setns(fd, os.CLONE_NEWNET)
+                finally:
+                    os.close(fd)
             result.append(fn())
         except BaseException as exc:
             error.append(exc)
 
-    thread = threading.Thread(target=target, name=f"netns-{namespace}", daemon=True)
+    thread = threading.Thread(target=target, name=f"netns-{namespace or 'here'}", daemon=True)
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
@@ -166,18 +211,79 @@ def call_in(namespace: str | None, fn: Callable[[], T], timeout: float = 300.0) 
     return result[0]
 
 
+def _in_thread(namespace: str | None, fn: Callable[[], T], what: str,
+               timeout: float = _TIMEOUT) -> T:
+    """`_thread_in` with netlink and OS errors as one NamespaceError saying what failed."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        return _thread_in(namespace, fn, timeout)
+    except (NetlinkError, OSError) as error:
+        raise NamespaceError(f"{what}: {error}") from error
+
+
+def _netlink(namespace: str | None, fn: Callable[[Any], T], what: str) -> T:
+    """fn(IPRoute) in a fresh thread in `namespace`. Always a thread of its own: pyroute2's
+    synchronous IPRoute runs an event loop, which fails inside a running one (`floe demo`)."""
+
+    def job() -> T:
+        from pyroute2 import IPRoute
+
+        with IPRoute(groups=0) as ipr:
+            return fn(ipr)
+
+    return _in_thread(namespace, job, what)
+
+
+def _quietly(namespace: str | None, fn: Callable[[Any], None], what: str) -> None:
+    """`_netlink` for teardown: a failure is logged (debug), never raised."""
+    try:
+        _netlink(namespace, fn, what)
+    except NamespaceError as error:
+        log.debug("%s", error)
+
+
+def _index(ipr: Any, ifname: str) -> int:
+    found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise NamespaceError(f"no interface {ifname!r} in this network namespace")
+    return int(found[0])
+
+
+def _up(ipr: Any, ifname: str, quiet: bool) -> int:
+    """Set `ifname` up (IPv6 off first when `quiet`); its ifindex."""
+    index = _index(ipr, ifname)
+    if quiet:  # /proc/sys/net answers for the calling thread's namespace
+        _sysctl(f"net/ipv6/conf/{ifname}/disable_ipv6", "1")
+    ipr.link("set", index=index, state="up")
+    return index
+
+
+def _delete_links(ipr: Any, names: Sequence[str]) -> None:
+    for name in names:
+        found = ipr.link_lookup(ifname=name)
+        if found:
+            ipr.link("del", index=found[0])
+
+
+def _remove_namespace(name: str) -> None:
+    """Unbind /run/netns/NAME (as `ip netns del`); the kernel frees the namespace once no
+    process or socket holds it. Never raises."""
+    from pyroute2 import netns
+
+    try:
+        netns.remove(name)
+    except OSError as error:
+        log.debug("remove namespace %s: %s", name, error)
+
+
+def _sysctl(key: str, value: str) -> None:
+    with open(Path("/proc/sys") / key, "w", encoding="ascii") as handle:
+        handle.write(value)
+
+
 def _enter(namespace: str | None) -> list[str]:
     return [] if namespace is None else ["nsenter", f"--net={NETNS_DIR / namespace}", "--"]
-
-
-def _ifindex(namespace: str | None, ifname: str) -> int:
-    # not /sys/class/net: sysfs shows the namespace it was mounted in, not nsenter's
-    out = _run([*_enter(namespace), "ip", "-o", "link", "show", "dev", ifname]).stdout
-    return int(out.split(":", 1)[0])
-
-
-def _sysctl(namespace: str | None, key: str, value: str) -> None:
-    _run([*_enter(namespace), "sysctl", "-q", "-w", f"{key}={value}"])
 
 
 def _run(argv: Sequence[str], *, check: bool = True,

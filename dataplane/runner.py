@@ -131,9 +131,12 @@ class Runner:
         interface: str | None,
         pcap_path: str | Path | None = None,
         speed: float | Literal["max"] = "max",
+        *,
+        mirror: bool = False,
     ) -> None:
         self.config = config
         self.mode = mode
+        self.mirror = mirror  # tap: the operator says the interface is a mirror/SPAN port
         self.interface = interface or (Path(str(pcap_path)).name if pcap_path else "pcap")
         self.pcap_path = pcap_path
         self.speed = speed
@@ -161,9 +164,20 @@ class Runner:
 
     # -- set-up ----------------------------------------------------------------------------
     def open(self) -> None:
-        """Attach (or re-attach to) the XDP program and open the frame source."""
+        """Check the interface, attach (or re-attach to) the XDP program, open the source.
+
+        Raises InterfaceError before anything is attached: NoSuchInterfaceError (the same
+        words in every mode), HostInterfaceError for tap on an interface that carries the
+        host's own traffic unless `mirror`."""
+        from dataplane.interfaces import HostInterfaceError, interface_facts, tap_refusal
         from dataplane.sources.modes import open_source
 
+        if self.mode != "pcap":
+            facts = interface_facts(self.interface)
+            self.ifindex = facts.ifindex
+            refusal = tap_refusal(facts) if self.mode == "tap" and not self.mirror else ""
+            if refusal:
+                raise HostInterfaceError(refusal)
         if self.mode in ("tap", "inline"):
             from dataplane.bpf.loader import XdpProgram
 
@@ -176,8 +190,6 @@ class Runner:
                 self.epoch = f"{boot_id()}:{stat.st_ino}:{stat.st_ctime_ns}"
             except OSError:
                 self.epoch = f"{boot_id()}:{self.program.pin_dir}"
-        elif self.mode == "afpacket":
-            self.ifindex = int(Path(f"/sys/class/net/{self.interface}/ifindex").read_text())
         if self.mode == "tap":
             self.source = open_source("tap", interface=self.interface, program=self.program)
         elif self.mode == "afpacket":

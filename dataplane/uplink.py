@@ -167,6 +167,8 @@ class UplinkClient:
                 if error.code() in _FATAL:
                     self.stats.auth_failures += 1
                     log.error("control plane refused the key: %s", self.stats.last_error)
+                elif error.code() == grpc.StatusCode.ALREADY_EXISTS:
+                    self._node_in_use(error.details() or "")
                 else:
                     self._failed()
             except (OSError, TimeoutError, ConnectionError) as error:
@@ -181,6 +183,15 @@ class UplinkClient:
             delay = backoff_delay(max(0, self._failing), self.backoff_initial, self.backoff_max)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
+
+    def _node_in_use(self, details: str) -> None:
+        """Another live dataplane has our node id: an error once (the retries that follow
+        take over when that one stops), not a warning per attempt."""
+        if self._warned != "ALREADY_EXISTS":
+            self._warned = "ALREADY_EXISTS"
+            log.error("control plane refused this dataplane: %s", details)
+        else:
+            log.info("node id still in use: %s", details)
 
     def _failed(self) -> None:
         """Log a failed attempt or a lost stream (run() has counted it): info while it may be

@@ -29,7 +29,7 @@ from app.identity import store
 from app.identity.apikeys import hash_key, parse_key
 from app.identity.passwords import Passwords
 from app.identity.records import utcnow
-from app.nodeid import default_node_id
+from app.nodeid import local_key_pattern
 from app.runtime import get_runtime
 
 __all__ = [
@@ -172,12 +172,13 @@ def _read(path: Path) -> str:
 
 async def ensure_dataplane_key(app: Quart) -> Path:
     """Keep a live `local-dataplane` key (dataplane:write, bound to this host's default node
-    id) and its plaintext in the data dir; re-minted when missing, revoked or bound elsewhere
-    (e.g. a key from before node binding, or FLOE_NODE_ID changed)."""
+    id and the demo ids made from it: `app.nodeid.local_key_pattern`) and its plaintext in
+    the data dir; re-minted when missing, revoked or bound elsewhere (e.g. a key from before
+    node binding, or FLOE_NODE_ID changed)."""
     runtime = get_runtime(app)
     service = runtime.components["identity"]
     path = Path(runtime.settings.data_dir) / DATAPLANE_KEY_FILE
-    node = default_node_id(runtime.settings.extra)  # the local dataplane's default node id
+    node = local_key_pattern(runtime.settings.extra)  # the local dataplane's and demos' ids
     current = await asyncio.to_thread(_read, path)
     parsed = parse_key(current) if current else None
     if parsed is not None:

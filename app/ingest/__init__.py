@@ -101,7 +101,8 @@ async def _ticker(app: Quart, state: IngestState) -> None:
 def init_app(app: Quart) -> None:
     runtime = get_runtime(app)
     state = IngestState(limits=IngestLimits.from_settings(runtime.settings))
-    service = UplinkService(state, lambda: runtime.authenticator)
+    service = UplinkService(state, lambda: runtime.authenticator,
+                            takeover_grace=runtime.settings.ingest_takeover_grace)
     runtime.components["ingest"] = service
     # When batches last arrived: the serving layer's loop fairness favours streams then.
     runtime.components["stream_activity"] = lambda: service.last_batch_at

@@ -3,12 +3,20 @@
 One `Connect` stream per dataplane process. The reader applies each batch at most once per
 (node, instance) and queues an Ack; one writer task owns `context.write` so acks, rule sets
 and config never interleave on the wire.
+
+One node, one live stream: a Hello for a node that already has a live stream is refused with
+ALREADY_EXISTS naming the node, the peer it is connected from and since when, and the live
+one keeps its session, rule sets and figures. Only a stream that has been silent for
+INGEST_TAKEOVER_GRACE seconds (a dataplane sends a batch every tick, so a silent stream is a
+dead peer the transport has not noticed yet), or the same dataplane process reconnecting
+(same instance, same key), is replaced, and the replaced stream ends with ABORTED saying so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import time
 from collections.abc import Sequence
@@ -62,6 +70,12 @@ class Session:
     credential: str = field(default="", repr=False)  # re-checked while the stream lives
     out: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(_OUT_QUEUE))
     states: dict[str, Any] = field(default_factory=dict)  # kind -> newest unwritten message
+    peer: str = ""  # where the stream comes from (gRPC's peer string)
+    principal: str = ""  # the key's subject
+    since: float = field(default_factory=time.time)  # opened (wall clock)
+    heard: float = field(default_factory=time.monotonic)  # last message from the dataplane
+    replaced: asyncio.Event = field(default_factory=asyncio.Event)  # another stream took over
+    replaced_why: str = ""
 
     def send(self, message: Any) -> None:
         """Queue a message that must go out in order (the Welcome, at open: queue empty)."""
@@ -116,13 +130,19 @@ class IngestListener(Protocol):
     def node(self, node_id: str, connected: bool, version: str, peer: str) -> None: ...
 
 
+def _utc(unix: float) -> str:
+    return datetime.datetime.fromtimestamp(unix, datetime.UTC).isoformat(timespec="seconds")
+
+
 class UplinkService:
     """Registered on the shared grpc.aio server by `app.ingest.init_app`."""
 
-    def __init__(self, state: IngestState, authenticator: Any, tick_ms: int = 100) -> None:
+    def __init__(self, state: IngestState, authenticator: Any, tick_ms: int = 100,
+                 takeover_grace: float = 30.0) -> None:
         self.state = state
         self._authenticator = authenticator  # callable returning the current Authenticator
         self.tick_ms = tick_ms
+        self.takeover_grace = takeover_grace  # INGEST_TAKEOVER_GRACE
         self.sessions: dict[str, Session] = {}
         self.rules: Any = None  # newest pb.RuleSet, sent to every node on connect
         self.config: Any = None  # newest pb.Config
@@ -212,21 +232,29 @@ class UplinkService:
         bounded = self.state.admit(hello)  # message limits, INGEST_MAX_NODES
         if bounded is not None:
             await context.abort(getattr(grpc.StatusCode, bounded.status), bounded.message)
+        in_use = self._claim(hello, principal.subject, context.peer())
+        if in_use is not None:
+            await context.abort(in_use.code, in_use.message)
         session = self._open(hello, principal.subject, context.peer())
         session.credential = credential
         writer = asyncio.create_task(self._write(session, context), name="uplink-writer")
         reader = asyncio.create_task(self._read(session, context), name="uplink-reader")
         watcher = asyncio.create_task(self._watch(session), name="uplink-reauth")
+        replaced = asyncio.create_task(session.replaced.wait(), name="uplink-replaced")
         try:
-            done, _ = await asyncio.wait((reader, watcher), return_when=asyncio.FIRST_COMPLETED)
-            refusal = next((task.result() for task in done if task.result() is not None), None)
+            done, _ = await asyncio.wait((reader, watcher, replaced),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            refusal = next((task.result() for task in (reader, watcher)
+                            if task in done and task.result() is not None), None)
         finally:
             self._close(session)
-            for task in (reader, watcher, writer):
+            for task in (reader, watcher, writer, replaced):
                 task.cancel()
-            await asyncio.gather(reader, watcher, writer, return_exceptions=True)
+            await asyncio.gather(reader, watcher, writer, replaced, return_exceptions=True)
         if refusal is not None:
             await self._refuse(context, refusal)
+        if session.replaced.is_set():
+            await context.abort(grpc.StatusCode.ABORTED, session.replaced_why)
 
     async def _read(self, session: Session,
                     context: grpc.aio.ServicerContext[Any, Any]) -> _Refusal | None:
@@ -245,6 +273,7 @@ class UplinkService:
                 await session.out.put(pb.DownlinkMessage(ack=pb.Ack(seq=message.batch.seq)))
             elif kind == "applied":
                 self._record_applied(session, message.applied)
+            session.heard = time.monotonic()
             self.state.node(session.node_id).last_seen = time.time()
 
     async def _watch(self, session: Session) -> _Refusal | None:
@@ -265,11 +294,40 @@ class UplinkService:
                 await context.write(state)
 
     # -- bookkeeping ----------------------------------------------------------------------
+    def _claim(self, hello: Any, subject: str, peer: str) -> _Refusal | None:
+        """Why `hello` may not have its node (ALREADY_EXISTS: another live stream has it),
+        or None; a dead stream in the way is told it is replaced (see the module doc)."""
+        node_id = hello.node_id
+        current = self.sessions.get(node_id)
+        if current is None:
+            return None
+        silent = time.monotonic() - current.heard
+        if current.instance_id == hello.instance_id and current.principal == subject:
+            why = f"the same dataplane (instance {hello.instance_id}) reconnected from {peer}"
+        elif silent >= self.takeover_grace:
+            why = (f"a new stream from {peer} (instance {hello.instance_id}) took over after "
+                   f"{silent:.0f} s of silence (INGEST_TAKEOVER_GRACE={self.takeover_grace:g})")
+        else:
+            self.state.refuse(node_id, "node_in_use")  # counted; logged once per node
+            log.info("dataplane %s from %s refused: the node is connected from %s",
+                     node_id, peer, current.peer)
+            return _Refusal(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"node {node_id!r} is already connected from {current.peer} since "
+                f"{_utc(current.since)} (instance {current.instance_id}, last heard "
+                f"{silent:.1f} s ago); a second dataplane may not take it over: give this "
+                f"one its own node id (--node-id or FLOE_NODE_ID) or stop the other. A "
+                f"stream silent for INGEST_TAKEOVER_GRACE={self.takeover_grace:g} s is "
+                "replaced")
+        log.warning("dataplane %s: the stream from %s since %s is replaced: %s", node_id,
+                    current.peer, _utc(current.since), why)
+        current.replaced_why = f"node {node_id!r}: this stream was replaced: {why}"
+        current.replaced.set()
+        self.state.node(node_id).takeovers += 1
+        return None
+
     def _open(self, hello: Any, subject: str, peer: str) -> Session:
         node = self.state.node(hello.node_id)
-        previous = self.sessions.get(hello.node_id)
-        if previous is not None:
-            log.warning("node %s reconnected while a previous stream was open", hello.node_id)
         node.instance_id = hello.instance_id
         node.boot_id = hello.boot_id
         node.version = hello.version
@@ -286,7 +344,8 @@ class UplinkService:
                 continue
             iface.mode = _enum_name(pb.Mode, info.mode, "MODE_")
             iface.attach_mode = _enum_name(pb.AttachMode, info.attach_mode, "ATTACH_MODE_")
-        session = Session(node_id=hello.node_id, instance_id=hello.instance_id)
+        session = Session(node_id=hello.node_id, instance_id=hello.instance_id, peer=peer,
+                          principal=subject, since=node.connected_since)
         self.sessions[hello.node_id] = session
         applied = node.applied_seq.get(hello.instance_id, 0)
         session.send(

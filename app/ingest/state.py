@@ -198,6 +198,7 @@ class NodeState:
     connected_since: float = 0.0
     last_seen: float = 0.0
     connections: int = 0
+    takeovers: int = 0  # streams of this node replaced by another (see app.ingest.service)
     batches_applied: int = 0
     batches_duplicate: int = 0
     flows_evicted: int = 0  # of this node's records, from the shared recent-flows window
@@ -230,6 +231,7 @@ class NodeState:
             "connected_since": self.connected_since or None,
             "last_seen": self.last_seen or None,
             "connections": self.connections,
+            "takeovers": self.takeovers,
             "capabilities": list(self.capabilities),
             "last_applied_seq": self.applied_seq.get(self.instance_id, 0),
             "batches_applied": self.batches_applied,

@@ -1,10 +1,12 @@
 """Load, pin, attach and reattach floe_xdp on one interface; read and write its maps.
 
 State lives in the kernel, not in this process: maps are pinned under
-/sys/fs/bpf/floe/<ifname>/ and the program is attached through netlink, so both keep
-counting and filtering after the loader exits. A new `XdpProgram.attach()` on the same
-interface loads the program again with libbpf reusing every pinned map (counters intact)
-and atomically replaces the attached program in the mode it already had — no gap.
+/sys/fs/bpf/floe/netns-<inode>/<ifname>/ (an interface name is unique only within its
+network namespace, so the namespace's inode comes first) and the program is attached
+through netlink, so both keep counting and filtering after the loader exits. A new
+`XdpProgram.attach()` on the same interface loads the program again with libbpf reusing
+every pinned map (counters intact) and atomically replaces the attached program in the mode
+it already had — no gap.
 """
 
 from __future__ import annotations
@@ -58,8 +60,12 @@ from dataplane.bpf.layout import (
 )
 from dataplane.bpf.maps import BpfMap, possible_cpus
 from dataplane.bpf.rules import RULE_MAPS, RuleHitCount, RuleSet, rule_entries, rule_maps_mask
+from dataplane.interfaces import netns_inode
 
-__all__ = ["BPFFS", "PIN_ROOT", "RuleTable", "XdpProgram", "ensure_bpffs", "pin_dir_for"]
+__all__ = [
+    "BPFFS", "PIN_ROOT", "RuleTable", "XdpProgram", "ensure_bpffs", "netns_pin_key",
+    "pin_dir_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +102,49 @@ def ensure_bpffs(path: Path = BPFFS) -> None:
     log.info("mounted bpffs at %s", path)
 
 
+def netns_pin_key() -> str:
+    """The calling thread's network namespace as a pin directory name: `netns-` and its
+    inode in 10 digits (`lsns -t net` shows the same number). 16 characters, so it can
+    never be an interface name: the directories of the layout before it (`floe/<ifname>`)
+    cannot collide with it."""
+    return f"netns-{netns_inode():010d}"
+
+
 def pin_dir_for(ifname: str, pin_root: Path = PIN_ROOT) -> Path:
-    """Where the maps of one interface are pinned."""
+    """Where the maps of `ifname` in the calling thread's network namespace are pinned."""
     if not ifname or "/" in ifname or ifname in (".", "..") or len(ifname) > 15:
         raise InterfaceNotFoundError(f"invalid interface name {ifname!r}")
-    return pin_root / ifname
+    return pin_root / netns_pin_key() / ifname
+
+
+def _adopt_legacy_pins(pin_dir: Path, ifname: str, ifindex: int) -> None:
+    """Move pins of the layout before namespace keys (`floe/<ifname>/`) to `pin_dir` when
+    the program attached to this interface runs with them (an upgrade while it kept
+    filtering): counters, rules and the counter epoch carry on. Pins of that name that are
+    another namespace's, or unused, or that cannot be checked (no CAP_SYS_ADMIN) are left
+    where they are (docs/deployment.md: upgrading)."""
+    legacy = pin_dir.parent.parent / ifname
+    if not (legacy / "floe_counters").exists() or (pin_dir / "floe_counters").exists():
+        return
+    with _locked(legacy):
+        users = _pin_users(legacy)
+        ours = _query(ifindex).prog_id if ifindex else 0
+        if not users or not ours or ours not in users:
+            return
+        with map_errors(PinError, f"move pins {legacy} to {pin_dir}"):
+            pin_dir.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                pin_dir.rmdir()  # an empty one a failed attach left
+            os.rename(legacy, pin_dir)
+    log.warning("moved the pins of %s from %s to %s (pins are keyed by network namespace "
+                "since this release)", ifname, legacy, pin_dir)
+
+
+def _remove_pin_dir(pin_dir: Path) -> None:
+    """Remove an emptied pin directory and its namespace's directory once that is empty."""
+    for path in (pin_dir, pin_dir.parent):
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 @dataclass(slots=True, frozen=True)
@@ -473,6 +517,7 @@ class XdpProgram:
             raise ObjectFileError(BPF_FILES.missing(object_path))
         if not replace_foreign:
             _refuse_foreign(ifindex)
+        _adopt_legacy_pins(pin_dir, ifname, ifindex)
         with lb.capture_log() as lines:
             obj = lb.lib.bpf_object__open_file(str(object_path).encode(), None)
             lb.check_ptr(obj, ObjectFileError, f"open BPF object {object_path}", lines)
@@ -494,8 +539,7 @@ class XdpProgram:
             if fresh:  # nothing was attached: leave no pins behind
                 with contextlib.suppress(OSError):
                     _remove_pins(pin_dir)
-            with contextlib.suppress(OSError):
-                pin_dir.rmdir()
+            _remove_pin_dir(pin_dir)
             lock.close()
             raise
         # The kernel now holds the program (attached) and the maps (pinned); dup'd fds stay ours.
@@ -567,6 +611,9 @@ class XdpProgram:
         out.
         """
         pin_dir = pin_dir_for(ifname, pin_root)
+        if not pin_dir.is_dir():
+            with contextlib.suppress(InterfaceNotFoundError):  # pins of an older release
+                _adopt_legacy_pins(pin_dir, ifname, _ifindex(ifname))
         if not pin_dir.is_dir():
             raise PinError(f"no pinned floe maps for {ifname} in {pin_dir}", errno=errno.ENOENT)
         ncpus = possible_cpus()
@@ -641,8 +688,7 @@ class XdpProgram:
         self.close()
         with map_errors(PinError, f"remove pins in {self.pin_dir}"):
             _remove_pins(self.pin_dir)
-        with contextlib.suppress(OSError):
-            self.pin_dir.rmdir()
+        _remove_pin_dir(self.pin_dir)
 
     def users(self) -> set[int] | None:
         """Ids of the programs running with these pins (None: cannot tell without

@@ -20,7 +20,6 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -68,13 +67,14 @@ class XskRegistry(Protocol):
 
 
 def rx_queues(ifname: str) -> list[int]:
-    """RX queue ids of an interface in this process's namespace (veth: one per CPU)."""
-    path = Path("/sys/class/net") / ifname / "queues"
+    """RX queue ids in use on an interface of the calling thread's namespace (netlink and
+    ethtool: /sys/class/net would show the namespace sysfs was mounted in)."""
+    from dataplane.interfaces import InterfaceError, interface_facts
+
     try:
-        names = os.listdir(path)
-    except OSError as exc:
-        raise SourceError(f"interface {ifname}: cannot list RX queues: {exc}") from exc
-    return sorted(int(n[3:]) for n in names if n.startswith("rx-"))
+        return list(range(interface_facts(ifname).rx_queues))
+    except InterfaceError as exc:
+        raise SourceError(str(exc)) from exc
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from dataplane.bpf.loader import pin_dir_for
 from dataplane.config import KEY_FILE
 from dataplane.netns import Topology, VethPair, unique_prefix
 from dataplane.sources.pcap import PcapWriter
@@ -452,7 +453,7 @@ def test_demo_shows_live_data_and_leaves_nothing_behind(control_plane: ControlPl
     after_ns = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
                                   check=True).stdout.split())
     assert not {n for n in after_ns - before_ns if n.startswith("demo")}
-    assert not Path(f"/sys/fs/bpf/floe/{demo[0]['interface']}").exists()
+    assert not pin_dir_for(demo[0]["interface"]).exists()
     assert not Path(f"/sys/class/net/{demo[0]['interface']}").exists()
 
 

@@ -14,12 +14,14 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import pytest
 
 from dataplane.bpf import PIN_ROOT, BpfError, XdpProgram
-from dataplane.netns import Topology, VethPair, unique_prefix
+from dataplane.bpf.loader import netns_pin_key, pin_dir_for
+from dataplane.netns import Topology, VethPair, call_in, unique_prefix
 
 __all__ = ["VethNs", "make_topology", "make_xdp", "veth_ns", "wait_until"]
 
@@ -56,11 +58,26 @@ def make_topology() -> Iterator[Callable[[str], Topology]]:
     yield factory
     for topo in created:
         names = [name for pair in topo.veths for name in (pair.host, pair.peer)]
+        inside = [PIN_ROOT / call_in(ns, netns_pin_key) for ns in topo.namespaces]
         topo.close()
         for name in names:  # pins a failed test left behind (the program went with the veth)
-            if (PIN_ROOT / name).exists():
+            if pin_dir_for(name).exists():
                 with contextlib.suppress(BpfError):
                     XdpProgram.open(name).detach()
+        for directory in inside:  # pins made in the namespaces, whose programs went with them
+            _remove_tree(directory)
+
+
+def _remove_tree(directory: Path) -> None:
+    if not directory.is_dir():
+        return
+    for pin_dir in directory.iterdir():
+        for pin in pin_dir.iterdir():
+            pin.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            pin_dir.rmdir()
+    with contextlib.suppress(OSError):
+        directory.rmdir()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ def test_defaults_match_the_brief() -> None:
     )
     assert settings.db_type == "sqlite"
     assert settings.http1_enabled and settings.http2_enabled and settings.grpc_enabled
+    assert settings.ingest_takeover_grace == 30.0
 
 
 @pytest.mark.parametrize(
@@ -26,6 +27,8 @@ def test_defaults_match_the_brief() -> None:
         ("DB_TYPE", "oracle"),
         ("DB_POOL_SIZE", "0"),
         ("DB_RETRY_DELAY", "-1"),
+        ("INGEST_TAKEOVER_GRACE", "soon"),
+        ("INGEST_TAKEOVER_GRACE", "0.5"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -15,8 +16,8 @@ import pytest
 
 from dataplane.bpf import PIN_ROOT, AttachError, PinError, Rule, RuleSet, XdpProgram
 from dataplane.bpf import libbpf as lb
-from dataplane.bpf.loader import _locked, _query
-from dataplane.netns import Topology, call_in
+from dataplane.bpf.loader import _locked, _query, pin_dir_for
+from dataplane.netns import NETNS_DIR, Topology, call_in
 from dataplane.trafficgen import AfPacketSender, FrameSpec, LiveFrameGenerator, build_frame
 from tests.support.topology import VethNs, wait_until
 
@@ -88,11 +89,11 @@ def test_detach_removes_program_and_pins(veth_ns: VethNs,
                                          make_xdp: Callable[..., XdpProgram]) -> None:
     ifname = veth_ns.pair.host
     prog = make_xdp(ifname)
-    assert (PIN_ROOT / ifname / "floe_counters").exists()
+    assert (pin_dir_for(ifname) / "floe_counters").exists()
     assert _query(prog.ifindex).attach_mode == lb.XDP_ATTACHED_DRV
     XdpProgram.open(ifname).detach()
     assert _query(prog.ifindex).attach_mode == lb.XDP_ATTACHED_NONE
-    assert not (PIN_ROOT / ifname).exists()
+    assert not pin_dir_for(ifname).exists()
     with pytest.raises(PinError):
         XdpProgram.open(ifname)
     prog.close()
@@ -126,7 +127,7 @@ def test_falls_back_to_generic_where_native_is_unsupported(
 
     mode, kernel_mode = call_in(namespace, attach_and_detach)
     assert mode == "generic" and kernel_mode == lb.XDP_ATTACHED_SKB
-    assert not (PIN_ROOT / dummy).exists()
+    assert not call_in(namespace, lambda: pin_dir_for(dummy)).exists()
 
 
 def test_foreign_program_is_not_replaced_unless_asked(
@@ -138,7 +139,7 @@ def test_foreign_program_is_not_replaced_unless_asked(
                                        lb.XDP_FLAGS_DRV_MODE, None), AttachError, "attach")
         with pytest.raises(AttachError, match="floe_gen_drop"):
             XdpProgram.attach(ifname)
-        assert not (PIN_ROOT / ifname).exists()
+        assert not pin_dir_for(ifname).exists()
         prog = XdpProgram.attach(ifname, replace_foreign=True)
         assert prog.attach_mode == "native"
         assert _query(prog.ifindex).prog_id == prog.prog_id
@@ -219,7 +220,7 @@ def test_loader_waits_for_the_interface_lock(veth_ns: VethNs,
                                              make_xdp: Callable[..., XdpProgram]) -> None:
     ifname = veth_ns.pair.host
     make_xdp(ifname).close()
-    with _locked(PIN_ROOT / ifname):
+    with _locked(pin_dir_for(ifname)):
         proc = subprocess.Popen([sys.executable, "-c", LOADER, ifname, "rules"], cwd=ROOT,
                                 stdout=subprocess.PIPE, text=True)
         try:
@@ -256,7 +257,7 @@ def test_an_interface_created_again_under_its_name_starts_fresh(
     prog = make_xdp(pair.host)
     AfPacketSender(pair.peer, namespace).send([GOOD] * 5, timeout=10)
     assert wait_until(lambda: prog.counters().packets == 5)
-    old_maps = os.stat(PIN_ROOT / pair.host / "floe_counters").st_ino  # the counter epoch
+    old_maps = os.stat(pin_dir_for(pair.host) / "floe_counters").st_ino  # the counter epoch
     prog.close()
     # the interface goes (its program with it) and an interface of the same name comes back
     topo.run(None, ["ip", "link", "del", pair.host])
@@ -265,31 +266,75 @@ def test_an_interface_created_again_under_its_name_starts_fresh(
     assert again.host == pair.host and again.host_ifindex != pair.host_ifindex
     fresh = make_xdp(again.host)
     # new maps (a new counter epoch for the control plane), not the old interface's
-    assert os.stat(PIN_ROOT / again.host / "floe_counters").st_ino != old_maps
+    assert os.stat(pin_dir_for(again.host) / "floe_counters").st_ino != old_maps
     assert fresh.counters().packets == 0
     AfPacketSender(again.peer, namespace).send([GOOD] * 3, timeout=10)
     assert wait_until(lambda: fresh.counters().packets == 3)
 
 
-def test_pins_of_its_name_in_another_namespace_are_left_alone(
+def test_the_same_name_in_two_namespaces_has_pins_of_its_own(
         make_topology: Callable[[str], Topology],
         make_xdp: Callable[..., XdpProgram]) -> None:
+    """Pins are keyed by network namespace: an interface of the same name elsewhere attaches,
+    counts and detaches on its own, and leaves this one's counters and program alone."""
     topo = make_topology("nn")
-    pair = topo.add_veth(namespace=topo.add_namespace("a"))
+    namespace = topo.add_namespace("a")
+    pair = topo.add_veth(namespace=namespace)
     owner = make_xdp(pair.host)
     other = topo.add_namespace("b")
     topo.run(other, ["ip", "link", "add", pair.host, "type", "veth", "peer", "name", "peer0"])
     topo.run(other, ["ip", "link", "set", pair.host, "up"])
-    with pytest.raises(AttachError, match="another network namespace"):
-        call_in(other, lambda: XdpProgram.attach(pair.host, mode="inline", prefer="generic"))
-    # --detach from there does not take the owner's pins (nor detach anything) unless forced
-    with pytest.raises(AttachError, match="another network namespace"):
-        call_in(other, lambda: XdpProgram.open(pair.host).detach())
-    assert (PIN_ROOT / pair.host / "floe_counters").exists()
-    assert _query(owner.ifindex).prog_id == owner.prog_id
-    call_in(other, lambda: XdpProgram.open(pair.host).detach(force=True))
-    assert not (PIN_ROOT / pair.host).exists()
-    assert _query(owner.ifindex).prog_id == owner.prog_id  # still filtering, pins or not
+    topo.run(other, ["ip", "link", "set", "peer0", "up"])
+
+    def attach_there() -> tuple[int, Path]:
+        prog = XdpProgram.attach(pair.host, mode="inline", prefer="generic")
+        try:
+            return prog.prog_id, prog.pin_dir
+        finally:
+            prog.close()
+
+    there_id, there_pins = call_in(other, attach_there)
+    assert there_pins != owner.pin_dir and there_pins.name == owner.pin_dir.name == pair.host
+    assert there_pins.parent.name == f"netns-{os.stat(NETNS_DIR / other).st_ino:010d}"
+    AfPacketSender(pair.peer, namespace).send([GOOD] * 3, timeout=10)
+    AfPacketSender("peer0", other).send([GOOD] * 5, timeout=10)
+    assert wait_until(lambda: owner.counters().packets == 3)
+    assert wait_until(lambda: call_in(
+        other, lambda: XdpProgram.open(pair.host).counters().packets) == 5)
+    call_in(other, lambda: XdpProgram.open(pair.host).detach())
+    assert not there_pins.exists() and not there_pins.parent.exists()
+    assert _query(owner.ifindex).prog_id == owner.prog_id != there_id
+    assert (owner.pin_dir / "floe_counters").exists() and owner.counters().packets == 3
+
+
+def test_pins_of_the_layout_before_namespaces_are_adopted(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    """An upgrade while the program keeps filtering: the pins at floe/<ifname>/ move to the
+    namespace's directory with their counters, rules and counter epoch."""
+    ifname = veth_ns.pair.host
+    prog = make_xdp(ifname)
+    prog.rules.apply(RuleSet([Rule(7, "deny", src="192.0.2.0/24")]))
+    AfPacketSender(veth_ns.pair.peer, veth_ns.namespace).send([BAD] * 2 + [GOOD], timeout=10)
+    assert wait_until(lambda: prog.counters().packets == 3)
+    prog.close()
+    legacy = PIN_ROOT / ifname
+    epoch = os.stat(prog.pin_dir / "floe_counters").st_ino
+    os.rename(prog.pin_dir, legacy)  # where the previous release pinned them
+    with contextlib.suppress(OSError):
+        prog.pin_dir.parent.rmdir()
+    try:
+        status = XdpProgram.open(ifname)  # --status right after the upgrade finds them
+        assert status.pin_dir == pin_dir_for(ifname) and not legacy.exists()
+        assert status.counters().dropped_rule == 2
+        status.close()
+        again = XdpProgram.attach(ifname, mode="inline")
+        assert os.stat(again.pin_dir / "floe_counters").st_ino == epoch
+        assert again.counters().packets == 3 and 7 in again.rule_hits()
+        again.close()
+    finally:
+        if legacy.exists():  # the test failed before the move: put them back for teardown
+            pin_dir_for(ifname).parent.mkdir(exist_ok=True)
+            os.rename(legacy, pin_dir_for(ifname))
 
 
 def test_without_cap_sys_admin_pins_are_kept_and_detach_needs_force(
@@ -310,7 +355,7 @@ def test_without_cap_sys_admin_pins_are_kept_and_detach_needs_force(
     refused = subprocess.run(detach, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "CAP_SYS_ADMIN" in refused.stderr  # cannot verify
     assert _query(prog.ifindex).attach_mode == lb.XDP_ATTACHED_DRV
-    assert (PIN_ROOT / ifname / "floe_counters").exists()
+    assert (pin_dir_for(ifname) / "floe_counters").exists()
     subprocess.run([*detach, "--force"], cwd=ROOT, capture_output=True, timeout=60, check=True)
     assert _query(prog.ifindex).attach_mode == lb.XDP_ATTACHED_NONE
-    assert not (PIN_ROOT / ifname).exists()
+    assert not pin_dir_for(ifname).exists()

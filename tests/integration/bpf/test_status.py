@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from dataplane.bpf import PIN_ROOT, Rule, RuleSet, XdpProgram
+from dataplane.bpf import Rule, RuleSet, XdpProgram
 from dataplane.bpf.layout import MAPS
+from dataplane.bpf.loader import pin_dir_for
 from dataplane.netns import Topology
 from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame, malformed_frame
 from tests.support.topology import VethNs, wait_until
@@ -100,7 +102,7 @@ def _fake_pins(name: str, *, shrink_counters: bool, skip: str = "") -> Path:
     """Pins made with bpftool: this release's map sizes, optionally floe_counters 8 words
     shorter (as before the fast path's pairs) or one map missing (a loader killed while
     pinning)."""
-    pin_dir = PIN_ROOT / name
+    pin_dir = pin_dir_for(name)
     pin_dir.mkdir(parents=True)
     for map_name, (key_type, value_type, _percpu) in MAPS.items():
         if map_name == skip:
@@ -131,7 +133,7 @@ def test_pins_that_cannot_be_read_are_refused_yet_detach_clears_them(
     """Pins never decoded with the wrong offsets, and never stuck: --status refuses them
     (naming the command that clears them, for another layout); --detach removes them."""
     name = f"flold{os.getpid() % 100000}"
-    pin_dir = PIN_ROOT / name
+    pin_dir = pin_dir_for(name)
     try:
         _fake_pins(name, shrink_counters=shrink, skip=skip)
         answer = _status(name)
@@ -146,3 +148,5 @@ def test_pins_that_cannot_be_read_are_refused_yet_detach_clears_them(
             for pin in pin_dir.iterdir():
                 pin.unlink()
             pin_dir.rmdir()
+        with contextlib.suppress(OSError):  # the namespace's directory, when now empty
+            pin_dir.parent.rmdir()
