@@ -238,17 +238,20 @@ export function createFlowFeed(deps: FlowFeedDeps): FlowFeed {
       store.setState({ status: 'refused', fieldErrors: errors, error: null })
       return
     }
-    const asked: Record<string, unknown> = {}
-    if (cursor !== null && cursorKey === key) asked.after = cursor
+    // After a reconnect: everything after the newest cursor held (the server reports what its
+    // ring no longer has). Otherwise: the newest `limit` events, then live. Cursors are
+    // microseconds since 1970 (~1.8e15), exact in a JavaScript number until the year 2255.
+    const request: Record<string, unknown> = {}
+    if (cursor !== null && cursorKey === key && Number.isSafeInteger(cursor)) request.after = cursor
     else {
       cursor = null
       cursorKey = key
-      asked.number = limit
+      request.number = limit
     }
-    if (filter) asked.allow = [filter]
+    if (filter) request.allow = [filter]
     serial += 1
     subscription = { id: `flows-${serial}`, key }
-    frame({ type: 'subscribe', id: subscription.id, topic: 'flows', filter: asked })
+    frame({ type: 'subscribe', id: subscription.id, topic: 'flows', filter: request })
     store.setState({ status: 'subscribing' })
   }
 
