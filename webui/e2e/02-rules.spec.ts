@@ -11,8 +11,19 @@ async function packetsOf(page: Page, ip: string): Promise<number> {
   return flows.filter((f) => f.src === ip).reduce((s, f) => s + f.packets, 0)
 }
 
+/** The flows table's rows, every column but "last seen" (a relative time, which keeps counting). */
+const rowsOf = (page: Page) => page.getByTestId('flows-body').evaluate((body) => Array.from((body as HTMLTableSectionElement).rows, (r) => Array.from(r.cells).slice(1).map((c) => c.innerText).join('|')).sort())
+
 test('a deny rule: its hit counter rises while that traffic stops in the flows view', async ({ page, request }) => {
   test.skip(!(await stackState(request)).traffic, 'needs root for the demo dataplane and traffic')
+  // The flows view follows the WebSocket flow subscription: what the page sends on the stream,
+  // and every GET /flows it makes (there should be none while following).
+  const frames: Record<string, unknown>[] = []
+  page.on('websocket', (ws) => ws.on('framesent', (f) => frames.push(JSON.parse(String(f.payload)) as Record<string, unknown>)))
+  const polls: string[] = []
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname === '/api/v2/flows') polls.push(r.url())
+  })
   await loginAsAdmin(page)
   await page.getByRole('link', { name: 'Rules' }).click()
   await page.getByRole('button', { name: 'Add rule' }).click()
@@ -32,22 +43,35 @@ test('a deny rule: its hit counter rises while that traffic stops in the flows v
   await page.getByRole('tab', { name: 'Acknowledgements' }).click()
   await expect(page.getByText('up to date')).toBeVisible({ timeout: 20_000 })
 
-  // The flows view, filtered by the denied source: its counters stop; the control's go on.
+  // The flows view, filtered by the denied source: a subscription for that address; its
+  // counters stop while the control's go on.
   await page.getByRole('link', { name: 'Flows' }).click()
   await page.getByLabel('Value').fill(DENIED)
   await page.getByRole('button', { name: 'Add filter' }).click()
   await expect(page.getByRole('button', { name: `Remove filter ip = ${DENIED}` })).toBeVisible()
+  await expect(page.getByTestId('flows-status')).toHaveAttribute('data-status', 'live')
+  expect(frames.filter((f) => f.type === 'subscribe').pop()).toMatchObject({ topic: 'flows', filter: { allow: [{ ip: [DENIED] }] } })
   await page.waitForTimeout(3000) // flows already in flight when the rule landed settle
-  // Every column but "last seen" (a relative time, which keeps counting).
-  const counters = () => page.getByTestId('flows-body').evaluate((body) => Array.from((body as HTMLTableSectionElement).rows, (r) => Array.from(r.cells).slice(1).map((c) => c.innerText).join('|')).sort())
-  const frozen = await counters()
+  const frozen = await rowsOf(page)
   expect(frozen.length).toBeGreaterThan(0)
   const deniedBefore = await packetsOf(page, DENIED)
   const controlBefore = await packetsOf(page, CONTROL)
-  await page.waitForTimeout(6000) // three refreshes of the live table
-  expect(await counters()).toEqual(frozen)
+  await page.waitForTimeout(6000) // dozens of dataplane batches (one every 100 ms)
+  expect(await rowsOf(page)).toEqual(frozen)
   expect(await packetsOf(page, DENIED)).toBe(deniedBefore)
   expect(await packetsOf(page, CONTROL)).toBeGreaterThan(controlBefore)
+
+  // The control source, followed live in the same view: its rows change without a reload.
+  await page.getByRole('button', { name: `Remove filter ip = ${DENIED}` }).click()
+  await page.getByLabel('Value').fill(CONTROL)
+  await page.getByRole('button', { name: 'Add filter' }).click()
+  await expect(page.getByTestId('flows-status')).toHaveAttribute('data-status', 'live')
+  expect(frames.filter((f) => f.type === 'subscribe').pop()).toMatchObject({ filter: { allow: [{ ip: [CONTROL] }] } })
+  expect(frames.filter((f) => f.type === 'unsubscribe').length).toBeGreaterThan(0) // the old filter's subscription ended
+  await expect(page.getByTestId('flow-src').first()).toBeVisible({ timeout: 15_000 })
+  const moving = await rowsOf(page)
+  await expect(async () => expect(await rowsOf(page)).not.toEqual(moving)).toPass({ timeout: 15_000 })
+  expect(polls).toEqual([]) // following never polled GET /flows
 
   // Clean up for the tests after this one.
   await page.getByRole('link', { name: 'Rules' }).click()

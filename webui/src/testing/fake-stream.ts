@@ -6,8 +6,17 @@ export class FakeSocket implements SocketLike {
   onclose: ((ev: CloseEvent) => void) | null = null
   onmessage: ((ev: MessageEvent) => void) | null = null
   onerror: ((ev: Event) => void) | null = null
+  /** What the page sent (subscriptions), as text frames. */
+  sent: string[] = []
   close() {}
-  send(obj: unknown) {
+  send(text: string) {
+    this.sent.push(text)
+  }
+  open() {
+    this.onopen?.(new Event('open'))
+  }
+  /** A message from the server. */
+  receive(obj: unknown) {
     this.onmessage?.({ data: JSON.stringify(obj) } as MessageEvent)
   }
 }

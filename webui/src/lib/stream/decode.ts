@@ -1,5 +1,5 @@
 /** Wire JSON (the envelope's `data`, WebSocket messages) → domain objects, defensively. */
-import type { FlowRecord, HostCount, RuleHits, InterfaceStats, PortCount, ProtocolCount, StatsSnapshot, Traffic } from './types'
+import type { FlowEvent, FlowRecord, HostCount, RuleHits, InterfaceStats, PortCount, ProtocolCount, StatsSnapshot, Traffic } from './types'
 
 type Json = Record<string, unknown>
 
@@ -94,9 +94,16 @@ export function decodeSummary(data: unknown, atMs: number, topTalkers?: unknown)
   }
 }
 
+/** A message about one of this socket's subscriptions (the flow feed's business). */
+export type SubscriptionMessage =
+  | { type: 'flows'; id: string; events: FlowEvent[]; lost: number }
+  | { type: 'subscribed' | 'unsubscribed'; id: string }
+  | { type: 'error'; id: string | null; code: string; message: string; field: string | null }
+
 export type StreamMessage =
   | { type: 'stats'; snapshot: StatsSnapshot }
   | { type: 'heartbeat'; seq: number; dropped: number; at: number }
+  | SubscriptionMessage
   | { type: 'other' }
 
 /** One WebSocket text frame → a typed message (unknown types are ignored, not errors). */
@@ -111,7 +118,27 @@ export function decodeMessage(text: string): StreamMessage {
   const at = num(m.ts, Date.now() / 1000) * 1000
   if (m.type === 'stats') return { type: 'stats', snapshot: decodeSummary(m.data, at, m.top_talkers) }
   if (m.type === 'heartbeat') return { type: 'heartbeat', seq: num(m.seq), dropped: num(m.dropped), at }
+  if (typeof m.id === 'string') {
+    if (m.type === 'flows') return { type: 'flows', id: m.id, events: arr(m.events).map(decodeFlowEvent), lost: num(m.lost) }
+    if (m.type === 'subscribed' || m.type === 'unsubscribed') return { type: m.type, id: m.id }
+  }
+  if (m.type === 'error') {
+    const e = obj(m.error)
+    return { type: 'error', id: typeof m.id === 'string' ? m.id : null, code: str(e.code, 'error'), message: str(e.message, 'refused'), field: typeof e.field === 'string' ? e.field : null }
+  }
   return { type: 'other' }
+}
+
+/** One subscription event: a flow (the keys of a GET /flows record plus cursor, kind,
+ *  deltas, verdict), a loss report, or a node's (dis)connection. */
+export function decodeFlowEvent(v: unknown): FlowEvent {
+  const e = obj(v)
+  const cursor = num(e.cursor)
+  if (e.type === 'lost') {
+    return { type: 'lost', cursor, source: str(e.source, 'unspecified'), count: num(e.count), nodeId: str(e.node_id), interface: str(e.interface), detail: str(e.detail) }
+  }
+  if (e.type === 'node') return { type: 'node', cursor, nodeId: str(e.node_id), state: str(e.state, 'unspecified') }
+  return { type: 'flow', cursor, kind: str(e.kind, 'unspecified'), flow: decodeFlow(e) }
 }
 
 export function flowKey(f: Json): string {
@@ -141,5 +168,6 @@ export function decodeFlow(v: unknown): FlowRecord {
     tcpFlags: num(f.tcp_flags),
     state: str(f.state),
     endReason: str(f.end_reason),
+    verdict: typeof f.verdict === 'string' ? f.verdict : undefined,
   }
 }

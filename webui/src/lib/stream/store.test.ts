@@ -10,7 +10,11 @@ class FakeSocket implements SocketLike {
   onmessage: ((ev: MessageEvent) => void) | null = null
   onerror: ((ev: Event) => void) | null = null
   closed: number | null = null
+  sent: string[] = []
   constructor(readonly url: string) {}
+  send(text: string) {
+    this.sent.push(text)
+  }
   close(code = 1000) {
     this.closed = code
   }

@@ -4,8 +4,9 @@
  * reconnects with capped exponential backoff, and tells everyone its state
  * (live / reconnecting) — components only read it through selectors.
  *
- * Flows: the WebSocket flow subscription is not in the API yet, so `followFlows` polls
- * GET /flows behind the same interface; when the subscription lands only `FlowFeed` changes.
+ * Flows ride the same socket: the flow feed (`flows.ts`) holds a flow subscription on it
+ * while the socket is open; this store tells it when the socket opens and closes and hands
+ * it the messages about its subscription.
  */
 import { createStore, type StoreApi } from 'zustand/vanilla'
 import { api, ApiError } from '../api-client'
@@ -26,6 +27,7 @@ export interface SocketLike {
   onclose: ((ev: CloseEvent) => void) | null
   onmessage: ((ev: MessageEvent) => void) | null
   onerror: ((ev: Event) => void) | null
+  send(data: string): void
   close(code?: number, reason?: string): void
 }
 
@@ -64,7 +66,7 @@ export interface StreamController {
   stop(): void
   /** Reconnect now (the "retry" button), resetting the backoff. */
   retryNow(): void
-  /** The flow feed (polling /flows until the WebSocket flow subscription exists). */
+  /** The flow feed (a flow subscription on this socket; GET /flows when paused). */
   flows: FlowFeed
 }
 
@@ -127,6 +129,7 @@ export function createStreamController(
     if (socket) {
       socket.onopen = socket.onclose = socket.onmessage = socket.onerror = null
       socket = null
+      flows.detach()
     }
     clearTimers()
     store.setState({ lastCloseCode: code })
@@ -164,6 +167,8 @@ export function createStreamController(
       }))
     } else if (message.type === 'heartbeat') {
       store.setState({ status: 'live', attempt: 0, retryAt: null, lastMessageAt: now, serverDropped: message.dropped })
+    } else if (message.type !== 'other') {
+      flows.receive(message) // flows, subscribed, unsubscribed, error
     }
   }
 
@@ -178,7 +183,12 @@ export function createStreamController(
       return
     }
     socket = ws
-    ws.onopen = () => armStale()
+    ws.onopen = () => {
+      armStale()
+      flows.attach((text) => {
+        if (socket === ws) ws.send(text)
+      })
+    }
     ws.onmessage = onMessage
     ws.onerror = () => undefined // a close event always follows
     ws.onclose = (ev) => {

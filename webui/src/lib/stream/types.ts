@@ -86,6 +86,15 @@ export interface FlowRecord {
   tcpFlags: number
   state: string
   endReason: string
+  /** forwarded | dropped | unknown: carried by subscription events, not by GET /flows. */
+  verdict?: string
 }
+
+/** One event of the WebSocket flow subscription (the observer's `Event`). `cursor` orders
+ *  them and resumes a subscription (0: a report about this stream, not an event of the ring). */
+export type FlowEvent =
+  | { type: 'flow'; cursor: number; kind: string; flow: FlowRecord }
+  | { type: 'lost'; cursor: number; source: string; count: number; nodeId: string; interface: string; detail: string }
+  | { type: 'node'; cursor: number; nodeId: string; state: string }
 
 export type StreamStatus = 'idle' | 'connecting' | 'live' | 'reconnecting' | 'stopped'

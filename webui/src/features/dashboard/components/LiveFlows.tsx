@@ -1,5 +1,6 @@
 /** The newest flows under the charts, following the stream layer's flow feed (the same
- *  one the Flows page uses). Renders at most LIVE_ROWS rows whatever the feed holds. */
+ *  one the Flows page uses: a WebSocket flow subscription). Renders at most LIVE_ROWS rows
+ *  whatever the feed holds. */
 import { useEffect } from 'react'
 import { Link } from 'react-router-dom'
 import { Card } from '@/components/ui/Card'
@@ -14,6 +15,7 @@ export const LIVE_ROWS = 15
 export function LiveFlows({ paused }: { paused: boolean }) {
   const rows = useFlowFeed((s) => s.rows)
   const evicted = useFlowFeed((s) => s.evicted)
+  const lost = useFlowFeed((s) => s.lost.queue + s.lost.ring + s.lost.dataplane)
   useEffect(() => {
     const feed = getStream().flows
     feed.setQuery({})
@@ -65,6 +67,7 @@ export function LiveFlows({ paused }: { paused: boolean }) {
         </Table>
       )}
       {evicted > 0 && <p className="px-4 py-2 text-xs text-amber-500">{formatCount(evicted)} older flows left the bounded buffer.</p>}
+      {lost > 0 && <p className="px-4 py-2 text-xs text-amber-500">{formatCount(lost)} flow events reported lost (details on the Flows page).</p>}
     </Card>
   )
 }

@@ -1,4 +1,5 @@
-/** The API's flow filters as chips: pick a field, type a value, Enter adds the chip. */
+/** The API's flow filters as chips: pick a field, type a value, Enter adds the chip. A chip
+ *  the server (or the feed's own check) refused shows why beside it. */
 import { useState, type FormEvent } from 'react'
 import { Plus } from 'lucide-react'
 import { Button } from '@/components/ui/Button'
@@ -17,6 +18,8 @@ const LABELS: Record<keyof FlowQuery, string> = {
 }
 
 const HINTS: Partial<Record<keyof FlowQuery, string>> = {
+  ip: 'an IPv4 or IPv6 address',
+  port: '0-65535',
   proto: 'tcp, udp, icmp… or a number',
   state: 'new, established, closing, closed (comma-separated)',
   end_reason: 'none, idle_timeout, active_timeout, tcp_fin, tcp_rst, evicted, shutdown',
@@ -62,7 +65,11 @@ export function FilterChips({ query, onChange, errors }: { query: FlowQuery; onC
                   onChange(next)
                 }}
               />
-              {errors?.[f] && <span className="ml-1 text-xs text-red-300">{errors[f]}</span>}
+              {errors?.[f] && (
+                <span className="ml-1 text-xs text-red-300" role="alert" data-testid={`chip-error-${f}`}>
+                  {errors[f]}
+                </span>
+              )}
             </li>
           ))}
         </ul>

@@ -20,6 +20,7 @@ export function FlowDrawer({ flow, onClose }: { flow: FlowRecord | null; onClose
         ['VLAN', flow.vlan || 'none'],
         ['State', <Badge key="s" tone={flow.state === 'closed' ? 'neutral' : 'info'}>{flow.state}</Badge>],
         ['End reason', flow.endReason],
+        ['Verdict', flow.verdict ?? 'not reported'],
         ['Packets (A→B / B→A)', `${formatCount(flow.packetsAB)} / ${formatCount(flow.packetsBA)}`],
         ['Bytes (A→B / B→A)', `${formatBytes(flow.bytesAB)} / ${formatBytes(flow.bytesBA)}`],
         ['Total', `${formatCount(flow.packets)} packets, ${formatBytes(flow.bytes)}`],

@@ -64,7 +64,7 @@ describe('RulesPage', () => {
     await screen.findByTestId('rule-1')
     const message = statsMessage(Date.now() / 1000, { packets: 10, bps: 1, pps: 1 })
     message.data.interfaces[0]!.rule_hits = { '1': { packets: 42, bytes: 4200 } } as never
-    act(() => last().send(message))
+    act(() => last().receive(message))
     expect(screen.getByTestId('rule-hits-1')).toHaveTextContent('42')
     controller.stop()
   })
