@@ -53,7 +53,7 @@ def _refused(full: HubFull) -> ApiError:
 
 
 @bp.websocket("/stream")
-@require_scope("stats:read", per_node=True)
+@require_scope("stats:read", "flows:read", per_node=True)
 async def stream() -> None:
     """Heartbeats, and each second `{"type": "stats", ...}` of the nodes the caller may see
     (all of them with a global stats:read; else those its node grants name)."""

@@ -33,7 +33,7 @@ from quart.wrappers.base import ClientDisconnectedError
 
 from app.ingest import get_state
 from app.observer import get_observer
-from app.observer.fanout import Chunk, Follower
+from app.observer.fanout import MAX_CHUNK_EVENTS, Chunk, Follower
 from app.observer.filters import FilterError, compile_selection
 from app.observer.history import open_flows
 from app.observer.jsonview import batch_json, event_json
@@ -225,12 +225,16 @@ class StreamSession:
             observer.fanout.remove(follower)
 
     async def _send_flows(self, prefix: str, chunks: list[Chunk], lost: int) -> None:
+        """At most MAX_CHUNK_EVENTS events a message (a resumed history can hold the whole
+        ring: one message of it would be one long task in a browser)."""
         parts: list[bytes] = []
         for chunk in chunks:
             json = batch_json(chunk.batch)
             parts.extend(json[i] for i in chunk.rows.tolist())
-        head = prefix + (f',"lost":{lost}' if lost else "")
-        await self.send(head + ',"events":[' + b",".join(parts).decode() + "]}")
+        for start in range(0, max(len(parts), 1), MAX_CHUNK_EVENTS):
+            head = prefix + (f',"lost":{lost}' if lost and start == 0 else "")
+            body = b",".join(parts[start:start + MAX_CHUNK_EVENTS]).decode()
+            await self.send(head + ',"events":[' + body + "]}")
 
     # -- stats ---------------------------------------------------------------------------
     def _stats(self, ident: str, message: dict[str, Any]) -> Any:

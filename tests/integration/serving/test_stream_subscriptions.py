@@ -226,3 +226,48 @@ async def test_a_node_granted_user_subscribes_to_its_nodes_only(
         assert all(i["node_id"] == "other-node" for i in message["data"]["interfaces"])
     finally:
         await ws.close()
+
+
+async def test_a_flows_only_key_follows_flows_and_sees_no_stats(
+        server: FloeServer, admin: str, feed: Any) -> None:
+    async with httpx.AsyncClient(base_url=server.url("/api/v2")) as http:
+        response = await http.post("/clients", headers={"Authorization": f"Bearer {admin}"},
+                                   json={"name": "flows-only", "scopes": ["flows:read"]})
+        key = response.json()["data"]["api_key"]
+    ws = await connect(server, key)
+    try:
+        await ws.send(json.dumps({"type": "subscribe", "id": "f", "topic": "flows",
+                                  "filter": {"allow": [{"destination_port": [6060]}]}}))
+        await until(ws, of("subscribed", "f"))
+        await ws.send(json.dumps({"type": "subscribe", "id": "s", "topic": "stats"}))
+        error = await until(ws, of("error", "s"))
+        assert error["error"]["code"] == "insufficient_scope"
+        await feed([6060])
+        got = await until(ws, lambda m: of("flows", "f")(m)
+                          and any(e["type"] == "flow" for e in m["events"]))
+        assert [e["dst_port"] for e in got["events"] if e["type"] == "flow"] == [6060]
+        stats = await until(ws, of("stats"), timeout=5)  # the default per-second stats
+        assert stats["data"]["interfaces"] == [] and stats["data"]["nodes"]["known"] == 0
+    finally:
+        await ws.close()
+
+
+async def test_a_resumed_history_comes_in_bounded_messages(server: FloeServer, admin: str,
+                                                           feed: Any) -> None:
+    from app.observer.fanout import MAX_CHUNK_EVENTS
+
+    ports = [8100 + i % 50 for i in range(MAX_CHUNK_EVENTS + 500)]
+    await feed(ports)
+    ws = await connect(server, admin)
+    try:
+        await ws.send(json.dumps({"type": "subscribe", "id": "h", "topic": "flows",
+                                  "filter": {"number": len(ports),
+                                             "allow": [{"port": sorted(set(ports))}]}}))
+        await until(ws, of("subscribed", "h"))
+        first = await until(ws, of("flows", "h"))
+        second = await until(ws, of("flows", "h"))
+        assert len(first["events"]) == MAX_CHUNK_EVENTS
+        assert len(second["events"]) == 500
+        assert first["events"][-1]["cursor"] < second["events"][0]["cursor"]
+    finally:
+        await ws.close()
