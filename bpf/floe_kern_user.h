@@ -28,6 +28,17 @@
 #define FLOE_MAX_EXT_HDRS    6 /* IPv6 extension headers walked; one more = malformed */
 
 /*
+ * The ring buffer (BPF_MAP_TYPE_RINGBUF, floe_ring): pass-through mode writes one record per
+ * passed frame there, and every XDP mode writes sampled dropped frames (struct floe_ring_rec
+ * followed by the frame's first bytes). The size is set when the maps are created
+ * (FLOE_RING_BYTES unless the loader is told otherwise) and kept by the pins.
+ */
+#define FLOE_RING_BYTES      16777216 /* 16 MiB: ~100k records of a 128-byte snap */
+#define FLOE_SNAP_DEFAULT    128      /* config.snaplen 0 means this */
+#define FLOE_SNAP_MAX        256      /* records hold 64, 128 or 256 bytes of frame */
+#define FLOE_DROP_WINDOW_NS  100000000 /* drop records: the rate cap's window (100 ms) */
+
+/*
  * Parser rules shared by the kernel and the Python parser (dataplane/parse.py reads these
  * through dataplane/bpf/layout.py). ICMP/ICMPv6 flows carry port 0 on both sides, so an echo
  * request and its reply are one flow; an ICMP header shorter than FLOE_ICMP_HDR_LEN bytes is
@@ -38,8 +49,24 @@
 
 /* Operating mode of one interface (struct floe_config.mode). */
 enum floe_mode {
-	FLOE_MODE_INLINE = 0, /* filter + count + pass; flows in the in-kernel LRU map */
-	FLOE_MODE_TAP = 1,    /* filter + count + redirect to the AF_XDP socket of the RX queue */
+	FLOE_MODE_INLINE = 0,      /* filter + count + pass; flows in the in-kernel LRU map */
+	FLOE_MODE_TAP = 1,         /* filter + count + redirect to the AF_XDP socket of the RX queue */
+	FLOE_MODE_PASSTHROUGH = 2, /* filter + count + pass; each passed frame's headers go to the
+				    * ring buffer (1 in config.sample_n), flows built in user space */
+};
+
+/* What happened to a frame, as the ring records and the uplink's FlowRecord say it. */
+enum floe_verdict {
+	FLOE_VERDICT_UNKNOWN = 0,
+	FLOE_VERDICT_FORWARDED = 1,
+	FLOE_VERDICT_DROPPED = 2,
+};
+
+/* How the running dataplane's AF_XDP sockets are bound (config.xsk_mode, for --status). */
+enum floe_xsk_mode {
+	FLOE_XSK_MODE_NONE = 0,     /* no AF_XDP sockets (inline, pass-through) */
+	FLOE_XSK_MODE_COPY = 1,
+	FLOE_XSK_MODE_ZEROCOPY = 2,
 };
 
 /* A rule's action, and the default action for unmatched / malformed frames. */
@@ -73,6 +100,11 @@ struct floe_config {
 	__u32 sample_n;                    /* tap mode: redirect 1 in N (0/1 = all), rest pass */
 	__u32 track_flows;                 /* inline mode: update the LRU flow map (0/1) */
 	__u32 rule_maps;                   /* enum floe_rule_maps bits, kept by user space */
+	__u32 snaplen;                     /* ring records: frame bytes copied (0: FLOE_SNAP_DEFAULT) */
+	__u32 drop_sample_n;               /* dropped frames recorded 1 in N (0: none, 1: all) */
+	__u32 drop_rate_cap;               /* at most this many drop records a second per CPU (0: no
+					    * cap); the rest ride on the next record's weight */
+	__u32 xsk_mode;                    /* enum floe_xsk_mode, written by the dataplane (status) */
 };
 
 /*
@@ -143,6 +175,46 @@ struct floe_if_counters {
 	__u64 fast_default_tcp_bytes;
 	__u64 fast_default_udp_packets;
 	__u64 fast_default_udp_bytes;
+	/* the ring buffer (floe_ring) */
+	__u64 ring_passed;  /* records of passed frames written (pass-through mode) */
+	__u64 ring_dropped; /* records of dropped frames written (every mode) */
+	__u64 ring_full;    /* frames whose record did not fit: lost to flow accounting */
+};
+
+/*
+ * Ring buffer record: this header, then `caplen` bytes of the frame (the record's size is
+ * the header plus 64, 128 or 256 bytes: the smallest that holds config.snaplen).
+ *
+ * Sampling keeps totals exact: a frame not recorded (1-in-N sampling, the drop rate cap)
+ * adds itself to the next record's weight on the same CPU and of the same kind (passed or
+ * dropped), so the weights of all records sum to the frames they stand for. A frame whose
+ * record did not fit (ring full) is counted in ring_full instead, never in a weight.
+ */
+struct floe_ring_rec {
+	__u64 ts_ns;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 weight_bytes; /* wire bytes of the frames this record stands for, its own included */
+	__u32 weight;       /* frames this record stands for: 1 + those sampled out before it */
+	__u32 len;          /* this frame's length */
+	__u32 rule_id;      /* the rule credited (0: no rule; the default or malformed action) */
+	__u16 caplen;       /* bytes of the frame that follow */
+	__u8 verdict;       /* enum floe_verdict */
+	__u8 _pad;
+};
+
+/*
+ * Per-CPU sampling state of the ring records (PERCPU_ARRAY floe_ring_state, key 0): written
+ * by the kernel only (user space reads it, and zeroes it when a dataplane starts so weights
+ * never carry frames nobody was there to see).
+ */
+struct floe_ring_state {
+	__u64 pass_weight;       /* passed frames not yet recorded: the next pass record's weight */
+	__u64 pass_weight_bytes;
+	__u64 drop_weight;       /* dropped frames not yet recorded */
+	__u64 drop_weight_bytes;
+	__u64 window_ns;         /* start of the drop rate cap's current window */
+	__u64 window_records;    /* drop records written in it */
+	__u64 pass_sampled_out;  /* cumulative: passed frames that rode on another record */
+	__u64 drop_sampled_out;  /* cumulative: dropped frames that rode on another record */
 };
 
 /* LPM trie keys: prefixlen first, address bytes in network order. */
@@ -217,6 +289,12 @@ struct floe_rule_hits {
 	__u64 packets;
 	__u64 bytes;
 };
+
+/*
+ * floe_rule_ids (ARRAY of __u32 indexed by hit slot): the rule id of each slot, written by
+ * user space before the rule can match, so a ring record names its rule by id even when the
+ * verdict came from the CIDR index (whose words carry only the slot).
+ */
 
 /*
  * In-kernel flow map for inline mode (LRU_HASH). The key is canonical (endpoint "a" is the

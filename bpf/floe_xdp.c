@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-only
 /*
- * floe_xdp — Floe's XDP program: parse, count, filter, and (tap) redirect or (inline) track flows.
+ * floe_xdp — Floe's XDP program: parse, count, filter, and (tap) redirect, (inline) track flows
+ * or (pass-through) copy each passed frame's headers into the ring buffer.
  *
  * Every frame is counted per ingress ifindex. Parsing never trusts a length field: anything
  * that does not fit is counted as malformed by reason and never classified. Verdict order:
@@ -9,6 +10,9 @@
  * deny, else the first allow, in the order src CIDR, dst CIDR, protocol, dst port, src port)
  * is credited per frame. Invariant (once user space folds in the fast-path pairs, see
  * fast_drop()): packets == passed + redirected + dropped_*.
+ *
+ * Dropped frames are recorded in the ring buffer too (every mode, config.drop_sample_n and
+ * drop_rate_cap), with their rule, so user space can show who is dropped and by what.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -130,6 +134,25 @@ struct {
 	__type(key, struct floe_flow_key);
 	__type(value, struct floe_flow_val);
 } floe_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FLOE_MAX_RULES);
+	__type(key, __u32);
+	__type(value, __u32);
+} floe_rule_ids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FLOE_RING_BYTES);
+} floe_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct floe_ring_state);
+} floe_ring_state SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -599,6 +622,142 @@ static __always_inline int fast_drop(struct floe_if_counters *c, struct floe_con
 	return 1;
 }
 
+/* ---- the ring buffer: pass-through records and dropped-frame samples ------------------- */
+
+/* The rule id of a rule word (0 for none), from the slot -> id array user space keeps. */
+static __always_inline __u32 rule_id_of(__u32 rule)
+{
+	if (!rule)
+		return 0;
+	__u32 slot = (rule & FLOE_WORD_SLOT) - 1;
+	__u32 *id = bpf_map_lookup_elem(&floe_rule_ids, &slot);
+	return id ? *id : 0;
+}
+
+/* A record's header as the caller fills it (ts_ns and caplen are set here), and the snap
+ * length: one stack struct, since a subprogram takes at most five arguments. */
+struct rec_args {
+	struct floe_ring_rec hdr;
+	__u32 snap;
+};
+
+/* One record holding `size` (a constant: 64, 128 or 256) bytes of frame. 0, or -1: no room. */
+static __always_inline int ring_put(struct xdp_md *ctx, const __u32 size, struct rec_args *a)
+{
+	struct floe_ring_rec *r = bpf_ringbuf_reserve(&floe_ring, sizeof(*r) + size, 0);
+	if (!r)
+		return -1;
+	__u32 len = a->hdr.len;
+	__u32 n = len < a->snap ? len : a->snap;
+	if (n > size)
+		n = size;
+	if (n > 0 && bpf_xdp_load_bytes(ctx, 0, (void *)(r + 1), n) != 0)
+		n = 0;
+	*r = a->hdr;
+	r->ts_ns = bpf_ktime_get_ns();
+	r->caplen = n;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+/* A record in the smallest size class that holds the snap length. Not inlined: one copy of
+ * the record code serves every call site (the callers' fast paths stay short). */
+static __noinline int ring_record(struct xdp_md *ctx, struct rec_args *a)
+{
+	if (a->snap <= 64)
+		return ring_put(ctx, 64, a);
+	if (a->snap <= 128)
+		return ring_put(ctx, 128, a);
+	return ring_put(ctx, FLOE_SNAP_MAX, a);
+}
+
+static __always_inline __u32 snap_of(struct floe_config *cfg)
+{
+	return cfg->snaplen ? cfg->snaplen : FLOE_SNAP_DEFAULT;
+}
+
+/*
+ * Pass-through mode: record a passed frame, 1 in config.sample_n; a frame not recorded rides
+ * on the next record's weight (same CPU). A record that does not fit is counted in ring_full
+ * and its frame is lost to the flow accounting (not carried).
+ */
+static __always_inline void record_pass(struct xdp_md *ctx, struct floe_config *cfg,
+					struct floe_if_counters *c, __u64 len, __u32 rule)
+{
+	__u32 zero = 0;
+	struct floe_ring_state *st = bpf_map_lookup_elem(&floe_ring_state, &zero);
+	if (!st)
+		return;
+	__u64 weight = st->pass_weight + 1;
+	__u64 weight_bytes = st->pass_weight_bytes + len;
+	if (weight < cfg->sample_n) {
+		st->pass_weight = weight;
+		st->pass_weight_bytes = weight_bytes;
+		st->pass_sampled_out++;
+		return;
+	}
+	struct rec_args a = {.hdr = {.weight = weight, .weight_bytes = weight_bytes, .len = len,
+				     .rule_id = rule_id_of(rule), .verdict = FLOE_VERDICT_FORWARDED},
+			     .snap = snap_of(cfg)};
+	if (ring_record(ctx, &a)) {
+		c->ring_full++;
+		return;
+	}
+	c->ring_passed++;
+	st->pass_weight = 0;
+	st->pass_weight_bytes = 0;
+}
+
+/*
+ * Every mode: record a dropped frame, 1 in config.drop_sample_n, at most drop_rate_cap records
+ * a second per CPU (counted over FLOE_DROP_WINDOW_NS windows; once a window is full the clock
+ * is read only every 64th frame). Frames not recorded ride on the next drop record's weight.
+ */
+static __always_inline void record_drop(struct xdp_md *ctx, struct floe_config *cfg,
+					struct floe_if_counters *c, __u64 len, __u32 rule)
+{
+	__u32 n = cfg->drop_sample_n;
+	if (!n)
+		return;
+	__u32 zero = 0;
+	struct floe_ring_state *st = bpf_map_lookup_elem(&floe_ring_state, &zero);
+	if (!st)
+		return;
+	__u64 weight = st->drop_weight + 1;
+	__u64 weight_bytes = st->drop_weight_bytes + len;
+	if (weight < n)
+		goto ride;
+	__u32 cap = cfg->drop_rate_cap;
+	if (cap) {
+		__u64 per_window = ((__u64)cap * (FLOE_DROP_WINDOW_NS / 1000000) + 999) / 1000;
+		if (st->window_records >= per_window) {
+			if (weight & 63)
+				goto ride;
+			__u64 now = bpf_ktime_get_coarse_ns();
+			if (now - st->window_ns < FLOE_DROP_WINDOW_NS)
+				goto ride;
+			st->window_ns = now;
+			st->window_records = 0;
+		}
+	}
+	struct rec_args a = {.hdr = {.weight = weight, .weight_bytes = weight_bytes, .len = len,
+				     .rule_id = rule_id_of(rule), .verdict = FLOE_VERDICT_DROPPED},
+			     .snap = snap_of(cfg)};
+	if (ring_record(ctx, &a)) {
+		c->ring_full++;
+		return;
+	}
+	c->ring_dropped++;
+	st->window_records++;
+	st->drop_weight = 0;
+	st->drop_weight_bytes = 0;
+	return;
+ride:
+	st->drop_weight = weight;
+	st->drop_weight_bytes = weight_bytes;
+	st->drop_sampled_out++;
+}
+
 /* -1, 0, 1 comparing (a, pa) with (b, pb), addresses first. */
 static __always_inline int endpoint_cmp(const __u8 *a, __u16 pa, const __u8 *b, __u16 pb)
 {
@@ -699,8 +858,10 @@ int floe_xdp(struct xdp_md *ctx)
 	struct iphdr *ip = plain_v4(data, end);
 	if (ip) {
 		rule = cidr_fast(ip, cfg->rule_maps);
-		if (rule != FLOE_WORD_TRIE && fast_drop(c, cfg, ip, rule, len))
+		if (rule != FLOE_WORD_TRIE && fast_drop(c, cfg, ip, rule, len)) {
+			record_drop(ctx, cfg, c, len, rule);
 			return XDP_DROP;
+		}
 	}
 	c->packets++;
 	c->bytes += len;
@@ -730,16 +891,25 @@ int floe_xdp(struct xdp_md *ctx)
 		count_hit(rule, len);
 		if (rule & FLOE_WORD_DENY) {
 			c->dropped_rule++;
+			record_drop(ctx, cfg, c, len, rule);
 			return XDP_DROP;
 		}
 	} else if (mal) {
 		if (cfg->malformed_action == FLOE_ACTION_DENY) {
 			c->dropped_malformed++;
+			record_drop(ctx, cfg, c, len, 0);
 			return XDP_DROP;
 		}
 	} else if (cfg->default_action == FLOE_ACTION_DENY) {
 		c->dropped_default++;
+		record_drop(ctx, cfg, c, len, 0);
 		return XDP_DROP;
+	}
+
+	if (cfg->mode == FLOE_MODE_PASSTHROUGH) {
+		record_pass(ctx, cfg, c, len, rule);
+		c->passed++;
+		return XDP_PASS;
 	}
 
 	if (cfg->mode == FLOE_MODE_TAP) {

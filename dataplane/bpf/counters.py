@@ -89,6 +89,9 @@ class InterfaceCounters:
     mal_tcp_bad_doff: int = 0
     flow_update_failed: int = 0
     mal_ipv6_bad_payload_len: int = 0
+    ring_passed: int = 0
+    ring_dropped: int = 0
+    ring_full: int = 0
 
     @property
     def dropped(self) -> int:
