@@ -827,12 +827,6 @@ class XdpProgram:
         with map_errors(MapError, f"unregister AF_XDP socket for queue {queue_id}"):
             return self._maps["floe_xsks"].delete(_u32(queue_id))
 
-    def xsk_queues(self) -> list[int]:
-        """RX queues with an AF_XDP socket registered now (the kernel drops a socket's entry
-        when the socket closes, so this is what a running dataplane holds)."""
-        with map_errors(MapError, "read the AF_XDP socket map"):
-            return sorted(int.from_bytes(key, "little") for key in self._maps["floe_xsks"].keys())
-
     @property
     def ring_fd(self) -> int:
         """fd of the ring buffer (pass-through records and dropped-frame samples)."""
