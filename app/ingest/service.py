@@ -286,6 +286,7 @@ class UplinkService:
                 continue
             iface.mode = _enum_name(pb.Mode, info.mode, "MODE_")
             iface.attach_mode = _enum_name(pb.AttachMode, info.attach_mode, "ATTACH_MODE_")
+            iface.xsk_mode = _enum_name(pb.XskMode, info.xsk_mode, "XSK_MODE_")
         session = Session(node_id=hello.node_id, instance_id=hello.instance_id)
         self.sessions[hello.node_id] = session
         applied = node.applied_seq.get(hello.instance_id, 0)
