@@ -6,13 +6,23 @@ work column-wise over it with numpy, which is what keeps a Python dataplane at l
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FrameBatch"]
+__all__ = ["FrameBatch", "epoch_offset_ns"]
+
+@functools.cache
+def epoch_offset_ns() -> int:
+    """CLOCK_REALTIME - CLOCK_MONOTONIC, read once per process: kernel stamps (monotonic) move
+    to the epoch by the same amount every time, so a flow's first-seen time (part of its
+    identity upstream) never shifts between two reads."""
+    return time.time_ns() - time.monotonic_ns()
+
 
 U8 = npt.NDArray[np.uint8]
 U32 = npt.NDArray[np.uint32]

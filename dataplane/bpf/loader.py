@@ -17,7 +17,6 @@ import logging
 import mmap
 import os
 import socket
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +61,7 @@ from dataplane.bpf.layout import (
 )
 from dataplane.bpf.maps import BpfMap, possible_cpus
 from dataplane.bpf.rules import RULE_MAPS, RuleHitCount, RuleSet, rule_entries, rule_maps_mask
+from dataplane.packets import epoch_offset_ns
 
 __all__ = [
     "BPFFS", "DROP_RATE_CAP", "MODES", "PIN_ROOT", "RuleTable", "XdpProgram", "ensure_bpffs",
@@ -801,7 +801,7 @@ class XdpProgram:
         for name in ("first_seen_ns", "last_seen_ns", "tcp_flags"):
             out[name] = v[name]
         if epoch:
-            offset = time.time_ns() - time.monotonic_ns()
+            offset = epoch_offset_ns()
             out["first_seen_ns"] += np.uint64(offset)
             out["last_seen_ns"] += np.uint64(offset)
         return out

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dataplane.bpf.layout import RING_REC_DTYPE
-from dataplane.packets import FrameBatch
+from dataplane.packets import FrameBatch, epoch_offset_ns
 from dataplane.sources.base import SourceError
 
 __all__ = ["RING_HEADER", "RingProgram", "RingSource", "RingbufReader"]
@@ -191,7 +191,7 @@ class RingSource:
                 data[at:at + h.shape[0], :f.shape[1]] = f
                 at += h.shape[0]
         n = int(headers.shape[0])
-        offset = time.time_ns() - time.monotonic_ns()
+        offset = epoch_offset_ns()
         return FrameBatch(
             data=data.reshape(-1),
             offsets=np.arange(n, dtype=np.int64) * snap,
