@@ -191,7 +191,7 @@ struct floe_if_counters {
  * record did not fit (ring full) is counted in ring_full instead, never in a weight.
  */
 struct floe_ring_rec {
-	__u64 ts_ns;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 ts_ns;        /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC_COARSE, jiffy steps */
 	__u64 weight_bytes; /* wire bytes of the frames this record stands for, its own included */
 	__u32 weight;       /* frames this record stands for: 1 + those sampled out before it */
 	__u32 len;          /* this frame's length */

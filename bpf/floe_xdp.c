@@ -654,7 +654,7 @@ static __always_inline int ring_put(struct xdp_md *ctx, const __u32 size, struct
 	if (n > 0 && bpf_xdp_load_bytes(ctx, 0, (void *)(r + 1), n) != 0)
 		n = 0;
 	*r = a->hdr;
-	r->ts_ns = bpf_ktime_get_ns();
+	r->ts_ns = bpf_ktime_get_coarse_ns(); /* jiffy resolution; ~15 ns cheaper a record here */
 	r->caplen = n;
 	bpf_ringbuf_submit(r, 0);
 	return 0;

@@ -132,7 +132,8 @@ def _empty() -> tuple[npt.NDArray[np.void], npt.NDArray[np.uint8]]:
 class RingSource:
     """Frames from the ring buffer as FrameBatches with verdict, rule and weight columns.
 
-    Timestamps are the kernel's CLOCK_MONOTONIC moved to the epoch. A short drain waits
+    Timestamps are the kernel's CLOCK_MONOTONIC_COARSE (jiffy steps, as the inline flow map) moved
+    to the epoch. A short drain waits
     `coalesce` seconds once for more (per-batch numpy overhead makes small batches costly).
     `loss()` is empty: the kernel counts what did not fit (`ring_full`), the runner reports it.
     """
