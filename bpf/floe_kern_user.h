@@ -179,6 +179,18 @@ struct floe_if_counters {
 	__u64 ring_passed;  /* records of passed frames written (pass-through mode) */
 	__u64 ring_dropped; /* records of dropped frames written (every mode) */
 	__u64 ring_full;    /* frames whose record did not fit: lost to flow accounting */
+	/*
+	 * The IPv6 drop fast path: as the fast_* pairs above, for a plain IPv6 TCP/UDP frame
+	 * (folded into packets, bytes, ipv6_*, tcp_* or udp_*, dropped_rule or dropped_default).
+	 */
+	__u64 fast6_rule_tcp_packets;
+	__u64 fast6_rule_tcp_bytes;
+	__u64 fast6_rule_udp_packets;
+	__u64 fast6_rule_udp_bytes;
+	__u64 fast6_default_tcp_packets;
+	__u64 fast6_default_tcp_bytes;
+	__u64 fast6_default_udp_packets;
+	__u64 fast6_default_udp_bytes;
 };
 
 /*
@@ -211,10 +223,8 @@ struct floe_ring_state {
 	__u64 pass_weight_bytes;
 	__u64 drop_weight;       /* dropped frames not yet recorded */
 	__u64 drop_weight_bytes;
-	__u64 window_ns;         /* start of the drop rate cap's current window */
-	__u64 window_records;    /* drop records written in it */
-	__u64 pass_sampled_out;  /* cumulative: passed frames that rode on another record */
-	__u64 drop_sampled_out;  /* cumulative: dropped frames that rode on another record */
+	__u64 window_ns;         /* start of the drop rate cap's current window (0: none yet) */
+	__u64 window_left;       /* drop records it may still take */
 };
 
 /* LPM trie keys: prefixlen first, address bytes in network order. */
@@ -263,6 +273,50 @@ struct floe_dir_l2 {
 
 struct floe_dir_l3 {
 	__u32 w[FLOE_DIR_L3_SIZE];
+};
+
+/*
+ * The IPv6 CIDR index, one per direction: an open-addressing hash table of the prefixes in
+ * use, in ONE array element (like the v4 index's levels: the kernel indexes it directly, no
+ * helper call), built by user space from the v6 LPM tries (which stay complete). A slot holds
+ * a prefix — the address masked to `prefixlen` as two host-order u64 of its big-endian value —
+ * and its rule word (as the v4 index's). The kernel walks the lengths in use longest first
+ * (floe_v6_lens): one probe sequence per length, and the first hit is the longest match.
+ *
+ * Slot of (hi, lo, len): (hi * FLOE_V6_K1 ^ lo * FLOE_V6_K2 ^ len * FLOE_V6_K3) >> (64 -
+ * FLOE_V6_SLOT_BITS), then linear probing, at most FLOE_V6_PROBES slots; word 0 ends a probe
+ * (empty), FLOE_V6_TOMB is a deleted slot (skip). User space writes slots in place through
+ * mmap, key before word, so a frame finds its old or its new rule. With more than
+ * FLOE_V6_MAX_LENS lengths in use, or a prefix that would need a longer probe, the count says
+ * FLOE_V6_LENS_TRIE and the trie answers.
+ */
+#define FLOE_V6_MAX_LENS     8
+#define FLOE_V6_LENS_TRIE    255
+#define FLOE_V6_SLOT_BITS    16
+#define FLOE_V6_SLOTS        65536 /* 2^FLOE_V6_SLOT_BITS: load <= 1/4 at FLOE_MAX_CIDR_RULES */
+#define FLOE_V6_PROBES       16
+#define FLOE_V6_TOMB         0x20000000 /* never a rule word */
+#define FLOE_V6_K1           0x9E3779B97F4A7C15
+#define FLOE_V6_K2           0xC2B2AE3D27D4EB4F
+#define FLOE_V6_K3           0x165667B19E3779F9
+
+struct floe_v6_slot {
+	__u64 hi;
+	__u64 lo;
+	__u32 prefixlen;
+	__u32 word; /* 0: empty, FLOE_V6_TOMB: deleted, else the rule word */
+};
+
+struct floe_v6_table {
+	struct floe_v6_slot s[FLOE_V6_SLOTS]; /* 1.5 MiB */
+};
+
+struct floe_v6_lens {
+	__u8 src_n; /* lengths in src[] (0..FLOE_V6_MAX_LENS), or FLOE_V6_LENS_TRIE */
+	__u8 dst_n;
+	__u8 _pad[6];
+	__u8 src[FLOE_V6_MAX_LENS]; /* distinct prefix lengths, longest first */
+	__u8 dst[FLOE_V6_MAX_LENS];
 };
 
 /* Value of every rule map: which rule matched, what it does, where its hits are counted. */

@@ -35,7 +35,7 @@ import numpy as np
 
 from app import __version__
 from dataplane.aggregate import AggregateSnapshot, Aggregator, Talker
-from dataplane.bpf.layout import XskMode
+from dataplane.bpf.layout import Verdict, XskMode
 from dataplane.config import CaptureConfig, DataplaneConfig, boot_id, tls_material
 from dataplane.flowtable import FlowRecords, FlowTable, records_from_kernel
 from dataplane.flowwire import EncodedFlows, encode_flows
@@ -435,14 +435,13 @@ class Runner:
                                          interface=self.interface, count=grown["sampled_out"],
                                          detail="sampled_out"))
         if self.program is not None:  # the ring buffer: reset when this process started
-            ring = self.program.ring_state()
             reports.append(pb.LossReport(source=pb.LOSS_SOURCE_RING_BUFFER,
                                          interface=self.interface,
                                          count=grown.get("ring_full", 0), detail="ring_full"))
-            for name in ("pass_sampled_out", "drop_sampled_out"):
-                if ring[name]:
+            for name, count in self._ring_sampled_out().items():
+                if count:
                     reports.append(pb.LossReport(source=pb.LOSS_SOURCE_SAMPLED_OUT,
-                                                 interface=self.interface, count=ring[name],
+                                                 interface=self.interface, count=count,
                                                  detail=name))
         if self.mode != "inline":  # user-space parsing and flow table
             reports.append(pb.LossReport(source=pb.LOSS_SOURCE_FLOW_TABLE_EVICTION,
@@ -457,6 +456,17 @@ class Runner:
                                          count=self.user_counters["malformed"],
                                          detail="malformed"))
         return reports
+
+    def _ring_sampled_out(self) -> dict[str, int]:
+        """Frames the ring's records stand for without being recorded (their weights less
+        one), and those the kernel still carries for the next record, by kind."""
+        ring = self.source if isinstance(self.source, RingSource) else self.ring
+        if ring is None:
+            return {}
+        state = self.program.ring_state()
+        rode = ring.sampled_out
+        return {"pass_sampled_out": rode.get(Verdict.FORWARDED, 0) + state["pass_weight"],
+                "drop_sampled_out": rode.get(Verdict.DROPPED, 0) + state["drop_weight"]}
 
     def _adapt_sampling(self, loss: dict[str, int]) -> None:
         """Tap mode: thin what XDP redirects while the AF_XDP rings overflow; pass-through:

@@ -121,8 +121,8 @@ def interface_status(ifname: str) -> dict[str, Any]:
                      "snaplen": config.snaplen or FLOE_SNAP_DEFAULT,
                      "drop_sample_n": config.drop_sample_n,
                      "drop_rate_cap": config.drop_rate_cap,
-                     "pass_sampled_out": ring["pass_sampled_out"],
-                     "drop_sampled_out": ring["drop_sampled_out"]},
+                     # frames sampled out that the next record of their kind will carry
+                     "riding": ring["pass_weight"] + ring["drop_weight"]},
             "default_action": "deny" if config.default_action == Action.DENY else "allow",
             "malformed_action": "deny" if config.malformed_action == Action.DENY else "allow",
             "sample_n": max(1, config.sample_n),
@@ -166,7 +166,7 @@ def format_status(status: dict[str, Any]) -> str:
     lines.append(
         f"  ring buffer {ring['bytes'] >> 10:,} KiB, snap {ring['snaplen']}: passed "
         f"{c['ring_passed']:,}  dropped {c['ring_dropped']:,}  full (lost) {c['ring_full']:,}"
-        f"  sampled out {ring['pass_sampled_out'] + ring['drop_sampled_out']:,}; dropped "
+        f"  riding on the next record {ring['riding']:,}; dropped "
         + (f"packets recorded 1 in {ring['drop_sample_n']}"
            + (f", at most {ring['drop_rate_cap']:,}/s per CPU" if ring["drop_rate_cap"] else "")
            if ring["drop_sample_n"] else "packets not recorded"))

@@ -32,6 +32,8 @@ __all__ = [
     "FLOE_RING_BYTES",
     "FLOE_SNAP_DEFAULT",
     "FLOE_SNAP_MAX",
+    "FLOE_V6_LENS_TRIE",
+    "FLOE_V6_MAX_LENS",
     "FLOW_DTYPE",
     "GEN_OBJECT",
     "KERN_USER_HEADER",
@@ -56,6 +58,9 @@ __all__ = [
     "RuleHits",
     "RuleMaps",
     "RuleVal",
+    "V6Lens",
+    "V6Slot",
+    "V6Table",
     "Verdict",
     "XskMode",
     "percpu_stride",
@@ -90,6 +95,8 @@ FLOE_ICMP_HDR_LEN = DEFINES["FLOE_ICMP_HDR_LEN"]
 FLOE_RING_BYTES = DEFINES["FLOE_RING_BYTES"]
 FLOE_SNAP_DEFAULT = DEFINES["FLOE_SNAP_DEFAULT"]
 FLOE_SNAP_MAX = DEFINES["FLOE_SNAP_MAX"]
+FLOE_V6_MAX_LENS = DEFINES["FLOE_V6_MAX_LENS"]
+FLOE_V6_LENS_TRIE = DEFINES["FLOE_V6_LENS_TRIE"]
 
 u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
 
@@ -169,7 +176,10 @@ COUNTER_FIELDS = (
     "mal_ipv6_ext_truncated mal_ipv6_too_many_ext mal_l4_truncated mal_tcp_bad_doff "
     "flow_update_failed mal_ipv6_bad_payload_len fast_rule_tcp_packets fast_rule_tcp_bytes "
     "fast_rule_udp_packets fast_rule_udp_bytes fast_default_tcp_packets fast_default_tcp_bytes "
-    "fast_default_udp_packets fast_default_udp_bytes ring_passed ring_dropped ring_full"
+    "fast_default_udp_packets fast_default_udp_bytes ring_passed ring_dropped ring_full "
+    "fast6_rule_tcp_packets fast6_rule_tcp_bytes fast6_rule_udp_packets fast6_rule_udp_bytes "
+    "fast6_default_tcp_packets fast6_default_tcp_bytes fast6_default_udp_packets "
+    "fast6_default_udp_bytes"
 ).split()
 
 
@@ -195,6 +205,29 @@ class PortKey(ctypes.Structure):
 
 class ProtoKey(ctypes.Structure):
     _fields_ = [("proto", u32)]
+
+
+class V6Slot(ctypes.Structure):
+    """struct floe_v6_slot: one prefix of the IPv6 index (address as two host-order u64 of its
+    big-endian value, masked to prefixlen) and its rule word."""
+
+    _fields_ = [("hi", u64), ("lo", u64), ("prefixlen", u32), ("word", u32)]
+
+
+class V6Table(ctypes.Structure):
+    _fields_ = [("s", V6Slot * DEFINES["FLOE_V6_SLOTS"])]
+
+
+class V6Lens(ctypes.Structure):
+    """struct floe_v6_lens: the prefix lengths in use per direction, longest first."""
+
+    _fields_ = [
+        ("src_n", u8),
+        ("dst_n", u8),
+        ("_pad", u8 * 6),
+        ("src", u8 * DEFINES["FLOE_V6_MAX_LENS"]),
+        ("dst", u8 * DEFINES["FLOE_V6_MAX_LENS"]),
+    ]
 
 
 class NoData(ctypes.Structure):
@@ -225,9 +258,7 @@ class RingState(ctypes.Structure):
         ("drop_weight", u64),
         ("drop_weight_bytes", u64),
         ("window_ns", u64),
-        ("window_records", u64),
-        ("pass_sampled_out", u64),
-        ("drop_sampled_out", u64),
+        ("window_left", u64),
     ]
 
 
@@ -289,6 +320,9 @@ STRUCTS: dict[str, type[ctypes.Structure]] = {
     "floe_dir_l2": DirL2,
     "floe_dir_l3": DirL3,
     "floe_ring_rec": RingRec,
+    "floe_v6_slot": V6Slot,
+    "floe_v6_table": V6Table,
+    "floe_v6_lens": V6Lens,
     "floe_ring_state": RingState,
 }
 
@@ -321,6 +355,10 @@ MAPS: dict[str, tuple[type[ctypes.Structure] | None, type[ctypes.Structure] | No
     "floe_dst_v4_l1": (None, DirL1, False),
     "floe_dst_v4_l2": (None, DirL2, False),
     "floe_dst_v4_l3": (None, DirL3, False),
+    # the IPv6 CIDR index: one hash table element per direction, and the lengths in use
+    "floe_src_v6_t": (None, V6Table, False),
+    "floe_dst_v6_t": (None, V6Table, False),
+    "floe_v6_lens": (None, V6Lens, False),
     # hit slot -> rule id; the ring buffer and its per-CPU sampling state
     "floe_rule_ids": (None, None, False),
     "floe_ring": (NoData, NoData, False),

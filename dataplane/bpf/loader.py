@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dataplane.bpf import libbpf as lb
+from dataplane.bpf import v6_index as v6
 from dataplane.bpf.cidr_index import CidrIndex, Prefix, build_index, rule_word
 from dataplane.bpf.counters import InterfaceCounters
 from dataplane.bpf.errors import (
@@ -46,6 +47,8 @@ from dataplane.bpf.layout import (
     FLOE_MAX_RULES,
     FLOE_RING_BYTES,
     FLOE_SNAP_MAX,
+    FLOE_V6_LENS_TRIE,
+    FLOE_V6_MAX_LENS,
     FLOW_DTYPE,
     MAPS,
     XDP_OBJECT,
@@ -54,9 +57,11 @@ from dataplane.bpf.layout import (
     FlowKey,
     FlowVal,
     LpmV4Key,
+    LpmV6Key,
     Mode,
     RingState,
     RuleVal,
+    V6Lens,
     XskMode,
 )
 from dataplane.bpf.maps import BpfMap, possible_cpus
@@ -415,6 +420,47 @@ class RuleTable:
             if index.trie_fallbacks:
                 log.warning("IPv4 %s CIDR index full: %d /16s or /24s fall back to the LPM "
                             "trie (correct, slower)", side, index.trie_fallbacks)
+        self._sync_v6(entries)
+
+    def _sync_v6(self, entries: dict[str, dict[bytes, bytes]]) -> None:
+        """Make each direction's IPv6 index (dataplane/bpf/v6_index.py) match its trie
+        `entries`: new and changed prefixes first, then the lengths the kernel walks, then
+        deletions, so a frame finds its old or its new rule. More than FLOE_V6_MAX_LENS
+        distinct lengths, or a prefix that does not fit: the kernel asks the trie instead."""
+        lens_map = self._maps["floe_v6_lens"]
+        lens = V6Lens.from_buffer_copy(lens_map.lookup(_u32(0)) or bytes(V6Lens()))
+
+        def publish(side: str, lengths: list[int] | None) -> None:
+            """The lengths of `side` the kernel walks (None: the trie answers)."""
+            count = FLOE_V6_LENS_TRIE if lengths is None else len(lengths)
+            setattr(lens, f"{side}_n", count)
+            slots = getattr(lens, side)
+            for i in range(FLOE_V6_MAX_LENS):
+                slots[i] = lengths[i] if lengths is not None and i < len(lengths) else 0
+            lens_map.update(_u32(0), bytes(lens))
+
+        for side in ("src", "dst"):
+            wanted: dict[v6.Prefix6, int] = {}
+            for key, raw in entries[f"floe_{side}_v6"].items():
+                lpm = LpmV6Key.from_buffer_copy(key)
+                value = RuleVal.from_buffer_copy(raw)
+                wanted[v6.prefix_key(bytes(lpm.addr), lpm.prefixlen)] = rule_word(
+                    value.hit_slot, value.action == Action.DENY)
+            lengths = sorted({key[2] for key in wanted}, reverse=True)
+            table = self._maps[f"floe_{side}_v6_t"].mapped().view(v6.SLOT_DTYPE)
+            if v6.needs_rebuild(table):  # the trie answers while the table is rewritten
+                publish(side, None)
+                fresh, fits = v6.build(wanted)
+                table[:] = fresh
+            else:
+                fits = v6.upsert(table, wanted)
+            usable = fits and len(lengths) <= FLOE_V6_MAX_LENS
+            publish(side, lengths if usable else None)
+            v6.delete(table, wanted)
+            if not usable:
+                log.warning("IPv6 %s CIDR rules: %s; the LPM trie answers (correct, slower)",
+                            side, f"{len(lengths)} prefix lengths, more than the index's "
+                            f"{FLOE_V6_MAX_LENS}" if fits else "a prefix did not fit the index")
 
     def count(self) -> int:
         """Rule entries currently in the kernel maps."""

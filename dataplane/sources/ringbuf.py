@@ -146,6 +146,9 @@ class RingSource:
         self._poll = select.poll()
         self._poll.register(program.ring_fd, select.POLLIN)
         self._closed = False
+        # frames that rode on the records read (their weight - 1), by verdict: with what the
+        # kernel still carries (XdpProgram.ring_state()), the frames sampled out
+        self.sampled_out: dict[int, int] = {}
 
     def fileno(self) -> int:
         return self.program.ring_fd
@@ -192,6 +195,10 @@ class RingSource:
                 data[at:at + h.shape[0], :f.shape[1]] = f
                 at += h.shape[0]
         n = int(headers.shape[0])
+        rode = headers["weight"].astype(np.int64) - 1
+        for verdict in np.unique(headers["verdict"]).tolist():
+            extra = int(rode[headers["verdict"] == verdict].sum())
+            self.sampled_out[verdict] = self.sampled_out.get(verdict, 0) + extra
         offset = epoch_offset_ns()
         return FrameBatch(
             data=data.reshape(-1),

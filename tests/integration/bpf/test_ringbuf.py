@@ -147,8 +147,9 @@ def test_sampling_weights_keep_the_totals_exact(
     assert int(batch.weights_bytes()[fwd].sum()) + state["pass_weight_bytes"] == sum(
         len(f) for f in frames[:101])
     assert int(batch.weights()[drop].sum()) + state["drop_weight"] == 50
-    assert state["pass_sampled_out"] == 101 - c.ring_passed
-    assert state["drop_sampled_out"] == 50 - c.ring_dropped
+    rode = source.sampled_out  # Σ (weight - 1) of the records read, by verdict
+    assert rode[Verdict.FORWARDED] + state["pass_weight"] == 101 - c.ring_passed
+    assert rode[Verdict.DROPPED] + state["drop_weight"] == 50 - c.ring_dropped
 
 
 def test_the_drop_rate_cap_records_few_and_weighs_the_rest(
