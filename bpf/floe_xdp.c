@@ -872,6 +872,7 @@ static __noinline void drop_slow(struct xdp_md *ctx, struct floe_config *cfg,
 			     .snap = snap_of(cfg)};
 	if (ring_record(ctx, &a)) {
 		c->ring_full++;
+		st->window_left = 0; /* nobody reads: try again next window, the rest ride */
 		return;
 	}
 	c->ring_dropped++;

@@ -47,7 +47,7 @@ from dataplane.uplink import UplinkClient
 from floe.dataplane.v1 import uplink_pb2 as pb
 
 __all__ = [
-    "Mode", "Runner", "TickOutput", "aggregate_message", "ruleset_from_proto",
+    "IDLE_SAMPLE_N", "Mode", "Runner", "TickOutput", "aggregate_message", "ruleset_from_proto",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ SLICE_FLOWS = 2_048  # flow records per maintenance slice: the ring is drained b
 MAX_BATCH_BYTES = 3 << 20  # flow records per batch stay under gRPC's 4 MiB message default
 BATCH_FRAMES = 4096
 DROP_TABLE_FLOWS = 1 << 16  # inline mode: flows of dropped frames (their own table)
+IDLE_SAMPLE_N = 1 << 20  # pass-through with no dataplane reading: record 1 in this many
 
 
 @dataclass(slots=True)
@@ -203,6 +204,7 @@ class Runner:
                                     else XskMode.COPY)
         elif self.mode == "passthrough":
             self.source, self.ring = self.ring, None  # the ring is pass-through's source
+            self.program.set_config(sample_n=1)
         elif self.mode == "afpacket":
             self.source = open_source("afpacket", interface=self.interface)
         elif self.mode == "pcap":
@@ -229,6 +231,8 @@ class Runner:
             with contextlib.suppress(Exception):  # the program may be gone already
                 if self.mode == "tap":
                     self.program.set_config(xsk_mode=XskMode.NONE)
+                elif self.mode == "passthrough":  # nobody reads now: do not fill the ring
+                    self.program.set_config(sample_n=IDLE_SAMPLE_N)
             self.program.close()
 
     # -- uplink callbacks ------------------------------------------------------------------

@@ -217,3 +217,25 @@ def test_the_snap_length(veth_ns: VethNs, make_xdp: Callable[..., XdpProgram],
     assert batch.wire_lengths.tolist() == [len(big), len(small)]
     assert batch.frame(0) == big[:snaplen] and batch.frame(1) == small
     assert parse_batch(batch).sport.tolist() == [1, 0]
+
+
+def test_a_full_ring_costs_one_try_a_window_and_the_drops_ride(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    """Dropped frames while nobody reads a full ring: one failed record a window per CPU, not
+    one a frame (a filtered flood stays cheap); the rest ride on the next record's weight."""
+    prog = make_xdp(veth_ns.pair.host, mode="inline", ring_bytes=16384)
+    prog.set_config(default_action="deny", drop_sample_n=1, drop_rate_cap=1000)
+    prog.reset_ring_state()
+    frames = [build_frame(V4_TCP)] * 3000
+    _send(veth_ns, frames)
+    assert wait_until(lambda: prog.counters().dropped_default == len(frames))
+    c = prog.counters()
+    state = prog.ring_state()
+    assert c.ring_dropped == 16384 // (8 + 32 + 128)
+    assert 1 <= c.ring_full <= 20
+    source = RingSource(prog)
+    try:
+        batch = _read_all(source, c.ring_dropped)
+    finally:
+        source.close()
+    assert int(batch.weights().sum()) + state["drop_weight"] + c.ring_full == len(frames)

@@ -4,6 +4,7 @@ asked for on veth (which has none): the fallback, and where it is reported."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -12,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataplane.bpf import Rule, RuleSet, XdpProgram
+from dataplane.bpf import BpfError, Rule, RuleSet, XdpProgram
 from dataplane.config import CaptureConfig, DataplaneConfig
-from dataplane.runner import Runner, TickOutput
+from dataplane.runner import IDLE_SAMPLE_N, Runner, TickOutput
 from dataplane.sources.base import SourceError
 from dataplane.status import format_status, interface_status
 from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame
@@ -34,7 +35,8 @@ def make_runner(tmp_path: Path) -> Iterator[list[Runner]]:
     for runner in made:
         runner.close()
         if runner.program is not None:
-            XdpProgram.open(runner.interface).detach()
+            with contextlib.suppress(BpfError):  # two runners of one test share the pins
+                XdpProgram.open(runner.interface).detach()
 
 
 def _runner(made: list[Runner], tmp: Path, mode: str, ifname: str,
@@ -141,3 +143,22 @@ def test_tap_mode_flows_and_dropped_flows_share_the_table(
     got = sorted((r.port_a, r.packets_ab, r.verdict, r.rule_id) for r in records)
     assert got == [(53, 8, pb.VERDICT_DROPPED, 3), (1000, 12, pb.VERDICT_UNKNOWN, 0)]
     assert int(np.uint64(runner.program.counters().redirected)) == 12
+
+
+def test_passthrough_without_a_reader_stops_filling_the_ring(
+        veth_ns: VethNs, make_runner: list[Runner], tmp_path: Path) -> None:
+    """A stopped dataplane leaves the program passing and counting; its records would only
+    fill the ring and cost a failed reservation a frame, so it records 1 in 2^20 until the
+    next dataplane starts."""
+    runner = _runner(make_runner, tmp_path, "passthrough", veth_ns.pair.host)
+    assert runner.program.config().sample_n == 1
+    runner.close()
+    program = XdpProgram.open(veth_ns.pair.host)
+    try:
+        assert program.config().sample_n == IDLE_SAMPLE_N
+        _send(veth_ns, [build_frame(TCP)] * 50)
+        assert program.counters().passed == 50 and program.counters().ring_passed <= 1
+    finally:
+        program.close()
+    again = _runner(make_runner, tmp_path, "passthrough", veth_ns.pair.host)
+    assert again.program.config().sample_n == 1
