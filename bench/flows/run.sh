@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=.venv/bin/python
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's code, whatever .venv points at
 mkdir -p bench/results
 {
   echo "### $(date -u +%Y-%m-%dT%H:%M:%SZ) bench/flows/run.sh (load: $(cut -d' ' -f1-3 /proc/loadavg))"
