@@ -142,7 +142,8 @@ def _mode_detail(status: dict[str, Any]) -> str:
                    if afxdp else "no AF_XDP sockets (no dataplane running)")
         return f"redirect 1 in {status['sample_n']} to AF_XDP, {sockets}"
     if status["mode"] == "passthrough":
-        return f"every packet passes, 1 in {status['sample_n']} recorded in the ring buffer"
+        return (f"what the rules allow passes to the host, 1 in {status['sample_n']} "
+                "recorded in the ring buffer")
     return f"kernel flow map {'on' if status['track_flows'] else 'off'}"
 
 
