@@ -29,23 +29,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("serve", help="run the control plane (REST H1/H2/H3, gRPC, WebSocket)")
 
-    dp = sub.add_parser("dataplane", help="run the dataplane sidecar on one interface")
+    dp = sub.add_parser(
+        "dataplane", help="run the dataplane sidecar on one interface",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="What each --mode does to the interface's traffic:\n"
+        "  passthrough  every packet still reaches the host (XDP_PASS; rules can drop);\n"
+        "               XDP copies each packet's headers into a ring buffer for the flows.\n"
+        "               The mode for a host's own interface.\n"
+        "  inline       every packet still reaches the host (rules can drop); flows from a\n"
+        "               kernel flow map, no packets in user space.\n"
+        "  tap          packets are TAKEN from the host: XDP redirects them to Floe (AF_XDP).\n"
+        "               Only for a mirror/SPAN port or an interface Floe alone consumes.\n"
+        "  afpacket     a copy of every packet (no XDP, no rules); pcap replays a file.\n"
+        "In every XDP mode dropped packets are sampled into flows with their rule.",
+    )
     dp.add_argument(
         "--interface", "-i", required=False, help="network interface (not needed for pcap)"
     )
     dp.add_argument(
-        "--mode", choices=("tap", "inline", "afpacket", "pcap"), default="tap",
-        help="tap: XDP takes every frame into Floe (AF_XDP), none reaches the host's stack: "
-        "for mirror/SPAN ports, refused on an interface with the host's addresses or default "
-        "route unless --mirror; inline: XDP drops what the rules deny, passes the rest to the "
-        "host and counts flows in the kernel; afpacket: copies of frames, traffic untouched, "
-        "no rules; pcap: replays --pcap FILE",
+        "--mode", choices=("passthrough", "tap", "inline", "afpacket", "pcap"),
+        default="passthrough",
+        help="passthrough (default): the host keeps every frame; XDP drops what the rules deny "
+        "and copies each frame's headers for flows; tap: XDP takes every frame into Floe "
+        "(AF_XDP), none reaches the host's stack: for mirror/SPAN ports, refused on an "
+        "interface with the host's addresses or default route unless --mirror; inline: XDP "
+        "drops what the rules deny, passes the rest and counts flows in the kernel; afpacket: "
+        "copies of frames, traffic untouched, no rules; pcap: replays --pcap FILE",
     )
     dp.add_argument(
         "--mirror", action="store_true",
         help="tap mode: this interface is a mirror/SPAN port whose frames only Floe consumes "
         "(starts even where the host's own addresses or routes are)",
     )
+    dp.add_argument("--snaplen", type=int, default=None,
+                    help="bytes of each packet copied to the ring buffer, 14-256 (default 128, "
+                    "FLOE_SNAPLEN)")
+    dp.add_argument("--drop-sample", type=int, default=None, metavar="N",
+                    help="record 1 in N dropped packets as flows (0: none; default 1, "
+                    "FLOE_DROP_SAMPLE_N)")
+    dp.add_argument("--drop-rate-cap", type=int, default=None, metavar="RECORDS",
+                    help="at most RECORDS dropped-packet records a second per CPU, the rest "
+                    "counted by weight (0: no cap; default 20000, FLOE_DROP_RATE_CAP)")
+    dp.add_argument("--zero-copy", choices=("off", "try", "require"), default=None,
+                    help="tap mode AF_XDP zero-copy: try falls back to copy mode and says so "
+                    "(default off, FLOE_XSK_ZEROCOPY)")
     dp.add_argument("--pcap", help="capture file to replay (pcap mode)")
     dp.add_argument("--speed", choices=("recorded", "max"), default="max", help="pcap replay speed")
     dp.add_argument(

@@ -28,6 +28,17 @@
 #define FLOE_MAX_EXT_HDRS    6 /* IPv6 extension headers walked; one more = malformed */
 
 /*
+ * The ring buffer (BPF_MAP_TYPE_RINGBUF, floe_ring): pass-through mode writes one record per
+ * passed frame there, and every XDP mode writes sampled dropped frames (struct floe_ring_rec
+ * followed by the frame's first bytes). The size is set when the maps are created
+ * (FLOE_RING_BYTES unless the loader is told otherwise) and kept by the pins.
+ */
+#define FLOE_RING_BYTES      16777216 /* 16 MiB: ~100k records of a 128-byte snap */
+#define FLOE_SNAP_DEFAULT    128      /* config.snaplen 0 means this */
+#define FLOE_SNAP_MAX        256      /* records hold 64, 128 or 256 bytes of frame */
+#define FLOE_DROP_WINDOW_NS  100000000 /* drop records: the rate cap's window (100 ms) */
+
+/*
  * Parser rules shared by the kernel and the Python parser (dataplane/parse.py reads these
  * through dataplane/bpf/layout.py). ICMP/ICMPv6 flows carry port 0 on both sides, so an echo
  * request and its reply are one flow; an ICMP header shorter than FLOE_ICMP_HDR_LEN bytes is
@@ -38,8 +49,24 @@
 
 /* Operating mode of one interface (struct floe_config.mode). */
 enum floe_mode {
-	FLOE_MODE_INLINE = 0, /* filter + count + pass; flows in the in-kernel LRU map */
-	FLOE_MODE_TAP = 1,    /* filter + count + redirect to the AF_XDP socket of the RX queue */
+	FLOE_MODE_INLINE = 0,      /* filter + count + pass; flows in the in-kernel LRU map */
+	FLOE_MODE_TAP = 1,         /* filter + count + redirect to the AF_XDP socket of the RX queue */
+	FLOE_MODE_PASSTHROUGH = 2, /* filter + count + pass; each passed frame's headers go to the
+				    * ring buffer (1 in config.sample_n), flows built in user space */
+};
+
+/* What happened to a frame, as the ring records and the uplink's FlowRecord say it. */
+enum floe_verdict {
+	FLOE_VERDICT_UNKNOWN = 0,
+	FLOE_VERDICT_FORWARDED = 1,
+	FLOE_VERDICT_DROPPED = 2,
+};
+
+/* How the running dataplane's AF_XDP sockets are bound (config.xsk_mode, for --status). */
+enum floe_xsk_mode {
+	FLOE_XSK_MODE_NONE = 0,     /* no AF_XDP sockets (inline, pass-through) */
+	FLOE_XSK_MODE_COPY = 1,
+	FLOE_XSK_MODE_ZEROCOPY = 2,
 };
 
 /* A rule's action, and the default action for unmatched / malformed frames. */
@@ -73,6 +100,11 @@ struct floe_config {
 	__u32 sample_n;                    /* tap mode: redirect 1 in N (0/1 = all), rest pass */
 	__u32 track_flows;                 /* inline mode: update the LRU flow map (0/1) */
 	__u32 rule_maps;                   /* enum floe_rule_maps bits, kept by user space */
+	__u32 snaplen;                     /* ring records: frame bytes copied (0: FLOE_SNAP_DEFAULT) */
+	__u32 drop_sample_n;               /* dropped frames recorded 1 in N (0: none, 1: all) */
+	__u32 drop_rate_cap;               /* at most this many drop records a second per CPU (0: no
+					    * cap); the rest ride on the next record's weight */
+	__u32 xsk_mode;                    /* enum floe_xsk_mode, written by the dataplane (status) */
 };
 
 /*
@@ -143,6 +175,56 @@ struct floe_if_counters {
 	__u64 fast_default_tcp_bytes;
 	__u64 fast_default_udp_packets;
 	__u64 fast_default_udp_bytes;
+	/* the ring buffer (floe_ring) */
+	__u64 ring_passed;  /* records of passed frames written (pass-through mode) */
+	__u64 ring_dropped; /* records of dropped frames written (every mode) */
+	__u64 ring_full;    /* frames whose record did not fit: lost to flow accounting */
+	/*
+	 * The IPv6 drop fast path: as the fast_* pairs above, for a plain IPv6 TCP/UDP frame
+	 * (folded into packets, bytes, ipv6_*, tcp_* or udp_*, dropped_rule or dropped_default).
+	 */
+	__u64 fast6_rule_tcp_packets;
+	__u64 fast6_rule_tcp_bytes;
+	__u64 fast6_rule_udp_packets;
+	__u64 fast6_rule_udp_bytes;
+	__u64 fast6_default_tcp_packets;
+	__u64 fast6_default_tcp_bytes;
+	__u64 fast6_default_udp_packets;
+	__u64 fast6_default_udp_bytes;
+};
+
+/*
+ * Ring buffer record: this header, then `caplen` bytes of the frame (the record's size is
+ * the header plus 64, 128 or 256 bytes: the smallest that holds config.snaplen).
+ *
+ * Sampling keeps totals exact: a frame not recorded (1-in-N sampling, the drop rate cap)
+ * adds itself to the next record's weight on the same CPU and of the same kind (passed or
+ * dropped), so the weights of all records sum to the frames they stand for. A frame whose
+ * record did not fit (ring full) is counted in ring_full instead, never in a weight.
+ */
+struct floe_ring_rec {
+	__u64 ts_ns;        /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC_COARSE, jiffy steps */
+	__u64 weight_bytes; /* wire bytes of the frames this record stands for, its own included */
+	__u32 weight;       /* frames this record stands for: 1 + those sampled out before it */
+	__u32 len;          /* this frame's length */
+	__u32 rule_id;      /* the rule credited (0: no rule; the default or malformed action) */
+	__u16 caplen;       /* bytes of the frame that follow */
+	__u8 verdict;       /* enum floe_verdict */
+	__u8 _pad;
+};
+
+/*
+ * Per-CPU sampling state of the ring records (PERCPU_ARRAY floe_ring_state, key 0): written
+ * by the kernel only (user space reads it, and zeroes it when a dataplane starts so weights
+ * never carry frames nobody was there to see).
+ */
+struct floe_ring_state {
+	__u64 pass_weight;       /* passed frames not yet recorded: the next pass record's weight */
+	__u64 pass_weight_bytes;
+	__u64 drop_weight;       /* dropped frames not yet recorded */
+	__u64 drop_weight_bytes;
+	__u64 window_ns;         /* start of the drop rate cap's current window (0: none yet) */
+	__u64 window_left;       /* drop records it may still take */
 };
 
 /* LPM trie keys: prefixlen first, address bytes in network order. */
@@ -193,6 +275,50 @@ struct floe_dir_l3 {
 	__u32 w[FLOE_DIR_L3_SIZE];
 };
 
+/*
+ * The IPv6 CIDR index, one per direction: an open-addressing hash table of the prefixes in
+ * use, in ONE array element (like the v4 index's levels: the kernel indexes it directly, no
+ * helper call), built by user space from the v6 LPM tries (which stay complete). A slot holds
+ * a prefix — the address masked to `prefixlen` as two host-order u64 of its big-endian value —
+ * and its rule word (as the v4 index's). The kernel walks the lengths in use longest first
+ * (floe_v6_lens): one probe sequence per length, and the first hit is the longest match.
+ *
+ * Slot of (hi, lo, len): (hi * FLOE_V6_K1 ^ lo * FLOE_V6_K2 ^ len * FLOE_V6_K3) >> (64 -
+ * FLOE_V6_SLOT_BITS), then linear probing, at most FLOE_V6_PROBES slots; word 0 ends a probe
+ * (empty), FLOE_V6_TOMB is a deleted slot (skip). User space writes slots in place through
+ * mmap, key before word, so a frame finds its old or its new rule. With more than
+ * FLOE_V6_MAX_LENS lengths in use, or a prefix that would need a longer probe, the count says
+ * FLOE_V6_LENS_TRIE and the trie answers.
+ */
+#define FLOE_V6_MAX_LENS     8
+#define FLOE_V6_LENS_TRIE    255
+#define FLOE_V6_SLOT_BITS    16
+#define FLOE_V6_SLOTS        65536 /* 2^FLOE_V6_SLOT_BITS: load <= 1/4 at FLOE_MAX_CIDR_RULES */
+#define FLOE_V6_PROBES       16
+#define FLOE_V6_TOMB         0x20000000 /* never a rule word */
+#define FLOE_V6_K1           0x9E3779B97F4A7C15
+#define FLOE_V6_K2           0xC2B2AE3D27D4EB4F
+#define FLOE_V6_K3           0x165667B19E3779F9
+
+struct floe_v6_slot {
+	__u64 hi;
+	__u64 lo;
+	__u32 prefixlen;
+	__u32 word; /* 0: empty, FLOE_V6_TOMB: deleted, else the rule word */
+};
+
+struct floe_v6_table {
+	struct floe_v6_slot s[FLOE_V6_SLOTS]; /* 1.5 MiB */
+};
+
+struct floe_v6_lens {
+	__u8 src_n; /* lengths in src[] (0..FLOE_V6_MAX_LENS), or FLOE_V6_LENS_TRIE */
+	__u8 dst_n;
+	__u8 _pad[6];
+	__u8 src[FLOE_V6_MAX_LENS]; /* distinct prefix lengths, longest first */
+	__u8 dst[FLOE_V6_MAX_LENS];
+};
+
 /* Value of every rule map: which rule matched, what it does, where its hits are counted. */
 struct floe_rule_val {
 	__u32 rule_id;
@@ -217,6 +343,12 @@ struct floe_rule_hits {
 	__u64 packets;
 	__u64 bytes;
 };
+
+/*
+ * floe_rule_ids (ARRAY of __u32 indexed by hit slot): the rule id of each slot, written by
+ * user space before the rule can match, so a ring record names its rule by id even when the
+ * verdict came from the CIDR index (whose words carry only the slot).
+ */
 
 /*
  * In-kernel flow map for inline mode (LRU_HASH). The key is canonical (endpoint "a" is the

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-only
 /*
- * floe_xdp — Floe's XDP program: parse, count, filter, and (tap) redirect or (inline) track flows.
+ * floe_xdp — Floe's XDP program: parse, count, filter, and (tap) redirect, (inline) track flows
+ * or (pass-through) copy each passed frame's headers into the ring buffer.
  *
  * Every frame is counted per ingress ifindex. Parsing never trusts a length field: anything
  * that does not fit is counted as malformed by reason and never classified. Verdict order:
@@ -9,6 +10,9 @@
  * deny, else the first allow, in the order src CIDR, dst CIDR, protocol, dst port, src port)
  * is credited per frame. Invariant (once user space folds in the fast-path pairs, see
  * fast_drop()): packets == passed + redirected + dropped_*.
+ *
+ * Dropped frames are recorded in the ring buffer too (every mode, config.drop_sample_n and
+ * drop_rate_cap), with their rule, so user space can show who is dropped and by what.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -102,6 +106,17 @@ FLOE_DIR_LEVEL(floe_dir_l1) floe_src_v4_l1 SEC(".maps"), floe_dst_v4_l1 SEC(".ma
 FLOE_DIR_LEVEL(floe_dir_l2) floe_src_v4_l2 SEC(".maps"), floe_dst_v4_l2 SEC(".maps");
 FLOE_DIR_LEVEL(floe_dir_l3) floe_src_v4_l3 SEC(".maps"), floe_dst_v4_l3 SEC(".maps");
 
+/* The IPv6 CIDR index in front of the v6 tries: one hash table element (floe_kern_user.h). */
+FLOE_DIR_LEVEL(floe_v6_table) floe_src_v6_t SEC(".maps"), floe_dst_v6_t SEC(".maps");
+
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct floe_v6_lens);
+} floe_v6_lens SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, FLOE_MAX_PORT_RULES);
@@ -130,6 +145,25 @@ struct {
 	__type(key, struct floe_flow_key);
 	__type(value, struct floe_flow_val);
 } floe_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FLOE_MAX_RULES);
+	__type(key, __u32);
+	__type(value, __u32);
+} floe_rule_ids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FLOE_RING_BYTES);
+} floe_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct floe_ring_state);
+} floe_ring_state SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -273,6 +307,59 @@ static __always_inline void fill_plain_v4(struct pkt *p, struct iphdr *ip)
 	p->proto = ip->protocol;
 	p->tcp_flags = ip->protocol == PROTO_TCP ? ((__u8 *)t)[13] : 0;
 	p->l3 = 4;
+	p->l4_ok = 1;
+	p->non_first = 0;
+	p->fragment = 0;
+	p->vlan = 0;
+	p->vlan_tagged = 0;
+}
+
+/*
+ * The IPv6 common case: untagged, no extension headers, TCP or UDP with 20 bytes after the
+ * IPv6 header, payload length inside the frame. Accepts only what parse() accepts with the
+ * same result (see plain_v4()).
+ */
+static __always_inline struct ipv6hdr *plain_v6(void *data, void *end)
+{
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	struct tcphdr *t = (void *)(ip6 + 1);
+	if ((void *)(t + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6) ||
+	    (((__u8 *)ip6)[0] >> 4) != 6)
+		return NULL;
+	if ((void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > end)
+		return NULL; /* malformed: parse() counts it by reason */
+	if (ip6->nexthdr == PROTO_TCP ? t->doff < 5 : ip6->nexthdr != PROTO_UDP)
+		return NULL;
+	return ip6;
+}
+
+/* Class counters of a plain_v6() frame. */
+static __always_inline void count_plain_v6(struct floe_if_counters *c, struct ipv6hdr *ip6,
+					   __u64 len)
+{
+	c->ipv6_packets++;
+	c->ipv6_bytes += len;
+	if (ip6->nexthdr == PROTO_TCP) {
+		c->tcp_packets++;
+		c->tcp_bytes += len;
+	} else {
+		c->udp_packets++;
+		c->udp_bytes += len;
+	}
+}
+
+/* `p` for a plain_v6() frame: the fields parse() would have set. */
+static __always_inline void fill_plain_v6(struct pkt *p, struct ipv6hdr *ip6)
+{
+	struct tcphdr *t = (void *)(ip6 + 1);
+	__builtin_memcpy(p->src, &ip6->saddr, 16);
+	__builtin_memcpy(p->dst, &ip6->daddr, 16);
+	p->sport = bpf_ntohs(t->source);
+	p->dport = bpf_ntohs(t->dest);
+	p->proto = ip6->nexthdr;
+	p->tcp_flags = ip6->nexthdr == PROTO_TCP ? ((__u8 *)t)[13] : 0;
+	p->l3 = 6;
 	p->l4_ok = 1;
 	p->non_first = 0;
 	p->fragment = 0;
@@ -481,6 +568,55 @@ static __always_inline __u32 lookup_v4(void *l1, void *l2, void *l3, void *trie,
 	return w;
 }
 
+/*
+ * Longest-prefix match of an IPv6 address (16 bytes, network order) through the per-length
+ * hash: the lengths in use, longest first, one lookup each; the first hit is the longest
+ * match. With more lengths than the index holds (FLOE_V6_LENS_TRIE), the LPM trie answers.
+ */
+static __always_inline __u32 lookup_v6(void *table, void *trie, __u8 n, const __u8 *lens,
+				       const void *addr)
+{
+	if (n > FLOE_V6_MAX_LENS) {
+		struct floe_lpm_v6_key k = {.prefixlen = 128};
+		__builtin_memcpy(k.addr, addr, 16);
+		return word_of(bpf_map_lookup_elem(trie, &k));
+	}
+	__u32 zero = 0;
+	struct floe_v6_table *t = bpf_map_lookup_elem(table, &zero);
+	if (!t)
+		return 0;
+	__u64 hi, lo;
+	__builtin_memcpy(&hi, addr, 8);
+	__builtin_memcpy(&lo, addr + 8, 8);
+	hi = bpf_be64_to_cpu(hi);
+	lo = bpf_be64_to_cpu(lo);
+	for (int i = 0; i < FLOE_V6_MAX_LENS; i++) { /* bounded loops: the verifier walks them */
+		if (i >= n)
+			break;
+		__u32 len = lens[i];
+		__u64 mhi = len >= 64 ? hi : len ? hi & (~0ULL << (64 - len)) : 0;
+		__u64 mlo = len >= 128 ? lo : len > 64 ? lo & (~0ULL << (128 - len)) : 0;
+		__u64 h = mhi * FLOE_V6_K1 ^ mlo * FLOE_V6_K2 ^ (__u64)len * FLOE_V6_K3;
+		__u32 at = h >> (64 - FLOE_V6_SLOT_BITS);
+		for (int j = 0; j < FLOE_V6_PROBES; j++) {
+			struct floe_v6_slot *s = &t->s[(at + j) & (FLOE_V6_SLOTS - 1)];
+			__u32 word = s->word;
+			if (!word)
+				break;
+			if (s->hi == mhi && s->lo == mlo && s->prefixlen == len &&
+			    word != FLOE_V6_TOMB)
+				return word;
+		}
+	}
+	return 0;
+}
+
+static __always_inline struct floe_v6_lens *v6_lens(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&floe_v6_lens, &zero);
+}
+
 static __always_inline __u32 port_rule(__u16 port, __u8 proto, __u8 dir)
 {
 	struct floe_port_key k = {.port = port, .proto = proto, .dir = dir};
@@ -507,15 +643,13 @@ static __always_inline __u32 match(struct pkt *p, __u32 maps)
 			CONSIDER(lookup_v4(&floe_dst_v4_l1, &floe_dst_v4_l2, &floe_dst_v4_l3,
 					   &floe_dst_v4, p->dst4));
 	} else if (p->l3 == 6) {
-		struct floe_lpm_v6_key k = {.prefixlen = 128};
-		if (maps & FLOE_RULE_MAPS_SRC_V6) {
-			__builtin_memcpy(k.addr, p->src, 16);
-			CONSIDER(word_of(bpf_map_lookup_elem(&floe_src_v6, &k)));
-		}
-		if (maps & FLOE_RULE_MAPS_DST_V6) {
-			__builtin_memcpy(k.addr, p->dst, 16);
-			CONSIDER(word_of(bpf_map_lookup_elem(&floe_dst_v6, &k)));
-		}
+		struct floe_v6_lens *l = v6_lens();
+		if (!l)
+			return 0;
+		if (maps & FLOE_RULE_MAPS_SRC_V6)
+			CONSIDER(lookup_v6(&floe_src_v6_t, &floe_src_v6, l->src_n, l->src, p->src));
+		if (maps & FLOE_RULE_MAPS_DST_V6)
+			CONSIDER(lookup_v6(&floe_dst_v6_t, &floe_dst_v6, l->dst_n, l->dst, p->dst));
 	} else {
 		return 0;
 	}
@@ -555,6 +689,29 @@ static __always_inline __u32 cidr_fast(struct iphdr *ip, __u32 maps)
 	return rule;
 }
 
+/* cidr_fast() for a plain_v6() frame: the v6 CIDR rules' word, or FLOE_WORD_TRIE (undecided:
+ * other rule kinds in use, match() decides). */
+static __always_inline __u32 cidr6_fast(struct ipv6hdr *ip6, __u32 maps)
+{
+	if (maps & ~(FLOE_RULE_MAPS_SRC_V4 | FLOE_RULE_MAPS_DST_V4 | FLOE_RULE_MAPS_SRC_V6 |
+		     FLOE_RULE_MAPS_DST_V6))
+		return FLOE_WORD_TRIE;
+	if (!(maps & (FLOE_RULE_MAPS_SRC_V6 | FLOE_RULE_MAPS_DST_V6)))
+		return 0;
+	struct floe_v6_lens *l = v6_lens();
+	if (!l)
+		return FLOE_WORD_TRIE;
+	__u32 rule = 0;
+	if (maps & FLOE_RULE_MAPS_SRC_V6)
+		rule = lookup_v6(&floe_src_v6_t, &floe_src_v6, l->src_n, l->src, &ip6->saddr);
+	if ((rule & FLOE_WORD_DENY) || !(maps & FLOE_RULE_MAPS_DST_V6))
+		return rule;
+	__u32 dst = lookup_v6(&floe_dst_v6_t, &floe_dst_v6, l->dst_n, l->dst, &ip6->daddr);
+	if ((dst & FLOE_WORD_DENY) || !rule)
+		return dst;
+	return rule;
+}
+
 static __always_inline void count_hit(__u32 rule, __u64 len)
 {
 	__u32 slot = (rule & FLOE_WORD_SLOT) - 1;
@@ -572,6 +729,11 @@ _Static_assert(FAST_PAIR(fast_rule_udp_packets) == 2 && FAST_PAIR(fast_default_t
 		       FAST_PAIR(fast_default_udp_packets) == 6,
 	       "fast-path (packets, bytes) pairs must be adjacent: rule tcp, rule udp, default tcp, "
 	       "default udp");
+#define FAST6_PAIR(field) ((__builtin_offsetof(struct floe_if_counters, field) - \
+			    __builtin_offsetof(struct floe_if_counters, fast6_rule_tcp_packets)) / 8)
+_Static_assert(FAST6_PAIR(fast6_rule_udp_packets) == 2 && FAST6_PAIR(fast6_default_tcp_packets) == 4 &&
+		       FAST6_PAIR(fast6_default_udp_packets) == 6,
+	       "IPv6 fast-path pairs must be laid out as the IPv4 ones");
 
 /*
  * The drop fast path: a plain_v4() frame whose cidr_fast() word denies it, or that no rule
@@ -580,7 +742,7 @@ _Static_assert(FAST_PAIR(fast_rule_udp_packets) == 2 && FAST_PAIR(fast_default_t
  * touches two counter lines a frame instead of five. Returns 1 if the frame is dropped.
  */
 static __always_inline int fast_drop(struct floe_if_counters *c, struct floe_config *cfg,
-				     struct iphdr *ip, __u32 rule, __u64 len)
+				     __u64 *pairs, __u8 proto, __u32 rule, __u64 len)
 {
 	__u32 pair;
 	if (rule & FLOE_WORD_DENY)
@@ -589,14 +751,158 @@ static __always_inline int fast_drop(struct floe_if_counters *c, struct floe_con
 		pair = 4;
 	else
 		return 0;
-	if (ip->protocol == PROTO_UDP)
+	if (proto == PROTO_UDP)
 		pair += 2;
 	if (rule)
 		count_hit(rule, len);
-	__u64 *counts = &c->fast_rule_tcp_packets + pair;
+	__u64 *counts = pairs + pair;
 	counts[0]++;
 	counts[1] += len;
 	return 1;
+}
+
+/* ---- the ring buffer: pass-through records and dropped-frame samples ------------------- */
+
+/* The rule id of a rule word (0 for none), from the slot -> id array user space keeps. */
+static __always_inline __u32 rule_id_of(__u32 rule)
+{
+	if (!rule)
+		return 0;
+	__u32 slot = (rule & FLOE_WORD_SLOT) - 1;
+	__u32 *id = bpf_map_lookup_elem(&floe_rule_ids, &slot);
+	return id ? *id : 0;
+}
+
+/* A record's header as the caller fills it (ts_ns and caplen are set here), and the snap
+ * length: one stack struct, since a subprogram takes at most five arguments. */
+struct rec_args {
+	struct floe_ring_rec hdr;
+	__u32 snap;
+};
+
+/* One record holding `size` (a constant: 64, 128 or 256) bytes of frame. 0, or -1: no room. */
+static __always_inline int ring_put(struct xdp_md *ctx, const __u32 size, struct rec_args *a)
+{
+	struct floe_ring_rec *r = bpf_ringbuf_reserve(&floe_ring, sizeof(*r) + size, 0);
+	if (!r)
+		return -1;
+	__u32 len = a->hdr.len;
+	__u32 n = len < a->snap ? len : a->snap;
+	if (n > size)
+		n = size;
+	if (n > 0 && bpf_xdp_load_bytes(ctx, 0, (void *)(r + 1), n) != 0)
+		n = 0;
+	*r = a->hdr;
+	r->ts_ns = bpf_ktime_get_coarse_ns(); /* jiffy resolution; ~15 ns cheaper a record here */
+	r->caplen = n;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+/* A record in the smallest size class that holds the snap length. Not inlined: one copy of
+ * the record code serves every call site (the callers' fast paths stay short). */
+static __noinline int ring_record(struct xdp_md *ctx, struct rec_args *a)
+{
+	if (a->snap <= 64)
+		return ring_put(ctx, 64, a);
+	if (a->snap <= 128)
+		return ring_put(ctx, 128, a);
+	return ring_put(ctx, FLOE_SNAP_MAX, a);
+}
+
+static __always_inline __u32 snap_of(struct floe_config *cfg)
+{
+	return cfg->snaplen ? cfg->snaplen : FLOE_SNAP_DEFAULT;
+}
+
+/*
+ * Pass-through mode: record a passed frame, 1 in config.sample_n; a frame not recorded rides
+ * on the next record's weight (same CPU). A record that does not fit is counted in ring_full
+ * and its frame is lost to the flow accounting (not carried).
+ */
+static __always_inline void record_pass(struct xdp_md *ctx, struct floe_config *cfg,
+					struct floe_if_counters *c, __u64 len, __u32 rule)
+{
+	__u32 zero = 0;
+	struct floe_ring_state *st = bpf_map_lookup_elem(&floe_ring_state, &zero);
+	if (!st)
+		return;
+	__u64 weight = st->pass_weight + 1;
+	__u64 weight_bytes = st->pass_weight_bytes + len;
+	if (weight < cfg->sample_n) {
+		st->pass_weight = weight;
+		st->pass_weight_bytes = weight_bytes;
+		return;
+	}
+	struct rec_args a = {.hdr = {.weight = weight, .weight_bytes = weight_bytes, .len = len,
+				     .rule_id = rule_id_of(rule), .verdict = FLOE_VERDICT_FORWARDED},
+			     .snap = snap_of(cfg)};
+	if (ring_record(ctx, &a)) {
+		c->ring_full++;
+		return;
+	}
+	c->ring_passed++;
+	st->pass_weight = 0;
+	st->pass_weight_bytes = 0;
+}
+
+/*
+ * Every mode: record a dropped frame, 1 in config.drop_sample_n, at most drop_rate_cap records
+ * a second per CPU (a budget per FLOE_DROP_WINDOW_NS window; once it is spent the clock is read
+ * only every 64th frame). Frames not recorded ride on the next drop record's weight. The
+ * common case under a flood (sampled out, or the budget spent) is the inline part below: two
+ * stores; the rest is one subprogram (a call costs less than inlining it at every drop).
+ */
+static __noinline void drop_slow(struct xdp_md *ctx, struct floe_config *cfg,
+				 struct floe_if_counters *c, struct floe_ring_state *st, __u32 rule)
+{
+	__u64 len = (__u64)ctx->data_end - ctx->data; /* what the caller counted */
+	__u64 weight = st->drop_weight + 1;
+	__u32 cap = cfg->drop_rate_cap;
+	if (cap && !st->window_left) {
+		__u64 now = bpf_ktime_get_coarse_ns();
+		if (st->window_ns && now - st->window_ns < FLOE_DROP_WINDOW_NS)
+			goto ride;
+		st->window_ns = now;
+		st->window_left = ((__u64)cap * (FLOE_DROP_WINDOW_NS / 1000000) + 999) / 1000;
+	}
+	struct rec_args a = {.hdr = {.weight = weight, .weight_bytes = st->drop_weight_bytes + len,
+				     .len = len, .rule_id = rule_id_of(rule),
+				     .verdict = FLOE_VERDICT_DROPPED},
+			     .snap = snap_of(cfg)};
+	if (ring_record(ctx, &a)) {
+		c->ring_full++;
+		st->window_left = 0; /* nobody reads: try again next window, the rest ride */
+		return;
+	}
+	c->ring_dropped++;
+	if (cap)
+		st->window_left--;
+	st->drop_weight = 0;
+	st->drop_weight_bytes = 0;
+	return;
+ride:
+	st->drop_weight = weight;
+	st->drop_weight_bytes += len;
+}
+
+static __always_inline void record_drop(struct xdp_md *ctx, struct floe_config *cfg,
+					struct floe_if_counters *c, __u64 len, __u32 rule)
+{
+	if (!cfg->drop_sample_n)
+		return;
+	__u32 zero = 0;
+	struct floe_ring_state *st = bpf_map_lookup_elem(&floe_ring_state, &zero);
+	if (!st)
+		return;
+	__u64 weight = st->drop_weight + 1;
+	if (weight < cfg->drop_sample_n ||
+	    (cfg->drop_rate_cap && !st->window_left && (weight & 63) && st->window_ns)) {
+		st->drop_weight = weight;
+		st->drop_weight_bytes += len;
+		return;
+	}
+	drop_slow(ctx, cfg, c, st, rule);
 }
 
 /* -1, 0, 1 comparing (a, pa) with (b, pb), addresses first. */
@@ -696,11 +1002,22 @@ int floe_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 
 	__u32 rule = FLOE_WORD_TRIE; /* undecided */
+	struct ipv6hdr *ip6 = NULL;
 	struct iphdr *ip = plain_v4(data, end);
 	if (ip) {
 		rule = cidr_fast(ip, cfg->rule_maps);
-		if (rule != FLOE_WORD_TRIE && fast_drop(c, cfg, ip, rule, len))
+		if (rule != FLOE_WORD_TRIE &&
+		    fast_drop(c, cfg, &c->fast_rule_tcp_packets, ip->protocol, rule, len)) {
+			record_drop(ctx, cfg, c, len, rule);
 			return XDP_DROP;
+		}
+	} else if ((ip6 = plain_v6(data, end))) {
+		rule = cidr6_fast(ip6, cfg->rule_maps);
+		if (rule != FLOE_WORD_TRIE &&
+		    fast_drop(c, cfg, &c->fast6_rule_tcp_packets, ip6->nexthdr, rule, len)) {
+			record_drop(ctx, cfg, c, len, rule);
+			return XDP_DROP;
+		}
 	}
 	c->packets++;
 	c->bytes += len;
@@ -712,6 +1029,14 @@ int floe_xdp(struct xdp_md *ctx)
 		count_plain_v4(c, ip, len);
 		if (rule == FLOE_WORD_TRIE) {
 			fill_plain_v4(&p, ip);
+			rule = match(&p, cfg->rule_maps);
+		} else {
+			have_pkt = 0;
+		}
+	} else if (ip6) {
+		count_plain_v6(c, ip6, len);
+		if (rule == FLOE_WORD_TRIE) {
+			fill_plain_v6(&p, ip6);
 			rule = match(&p, cfg->rule_maps);
 		} else {
 			have_pkt = 0;
@@ -730,16 +1055,25 @@ int floe_xdp(struct xdp_md *ctx)
 		count_hit(rule, len);
 		if (rule & FLOE_WORD_DENY) {
 			c->dropped_rule++;
+			record_drop(ctx, cfg, c, len, rule);
 			return XDP_DROP;
 		}
 	} else if (mal) {
 		if (cfg->malformed_action == FLOE_ACTION_DENY) {
 			c->dropped_malformed++;
+			record_drop(ctx, cfg, c, len, 0);
 			return XDP_DROP;
 		}
 	} else if (cfg->default_action == FLOE_ACTION_DENY) {
 		c->dropped_default++;
+		record_drop(ctx, cfg, c, len, 0);
 		return XDP_DROP;
+	}
+
+	if (cfg->mode == FLOE_MODE_PASSTHROUGH) {
+		record_pass(ctx, cfg, c, len, rule);
+		c->passed++;
+		return XDP_PASS;
 	}
 
 	if (cfg->mode == FLOE_MODE_TAP) {
@@ -764,6 +1098,8 @@ int floe_xdp(struct xdp_md *ctx)
 	if (cfg->track_flows && !mal) {
 		if (!have_pkt && ip)
 			fill_plain_v4(&p, ip);
+		else if (!have_pkt && ip6)
+			fill_plain_v6(&p, ip6);
 		if (p.l3)
 			track_flow(&p, ifindex, len, c);
 	}

@@ -13,7 +13,7 @@ import sys
 
 from app.config import ConfigError, Settings
 from app.grpc.lifetime import pin_grpc_aio
-from dataplane.config import load_dataplane_config
+from dataplane.config import load_capture_config, load_dataplane_config
 
 __all__ = ["run_dataplane"]
 
@@ -24,8 +24,14 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     from dataplane.runner import Runner
 
     config = load_dataplane_config(settings, args.control_plane, args.node_id)
+    capture = load_capture_config(
+        settings, snaplen=getattr(args, "snaplen", None),
+        drop_sample_n=getattr(args, "drop_sample", None),
+        drop_rate_cap=getattr(args, "drop_rate_cap", None),
+        zero_copy=getattr(args, "zero_copy", None))
     runner = Runner(config, args.mode, args.interface, pcap_path=args.pcap,
-                    speed="max" if args.speed == "max" else 1.0, mirror=args.mirror)
+                    speed="max" if args.speed == "max" else 1.0, mirror=args.mirror,
+                    capture=capture)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -80,7 +86,7 @@ def run_dataplane(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.status:
         return _status(args)
-    if args.mode in ("tap", "inline", "afpacket") and not args.interface:
+    if args.mode in ("tap", "inline", "passthrough", "afpacket") and not args.interface:
         print(f"floe dataplane: --interface is required in {args.mode} mode", file=sys.stderr)
         return 2
     if args.mirror and args.mode != "tap":

@@ -20,8 +20,9 @@ from app.config import ConfigError, Settings, extra_bool, extra_float, extra_int
 from app.nodeid import MAX_NODE_ID, default_node_id, valid_node_id
 
 __all__ = [
-    "DEFAULT_TICK_SECONDS", "KEY_FILE", "DataplaneConfig", "boot_id", "channel_tls",
-    "client_tls_fields", "is_loopback", "load_dataplane_config", "tls_material",
+    "DEFAULT_TICK_SECONDS", "KEY_FILE", "ZERO_COPY", "CaptureConfig", "DataplaneConfig", "boot_id",
+    "channel_tls", "client_tls_fields", "is_loopback", "load_capture_config",
+    "load_dataplane_config", "tls_material",
 ]
 
 KEY_FILE = "dataplane.key"
@@ -223,3 +224,70 @@ def _health(settings: Settings) -> dict[str, Any]:
         raise ConfigError(f"FLOE_DATAPLANE_HEALTH_ADDRESS={raw!r} is not an IP address "
                           "(e.g. 127.0.0.1, ::1, 0.0.0.0)") from None
     return {"health_address": address, "health_port": port}
+
+
+ZERO_COPY = ("off", "try", "require")
+
+
+@dataclass(slots=True, frozen=True)
+class CaptureConfig:
+    """How the XDP modes hand frames to user space (`floe dataplane` flags, FLOE_* env).
+
+    `snaplen`: frame bytes per ring record (pass-through, dropped-frame records).
+    `drop_sample_n`: dropped frames recorded 1 in N (0: none); `drop_rate_cap`: at most that
+    many drop records a second per CPU (0: no cap) — the rest ride on the next record's weight.
+    `zero_copy`: AF_XDP (tap) zero-copy: off, try (fall back to copy mode and say so), require.
+    `ring_bytes`: the ring buffer's size when the pins are made (they keep it).
+    """
+
+    snaplen: int = 128
+    drop_sample_n: int = 1
+    drop_rate_cap: int = 20_000
+    zero_copy: str = "off"
+    ring_bytes: int = 1 << 24
+
+
+_CAPTURE = CaptureConfig()  # the defaults (a slots class holds no class-level values)
+
+
+def _capture_int(settings: Settings, name: str, flag: str, value: int | None, default: int,
+                 low: int, high: int) -> int:
+    if value is None:
+        return extra_int(settings, name, default, low=low, high=high)
+    if not low <= value <= high:
+        raise ConfigError(f"{flag}={value} is out of range [{low}, {high}]")
+    return value
+
+
+def load_capture_config(
+    settings: Settings,
+    *,
+    snaplen: int | None = None,
+    drop_sample_n: int | None = None,
+    drop_rate_cap: int | None = None,
+    zero_copy: str | None = None,
+) -> CaptureConfig:
+    """CaptureConfig from the flags given (not None), else FLOE_SNAPLEN, FLOE_DROP_SAMPLE_N,
+    FLOE_DROP_RATE_CAP, FLOE_XSK_ZEROCOPY and FLOE_RING_BYTES; a bad value is a ConfigError
+    naming the flag or variable."""
+    from dataplane.bpf.layout import FLOE_SNAP_MAX
+
+    ring = extra_int(settings, "FLOE_RING_BYTES", _CAPTURE.ring_bytes, low=1 << 16,
+                     high=1 << 30)
+    if ring & (ring - 1):
+        raise ConfigError(f"FLOE_RING_BYTES={ring} is not a power of two")
+    mode = zero_copy if zero_copy is not None else (
+        settings.extra.get("FLOE_XSK_ZEROCOPY", "").strip().lower() or "off")
+    if mode not in ZERO_COPY:
+        where = "--zero-copy" if zero_copy is not None else "FLOE_XSK_ZEROCOPY"
+        raise ConfigError(f"{where}={mode!r} must be one of {', '.join(ZERO_COPY)}")
+    return CaptureConfig(
+        snaplen=_capture_int(settings, "FLOE_SNAPLEN", "--snaplen", snaplen,
+                             _CAPTURE.snaplen, 14, FLOE_SNAP_MAX),
+        drop_sample_n=_capture_int(settings, "FLOE_DROP_SAMPLE_N", "--drop-sample",
+                                   drop_sample_n, _CAPTURE.drop_sample_n, 0, 1 << 20),
+        drop_rate_cap=_capture_int(settings, "FLOE_DROP_RATE_CAP", "--drop-rate-cap",
+                                   drop_rate_cap, _CAPTURE.drop_rate_cap, 0, 10_000_000),
+        zero_copy=mode,
+        ring_bytes=ring,
+    )

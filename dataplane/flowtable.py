@@ -34,6 +34,7 @@ __all__ = [
     "records_from_kernel",
 ]
 
+VERDICT_FORWARDED = 1  # enum floe_verdict (bpf/floe_kern_user.h)
 TCP_FIN = 0x01
 TCP_SYN = 0x02
 TCP_RST = 0x04
@@ -88,11 +89,19 @@ FLOW_RECORD_DTYPE = np.dtype(
         ("tcp_flags_rev", "u1"),
         ("state", "u1"),  # FlowState
         ("end_reason", "u1"),  # EndReason
+        ("verdict", "u1"),  # enum floe_verdict: 0 unknown, 1 forwarded, 2 dropped (part of the key)
+        ("rule_id", "<u4"),  # the rule that decided, 0 for none (part of the key)
+        ("sample_weight", "<u4"),  # largest weight of a frame counted: 0/1 exact, N 1-in-N
     ]
 )
 """Columns of `FlowRecords`. Names match `dataplane.bpf.layout.FLOW_DTYPE` (the inline-mode
-kernel flow map), which is a subset: vlan_inner, per-direction flags, state and end_reason are
-user-space only."""
+kernel flow map), which is a subset: vlan_inner, per-direction flags, state, end_reason,
+verdict, rule_id and sample_weight are user-space only.
+
+Frames the XDP ring buffer recorded carry a verdict and a rule: the same 5-tuple forwarded and
+dropped (or dropped by two rules) are separate flows. Sampled records carry a weight (frames
+they stand for): packets and bytes are the weighted totals, and `sample_weight` says the counts
+are estimates from 1-in-N sampling (0 or 1: every frame was seen)."""
 
 FlowRecords = npt.NDArray[np.void]
 
@@ -120,6 +129,7 @@ def records_from_kernel(flows: npt.NDArray[np.void]) -> FlowRecords:
             ),
         )
     out["end_reason"] = EndReason.ACTIVE
+    out["verdict"] = VERDICT_FORWARDED  # the kernel tracks passed frames only
     return out
 
 
@@ -185,6 +195,7 @@ _MULT = tuple(
         0xD6E8FEB86659FD93,
         0xFF51AFD7ED558CCD,
         0xC4CEB9FE1A85EC53,
+        0x9FB21C651E98DF25,
     )
 )
 
@@ -210,7 +221,7 @@ class FlowTable:
     passes the newest frame timestamp or wall time, whichever the source uses).
     """
 
-    KEY_COLUMNS = ("a_hi", "a_lo", "b_hi", "b_lo", "w4", "w5")
+    KEY_COLUMNS = ("a_hi", "a_lo", "b_hi", "b_lo", "w4", "w5", "w6")
 
     def __init__(
         self,
@@ -235,13 +246,15 @@ class FlowTable:
         self._tombstones = 0
         c = capacity
         # key: canonical (a, b) addresses as words, w4 = a_port|b_port|proto|vlan|vlan_inner,
-        # w5 = ifindex | ip_version << 32
+        # w5 = ifindex | ip_version << 32, w6 = rule_id | verdict << 32 (ring buffer frames)
         self.a_hi: U64 = _committed(c, np.uint64)
         self.a_lo: U64 = _committed(c, np.uint64)
         self.b_hi: U64 = _committed(c, np.uint64)
         self.b_lo: U64 = _committed(c, np.uint64)
         self.w4: U64 = _committed(c, np.uint64)
         self.w5: U64 = _committed(c, np.uint64)
+        self.w6: U64 = _committed(c, np.uint64)
+        self.wmax = _committed(c, np.uint32)  # largest weight counted (0: none was weighted)
         self.pk_a = _committed(c, np.uint64)  # packets a -> b
         self.pk_b = _committed(c, np.uint64)
         self.by_a = _committed(c, np.uint64)
@@ -318,6 +331,11 @@ class FlowTable:
         w5 = parsed.ifindex[rows].astype(np.uint64) | (
             parsed.ip_version[rows].astype(np.uint64) << np.uint64(32)
         )
+        if parsed.verdict is not None and parsed.rule_id is not None:
+            w6 = parsed.rule_id[rows].astype(np.uint64) | (
+                parsed.verdict[rows].astype(np.uint64) << np.uint64(32))
+        else:
+            w6 = np.zeros(w5.shape[0], np.uint64)
         keys = (
             np.where(swap, d_hi, s_hi),
             np.where(swap, d_lo, s_lo),
@@ -325,17 +343,20 @@ class FlowTable:
             np.where(swap, s_lo, d_lo),
             w4,
             w5,
+            w6,
         )
         ts = parsed.ts_ns[rows]
         if now is not None and int(ts.min()) == 0:  # sources without timestamps
             ts = np.where(ts == 0, np.int64(now), ts)
-        self._update_rows(
-            keys,
-            swap,
-            parsed.wire_len[rows].astype(np.uint64),
-            parsed.tcp_flags[rows],
-            ts,
-        )
+        weight: U64 | None = None
+        length = parsed.wire_len[rows].astype(np.uint64)
+        if parsed.weight is not None:  # sampled ring records: weighted counts
+            weight = parsed.weight[rows].astype(np.uint64)
+            if parsed.weight_bytes is not None:
+                length = parsed.weight_bytes[rows].astype(np.uint64)
+            else:
+                length *= weight
+        self._update_rows(keys, swap, length, parsed.tcp_flags[rows], ts, weight)
 
     def expire(self, now: int, limit: int | None = 8192) -> FlowRecords:
         """End flows past their idle/active timeout or closed and lingered; return them, after
@@ -444,7 +465,10 @@ class FlowTable:
         length: U64,
         flags: U8,
         ts: I64,
+        weight: U64 | None = None,
     ) -> None:
+        """`length`: bytes per row (the weighted bytes when `weight` is given); `weight`:
+        frames per row (None: 1 each)."""
         h = self._hash(keys)
         order = np.argsort(h, kind="stable")
         hs = h[order]
@@ -471,9 +495,11 @@ class FlowTable:
                 length[later],
                 flags[later],
                 ts[later],
+                None if weight is None else weight[later],
             )
             keys = tuple(k[keep] for k in keys)
-            self._update_rows(keys, swap[keep], length[keep], flags[keep], ts[keep])
+            self._update_rows(keys, swap[keep], length[keep], flags[keep], ts[keep],
+                              None if weight is None else weight[keep])
             return
 
         d = swap[order].astype(np.uint64)
@@ -481,8 +507,15 @@ class FlowTable:
         ln = length[order]
         fl = flags[order]
         ts_s = ts[order]
-        pk_b = np.add.reduceat(d, starts)
-        pk_a = np.add.reduceat(fwd, starts)
+        wmax: npt.NDArray[np.uint32] | None = None
+        if weight is None:
+            pk_b = np.add.reduceat(d, starts)
+            pk_a = np.add.reduceat(fwd, starts)
+        else:
+            w = weight[order]
+            pk_b = np.add.reduceat(w * d, starts)
+            pk_a = np.add.reduceat(w * fwd, starts)
+            wmax = np.minimum(np.maximum.reduceat(w, starts), 0xFFFFFFFF).astype(np.uint32)
         by_b = np.add.reduceat(ln * d, starts)
         by_a = np.add.reduceat(ln * fwd, starts)
         fl_b = np.bitwise_or.reduceat(fl * d.astype(np.uint8), starts)
@@ -539,6 +572,9 @@ class FlowTable:
             ids, pk_a, pk_b = ids[placed], pk_a[placed], pk_b[placed]
             by_a, by_b, fl_a, fl_b = by_a[placed], by_b[placed], fl_a[placed], fl_b[placed]
             t_last = t_last[placed]
+            wmax = None if wmax is None else wmax[placed]
+        if wmax is not None:
+            self.wmax[ids] = np.maximum(self.wmax[ids], wmax)
         self.pk_a[ids] += pk_a
         self.pk_b[ids] += pk_b
         self.by_a[ids] += by_a
@@ -652,7 +688,7 @@ class FlowTable:
             cand = np.unique((cand - 1) & mask)
         self.live[ids] = False
         self.dirty[ids] = False
-        for arr in (self.pk_a, self.pk_b, self.by_a, self.by_b, self.fl_a, self.fl_b):
+        for arr in (self.pk_a, self.pk_b, self.by_a, self.by_b, self.fl_a, self.fl_b, self.wmax):
             arr[ids] = 0
         self.state[ids] = 0
         self.first[ids] = NEVER
@@ -749,4 +785,8 @@ class FlowTable:
         rec["last_seen_ns"] = self.last[ids]
         rec["state"] = self.state[ids]
         rec["end_reason"] = why
+        w6 = self.w6[ids]
+        rec["verdict"] = w6 >> np.uint64(32)
+        rec["rule_id"] = w6 & np.uint64(0xFFFFFFFF)
+        rec["sample_weight"] = self.wmax[ids]
         return rec

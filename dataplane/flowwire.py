@@ -78,6 +78,8 @@ def encode_flows(records: FlowRecords, interface: str) -> EncodedFlows:
         body.varint(_F[field], records[column])
     body.varint(_F["state"], _flow_states(records["state"]))
     body.varint(_F["end_reason"], _end_reasons(records["end_reason"], records["tcp_flags"]))
+    for field in ("verdict", "rule_id", "sample_weight"):  # FlowRecords use the proto numbers
+        body.varint(_F[field], records[field])
     batch = Rows(n)  # Batch.flows entries: tag, record length, record
     batch.message(_BATCH_FLOWS, body)
     return EncodedFlows(batch.pack(), n)

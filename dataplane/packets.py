@@ -6,16 +6,27 @@ work column-wise over it with numpy, which is what keeps a Python dataplane at l
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FrameBatch"]
+__all__ = ["FrameBatch", "epoch_offset_ns"]
+
+@functools.cache
+def epoch_offset_ns() -> int:
+    """CLOCK_REALTIME - CLOCK_MONOTONIC, read once per process: kernel stamps (monotonic) move
+    to the epoch by the same amount every time, so a flow's first-seen time (part of its
+    identity upstream) never shifts between two reads."""
+    return time.time_ns() - time.monotonic_ns()
+
 
 U8 = npt.NDArray[np.uint8]
 U32 = npt.NDArray[np.uint32]
+U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 
 
@@ -28,6 +39,11 @@ class FrameBatch:
     nanoseconds since the Unix epoch on the source's clock (recorded time for pcap replay).
     A source that lays frames out in fixed slots sets `stride`, which lets the parser read
     headers at a common offset as a 2-D view instead of a gather.
+
+    The XDP ring buffer also says what happened to each frame: `verdict` (enum floe_verdict:
+    forwarded or dropped), `rule_id` (0: no rule) and, for sampled records, `weight` (frames
+    the record stands for) and `weight_bytes` (their wire bytes). None means: unknown verdict,
+    no rule, every frame seen once (weight 1, its own wire length).
     """
 
     data: U8
@@ -37,6 +53,10 @@ class FrameBatch:
     ts_ns: I64
     ifindex: U32
     stride: int = 0  # > 0: frame i starts at i * stride (fixed slots, e.g. AF_XDP snaps)
+    verdict: U8 | None = None
+    rule_id: U32 | None = None
+    weight: U32 | None = None
+    weight_bytes: U64 | None = None
 
     def __len__(self) -> int:
         return int(self.offsets.shape[0])
@@ -48,7 +68,17 @@ class FrameBatch:
 
     @property
     def total_bytes(self) -> int:
+        """Wire bytes the batch stands for (weights included)."""
+        if self.weight_bytes is not None:
+            return int(self.weight_bytes.sum(dtype=np.uint64))
         return int(self.wire_lengths.sum(dtype=np.int64))
+
+    @property
+    def total_frames(self) -> int:
+        """Frames the batch stands for (weights included)."""
+        if self.weight is not None:
+            return int(self.weight.sum(dtype=np.uint64))
+        return len(self)
 
     @classmethod
     def empty(cls) -> FrameBatch:
@@ -90,7 +120,7 @@ class FrameBatch:
         if len(batches) == 1:
             return batches[0]
         shifts = np.cumsum([0] + [b.data.shape[0] for b in batches[:-1]])
-        return cls(
+        out = cls(
             np.concatenate([b.data for b in batches]),
             np.concatenate([b.offsets + s for b, s in zip(batches, shifts, strict=True)]),
             np.concatenate([b.lengths for b in batches]),
@@ -98,3 +128,24 @@ class FrameBatch:
             np.concatenate([b.ts_ns for b in batches]),
             np.concatenate([b.ifindex for b in batches]),
         )
+        if any(b.verdict is not None or b.weight is not None for b in batches):
+            out.verdict = np.concatenate([b.verdicts() for b in batches])
+            out.rule_id = np.concatenate([b.rule_ids() for b in batches])
+            out.weight = np.concatenate([b.weights() for b in batches])
+            out.weight_bytes = np.concatenate([b.weights_bytes() for b in batches])
+        return out
+
+    # the optional columns, filled in with their meaning when absent
+    def verdicts(self) -> U8:
+        return self.verdict if self.verdict is not None else np.zeros(len(self), np.uint8)
+
+    def rule_ids(self) -> U32:
+        return self.rule_id if self.rule_id is not None else np.zeros(len(self), np.uint32)
+
+    def weights(self) -> U32:
+        return self.weight if self.weight is not None else np.ones(len(self), np.uint32)
+
+    def weights_bytes(self) -> U64:
+        if self.weight_bytes is not None:
+            return self.weight_bytes
+        return self.wire_lengths.astype(np.uint64)

@@ -114,6 +114,11 @@ class ParsedBatch:
     tcp_flags: U8
     fragment: Bool  # any IP fragment; non-first fragments carry no ports
     malformed: U8  # Malformed reason per frame
+    # from the XDP ring buffer (FrameBatch's columns of the same names; None: not known)
+    verdict: U8 | None = None  # enum floe_verdict
+    rule_id: U32 | None = None  # the rule credited, 0 for none
+    weight: U32 | None = None  # frames each row stands for (None: 1)
+    weight_bytes: npt.NDArray[np.uint64] | None = None  # their wire bytes (None: wire_len)
 
     def __len__(self) -> int:
         return int(self.ts_ns.shape[0])
@@ -331,4 +336,8 @@ def parse_batch(batch: FrameBatch) -> ParsedBatch:
         tcp_flags=flags.astype(np.uint8),
         fragment=frag & ok_ip,
         malformed=reason,
+        verdict=batch.verdict,
+        rule_id=batch.rule_id,
+        weight=batch.weight,
+        weight_bytes=batch.weight_bytes,
     )

@@ -5,14 +5,19 @@ flow-table work, map reads) run in one worker thread call, so the loop stays fre
 and the stages never race each other. What a tick produces — absolute counter snapshots,
 flow updates and ends, cumulative loss and rule hits — becomes one numbered uplink batch.
 
-In tap, afpacket and pcap modes every batch is also folded into `dataplane.aggregate` (per
-flow, from the table's deltas), and each tick's snapshot — top hosts and ports by bytes and
-packets, protocols, port bands — rides on the batch as a `TrafficAggregate`. Inline mode has
-no frames in user space, so no aggregate.
+In tap, pass-through, afpacket and pcap modes every batch is also folded into
+`dataplane.aggregate` (per flow, from the table's deltas), and each tick's snapshot — top hosts
+and ports by bytes and packets, protocols, port bands — rides on the batch as a
+`TrafficAggregate`. Inline mode has no frames in user space, so no aggregate.
 
-Modes: tap (XDP redirects into AF_XDP; flows built here), inline (XDP filters and keeps an
-LRU flow map; flows read from it each tick), afpacket (TPACKET_V3, no XDP) and pcap
-(replay; the run ends when the file does, after the last batch is acknowledged).
+Modes: tap (XDP redirects into AF_XDP; flows built here), pass-through (XDP passes every frame
+to the host stack and copies its headers into a ring buffer; flows built here), inline (XDP
+filters and keeps an LRU flow map; flows read from it each tick), afpacket (TPACKET_V3, no XDP)
+and pcap (replay; the run ends when the file does, after the last batch is acknowledged).
+
+Dropped frames: in every XDP mode the program records sampled dropped frames in the ring
+buffer with their rule; they become flows with verdict DROPPED through the same table (in
+inline mode a small table of their own, beside the kernel's flows).
 """
 
 from __future__ import annotations
@@ -30,25 +35,29 @@ import numpy as np
 
 from app import __version__
 from dataplane.aggregate import AggregateSnapshot, Aggregator, Talker
-from dataplane.config import DataplaneConfig, boot_id, tls_material
+from dataplane.bpf.layout import Verdict, XskMode
+from dataplane.config import CaptureConfig, DataplaneConfig, boot_id, tls_material
 from dataplane.flowtable import FlowRecords, FlowTable, records_from_kernel
 from dataplane.flowwire import EncodedFlows, encode_flows
 from dataplane.parse import parse_batch
 from dataplane.sampling import SamplingController
 from dataplane.sources.base import Source
+from dataplane.sources.ringbuf import RingSource
 from dataplane.uplink import UplinkClient
 from floe.dataplane.v1 import uplink_pb2 as pb
 
 __all__ = [
-    "Mode", "Runner", "TickOutput", "aggregate_message", "ruleset_from_proto",
+    "IDLE_SAMPLE_N", "Mode", "Runner", "TickOutput", "aggregate_message", "ruleset_from_proto",
 ]
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["tap", "inline", "afpacket", "pcap"]
+Mode = Literal["tap", "inline", "passthrough", "afpacket", "pcap"]
+XDP_MODES = ("tap", "inline", "passthrough")
 
-_MODE_PB = {"tap": pb.MODE_TAP, "inline": pb.MODE_INLINE, "afpacket": pb.MODE_AFPACKET,
-            "pcap": pb.MODE_PCAP}
+_MODE_PB = {"tap": pb.MODE_TAP, "inline": pb.MODE_INLINE, "passthrough": pb.MODE_PASSTHROUGH,
+            "afpacket": pb.MODE_AFPACKET, "pcap": pb.MODE_PCAP}
+_XSK_PB = {"copy": pb.XSK_MODE_COPY, "zerocopy": pb.XSK_MODE_ZEROCOPY}
 _ATTACH_PB = {"native": pb.ATTACH_MODE_NATIVE, "generic": pb.ATTACH_MODE_GENERIC}
 # Source.loss() keys → proto loss sources (anything else is OTHER with its name as detail).
 _LOSS_PB = {
@@ -62,6 +71,8 @@ MAX_FLOWS_PER_TICK = 16_384  # bounded batch size; the rest follows on the next 
 SLICE_FLOWS = 2_048  # flow records per maintenance slice: the ring is drained between slices
 MAX_BATCH_BYTES = 3 << 20  # flow records per batch stay under gRPC's 4 MiB message default
 BATCH_FRAMES = 4096
+DROP_TABLE_FLOWS = 1 << 16  # inline mode: flows of dropped frames (their own table)
+IDLE_SAMPLE_N = 1 << 20  # pass-through with no dataplane reading: record 1 in this many
 
 
 @dataclass(slots=True)
@@ -131,10 +142,12 @@ class Runner:
         interface: str | None,
         pcap_path: str | Path | None = None,
         speed: float | Literal["max"] = "max",
+        capture: CaptureConfig | None = None,
         *,
         mirror: bool = False,
     ) -> None:
         self.config = config
+        self.capture = capture or CaptureConfig()
         self.mode = mode
         self.mirror = mirror  # tap: the operator says the interface is a mirror/SPAN port
         self.interface = interface or (Path(str(pcap_path)).name if pcap_path else "pcap")
@@ -142,10 +155,14 @@ class Runner:
         self.speed = speed
         self.program: Any = None
         self.source: Source | None = None
-        # inline mode reads flows from the kernel's LRU map: no user-space table (its
-        # memory is committed up front, 33 MB at this capacity) and no aggregate
-        self.table = FlowTable(capacity=1 << 18, track_deltas=True) if mode != "inline" else None
-        self.aggregator = Aggregator() if self.table is not None else None
+        self.ring: RingSource | None = None  # dropped-frame records (tap, inline)
+        # inline mode reads flows from the kernel's LRU map: only a small table for the
+        # dropped frames' records (its memory is committed up front) and no aggregate
+        self.table = (FlowTable(capacity=DROP_TABLE_FLOWS) if mode == "inline"
+                      else FlowTable(capacity=1 << 18, track_deltas=True))
+        self.aggregator = Aggregator() if mode != "inline" else None
+        self.xsk_mode = ""  # tap: "copy" or "zerocopy", as bound
+        self.loss_base: dict[str, int] = {}  # kernel loss counters when this process started
         self.ifindex = 0
         self.epoch = config.instance_id  # user-space counters reset with the process
         self.user_counters: dict[str, int] = {"packets": 0, "bytes": 0, "malformed": 0}
@@ -178,11 +195,12 @@ class Runner:
             refusal = tap_refusal(facts) if self.mode == "tap" and not self.mirror else ""
             if refusal:
                 raise HostInterfaceError(refusal)
-        if self.mode in ("tap", "inline"):
+        if self.mode in XDP_MODES:
             from dataplane.bpf.loader import XdpProgram
 
             assert self.interface is not None
-            self.program = XdpProgram.attach(self.interface, self.mode)
+            self.program = XdpProgram.attach(self.interface, self.mode,  # type: ignore[arg-type]
+                                             ring_bytes=self.capture.ring_bytes)
             self.ifindex = self.program.ifindex
             counters_pin = self.program.pin_dir / "floe_counters"
             try:
@@ -190,18 +208,45 @@ class Runner:
                 self.epoch = f"{boot_id()}:{stat.st_ino}:{stat.st_ctime_ns}"
             except OSError:
                 self.epoch = f"{boot_id()}:{self.program.pin_dir}"
+            self._open_ring()
         if self.mode == "tap":
-            self.source = open_source("tap", interface=self.interface, program=self.program)
+            source = open_source("tap", interface=self.interface, program=self.program,
+                                 zero_copy=self.capture.zero_copy)  # type: ignore[arg-type]
+            self.source = source
+            self.xsk_mode = getattr(source, "bind_mode", "copy")
+            self.program.set_config(xsk_mode=XskMode.ZEROCOPY if self.xsk_mode == "zerocopy"
+                                    else XskMode.COPY)
+        elif self.mode == "passthrough":
+            self.source, self.ring = self.ring, None  # the ring is pass-through's source
+            self.program.set_config(sample_n=1)
         elif self.mode == "afpacket":
             self.source = open_source("afpacket", interface=self.interface)
         elif self.mode == "pcap":
             self.source = open_source("pcap", pcap_path=self.pcap_path, speed=self.speed)
 
+    def _open_ring(self) -> None:
+        """The ring buffer's settings, a fresh sampling state, and its reader."""
+        program, capture = self.program, self.capture
+        program.set_config(snaplen=capture.snaplen, drop_sample_n=capture.drop_sample_n,
+                           drop_rate_cap=capture.drop_rate_cap, xsk_mode=XskMode.NONE)
+        program.reset_ring_state()
+        kernel = program.counters()
+        # kernel counters live as long as the pins: this process reports what it saw grow
+        self.loss_base = {"ring_full": kernel.ring_full, "sampled_out": kernel.sampled_out}
+        self.sampling.baseline(0, 0)
+        self.ring = RingSource(program)
+
     def close(self) -> None:
         """Release our handles; the attached program and its pinned maps keep working."""
-        if self.source is not None:
-            self.source.close()
+        for source in (self.source, self.ring):
+            if source is not None:
+                source.close()
         if self.program is not None:
+            with contextlib.suppress(Exception):  # the program may be gone already
+                if self.mode == "tap":
+                    self.program.set_config(xsk_mode=XskMode.NONE)
+                elif self.mode == "passthrough":  # nobody reads now: do not fill the ring
+                    self.program.set_config(sample_n=IDLE_SAMPLE_N)
             self.program.close()
 
     # -- uplink callbacks ------------------------------------------------------------------
@@ -216,12 +261,16 @@ class Runner:
         attach = pb.ATTACH_MODE_NONE
         if self.program is not None:
             attach = _ATTACH_PB.get(str(self.program.attach_mode), pb.ATTACH_MODE_UNSPECIFIED)
-        caps = {"tap": ["xdp", "afxdp", "rules"], "inline": ["xdp", "inline-flows", "rules"],
+        caps = {"tap": ["xdp", "afxdp", "rules", "drop-records"],
+                "inline": ["xdp", "inline-flows", "rules", "drop-records"],
+                "passthrough": ["xdp", "ringbuf", "rules", "drop-records"],
                 "afpacket": ["afpacket"], "pcap": ["pcap"]}[self.mode]
+        xsk = _XSK_PB.get(self.xsk_mode, pb.XSK_MODE_NONE)
         return pb.Hello(
             node_id=self.config.node_id, instance_id=self.config.instance_id, boot_id=boot_id(),
             interfaces=[pb.InterfaceInfo(name=self.interface, ifindex=self.ifindex,
-                                         mode=_MODE_PB[self.mode], attach_mode=attach)],
+                                         mode=_MODE_PB[self.mode], attach_mode=attach,
+                                         xsk_mode=xsk)],
             capabilities=caps, last_acked_seq=self.uplink.stats.acked_seq,
             version=__version__, started_unix_ns=time.time_ns(),
         )
@@ -251,25 +300,39 @@ class Runner:
 
     # -- one tick (worker thread) ----------------------------------------------------------
     def _read_until(self, deadline: float) -> bool:
-        """Drain the source until `deadline`; True when the source is exhausted."""
-        source, table = self.source, self.table
-        if source is None or table is None:  # inline: the kernel keeps the flows
+        """Drain the source (and the dropped-frame ring) until `deadline`; True when the
+        source is exhausted."""
+        main: Source | None = self.source if self.source is not None else self.ring
+        if main is None:  # inline mode without drop records: nothing to read
             return False
+        source: Source = main
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
+            if source is not self.ring:
+                self._read_ring()
             batch = source.read_batch(BATCH_FRAMES, min(remaining, 0.05))
             if batch is None:
                 return True
             if len(batch):
-                self._apply(batch)
+                self._apply(batch, counted=source is self.source)
+
+    def _read_ring(self, max_batches: int = 4) -> None:
+        """Dropped-frame records waiting in the ring buffer (tap and inline modes)."""
+        ring = self.ring
+        for _ in range(max_batches if ring is not None else 0):
+            batch = ring.read_batch(BATCH_FRAMES, 0.0)  # type: ignore[union-attr]
+            if not batch:
+                return
+            self._apply(batch, counted=False)
 
     def _read_now(self, max_batches: int = 4) -> None:
         """What a live ring holds right now, without waiting: runs between maintenance slices
         so the ring never waits for more than one slice."""
+        self._read_ring(max_batches)
         source = self.source
-        if source is None or self.table is None or self.mode == "pcap":
+        if source is None or self.mode == "pcap":
             return
         for _ in range(max_batches):
             batch = source.read_batch(BATCH_FRAMES, 0.0)
@@ -277,8 +340,9 @@ class Runner:
                 return
             self._apply(batch)
 
-    def _apply(self, batch: Any) -> None:
-        assert self.table is not None
+    def _apply(self, batch: Any, counted: bool = True) -> None:
+        """Fold one batch into the table and the aggregate; `counted`: a frame of the main
+        source (the user-space counters and the sampling controller count those)."""
         parsed = parse_batch(batch)
         now = time.time_ns()
         if self.mode == "pcap":  # replay runs on the capture's clock
@@ -286,9 +350,11 @@ class Runner:
         self.table.update(parsed, now)
         if self.aggregator is not None:
             self.aggregator.add(parsed, self.table.last_deltas())
+        if not counted:
+            return
         malformed = int(np.count_nonzero(parsed.malformed))
         self.user_counters["packets"] += len(batch)
-        self.user_counters["bytes"] += int(batch.wire_lengths.sum())
+        self.user_counters["bytes"] += batch.total_bytes
         self.user_counters["malformed"] += malformed
 
     def table_flows(self, now: int) -> EncodedFlows:
@@ -329,7 +395,7 @@ class Runner:
         out = TickOutput(exhausted=self._read_until(deadline))
         now_ns = time.time_ns()
         table_now = self.frame_clock_ns if self.mode == "pcap" else now_ns
-        if self.table is None:  # inline
+        if self.mode == "inline":
             kernel = self.program.read_flows()
             recent = kernel[kernel["last_seen_ns"] >= self.last_inline_ns]
             self.last_inline_ns = now_ns - 1_000_000_000  # overlap: late writers are re-sent
@@ -337,6 +403,9 @@ class Runner:
                 newest = np.argsort(recent["last_seen_ns"])[::-1][:MAX_FLOWS_PER_TICK]
                 recent = recent[newest]  # rest are cumulative records, sent when next active
             out.flows = [encode_flows(records_from_kernel(recent), self.interface)]
+            dropped = self.table_flows(table_now)  # the dropped frames' flows: a batch apart
+            if dropped.count:
+                out.flows.append(dropped)
         elif out.exhausted:  # every flow ends now, in batches that fit a gRPC message
             ended = self.table.flush()
             step = max(1, min(MAX_FLOWS_PER_TICK,
@@ -377,12 +446,22 @@ class Runner:
             source = _LOSS_PB.get(name, pb.LOSS_SOURCE_OTHER)
             reports.append(pb.LossReport(source=source, interface=self.interface,
                                          count=int(count), detail=name))
-        if self.last_kernel.get("sampled_out"):
+        grown = {name: max(0, self.last_kernel.get(name, 0) - base)
+                 for name, base in self.loss_base.items()}
+        if grown.get("sampled_out"):
             reports.append(pb.LossReport(source=pb.LOSS_SOURCE_SAMPLED_OUT,
-                                         interface=self.interface,
-                                         count=self.last_kernel["sampled_out"],
+                                         interface=self.interface, count=grown["sampled_out"],
                                          detail="sampled_out"))
-        if self.table is not None:  # user-space parsing and flow table (not inline)
+        if self.program is not None:  # the ring buffer: reset when this process started
+            reports.append(pb.LossReport(source=pb.LOSS_SOURCE_RING_BUFFER,
+                                         interface=self.interface,
+                                         count=grown.get("ring_full", 0), detail="ring_full"))
+            for name, count in self._ring_sampled_out().items():
+                if count:
+                    reports.append(pb.LossReport(source=pb.LOSS_SOURCE_SAMPLED_OUT,
+                                                 interface=self.interface, count=count,
+                                                 detail=name))
+        if self.mode != "inline":  # user-space parsing and flow table
             reports.append(pb.LossReport(source=pb.LOSS_SOURCE_FLOW_TABLE_EVICTION,
                                          interface=self.interface,
                                          count=self.table.stats().overflow, detail="overflow"))
@@ -396,15 +475,32 @@ class Runner:
                                          detail="malformed"))
         return reports
 
+    def _ring_sampled_out(self) -> dict[str, int]:
+        """Frames the ring's records stand for without being recorded (their weights less
+        one), and those the kernel still carries for the next record, by kind."""
+        ring = self.source if isinstance(self.source, RingSource) else self.ring
+        if ring is None:
+            return {}
+        state = self.program.ring_state()
+        rode = ring.sampled_out
+        return {"pass_sampled_out": rode.get(Verdict.FORWARDED, 0) + state["pass_weight"],
+                "drop_sampled_out": rode.get(Verdict.DROPPED, 0) + state["drop_weight"]}
+
     def _adapt_sampling(self, loss: dict[str, int]) -> None:
-        """Tap mode: thin what XDP redirects while the AF_XDP rings overflow."""
-        if self.mode != "tap" or self.program is None:
+        """Tap mode: thin what XDP redirects while the AF_XDP rings overflow; pass-through:
+        what it records while the ring buffer does (the weights keep the counts exact)."""
+        if self.mode not in ("tap", "passthrough") or self.program is None:
             return
-        ring_loss = loss.get("rx_ring_full", 0) + loss.get("fill_ring_empty", 0)
+        if self.mode == "tap":
+            ring_loss = loss.get("rx_ring_full", 0) + loss.get("fill_ring_empty", 0)
+        else:
+            ring_loss = self.last_kernel.get("ring_full", 0) - self.loss_base.get("ring_full", 0)
         new_n = self.sampling.update(ring_loss, self.user_counters["packets"])
         if new_n is not None:
             self.program.set_config(sample_n=new_n)
-            log.warning("AF_XDP ring loss: XDP now redirects 1 in %d frames", new_n)
+            what = "redirects" if self.mode == "tap" else "records"
+            log.warning("%s loss: XDP now %s 1 in %d frames",
+                        "AF_XDP ring" if self.mode == "tap" else "ring buffer", what, new_n)
 
     # -- the loop --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> int:
@@ -427,7 +523,7 @@ class Runner:
                         log.error("control plane did not acknowledge every batch")
                         exit_code = 1
                     break
-                if self.mode == "inline":  # no source to pace the loop
+                if self.mode == "inline" and self.ring is None:  # nothing paced the loop
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), max(0.0, deadline - time.monotonic()))
         finally:

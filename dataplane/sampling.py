@@ -1,10 +1,11 @@
-"""Tap-mode overload control: sample inside XDP before the AF_XDP ring overflows.
+"""Overload control: sample inside XDP before the ring to user space overflows.
 
 A consumer that falls behind loses far more than its CPU share (the ring alternates between
 full and empty; platform notes), so when a tick shows ring loss the dataplane asks the XDP
-program to redirect only 1 in N frames (the rest pass and are counted `sampled_out`, reported
-as loss with its source), doubling N while loss persists and halving it after a few clean
-ticks. Kernel counters stay exact whatever N is: sampling only thins what reaches user space.
+program to hand over only 1 in N frames, doubling N while loss persists and halving it after a
+few clean ticks. Tap mode: the rest pass and are counted `sampled_out` (reported as loss with
+its source). Pass-through mode: the rest ride on the next record's weight, so flow totals stay
+exact. Kernel counters stay exact whatever N is: sampling only thins what reaches user space.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ class SamplingController:
     _calm: int = 0
     _last_loss: int = 0
     _last_frames: int = 0
+
+    def baseline(self, ring_loss_total: int, frames_total: int) -> None:
+        """Totals as they stand now, so the first update sees only what grows after it."""
+        self._last_loss, self._last_frames = ring_loss_total, frames_total
 
     def update(self, ring_loss_total: int, frames_total: int) -> int | None:
         """Feed cumulative totals once per tick; returns a new N to set, or None to keep it."""

@@ -16,6 +16,7 @@ from dataplane.aggregate import PROTO_NAMES
 from dataplane.bpf.counters import InterfaceCounters
 from dataplane.bpf.layout import (
     FLOE_MAX_IFACES,
+    FLOE_SNAP_DEFAULT,
     Action,
     LpmV4Key,
     LpmV6Key,
@@ -24,6 +25,7 @@ from dataplane.bpf.layout import (
     PortKey,
     ProtoKey,
     RuleVal,
+    XskMode,
 )
 from dataplane.bpf.loader import XdpProgram
 
@@ -31,6 +33,8 @@ __all__ = ["RuleStatus", "format_status", "interface_status", "match_text"]
 
 _CLASSES = ("ipv4", "ipv6", "l3_other", "tcp", "udp", "icmp", "icmpv6", "l4_other")
 _VERDICTS = ("passed", "redirected", "dropped_rule", "dropped_default", "dropped_malformed")
+_MODES = {Mode.INLINE: "inline", Mode.TAP: "tap", Mode.PASSTHROUGH: "passthrough"}
+_XSK = {XskMode.COPY: "copy", XskMode.ZEROCOPY: "zerocopy"}
 
 
 @dataclass(slots=True)
@@ -100,6 +104,7 @@ def interface_status(ifname: str) -> dict[str, Any]:
         runs_here = program.prog_id != 0 and (users is None or program.prog_id in users)
         counters = _counters(program)
         rules = _rules(program)
+        ring = program.ring_state()
         return {
             "interface": ifname,
             "ifindex": program.ifindex,  # 0: no interface of this name here (any more)
@@ -108,7 +113,16 @@ def interface_status(ifname: str) -> dict[str, Any]:
             "prog_id": program.prog_id if runs_here else 0,
             "programs": sorted(users) if users is not None else None,  # all that use the pins
             "pins": str(program.pin_dir),
-            "mode": "tap" if config.mode == Mode.TAP else "inline",
+            "mode": _MODES.get(config.mode, str(config.mode)),
+            # how a running tap dataplane's AF_XDP sockets are bound (it sets this when it
+            # opens them and clears it when it stops; a killed one leaves its last word)
+            "afxdp": _XSK.get(config.xsk_mode),
+            "ring": {"bytes": program.ring_bytes(),
+                     "snaplen": config.snaplen or FLOE_SNAP_DEFAULT,
+                     "drop_sample_n": config.drop_sample_n,
+                     "drop_rate_cap": config.drop_rate_cap,
+                     # frames sampled out that the next record of their kind will carry
+                     "riding": ring["pass_weight"] + ring["drop_weight"]},
             "default_action": "deny" if config.default_action == Action.DENY else "allow",
             "malformed_action": "deny" if config.malformed_action == Action.DENY else "allow",
             "sample_n": max(1, config.sample_n),
@@ -121,6 +135,18 @@ def interface_status(ifname: str) -> dict[str, Any]:
         }
 
 
+def _mode_detail(status: dict[str, Any]) -> str:
+    afxdp = status["afxdp"]
+    if status["mode"] == "tap":
+        sockets = (f"AF_XDP sockets in {'zero-copy' if afxdp == 'zerocopy' else 'copy'} mode"
+                   if afxdp else "no AF_XDP sockets (no dataplane running)")
+        return f"redirect 1 in {status['sample_n']} to AF_XDP, {sockets}"
+    if status["mode"] == "passthrough":
+        return (f"what the rules allow passes to the host, 1 in {status['sample_n']} "
+                "recorded in the ring buffer")
+    return f"kernel flow map {'on' if status['track_flows'] else 'off'}"
+
+
 def format_status(status: dict[str, Any]) -> str:
     """The human form: a header, counters by class and verdict, then the rule table."""
     c = status["counters"]
@@ -131,14 +157,20 @@ def format_status(status: dict[str, Any]) -> str:
         f"floe_xdp on {status['interface']} (ifindex {status['ifindex']}): {attached}, "
         f"prog id {status['prog_id'] or '-'}, pins {status['pins']}",
         f"mode {status['mode']}, default {status['default_action']}, malformed "
-        f"{status['malformed_action']}, "
-        + (f"redirect 1 in {status['sample_n']} to AF_XDP" if status["mode"] == "tap"
-           else f"kernel flow map {'on' if status['track_flows'] else 'off'}"),
+        f"{status['malformed_action']}, " + _mode_detail(status),
         f"packets {c['packets']:,}  bytes {c['bytes']:,}",
         "  " + "  ".join(f"{name} {c[name + '_packets']:,}" for name in _CLASSES),
         f"  vlan {c['vlan_packets']:,}  fragments {c['fragments']:,}",
         "  " + "  ".join(f"{name} {c[name]:,}" for name in _VERDICTS),
     ]
+    ring = status["ring"]
+    lines.append(
+        f"  ring buffer {ring['bytes'] >> 10:,} KiB, snap {ring['snaplen']}: passed "
+        f"{c['ring_passed']:,}  dropped {c['ring_dropped']:,}  full (lost) {c['ring_full']:,}"
+        f"  riding on the next record {ring['riding']:,}; dropped "
+        + (f"packets recorded 1 in {ring['drop_sample_n']}"
+           + (f", at most {ring['drop_rate_cap']:,}/s per CPU" if ring["drop_rate_cap"] else "")
+           if ring["drop_sample_n"] else "packets not recorded"))
     if c["sampled_out"] or c["redirect_no_socket"]:
         lines.append(f"  sampled out {c['sampled_out']:,}  no AF_XDP socket "
                      f"{c['redirect_no_socket']:,}")

@@ -1,5 +1,5 @@
-"""`GET /flows?limit=&ip=&port=&proto=&node=&interface=&state=&end_reason=`: newest flow
-records, filtered.
+"""`GET /flows?limit=&ip=&port=&proto=&node=&interface=&state=&end_reason=&verdict=`: newest
+flow records, filtered.
 
 Filters are small predicates combined with AND (a flow matches `ip` / `port` on either end).
 `FlowQuery` both documents the parameters (OpenAPI) and parses them.
@@ -18,6 +18,7 @@ from quart_schema import validate_querystring
 from app.api.access import require_scope, visible_nodes
 from app.api.envelope import ApiError, ok
 from app.ingest import END_REASON_NAMES, FLOW_STATE_NAMES, get_state
+from app.ingest.state import VERDICT_NAMES
 from app.rulespec import PROTOCOLS
 
 __all__ = ["MAX_LIMIT", "FlowQuery", "bp", "build_filter"]
@@ -26,6 +27,7 @@ bp = Blueprint("flows", __name__)
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+VERDICTS = frozenset(VERDICT_NAMES.values())
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -118,6 +120,9 @@ class FlowQuery(BaseModel):
         None, description="Any of these flow states (comma-separated, any case)")
     end_reason: Annotated[frozenset[str] | None, _list_schema(END_REASON_NAMES)] = Field(
         None, description="Any of these end reasons (comma-separated, any case)")
+    verdict: Annotated[frozenset[str] | None, _list_schema(VERDICTS)] = Field(
+        None, description="Any of these verdicts: dropped flows carry the rule that dropped "
+        "them (rule_id)")
 
     @model_validator(mode="before")
     @classmethod
@@ -133,6 +138,7 @@ class FlowQuery(BaseModel):
             "interface": args.get("interface") or None,
             "state": _choices(args, "state", FLOW_STATE_NAMES) or None,
             "end_reason": _choices(args, "end_reason", END_REASON_NAMES) or None,
+            "verdict": _choices(args, "verdict", VERDICTS) or None,
         }
 
     def predicates(self) -> list[Predicate]:
@@ -150,7 +156,8 @@ class FlowQuery(BaseModel):
             value = self.node if name == "node_id" else self.interface
             if value is not None:
                 predicates.append(_field_in(name, frozenset({value})))
-        for name, values in (("state", self.state), ("end_reason", self.end_reason)):
+        for name, values in (("state", self.state), ("end_reason", self.end_reason),
+                             ("verdict", self.verdict)):
             if values:
                 predicates.append(_field_in(name, values))
         return predicates

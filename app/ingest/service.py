@@ -344,6 +344,7 @@ class UplinkService:
                 continue
             iface.mode = _enum_name(pb.Mode, info.mode, "MODE_")
             iface.attach_mode = _enum_name(pb.AttachMode, info.attach_mode, "ATTACH_MODE_")
+            iface.xsk_mode = _enum_name(pb.XskMode, info.xsk_mode, "XSK_MODE_")
         session = Session(node_id=hello.node_id, instance_id=hello.instance_id, peer=peer,
                           principal=subject, since=node.connected_since)
         self.sessions[hello.node_id] = session

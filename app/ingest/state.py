@@ -39,6 +39,7 @@ from app.rulespec import MAX_RULES
 
 __all__ = [
     "DROP_FIELDS",
+    "VERDICT_NAMES",
     "IngestState",
     "InterfaceState",
     "NodeState",
@@ -60,6 +61,8 @@ _FLOW_FIELDS = (
     "last_seen_unix_ns",
     "tcp_flags",
 )
+# FlowRecord.verdict (floe.dataplane.v1.Verdict) as /flows names it.
+VERDICT_NAMES = {0: "unknown", 1: "forwarded", 2: "dropped"}
 
 
 _V4_MAPPED = bytes(10) + b"\xff\xff"
@@ -103,6 +106,7 @@ class InterfaceState:
     limits: IngestLimits = field(default_factory=IngestLimits, repr=False)
     mode: str = "unspecified"
     attach_mode: str = "unspecified"
+    xsk_mode: str = "unspecified"  # AF_XDP sockets: none | copy | zerocopy
     counters: Cumulative[str] = field(init=False)  # per counter epoch: name -> value
     losses: Cumulative[LossKey] = field(init=False)  # per dataplane instance
     rule_hits: Cumulative[HitKey] = field(init=False)  # per counter epoch
@@ -243,7 +247,8 @@ class NodeState:
             "refused": dict(sorted(self.refused.items())),
             "epochs_retired": self.losses.retirements + sum(i.retirements for i in interfaces),
             "interfaces": [
-                {"name": i.name, "mode": i.mode, "attach_mode": i.attach_mode} for i in interfaces
+                {"name": i.name, "mode": i.mode, "attach_mode": i.attach_mode,
+                 "xsk_mode": i.xsk_mode} for i in interfaces
             ],
         }
 
@@ -486,6 +491,8 @@ class IngestState:
             dst,
             record.port_b,
             record.first_seen_unix_ns,
+            record.verdict,
+            record.rule_id,
         )
         data: dict[str, Any] = {
             "node_id": node_id,
@@ -503,6 +510,9 @@ class IngestState:
         data["bytes"] = data["bytes_ab"] + data["bytes_ba"]
         data["state"] = state
         data["end_reason"] = end
+        data["verdict"] = VERDICT_NAMES.get(record.verdict, str(record.verdict))
+        data["rule_id"] = record.rule_id
+        data["sample_weight"] = record.sample_weight
         if key not in self.flows:
             self.node(node_id).flows_tracked += 1
         self.flows[key] = data

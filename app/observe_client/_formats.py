@@ -105,6 +105,8 @@ _FLOW_VALUES: dict[str, Callable[[Any], Any]] = {
     "state": lambda f: short_name(pb.FlowState, f.state),
     "end_reason": lambda f: short_name(pb.EndReason, f.end_reason),
     "verdict": lambda f: short_name(pb.Verdict, f.verdict),
+    "rule_id": lambda f: f.rule_id,
+    "sample_weight": lambda f: f.sample_weight,
 }
 FLOW_COLUMNS = tuple(_FLOW_VALUES)
 

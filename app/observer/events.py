@@ -29,7 +29,8 @@ __all__ = ["FlowTracker", "append_flows", "append_lost", "append_node", "entry"]
 
 _NEW, _UPDATE, _END = pb.EVENT_KIND_NEW, pb.EVENT_KIND_UPDATE, pb.EVENT_KIND_END
 _EVENTS_FIELD = 0x0A  # GetFlowsResponse.events: field 1, length-delimited
-_KEY = struct.Struct("<IIHBHHQ")  # node, ifindex, vlan, proto, port a, port b, first seen
+# node, ifindex, vlan, proto, port a, port b, first seen, verdict, rule (a flow's identity)
+_KEY = struct.Struct("<IIHBHHQBI")
 _ZERO_ADDR = bytes(16)
 _V4_MAPPED = np.uint64(0xFFFF)
 U64 = npt.NDArray[np.uint64]
@@ -127,13 +128,15 @@ def append_flows(ring: EventRing, tracker: FlowTracker, node_id: str,
         interfaces.append(r.interface)
         row = (r.port_a, r.port_b, r.proto, r.vlan, r.tcp_flags, r.state, r.end_reason,
                r.first_seen_unix_ns, r.last_seen_unix_ns, r.packets_ab, r.bytes_ab,
-               r.packets_ba, r.bytes_ba, r.ifindex)
+               r.packets_ba, r.bytes_ba, r.ifindex, r.verdict, r.rule_id, r.sample_weight)
         scalars.append(row)
         key = _KEY.pack(node, row[13] & 0xFFFFFFFF, row[3] & 0xFFFF, row[2] & 0xFF,
-                        row[0] & 0xFFFF, row[1] & 0xFFFF, row[7]) + pair
+                        row[0] & 0xFFFF, row[1] & 0xFFFF, row[7], row[14] & 0xFF,
+                        row[15] & 0xFFFFFFFF) + pair
         kinds[i], deltas[i] = tracker.observe(key, row[9:13], row[6] != 0)
     (sport, dport, proto, vlan, flags, state, end, first_seen, last_seen, packets, octets,
-     reply_packets, reply_octets, ifindex) = np.array(scalars, np.uint64).T
+     reply_packets, reply_octets, ifindex, verdict, rule_id, weight) = np.array(
+         scalars, np.uint64).T
 
     columns = np.zeros(n, EVENT_DTYPE)
     halves = np.frombuffer(b"".join(addresses), dtype=">u8").reshape(n, 4)
@@ -149,6 +152,7 @@ def append_flows(ring: EventRing, tracker: FlowTracker, node_id: str,
     columns["sport"], columns["dport"] = sport & 0xFFFF, dport & 0xFFFF
     columns["proto"], columns["vlan"] = proto & 0xFF, vlan & 0xFFFF
     columns["flags"], columns["state"], columns["end"] = flags & 0xFF, state & 0xFF, end & 0xFF
+    columns["verdict"] = verdict & 0xFF  # the uplink's Verdict numbers are the observer's
     columns["time"] = last_seen
 
     flow = Rows(n)
@@ -171,6 +175,9 @@ def append_flows(ring: EventRing, tracker: FlowTracker, node_id: str,
     flow.varint(_FL["tcp_flags"], flags)
     flow.varint(_FL["state"], state)
     flow.varint(_FL["end_reason"], end)
+    flow.varint(_FL["verdict"], verdict)
+    flow.varint(_FL["rule_id"], rule_id)
+    flow.varint(_FL["sample_weight"], weight)
 
     flow_event = Rows(n)
     flow_event.varint(_FE["kind"], kinds)

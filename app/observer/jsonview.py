@@ -1,7 +1,7 @@
 """Observer events as JSON, for the WebSocket flow subscription (and the dashboard).
 
 A flow event has the keys of a `GET /api/v2/flows` record (so one table renders both), plus
-`cursor`, `kind` (new | update | end), the deltas and `verdict`; lost and node events say
+`cursor`, `kind` (new | update | end) and the deltas; lost and node events say
 what they are. Made once per batch, on first demand, and kept on the batch.
 """
 
@@ -50,7 +50,8 @@ def event_json(event: Any) -> dict[str, Any]:
             "last_seen_unix_ns": f.last_seen.ToNanoseconds(), "tcp_flags": f.tcp_flags,
             "state": _STATE.get(f.state, "unspecified"),
             "end_reason": _END.get(f.end_reason, "none"),
-            "verdict": _VERDICT.get(f.verdict, "unknown"),
+            "verdict": _VERDICT.get(f.verdict, "unknown"), "rule_id": f.rule_id,
+            "sample_weight": f.sample_weight,
         })
     elif which == "lost_events":
         lost = event.lost_events

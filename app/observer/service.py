@@ -263,7 +263,8 @@ class ObserverService:
                 item.last_seen.FromNanoseconds(int(node.last_seen * 1e9))
             for iface in described["interfaces"]:
                 item.interfaces.add(name=iface["name"], mode=iface["mode"],
-                                    attach_mode=iface["attach_mode"])
+                                    attach_mode=iface["attach_mode"],
+                                    xsk_mode=iface["xsk_mode"])
         return out
 
     async def ServerStatus(self, request: Any, context: Context) -> Any:

@@ -13,7 +13,7 @@ from dataplane.bpf.layout import COUNTER_FIELDS, IfCounters, percpu_stride
 __all__ = ["SHOWN_FIELDS", "InterfaceCounters", "fold_fast_path"]
 
 _MALFORMED_PREFIX = "mal_"
-_FAST_PREFIX = "fast_"
+_FAST_PREFIX = "fast"  # fast_* (IPv4) and fast6_* (IPv6) pairs
 
 # Every counter user space shows: the kernel's fields less the fast-path pairs.
 SHOWN_FIELDS = tuple(name for name in COUNTER_FIELDS if not name.startswith(_FAST_PREFIX))
@@ -22,19 +22,21 @@ SHOWN_FIELDS = tuple(name for name in COUNTER_FIELDS if not name.startswith(_FAS
 def fold_fast_path(values: dict[str, int]) -> dict[str, int]:
     """Move the fast-path pairs (see floe_kern_user.h) into the totals they stand for.
 
-    A frame the kernel dropped on the fast path is counted only in fast_{verdict}_{l4}_*: it
-    is one more frame in packets/bytes, ipv4_* and tcp_*/udp_*, and one more dropped_rule or
-    dropped_default, exactly as the general path would have counted it.
+    A frame the kernel dropped on the fast path is counted only in fast_{verdict}_{l4}_*
+    (IPv4) or fast6_{verdict}_{l4}_* (IPv6): it is one more frame in packets/bytes, ipv4_* or
+    ipv6_*, tcp_*/udp_*, and one more dropped_rule or dropped_default, exactly as the general
+    path would have counted it.
     """
     out = {name: value for name, value in values.items() if not name.startswith(_FAST_PREFIX)}
-    for verdict in ("rule", "default"):
-        for l4 in ("tcp", "udp"):
-            packets = values[f"fast_{verdict}_{l4}_packets"]
-            octets = values[f"fast_{verdict}_{l4}_bytes"]
-            for prefix in ("", "ipv4_", f"{l4}_"):
-                out[f"{prefix}packets"] += packets
-                out[f"{prefix}bytes"] += octets
-            out[f"dropped_{verdict}"] += packets
+    for fast, l3 in (("fast", "ipv4"), ("fast6", "ipv6")):
+        for verdict in ("rule", "default"):
+            for l4 in ("tcp", "udp"):
+                packets = values[f"{fast}_{verdict}_{l4}_packets"]
+                octets = values[f"{fast}_{verdict}_{l4}_bytes"]
+                for prefix in ("", f"{l3}_", f"{l4}_"):
+                    out[f"{prefix}packets"] += packets
+                    out[f"{prefix}bytes"] += octets
+                out[f"dropped_{verdict}"] += packets
     return out
 
 
@@ -89,6 +91,9 @@ class InterfaceCounters:
     mal_tcp_bad_doff: int = 0
     flow_update_failed: int = 0
     mal_ipv6_bad_payload_len: int = 0
+    ring_passed: int = 0
+    ring_dropped: int = 0
+    ring_full: int = 0
 
     @property
     def dropped(self) -> int:

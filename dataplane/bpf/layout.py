@@ -32,10 +32,16 @@ __all__ = [
     "FLOE_MAX_QUEUES",
     "FLOE_MAX_RULES",
     "FLOE_MAX_VLAN_TAGS",
+    "FLOE_RING_BYTES",
+    "FLOE_SNAP_DEFAULT",
+    "FLOE_SNAP_MAX",
+    "FLOE_V6_LENS_TRIE",
+    "FLOE_V6_MAX_LENS",
     "FLOW_DTYPE",
     "GEN_OBJECT",
     "KERN_USER_HEADER",
     "MAPS",
+    "RING_REC_DTYPE",
     "STRUCTS",
     "XDP_OBJECT",
     "Action",
@@ -46,12 +52,20 @@ __all__ = [
     "LpmV4Key",
     "LpmV6Key",
     "Mode",
+    "NoData",
     "PortDir",
     "PortKey",
     "ProtoKey",
+    "RingRec",
+    "RingState",
     "RuleHits",
     "RuleMaps",
     "RuleVal",
+    "V6Lens",
+    "V6Slot",
+    "V6Table",
+    "Verdict",
+    "XskMode",
     "percpu_stride",
     "read_defines",
 ]
@@ -81,6 +95,11 @@ FLOE_MAX_VLAN_TAGS = DEFINES["FLOE_MAX_VLAN_TAGS"]
 FLOE_MAX_EXT_HDRS = DEFINES["FLOE_MAX_EXT_HDRS"]
 FLOE_ICMP_FLOW_PORT = DEFINES["FLOE_ICMP_FLOW_PORT"]
 FLOE_ICMP_HDR_LEN = DEFINES["FLOE_ICMP_HDR_LEN"]
+FLOE_RING_BYTES = DEFINES["FLOE_RING_BYTES"]
+FLOE_SNAP_DEFAULT = DEFINES["FLOE_SNAP_DEFAULT"]
+FLOE_SNAP_MAX = DEFINES["FLOE_SNAP_MAX"]
+FLOE_V6_MAX_LENS = DEFINES["FLOE_V6_MAX_LENS"]
+FLOE_V6_LENS_TRIE = DEFINES["FLOE_V6_LENS_TRIE"]
 
 u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
 
@@ -90,6 +109,23 @@ class Mode(IntEnum):
 
     INLINE = 0
     TAP = 1
+    PASSTHROUGH = 2
+
+
+class Verdict(IntEnum):
+    """enum floe_verdict (the uplink's FlowRecord.verdict uses the same numbers)."""
+
+    UNKNOWN = 0
+    FORWARDED = 1
+    DROPPED = 2
+
+
+class XskMode(IntEnum):
+    """enum floe_xsk_mode: how the running dataplane's AF_XDP sockets are bound."""
+
+    NONE = 0
+    COPY = 1
+    ZEROCOPY = 2
 
 
 class Action(IntEnum):
@@ -126,6 +162,10 @@ class FloeConfig(ctypes.Structure):
         ("sample_n", u32),
         ("track_flows", u32),
         ("rule_maps", u32),
+        ("snaplen", u32),
+        ("drop_sample_n", u32),
+        ("drop_rate_cap", u32),
+        ("xsk_mode", u32),
     ]
 
 
@@ -139,7 +179,10 @@ COUNTER_FIELDS = (
     "mal_ipv6_ext_truncated mal_ipv6_too_many_ext mal_l4_truncated mal_tcp_bad_doff "
     "flow_update_failed mal_ipv6_bad_payload_len fast_rule_tcp_packets fast_rule_tcp_bytes "
     "fast_rule_udp_packets fast_rule_udp_bytes fast_default_tcp_packets fast_default_tcp_bytes "
-    "fast_default_udp_packets fast_default_udp_bytes"
+    "fast_default_udp_packets fast_default_udp_bytes ring_passed ring_dropped ring_full "
+    "fast6_rule_tcp_packets fast6_rule_tcp_bytes fast6_rule_udp_packets fast6_rule_udp_bytes "
+    "fast6_default_tcp_packets fast6_default_tcp_bytes fast6_default_udp_packets "
+    "fast6_default_udp_bytes"
 ).split()
 
 
@@ -165,6 +208,61 @@ class PortKey(ctypes.Structure):
 
 class ProtoKey(ctypes.Structure):
     _fields_ = [("proto", u32)]
+
+
+class V6Slot(ctypes.Structure):
+    """struct floe_v6_slot: one prefix of the IPv6 index (address as two host-order u64 of its
+    big-endian value, masked to prefixlen) and its rule word."""
+
+    _fields_ = [("hi", u64), ("lo", u64), ("prefixlen", u32), ("word", u32)]
+
+
+class V6Table(ctypes.Structure):
+    _fields_ = [("s", V6Slot * DEFINES["FLOE_V6_SLOTS"])]
+
+
+class V6Lens(ctypes.Structure):
+    """struct floe_v6_lens: the prefix lengths in use per direction, longest first."""
+
+    _fields_ = [
+        ("src_n", u8),
+        ("dst_n", u8),
+        ("_pad", u8 * 6),
+        ("src", u8 * DEFINES["FLOE_V6_MAX_LENS"]),
+        ("dst", u8 * DEFINES["FLOE_V6_MAX_LENS"]),
+    ]
+
+
+class NoData(ctypes.Structure):
+    """The key and value of a map that has none (the ring buffer): zero bytes."""
+
+    _fields_ = ()
+
+
+class RingRec(ctypes.Structure):
+    """struct floe_ring_rec: the header of a ring buffer record (the frame's bytes follow)."""
+
+    _fields_ = [
+        ("ts_ns", u64),
+        ("weight_bytes", u64),
+        ("weight", u32),
+        ("len", u32),
+        ("rule_id", u32),
+        ("caplen", u16),
+        ("verdict", u8),
+        ("_pad", u8),
+    ]
+
+
+class RingState(ctypes.Structure):
+    _fields_ = [
+        ("pass_weight", u64),
+        ("pass_weight_bytes", u64),
+        ("drop_weight", u64),
+        ("drop_weight_bytes", u64),
+        ("window_ns", u64),
+        ("window_left", u64),
+    ]
 
 
 class RuleHits(ctypes.Structure):
@@ -224,6 +322,11 @@ STRUCTS: dict[str, type[ctypes.Structure]] = {
     "floe_dir_l1": DirL1,
     "floe_dir_l2": DirL2,
     "floe_dir_l3": DirL3,
+    "floe_ring_rec": RingRec,
+    "floe_v6_slot": V6Slot,
+    "floe_v6_table": V6Table,
+    "floe_v6_lens": V6Lens,
+    "floe_ring_state": RingState,
 }
 
 ENUMS: dict[str, type[IntEnum] | type[IntFlag]] = {
@@ -231,6 +334,8 @@ ENUMS: dict[str, type[IntEnum] | type[IntFlag]] = {
     "floe_action": Action,
     "floe_port_dir": PortDir,
     "floe_rule_maps": RuleMaps,
+    "floe_verdict": Verdict,
+    "floe_xsk_mode": XskMode,
 }
 
 # map name -> (key struct or None for __u32, value struct or None for __u32, per-CPU?)
@@ -253,7 +358,25 @@ MAPS: dict[str, tuple[type[ctypes.Structure] | None, type[ctypes.Structure] | No
     "floe_dst_v4_l1": (None, DirL1, False),
     "floe_dst_v4_l2": (None, DirL2, False),
     "floe_dst_v4_l3": (None, DirL3, False),
+    # the IPv6 CIDR index: one hash table element per direction, and the lengths in use
+    "floe_src_v6_t": (None, V6Table, False),
+    "floe_dst_v6_t": (None, V6Table, False),
+    "floe_v6_lens": (None, V6Lens, False),
+    # hit slot -> rule id; the ring buffer and its per-CPU sampling state
+    "floe_rule_ids": (None, None, False),
+    "floe_ring": (NoData, NoData, False),
+    "floe_ring_state": (None, RingState, True),
 }
+
+# A ring record's header as numpy reads it: RingRec's fields at RingRec's offsets.
+_RING_FORMATS = {"ts_ns": "<u8", "weight_bytes": "<u8", "weight": "<u4", "len": "<u4",
+                 "rule_id": "<u4", "caplen": "<u2", "verdict": "u1"}
+RING_REC_DTYPE = np.dtype({
+    "names": list(_RING_FORMATS),
+    "formats": list(_RING_FORMATS.values()),
+    "offsets": [getattr(RingRec, name).offset for name in _RING_FORMATS],
+    "itemsize": ctypes.sizeof(RingRec),
+})
 
 # Flows read from the in-kernel LRU map, oriented by initiator (src = first sender seen).
 FLOW_DTYPE = np.dtype(

@@ -16,9 +16,9 @@ import ctypes
 import errno
 import fcntl
 import logging
+import mmap
 import os
 import socket
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dataplane.bpf import libbpf as lb
+from dataplane.bpf import v6_index as v6
 from dataplane.bpf.assets import BPF_FILES
 from dataplane.bpf.cidr_index import CidrIndex, Prefix, build_index, rule_word
 from dataplane.bpf.counters import InterfaceCounters
@@ -47,6 +48,10 @@ from dataplane.bpf.errors import (
 from dataplane.bpf.layout import (
     FLOE_MAX_IFACES,
     FLOE_MAX_RULES,
+    FLOE_RING_BYTES,
+    FLOE_SNAP_MAX,
+    FLOE_V6_LENS_TRIE,
+    FLOE_V6_MAX_LENS,
     FLOW_DTYPE,
     MAPS,
     XDP_OBJECT,
@@ -55,15 +60,21 @@ from dataplane.bpf.layout import (
     FlowKey,
     FlowVal,
     LpmV4Key,
+    LpmV6Key,
     Mode,
+    RingState,
     RuleVal,
+    V6Lens,
+    XskMode,
 )
 from dataplane.bpf.maps import BpfMap, possible_cpus
 from dataplane.bpf.rules import RULE_MAPS, RuleHitCount, RuleSet, rule_entries, rule_maps_mask
 from dataplane.interfaces import netns_inode
+from dataplane.packets import epoch_offset_ns
 
 __all__ = [
-    "BPFFS", "PIN_ROOT", "RuleTable", "XdpProgram", "ensure_bpffs", "netns_pin_key",
+    "BPFFS", "DROP_RATE_CAP", "MODES", "PIN_ROOT", "RuleTable", "XdpProgram", "ensure_bpffs",
+    "netns_pin_key",
     "pin_dir_for",
 ]
 
@@ -74,7 +85,9 @@ PIN_ROOT = BPFFS / "floe"
 PROGRAM_NAME = b"floe_xdp"
 
 AttachMode = Literal["native", "generic"]
-ProgramMode = Literal["tap", "inline"]
+ProgramMode = Literal["tap", "inline", "passthrough"]
+MODES: dict[str, Mode] = {"tap": Mode.TAP, "inline": Mode.INLINE, "passthrough": Mode.PASSTHROUGH}
+DROP_RATE_CAP = 20_000  # drop records a second per CPU on fresh pins (config.drop_rate_cap)
 
 
 def _is_bpffs(path: Path) -> bool:
@@ -149,11 +162,12 @@ def _remove_pin_dir(pin_dir: Path) -> None:
 
 @dataclass(slots=True, frozen=True)
 class _MapInfo:
-    """The fields of struct bpf_map_info Floe reads (offsets 4, 8 and 12)."""
+    """The fields of struct bpf_map_info Floe reads (offsets 4, 8, 12 and 16)."""
 
     id: int
     key_size: int
     value_size: int
+    max_entries: int
 
 
 def _obj_info(fd: int, size: int) -> bytes | None:
@@ -171,7 +185,7 @@ def _map_info(fd: int) -> _MapInfo | None:
     raw = _obj_info(fd, 128)
     if raw is None:
         return None
-    return _MapInfo(*(int.from_bytes(raw[at:at + 4], "little") for at in (4, 8, 12)))
+    return _MapInfo(*(int.from_bytes(raw[at:at + 4], "little") for at in (4, 8, 12, 16)))
 
 
 def _map_id(path: Path) -> int | None:
@@ -387,14 +401,18 @@ class RuleTable:
                     value = RuleVal.from_buffer_copy(raw)
                     if value.rule_id in wanted:
                         slots[value.rule_id] = value.hit_slot
-            used = set(slots.values())
+            # a slot this update frees is not reused by it: until its rule's entries are
+            # deleted below, frames may still be credited (and recorded) to that slot
+            used = set(_slots_of(current).values())
             free = (slot for slot in range(FLOE_MAX_RULES) if slot not in used)
             hits = self._maps["floe_rule_hits"]
+            rule_ids = self._maps["floe_rule_ids"]
             zero_hits = bytes(hits.slot_size)
             for rule in ruleset.rules:
                 if rule.id not in slots:
                     slots[rule.id] = next(free)
                     hits.update(_u32(slots[rule.id]), zero_hits)
+                    rule_ids.update(_u32(slots[rule.id]), _u32(rule.id))
             mask = rule_maps_mask(desired)
             self._set_mask(lambda existing: existing | mask)
             added = changed = removed = 0
@@ -445,6 +463,47 @@ class RuleTable:
             if index.trie_fallbacks:
                 log.warning("IPv4 %s CIDR index full: %d /16s or /24s fall back to the LPM "
                             "trie (correct, slower)", side, index.trie_fallbacks)
+        self._sync_v6(entries)
+
+    def _sync_v6(self, entries: dict[str, dict[bytes, bytes]]) -> None:
+        """Make each direction's IPv6 index (dataplane/bpf/v6_index.py) match its trie
+        `entries`: new and changed prefixes first, then the lengths the kernel walks, then
+        deletions, so a frame finds its old or its new rule. More than FLOE_V6_MAX_LENS
+        distinct lengths, or a prefix that does not fit: the kernel asks the trie instead."""
+        lens_map = self._maps["floe_v6_lens"]
+        lens = V6Lens.from_buffer_copy(lens_map.lookup(_u32(0)) or bytes(V6Lens()))
+
+        def publish(side: str, lengths: list[int] | None) -> None:
+            """The lengths of `side` the kernel walks (None: the trie answers)."""
+            count = FLOE_V6_LENS_TRIE if lengths is None else len(lengths)
+            setattr(lens, f"{side}_n", count)
+            slots = getattr(lens, side)
+            for i in range(FLOE_V6_MAX_LENS):
+                slots[i] = lengths[i] if lengths is not None and i < len(lengths) else 0
+            lens_map.update(_u32(0), bytes(lens))
+
+        for side in ("src", "dst"):
+            wanted: dict[v6.Prefix6, int] = {}
+            for key, raw in entries[f"floe_{side}_v6"].items():
+                lpm = LpmV6Key.from_buffer_copy(key)
+                value = RuleVal.from_buffer_copy(raw)
+                wanted[v6.prefix_key(bytes(lpm.addr), lpm.prefixlen)] = rule_word(
+                    value.hit_slot, value.action == Action.DENY)
+            lengths = sorted({key[2] for key in wanted}, reverse=True)
+            table = self._maps[f"floe_{side}_v6_t"].mapped().view(v6.SLOT_DTYPE)
+            if v6.needs_rebuild(table):  # the trie answers while the table is rewritten
+                publish(side, None)
+                fresh, fits = v6.build(wanted)
+                table[:] = fresh
+            else:
+                fits = v6.upsert(table, wanted)
+            usable = fits and len(lengths) <= FLOE_V6_MAX_LENS
+            publish(side, lengths if usable else None)
+            v6.delete(table, wanted)
+            if not usable:
+                log.warning("IPv6 %s CIDR rules: %s; the LPM trie answers (correct, slower)",
+                            side, f"{len(lengths)} prefix lengths, more than the index's "
+                            f"{FLOE_V6_MAX_LENS}" if fits else "a prefix did not fit the index")
 
     def count(self) -> int:
         """Rule entries currently in the kernel maps."""
@@ -500,14 +559,19 @@ class XdpProgram:
         object_path: Path = XDP_OBJECT,
         pin_root: Path = PIN_ROOT,
         replace_foreign: bool = False,
+        ring_bytes: int = FLOE_RING_BYTES,
     ) -> XdpProgram:
         """Load (reusing pinned maps), pin, and attach or atomically replace on `ifname`.
 
         An XDP program that is not floe_xdp already on the interface is left alone
-        (AttachError) unless `replace_foreign`.
+        (AttachError) unless `replace_foreign`. `ring_bytes` sizes the ring buffer of new pins
+        (a power of two, at least a page); pins keep the size they were made with.
         """
-        if mode not in ("tap", "inline"):
-            raise AttachError(f"mode must be 'tap' or 'inline', not {mode!r}")
+        if mode not in MODES:
+            raise AttachError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if ring_bytes < mmap.PAGESIZE or ring_bytes & (ring_bytes - 1):
+            raise AttachError(f"ring_bytes {ring_bytes} must be a power of two of at least "
+                              f"{mmap.PAGESIZE}")
         if prefer not in ("native", "generic"):
             raise AttachError(f"prefer must be 'native' or 'generic', not {prefer!r}")
         pin_dir = pin_dir_for(ifname, pin_root)
@@ -528,7 +592,7 @@ class XdpProgram:
             lock.enter_context(_locked(pin_dir, create=True))
             _claim_pins(pin_dir, ifname, ifindex)
             fresh = not (pin_dir / "floe_config").exists()
-            maps = cls._load(obj, pin_dir)
+            maps = cls._load(obj, pin_dir, ring_bytes)
             prog = lb.lib.bpf_object__find_program_by_name(obj, PROGRAM_NAME)
             lb.check_ptr(prog, ObjectFileError, f"{object_path} has no program floe_xdp")
             prog_fd = lb.check(lb.lib.bpf_program__fd(prog), ProgramLoadError, "program fd")
@@ -547,9 +611,11 @@ class XdpProgram:
         program = cls(ifname, ifindex, pin_dir, maps, attach_mode, prog_id)
         try:
             config = program.config()
-            config.mode = Mode.TAP if mode == "tap" else Mode.INLINE
+            config.mode = MODES[mode]
             if fresh:
                 config.track_flows = 1
+                config.drop_sample_n = 1
+                config.drop_rate_cap = DROP_RATE_CAP
             program._write_config(config)
             if not fresh:  # pins older than the CIDR index, or an apply that was interrupted
                 with map_errors(MapError, "rebuild the CIDR index"):
@@ -565,7 +631,7 @@ class XdpProgram:
         return program
 
     @staticmethod
-    def _load(obj: int, pin_dir: Path) -> dict[str, BpfMap]:
+    def _load(obj: int, pin_dir: Path, ring_bytes: int) -> dict[str, BpfMap]:
         ncpus = possible_cpus()
         bpf_map = None
         found: dict[str, int] = {}
@@ -578,6 +644,10 @@ class XdpProgram:
                 lb.check(lb.lib.bpf_map__set_pin_path(bpf_map, str(pin_dir / name).encode()),
                          PinError, f"set pin path for {name}")
                 found[name] = bpf_map
+            if name == "floe_ring":  # libbpf reuses a pin only if the sizes agree
+                size = _pinned_entries(pin_dir / name) or ring_bytes
+                lb.check(lb.lib.bpf_map__set_max_entries(bpf_map, size), ObjectFileError,
+                         f"size the ring buffer ({size} bytes)")
         missing = MAPS.keys() - found.keys()
         if missing:
             raise ObjectFileError(f"BPF object lacks maps {sorted(missing)}")
@@ -770,25 +840,42 @@ class XdpProgram:
         malformed_action: Literal["allow", "deny"] | None = None,
         sample_n: int | None = None,
         track_flows: bool | None = None,
+        snaplen: int | None = None,
+        drop_sample_n: int | None = None,
+        drop_rate_cap: int | None = None,
+        xsk_mode: XskMode | None = None,
     ) -> FloeConfig:
-        """Change some config fields (read-modify-write); returns the new config."""
+        """Change some config fields (read-modify-write); returns the new config.
+
+        `sample_n`: tap mode redirects, pass-through mode records 1 in N passed frames (0/1:
+        all). `snaplen`: frame bytes per ring record (1..FLOE_SNAP_MAX, 0: the default).
+        `drop_sample_n`: dropped frames recorded 1 in N (0: none); `drop_rate_cap`: at most
+        that many drop records a second per CPU (0: no cap). `xsk_mode`: what the dataplane's
+        AF_XDP sockets are, for --status.
+        """
         config = self.config()
         if mode is not None:
-            if mode not in ("tap", "inline"):
-                raise AttachError(f"mode must be 'tap' or 'inline', not {mode!r}")
-            config.mode = Mode.TAP if mode == "tap" else Mode.INLINE
+            if mode not in MODES:
+                raise AttachError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+            config.mode = MODES[mode]
         for name, value in (("default_action", default_action),
                             ("malformed_action", malformed_action)):
             if value is not None:
                 if value not in ("allow", "deny"):
                     raise MapError(f"{name} must be 'allow' or 'deny', not {value!r}")
                 setattr(config, name, Action.ALLOW if value == "allow" else Action.DENY)
-        if sample_n is not None:
-            if not 0 <= sample_n <= 0xFFFFFFFF:
-                raise MapError(f"sample_n {sample_n} outside 0..2^32-1")
-            config.sample_n = sample_n
+        for name, number, high in (("sample_n", sample_n, 0xFFFFFFFF),
+                                   ("snaplen", snaplen, FLOE_SNAP_MAX),
+                                   ("drop_sample_n", drop_sample_n, 0xFFFFFFFF),
+                                   ("drop_rate_cap", drop_rate_cap, 0xFFFFFFFF)):
+            if number is not None:
+                if not 0 <= number <= high:
+                    raise MapError(f"{name} {number} outside 0..{high}")
+                setattr(config, name, number)
         if track_flows is not None:
             config.track_flows = int(bool(track_flows))
+        if xsk_mode is not None:
+            config.xsk_mode = XskMode(xsk_mode)
         self._write_config(config)
         return config
 
@@ -823,7 +910,7 @@ class XdpProgram:
         for name in ("first_seen_ns", "last_seen_ns", "tcp_flags"):
             out[name] = v[name]
         if epoch:
-            offset = time.time_ns() - time.monotonic_ns()
+            offset = epoch_offset_ns()
             out["first_seen_ns"] += np.uint64(offset)
             out["last_seen_ns"] += np.uint64(offset)
         return out
@@ -848,6 +935,46 @@ class XdpProgram:
     def unregister_xsk(self, queue_id: int) -> bool:
         with map_errors(MapError, f"unregister AF_XDP socket for queue {queue_id}"):
             return self._maps["floe_xsks"].delete(_u32(queue_id))
+
+    @property
+    def ring_fd(self) -> int:
+        """fd of the ring buffer (pass-through records and dropped-frame samples)."""
+        return self._maps["floe_ring"].fd
+
+    def ring_bytes(self) -> int:
+        """The ring buffer's size in bytes (set when the pins were made)."""
+        info = _map_info(self._maps["floe_ring"].fd)
+        if info is None:
+            raise MapError("cannot read the ring buffer's size")
+        return info.max_entries
+
+    def ring_state(self) -> dict[str, int]:
+        """The ring records' sampling state, summed over CPUs (see struct floe_ring_state)."""
+        with map_errors(MapError, "read the ring state"):
+            bpf_map = self._maps["floe_ring_state"]
+            raw = bpf_map.lookup(_u32(0)) or bytes(bpf_map.slot_size)
+        names = [field[0] for field in RingState._fields_]
+        words = np.frombuffer(raw, dtype=np.uint64).reshape(bpf_map.ncpus, -1)[:, :len(names)]
+        return {name: int(value) for name, value in zip(names, words.sum(axis=0), strict=True)}
+
+    def reset_ring_state(self) -> None:
+        """Zero the sampling state: a new dataplane's first records then stand for what it can
+        see, not for frames sampled out while nobody read the ring."""
+        with map_errors(MapError, "reset the ring state"):
+            bpf_map = self._maps["floe_ring_state"]
+            bpf_map.update(_u32(0), bytes(bpf_map.slot_size))
+
+
+def _pinned_entries(path: Path) -> int:
+    """max_entries of a pinned map (a ring buffer's size in bytes), 0 if it is not there."""
+    fd = lb.lib.bpf_obj_get(str(path).encode())
+    if fd < 0:
+        return 0
+    try:
+        info = _map_info(fd)
+        return 0 if info is None else info.max_entries
+    finally:
+        os.close(fd)
 
 
 def _make_map(name: str, fd: int, ncpus: int) -> BpfMap:

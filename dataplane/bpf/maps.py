@@ -146,6 +146,19 @@ class BpfMap:
         except (OSError, ValueError) as error:
             raise MapError(f"mmap of map {self.name}: {error}") from error
 
+    def mapped(self) -> npt.NDArray[np.uint8]:
+        """Element 0 of an mmapable ARRAY map as a writable numpy view of the kernel's own
+        memory: writes are seen by the program at once. The mapping lives as long as the view
+        (or any view of it)."""
+        if self.key_size != 4 or self.percpu:
+            raise MapError(f"map {self.name} is not a plain array")
+        try:
+            view = mmap.mmap(self.fd, self.value_size, mmap.MAP_SHARED,
+                             mmap.PROT_READ | mmap.PROT_WRITE)
+        except (OSError, ValueError) as error:
+            raise MapError(f"mmap of map {self.name}: {error}") from error
+        return np.frombuffer(view, dtype=np.uint8)
+
     def close(self) -> None:
         if self.owned and self.fd >= 0:
             os.close(self.fd)

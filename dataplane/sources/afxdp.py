@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import mmap
 import os
 import select
@@ -20,7 +21,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +29,7 @@ import numpy.typing as npt
 from dataplane.packets import FrameBatch
 from dataplane.sources.base import SourceError
 
-__all__ = ["AfXdpSocket", "AfXdpSource", "XskRegistry", "rx_queues"]
+__all__ = ["AfXdpSocket", "AfXdpSource", "XskRegistry", "ZeroCopy", "rx_queues"]
 
 AF_XDP = 44
 SOL_XDP = 283
@@ -56,8 +57,12 @@ STATS_FIELDS = (
 )
 
 _libc = ctypes.CDLL(None, use_errno=True)
+log = logging.getLogger(__name__)
+
+ZeroCopy = Literal["off", "try", "require"]
 
 
+@runtime_checkable
 class XskRegistry(Protocol):
     """What the source needs from the XDP program (dataplane.bpf.loader.XdpProgram)."""
 
@@ -119,6 +124,7 @@ class AfXdpSocket:
                 raise SourceError(f"{name} must be a power of two, not {v}")
         self.ifindex = ifindex
         self.queue = queue
+        self.zerocopy = False  # set by a successful bind
         self._stats: dict[str, int] = {}  # last good XDP_STATISTICS (counters only grow)
         self.frame_size = frame_size
         self.snaplen = min(snaplen, frame_size)
@@ -169,9 +175,12 @@ class AfXdpSocket:
         buf = ctypes.create_string_buffer(sa, len(sa))
         if _libc.bind(self.sock.fileno(), buf, len(sa)) != 0:
             err = ctypes.get_errno()
+            mode = "zero-copy" if flags & XDP_ZEROCOPY else "copy mode"
             raise SourceError(
-                f"AF_XDP bind ifindex {self.ifindex} queue {self.queue}: {os.strerror(err)}"
+                f"AF_XDP bind ({mode}) ifindex {self.ifindex} queue {self.queue}: "
+                f"{os.strerror(err)}"
             )
+        self.zerocopy = bool(flags & XDP_ZEROCOPY)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -228,8 +237,10 @@ class AfXdpSocket:
                 del ring.producer, ring.consumer, ring.desc
                 ring.mm.close()
         self.sock.close()
+        for name in ("_umem2d", "umem"):  # views first: a set-up that failed has fewer
+            if hasattr(self, name):
+                delattr(self, name)
         if hasattr(self, "umem_mm"):
-            del self._umem2d, self.umem
             self.umem_mm.close()
 
 
@@ -238,7 +249,12 @@ class AfXdpSource:
     program's XSKMAP. Frames are truncated to `snaplen` bytes (headers are all the pipeline
     reads); `wire_lengths` keep the real sizes. Rings are deep (16k frames per queue) so a
     tick's pause does not overflow them, and a short drain waits `coalesce` seconds once for
-    more frames: per-batch numpy overhead makes small batches expensive."""
+    more frames: per-batch numpy overhead makes small batches expensive.
+
+    `zero_copy`: "off" binds in copy mode; "try" asks the driver for zero-copy (it receives
+    straight into the UMEM; native XDP and driver support needed) and falls back to copy mode
+    queue by queue, logging why; "require" fails instead. `bind_mode` says what was used
+    ("zerocopy" only if every queue got it), `fallback` why zero-copy was refused."""
 
     def __init__(
         self,
@@ -249,9 +265,12 @@ class AfXdpSource:
         frames: int = 16384,
         ring_size: int = 16384,
         coalesce: float = 0.0005,
+        zero_copy: ZeroCopy = "off",
     ) -> None:
         self.ifname = ifname
         self.coalesce = coalesce
+        self.zero_copy = zero_copy
+        self.fallback = ""
         try:
             self.ifindex = socket.if_nametoindex(ifname)
         except OSError as exc:
@@ -261,9 +280,7 @@ class AfXdpSource:
         self.sockets: list[AfXdpSocket] = []
         try:
             for q in self.queues:
-                xsk = AfXdpSocket(
-                    self.ifindex, q, frames=frames, ring_size=ring_size, snaplen=snaplen
-                )
+                xsk = self._socket(q, frames, ring_size, snaplen)
                 self.sockets.append(xsk)
                 program.register_xsk(q, xsk.fileno())
         except BaseException:
@@ -274,6 +291,30 @@ class AfXdpSource:
         for xsk in self.sockets:
             self._poll.register(xsk.fileno(), select.POLLIN)
         self._closed = False
+
+    def _socket(self, queue: int, frames: int, ring_size: int, snaplen: int) -> AfXdpSocket:
+        """A socket on `queue`, zero-copy when asked and the driver agrees."""
+        if self.zero_copy != "off":
+            try:
+                return AfXdpSocket(self.ifindex, queue, frames=frames, ring_size=ring_size,
+                                   snaplen=snaplen, zerocopy=True)
+            except SourceError as error:
+                if self.zero_copy == "require":
+                    raise SourceError(f"{error}; zero-copy is required (--zero-copy require): "
+                                      "use --zero-copy try to fall back to copy mode") from error
+                if not self.fallback:
+                    log.warning("%s: zero-copy AF_XDP refused (%s); copy mode", self.ifname,
+                                error)
+                self.fallback = str(error)
+        return AfXdpSocket(self.ifindex, queue, frames=frames, ring_size=ring_size,
+                           snaplen=snaplen)
+
+    @property
+    def bind_mode(self) -> str:
+        """"zerocopy" when every socket is zero-copy, else "copy"."""
+        if self.sockets and all(xsk.zerocopy for xsk in self.sockets):
+            return "zerocopy"
+        return "copy"
 
     def read_batch(self, max_frames: int, timeout: float) -> FrameBatch | None:
         if self._closed:

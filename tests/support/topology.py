@@ -20,6 +20,7 @@ from typing import Literal
 import pytest
 
 from dataplane.bpf import PIN_ROOT, BpfError, XdpProgram
+from dataplane.bpf.layout import FLOE_RING_BYTES
 from dataplane.bpf.loader import netns_pin_key, pin_dir_for
 from dataplane.netns import Topology, VethPair, call_in, unique_prefix
 
@@ -93,9 +94,10 @@ def make_xdp() -> Iterator[Callable[..., XdpProgram]]:
     """Factory: attach floe_xdp to an interface; detached and unpinned at teardown."""
     attached: list[str] = []
 
-    def factory(ifname: str, mode: Literal["tap", "inline"] = "inline",
-                prefer: Literal["native", "generic"] = "native") -> XdpProgram:
-        program = XdpProgram.attach(ifname, mode=mode, prefer=prefer)
+    def factory(ifname: str, mode: Literal["tap", "inline", "passthrough"] = "inline",
+                prefer: Literal["native", "generic"] = "native",
+                ring_bytes: int = FLOE_RING_BYTES) -> XdpProgram:
+        program = XdpProgram.attach(ifname, mode=mode, prefer=prefer, ring_bytes=ring_bytes)
         attached.append(ifname)
         return program
 

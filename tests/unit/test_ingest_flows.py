@@ -116,3 +116,24 @@ def test_rule_hits_add_up_over_counter_epochs() -> None:
     state.apply_rule_hits("n", "eth0", "epoch-2", 7, 2, 120)  # an older snapshot: ignored
     hits = state.interface("n", "eth0").summary()["rule_hits"]
     assert hits == {"7": {"packets": 13, "bytes": 780}}
+
+
+def test_forwarded_and_dropped_of_one_tuple_are_two_flows_with_their_rule() -> None:
+    """The verdict and the rule are part of a flow's identity; /flows names the verdict."""
+    records = np.zeros(3, FLOW_RECORD_DTYPE)
+    for column in ("src_addr", "dst_addr"):
+        records[column][:, 10:12] = 0xFF
+    records["src_addr"][:, 12:] = (10, 0, 0, 1)
+    records["dst_addr"][:, 12:] = (10, 0, 0, 2)
+    records["src_port"], records["dst_port"], records["proto"] = 1000, 80, 6
+    records["first_seen_ns"] = records["last_seen_ns"] = 5
+    records["packets_fwd"] = (3, 40, 2)
+    records["verdict"] = (1, 2, 2)
+    records["rule_id"] = (0, 7, 9)
+    records["sample_weight"] = (1, 1, 64)
+    message = pb.Batch(seq=1)
+    message.MergeFromString(encode_flows(records, "eth0").wire)
+    state = one_by_one(message, 100)
+    flows = sorted(state.recent_flows(10), key=lambda f: f["rule_id"])
+    assert [(f["verdict"], f["rule_id"], f["sample_weight"], f["packets"]) for f in flows] == [
+        ("forwarded", 0, 1, 3), ("dropped", 7, 1, 40), ("dropped", 9, 64, 2)]

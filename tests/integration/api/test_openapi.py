@@ -114,7 +114,9 @@ def test_security_follows_the_access_marks(document: dict[str, Any]) -> None:
 def test_flows_documents_its_filters(document: dict[str, Any]) -> None:
     query = params(document["paths"]["/api/v2/flows"]["get"])
     assert set(query) == {"limit", "ip", "port", "proto", "node", "interface", "state",
-                          "end_reason"}
+                          "end_reason", "verdict"}
+    assert set(query["verdict"]["schema"]["items"]["enum"]) == {"unknown", "forwarded",
+                                                                 "dropped"}
     assert query["limit"]["schema"] == {
         "type": "integer", "minimum": 1, "maximum": 1000, "default": 100,
     } | {k: v for k, v in query["limit"]["schema"].items() if k == "title"}

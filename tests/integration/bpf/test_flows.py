@@ -60,6 +60,11 @@ def test_flows_match_sent_tuples(veth_ns: VethNs, make_xdp: Callable[..., XdpPro
         assert int(flow["last_seen_ns"]) <= time.time_ns() + 10**8
     tcp = by_tuple[("10.4.0.2", "10.4.0.1", 40000, 443, 6)]
     assert int(tcp["tcp_flags"]) == 0x12  # SYN | ACK from both directions
+    # a flow's first-seen time is part of its identity upstream: the same on every read
+    for _ in range(3):
+        time.sleep(0.01)
+        again = prog.read_flows()
+        assert sorted(again["first_seen_ns"].tolist()) == sorted(flows["first_seen_ns"].tolist())
 
     assert prog.clear_flows() == len(plan)
     assert prog.read_flows().size == 0

@@ -112,8 +112,11 @@ def _fake_pins(name: str, *, shrink_counters: bool, skip: str = "") -> Path:
         if map_name == "floe_counters" and shrink_counters:
             value -= 8 * 8
         kind = "array" if key == 4 else "hash"
+        entries = 1
+        if key == value == 0:  # the ring buffer: no key or value, a size in pages
+            kind, entries = "ringbuf", 4096
         subprocess.run(["bpftool", "map", "create", str(pin_dir / map_name), "type", kind,
-                        "key", str(key), "value", str(value), "entries", "1",
+                        "key", str(key), "value", str(value), "entries", str(entries),
                         "name", map_name[:15]], check=True, capture_output=True)
     return pin_dir
 

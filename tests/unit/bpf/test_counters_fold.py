@@ -51,10 +51,22 @@ def test_each_pair_lands_in_its_class_and_verdict() -> None:
 def test_fast_fields_are_never_shown() -> None:
     fields = set(InterfaceCounters().as_dict()) - {"ifindex"}
     assert fields == set(SHOWN_FIELDS)
-    assert not any(name.startswith("fast_") for name in fields)
+    assert not any(name.startswith("fast") for name in fields)
     assert set(COUNTER_FIELDS) - set(SHOWN_FIELDS) == {
-        f"fast_{verdict}_{l4}_{unit}" for verdict in ("rule", "default")
-        for l4 in ("tcp", "udp") for unit in ("packets", "bytes")}
+        f"{fast}_{verdict}_{l4}_{unit}" for fast in ("fast", "fast6")
+        for verdict in ("rule", "default") for l4 in ("tcp", "udp")
+        for unit in ("packets", "bytes")}
+
+
+def test_ipv6_pairs_land_in_the_ipv6_class() -> None:
+    c = InterfaceCounters.from_percpu(3, _raw([
+        {"fast6_rule_tcp_packets": 2, "fast6_rule_tcp_bytes": 180,
+         "fast6_default_udp_packets": 5, "fast6_default_udp_bytes": 450},
+        {"fast6_rule_udp_packets": 1, "fast6_rule_udp_bytes": 90}]), 2)
+    shown = {k: v for k, v in c.as_dict().items() if v and k != "ifindex"}
+    assert shown == {"packets": 8, "bytes": 720, "ipv6_packets": 8, "ipv6_bytes": 720,
+                     "tcp_packets": 2, "tcp_bytes": 180, "udp_packets": 6, "udp_bytes": 540,
+                     "dropped_rule": 3, "dropped_default": 5}
 
 
 def test_fold_is_linear_so_deltas_and_sums_stay_exact() -> None:

@@ -38,6 +38,8 @@ def reference(records: FlowRecords, interface: str) -> bytes:
             first_seen_unix_ns=int(r["first_seen_ns"]), last_seen_unix_ns=int(r["last_seen_ns"]),
             tcp_flags=int(r["tcp_flags"]), state=STATES[min(int(r["state"]), 3)],
             end_reason=end_reason(int(r["end_reason"]), int(r["tcp_flags"])),
+            verdict=int(r["verdict"]), rule_id=int(r["rule_id"]),  # type: ignore[arg-type]
+            sample_weight=int(r["sample_weight"]),
         ))
     return bytes(pb.Batch(flows=out).SerializeToString())
 
@@ -50,7 +52,8 @@ def random_records(n: int, seed: int) -> FlowRecords:
     r["dst_addr"][::7] = 0  # all-zero address: still present (bytes field, 16 bytes)
     limits: dict[str, Any] = {"src_port": 2**16, "dst_port": 2**16, "proto": 256,
                               "vlan": 4096, "ifindex": 2**32, "tcp_flags": 256, "state": 4,
-                              "end_reason": 6}
+                              "end_reason": 6, "verdict": 3, "rule_id": 2**32,
+                              "sample_weight": 2**32}
     for column, high in limits.items():
         r[column] = rng.integers(0, high, n) * (rng.random(n) < 0.8)  # zeros are omitted
     for column in ("packets_fwd", "bytes_fwd", "packets_rev", "bytes_rev", "first_seen_ns",

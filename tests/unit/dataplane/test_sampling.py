@@ -33,3 +33,12 @@ def test_never_below_one() -> None:
     for i in range(5):
         assert control.update(0, 1000 * (i + 1)) is None
     assert control.n == 1
+
+
+def test_a_baseline_hides_loss_counted_before_this_process() -> None:
+    """Pass-through feeds the kernel's ring_full, which lives as long as the pins: loss from
+    before the dataplane started must not raise N at its first tick."""
+    control = SamplingController()
+    control.baseline(50_000, 0)
+    assert control.update(50_000, 1000) is None
+    assert control.update(50_500, 2000) == 2

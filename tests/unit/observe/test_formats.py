@@ -125,7 +125,8 @@ def test_json_has_stable_documented_fields() -> None:
         "delta_reply_packets": 1, "delta_reply_bytes": 60,
         "first_seen": "2026-12-07T10:41:01.123456789Z",
         "last_seen": "2026-12-07T10:41:02.123456789Z", "tcp_flags": ["SYN", "ACK"],
-        "state": "established", "end_reason": "none", "verdict": "forwarded"}
+        "state": "established", "end_reason": "none", "verdict": "forwarded",
+            "rule_id": 0, "sample_weight": 0}
 
 
 def test_every_flow_field_has_a_column() -> None:

@@ -36,7 +36,8 @@ def reference(record: Any, cursor: int, node: str, kind: int, deltas: tuple[int,
         delta_packets=deltas[0], delta_bytes=deltas[1], delta_reply_packets=deltas[2],
         delta_reply_bytes=deltas[3], first_seen=stamp(record.first_seen_unix_ns),
         last_seen=stamp(record.last_seen_unix_ns), tcp_flags=record.tcp_flags,
-        state=record.state, end_reason=record.end_reason)
+        state=record.state, end_reason=record.end_reason, verdict=record.verdict,
+        rule_id=record.rule_id, sample_weight=record.sample_weight)
     event = pb.Event(cursor=cursor, time=stamp(record.last_seen_unix_ns), node_id=node,
                      flow=pb.FlowEvent(kind=kind, flow=flow))  # type: ignore[arg-type]
     return entry(event)
@@ -69,7 +70,9 @@ def random_records(n: int, seed: int) -> list[Any]:
             packets_ba=edge(), bytes_ba=edge(),
             first_seen_unix_ns=edge(), last_seen_unix_ns=edge(),
             tcp_flags=int(rng.integers(0, 256)), state=int(rng.integers(0, 5)),
-            end_reason=int(rng.choice([0, 0, 1, 3, 6]))))
+            end_reason=int(rng.choice([0, 0, 1, 3, 6])), verdict=int(rng.integers(0, 3)),
+            rule_id=int(rng.choice([0, 7, 2**32 - 1])),
+            sample_weight=int(rng.choice([0, 1, 64, 2**32 - 1]))))
     return out
 
 
@@ -85,7 +88,8 @@ def test_entries_are_byte_identical_to_protobuf(seed: int) -> None:
         raw_a = record.addr_a if len(record.addr_a) == 16 else bytes(16)
         key = _KEY.pack(ring.nodes.get("node-ü") or 0, record.ifindex, record.vlan,
                         record.proto, record.port_a, record.port_b,
-                        record.first_seen_unix_ns) + raw_a + record.addr_b
+                        record.first_seen_unix_ns, record.verdict,
+                        record.rule_id) + raw_a + record.addr_b
         kind, deltas = mirror.observe(key, (record.packets_ab, record.bytes_ab,
                                             record.packets_ba, record.bytes_ba),
                                       record.end_reason != 0)

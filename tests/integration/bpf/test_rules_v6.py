@@ -1,0 +1,149 @@
+"""IPv6 at the driver: the per-prefix-length hash answers exactly as the LPM trie (longest
+match across lengths, allow under deny, more lengths than the index holds), the straight-line
+drop path counts and credits exactly what the general path does, and rule changes move the
+index with them."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from dataplane.bpf import Rule, RuleSet, XdpProgram
+from dataplane.bpf.layout import COUNTER_FIELDS, FLOE_MAX_IFACES, FLOE_V6_LENS_TRIE, V6Lens
+from dataplane.bpf.v6_index import SLOT_DTYPE, TOMB
+from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame
+from tests.support.topology import VethNs, wait_until
+
+pytestmark = pytest.mark.root
+
+NESTED = [Rule(1, "allow", src="2001:db8::/32"), Rule(2, "deny", src="2001:db8:1::/48"),
+          Rule(3, "allow", src="2001:db8:1:2::/64"), Rule(4, "deny", src="2001:db8:1:2::9/128"),
+          Rule(5, "deny", dst="2001:db8:ffff::/48")]
+# (source, destination, the rule credited, dropped?)
+CASES = [("2001:db8:7::1", "fd00::1", 1, False), ("2001:db8:1:7::1", "fd00::1", 2, True),
+         ("2001:db8:1:2::1", "fd00::1", 3, False), ("2001:db8:1:2::9", "fd00::1", 4, True),
+         ("2001:db8:1:2::1", "2001:db8:ffff::5", 5, True), ("fd00::7", "fd00::1", 0, False)]
+
+
+def _send(veth_ns: VethNs, prog: XdpProgram, frames: list[bytes]) -> None:
+    before = prog.counters().packets
+    with AfPacketSender(veth_ns.pair.peer, veth_ns.namespace) as sender:
+        assert sender.send(frames) == len(frames)
+    assert wait_until(lambda: prog.counters().packets >= before + len(frames))
+
+
+def _verdicts(veth_ns: VethNs, prog: XdpProgram, proto: str) -> list[tuple[int, bool]]:
+    """(rule credited, dropped) per case, one frame each, read from the counters and hits."""
+    out = []
+    for src, dst, _rule, _drop in CASES:
+        hits = {r: h.packets for r, h in prog.rule_hits().items()}
+        dropped = prog.counters().dropped
+        _send(veth_ns, prog, [build_frame(FrameSpec(src=src, dst=dst, proto=proto))])
+        credited = [r for r, h in prog.rule_hits().items() if h.packets != hits.get(r, 0)]
+        out.append((credited[0] if credited else 0, prog.counters().dropped > dropped))
+    return out
+
+
+@pytest.mark.parametrize("proto", ["udp", "tcp", "icmpv6"])
+def test_longest_match_across_lengths(veth_ns: VethNs, make_xdp: Callable[..., XdpProgram],
+                                      proto: str) -> None:
+    """udp/tcp take the straight-line path, icmpv6 the general one: the same answers."""
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    prog.rules.apply(RuleSet(NESTED))
+    lens = V6Lens.from_buffer_copy(prog.map("floe_v6_lens").lookup(bytes(4)) or b"")
+    assert (lens.src_n, list(lens.src)[:3], lens.dst_n, lens.dst[0]) == (4, [128, 64, 48], 1, 48)
+    assert _verdicts(veth_ns, prog, proto) == [(rule, drop) for *_, rule, drop in CASES]
+
+
+def test_more_lengths_than_the_index_holds_fall_back_to_the_trie(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    extra = [Rule(100 + n, "allow", src=str(ipaddress.ip_network(f"3fff:{n:x}::/{n}",
+                                                                  strict=False)))
+             for n in range(16, 24)]  # eight more lengths, none matching the frames below
+    prog.rules.apply(RuleSet(NESTED + extra))
+    lens = V6Lens.from_buffer_copy(prog.map("floe_v6_lens").lookup(bytes(4)) or b"")
+    assert lens.src_n == FLOE_V6_LENS_TRIE
+    assert _verdicts(veth_ns, prog, "udp") == [(rule, drop) for *_, rule, drop in CASES]
+    prog.rules.apply(RuleSet(NESTED))  # back under the limit: the hash again
+    lens = V6Lens.from_buffer_copy(prog.map("floe_v6_lens").lookup(bytes(4)) or b"")
+    assert lens.src_n == 4
+    words = prog.map("floe_src_v6_t").mapped().view(SLOT_DTYPE)["word"]
+    assert int(np.count_nonzero((words != 0) & (words != TOMB))) == 4  # the extras are gone
+    assert _verdicts(veth_ns, prog, "udp") == [(rule, drop) for *_, rule, drop in CASES]
+
+
+def test_v6_fast_path_agrees_with_the_general_path(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    """Plain IPv6 TCP/UDP drops take the straight-line path while CIDR rules alone are in use,
+    counting one fast6 pair; with another rule kind present every frame takes the general
+    path. Both count and credit exactly the same."""
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    prog.set_config(default_action="deny")
+    cidr = [Rule(1, "deny", src="2001:db8:1::/48"), Rule(2, "allow", src="2001:db8:1:80::/57"),
+            Rule(3, "deny", dst="2001:db8:2::/48"), Rule(4, "allow", dst="2001:db8:3::/48")]
+    unrelated = Rule(5, "allow", proto="sctp")
+    frames = [
+        build_frame(FrameSpec(src="2001:db8:1::9", dst="fd00::1", proto="udp")),  # 1
+        build_frame(FrameSpec(src="2001:db8:1:81::1", dst="fd00::1", proto="tcp")),  # 2
+        build_frame(FrameSpec(src="2001:db8:1:81::1", dst="2001:db8:2::3", proto="udp")),  # 3
+        build_frame(FrameSpec(src="fd00::7", dst="2001:db8:3::5", proto="tcp")),  # 4
+        build_frame(FrameSpec(src="fd00::7", dst="fd00::1", proto="udp")),  # default deny
+        build_frame(FrameSpec(src="2001:db8:1::9", dst="fd00::1", proto="icmpv6")),  # general
+        build_frame(FrameSpec(src="2001:db8:1::9", dst="fd00::1", proto="udp", vlans=(7,))),
+        build_frame(FrameSpec(src="2001:db8:1::9", dst="fd00::1", proto="udp",
+                              ipv6_ext=(60,))),  # an extension header: general path
+        build_frame(FrameSpec(src="2001:db8:1::9", dst="fd00::1", proto="tcp")),  # 1, tcp
+        build_frame(FrameSpec(src="fd00::7", dst="fd00::1", proto="tcp")),  # default, tcp
+    ]
+    counts = [5, 4, 3, 2, 6, 1, 2, 3, 7, 9]
+    mix = [frame for frame, n in zip(frames, counts, strict=True) for _ in range(n)]
+
+    def run(rules: list[Rule]) -> tuple[dict[str, int], dict[int, int]]:
+        prog.rules.apply(RuleSet(rules))
+        before_c = prog.counters().as_dict()
+        before_h = {rule: hit.packets for rule, hit in prog.rule_hits().items()}
+        _send(veth_ns, prog, mix)
+        after_c = prog.counters().as_dict()
+        hits = {rule: hit.packets - before_h.get(rule, 0)
+                for rule, hit in prog.rule_hits().items()}
+        return {k: after_c[k] - before_c[k] for k in after_c if k != "ifindex"}, hits
+
+    def fast6() -> dict[str, int]:
+        counters = prog.map("floe_counters")
+        raw = counters.lookup((prog.ifindex % FLOE_MAX_IFACES).to_bytes(4, "little"))
+        assert raw is not None
+        words = np.frombuffer(raw, dtype=np.uint64).reshape(counters.ncpus, -1).sum(axis=0)
+        return {name: int(words[COUNTER_FIELDS.index(name)])
+                for name in COUNTER_FIELDS if name.startswith("fast")}
+
+    def pair(*taken: int) -> tuple[int, int]:
+        return (sum(counts[i] for i in taken), sum(counts[i] * len(frames[i]) for i in taken))
+
+    expected = {"rule_udp": pair(0, 2), "rule_tcp": pair(8), "default_udp": pair(4),
+                "default_tcp": pair(9)}
+
+    def since(before: dict[str, int]) -> dict[str, tuple[int, int]]:
+        now = fast6()
+        assert all(now[k] == before[k] for k in now if k.startswith("fast_"))  # no v4 pair
+        return {key: (now[f"fast6_{key}_packets"] - before[f"fast6_{key}_packets"],
+                      now[f"fast6_{key}_bytes"] - before[f"fast6_{key}_bytes"])
+                for key in expected}
+
+    before = fast6()
+    fast_counts, fast_hits = run(cidr)
+    assert since(before) == expected
+    before = fast6()
+    general_counts, general_hits = run([*cidr, unrelated])
+    assert set(since(before).values()) == {(0, 0)}
+    assert fast_counts == general_counts
+    hits = {1: 5 + 1 + 2 + 3 + 7, 2: 4, 3: 3, 4: 2}
+    assert {r: n for r, n in fast_hits.items() if n} == hits
+    assert {r: n for r, n in general_hits.items() if n} == hits
+    assert fast_counts["dropped_rule"] == 5 + 3 + 1 + 2 + 3 + 7
+    assert fast_counts["dropped_default"] == 6 + 9
+    assert fast_counts["ipv6_packets"] == sum(counts)
+    assert fast_counts["passed"] == 4 + 2
