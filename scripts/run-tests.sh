@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
 
 mkdir -p build
+rm -f build/pytest.xml  # a crashed run must not be summed from the previous report
 .venv/bin/python -m pytest -q -p no:cacheprovider --junitxml=build/pytest.xml tests "$@"
 pytest_rc=$?
 

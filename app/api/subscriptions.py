@@ -33,14 +33,14 @@ from quart.wrappers.base import ClientDisconnectedError
 
 from app.ingest import get_state
 from app.observer import get_observer
-from app.observer.fanout import MAX_CHUNK_EVENTS, Chunk, Follower
+from app.observer.fanout import Chunk, Follower
 from app.observer.filters import FilterError, compile_selection
 from app.observer.history import open_flows
 from app.observer.jsonview import batch_json, event_json
 from app.types import Principal
 from floe.observer.v1 import observer_pb2 as pb
 
-__all__ = ["MAX_DEPTH", "MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "StreamSession"]
+__all__ = ["MAX_DEPTH", "MAX_EVENTS", "MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "StreamSession"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ MAX_MESSAGE_BYTES = 16_384
 MAX_DEPTH = 16
 MAX_SUBSCRIPTIONS = 8  # per connection
 MAX_ID = 64
+MAX_EVENTS = 1000  # flow events a message (~0.5 MB of JSON at most)
 _FILTER_FIELDS = frozenset({"allow", "deny", "number", "first", "after", "since", "until"})
 
 Send = Callable[[str], Awaitable[None]]
@@ -225,15 +226,15 @@ class StreamSession:
             observer.fanout.remove(follower)
 
     async def _send_flows(self, prefix: str, chunks: list[Chunk], lost: int) -> None:
-        """At most MAX_CHUNK_EVENTS events a message (a resumed history can hold the whole
-        ring: one message of it would be one long task in a browser)."""
+        """At most MAX_EVENTS events a message (a resumed history can hold the whole ring: one
+        message of it would be one long task in a browser, and past common clients' 1 MiB)."""
         parts: list[bytes] = []
         for chunk in chunks:
             json = batch_json(chunk.batch)
             parts.extend(json[i] for i in chunk.rows.tolist())
-        for start in range(0, max(len(parts), 1), MAX_CHUNK_EVENTS):
+        for start in range(0, max(len(parts), 1), MAX_EVENTS):
             head = prefix + (f',"lost":{lost}' if lost and start == 0 else "")
-            body = b",".join(parts[start:start + MAX_CHUNK_EVENTS]).decode()
+            body = b",".join(parts[start:start + MAX_EVENTS]).decode()
             await self.send(head + ',"events":[' + body + "]}")
 
     # -- stats ---------------------------------------------------------------------------

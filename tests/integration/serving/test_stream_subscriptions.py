@@ -254,9 +254,9 @@ async def test_a_flows_only_key_follows_flows_and_sees_no_stats(
 
 async def test_a_resumed_history_comes_in_bounded_messages(server: FloeServer, admin: str,
                                                            feed: Any) -> None:
-    from app.observer.fanout import MAX_CHUNK_EVENTS
+    from app.api.subscriptions import MAX_EVENTS
 
-    ports = [8100 + i % 50 for i in range(MAX_CHUNK_EVENTS + 500)]
+    ports = [8100 + i % 50 for i in range(2 * MAX_EVENTS + 500)]
     await feed(ports)
     ws = await connect(server, admin)
     try:
@@ -264,10 +264,9 @@ async def test_a_resumed_history_comes_in_bounded_messages(server: FloeServer, a
                                   "filter": {"number": len(ports),
                                              "allow": [{"port": sorted(set(ports))}]}}))
         await until(ws, of("subscribed", "h"))
-        first = await until(ws, of("flows", "h"))
-        second = await until(ws, of("flows", "h"))
-        assert len(first["events"]) == MAX_CHUNK_EVENTS
-        assert len(second["events"]) == 500
-        assert first["events"][-1]["cursor"] < second["events"][0]["cursor"]
+        parts = [await until(ws, of("flows", "h")) for _ in range(3)]
+        assert [len(p["events"]) for p in parts] == [MAX_EVENTS, MAX_EVENTS, 500]
+        cursors = [e["cursor"] for p in parts for e in p["events"]]
+        assert cursors == sorted(cursors) and len(set(cursors)) == len(cursors)
     finally:
         await ws.close()
