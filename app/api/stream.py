@@ -28,17 +28,16 @@ from app.api.access import current_principal, require_principal, require_scope, 
 from app.api.envelope import ApiError
 from app.api.subscriptions import StreamSession
 from app.hub import HEARTBEAT_TOPIC, Hub, HubFull, Subscription
+from app.identity.policy import REAUTH_SECONDS  # a revoked credential ends the stream (1008)
 from app.ingest import stats_topic
 from app.runtime import get_runtime
+from app.types import Principal
 
 __all__ = ["bp"]
 
 bp = Blueprint("stream", __name__)
 log = logging.getLogger(__name__)
 
-# How soon a live stream notices that its credential was revoked or expired, its user
-# deactivated, or its node grants changed: it is closed with 1008 (reconnect to go on).
-REAUTH_SECONDS = 5.0
 RETRY_AFTER_SECONDS = 5  # suggested to a client refused at a connection bound
 
 
@@ -71,7 +70,7 @@ async def stream() -> None:
     try:
         await websocket.accept()
         reader = asyncio.create_task(_read_client(subscription, session))
-        watcher = asyncio.create_task(_watch_access(subscription, nodes))
+        watcher = asyncio.create_task(_watch_access(subscription, _access(principal)))
         while (text := await subscription.next_text()) is not None:
             await websocket.send(text)
         if not reader.done():  # server side close (shutdown: 1001)
@@ -97,9 +96,19 @@ async def _read_client(subscription: Subscription, session: StreamSession) -> No
         subscription.close(1000)
 
 
-async def _watch_access(subscription: Subscription, nodes: frozenset[str] | None) -> None:
+Access = tuple[frozenset[str] | None, frozenset[str] | None]
+
+
+def _access(principal: Principal) -> Access:
+    """What the stream shows depends on: the nodes stats:read covers (the stats messages) and
+    those flows:read covers (flow subscriptions)."""
+    return principal.nodes_for("stats:read"), principal.nodes_for("flows:read")
+
+
+async def _watch_access(subscription: Subscription, access: Access) -> None:
     """Authenticate again every REAUTH_SECONDS (a cache hit, normally): a credential that no
-    longer works or whose stats:read now covers other nodes ends the stream with 1008."""
+    longer works, or whose stats:read or flows:read now covers other nodes, ends the stream
+    (and its subscriptions) with 1008."""
     while True:
         await asyncio.sleep(REAUTH_SECONDS)
         g.pop("principal", None)
@@ -112,6 +121,6 @@ async def _watch_access(subscription: Subscription, nodes: frozenset[str] | None
         except Exception:  # never let the watcher die and the stream go unchecked
             log.exception("re-authenticating a live stream failed; asking again")
             continue
-        if principal is None or principal.nodes_for("stats:read") != nodes:
+        if principal is None or _access(principal) != access:
             subscription.close(1008)
             return

@@ -16,13 +16,11 @@ from typing import Any
 import grpc
 
 from app.api.envelope import ApiError
+from app.identity.policy import REAUTH_SECONDS
 from app.types import Authenticator, Principal
 
 __all__ = ["REAUTH_SECONDS", "AccessDenied", "Grant", "StreamAccess", "bearer_credential"]
 
-# How soon a live stream notices that its credential no longer works or now sees other nodes
-# (the same interval as the WebSocket /stream).
-REAUTH_SECONDS = 5.0
 
 Context = Any  # grpc.aio.ServicerContext (its stubs make a poor alias)
 

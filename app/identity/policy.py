@@ -33,6 +33,7 @@ from app.nodeid import node_matches
 from app.types import Principal, covers
 
 __all__ = [
+    "REAUTH_SECONDS",
     "RULES",
     "Action",
     "Capabilities",
@@ -151,6 +152,10 @@ class Decision:
 
 
 ALLOW = Decision(True)
+
+# How often a live stream (WebSocket, the observer's gRPC streams, a dataplane uplink) checks
+# its credential again: a revoked key, a deactivated user or changed grants end it this soon.
+REAUTH_SECONDS = 5.0
 
 
 def decide(

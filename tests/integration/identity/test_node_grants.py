@@ -322,6 +322,34 @@ async def test_a_live_stream_ends_when_its_access_changes(
         assert await _closed_within(ws, 3.0)
 
 
+async def test_a_live_stream_ends_when_only_its_flows_access_changes(
+        live_app: Quart, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stats:read unchanged, flows:read taken away: the stream (and its flow subscriptions)
+    ends too — the re-check compares both scopes' node sets (security review, 2026-12-07)."""
+    from app.api import stream
+
+    monkeypatch.setattr(stream, "REAUTH_SECONDS", 0.2)
+    client = live_app.test_client()
+    admin = bearer((await login(live_app))["access_token"])
+    for name, scopes in (("stats-flows", ["stats:read", "flows:read"]),
+                         ("stats-only", ["stats:read"])):
+        response = await client.post("/api/v2/roles", headers=admin,
+                                     json={"name": name, "scopes": scopes})
+        assert response.status_code == 201
+    response = await client.post("/api/v2/users", headers=admin, json={
+        "email": "flows@example.com", "password": "password-1", "roles": ["stats-flows"]})
+    user_id = (await response.get_json())["data"]["id"]
+    token = (await login(live_app, "flows@example.com", "password-1"))["access_token"]
+    async with client.websocket(f"/api/v2/stream?access_token={token}") as ws:
+        await ws.send('{"type":"subscribe","id":"f","topic":"flows"}')
+        await asyncio.wait_for(ws.receive(), 3)
+        assert not await _closed_within(ws, 1.0)
+        response = await client.patch(f"/api/v2/users/{user_id}", headers=admin,
+                                      json={"roles": ["stats-only"]})
+        assert response.status_code == 200
+        assert await _closed_within(ws, 3.0)
+
+
 @pytest.mark.parametrize("how", ["bearer", "cookie"])
 async def test_a_live_stream_outlasts_a_database_hiccup_then_still_ends(
         live_app: Quart, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
