@@ -31,6 +31,7 @@ import orjson
 from google.protobuf import json_format
 from quart.wrappers.base import ClientDisconnectedError
 
+from app.api.jsonbody import json_depth_exceeds
 from app.ingest import get_state
 from app.observer import get_observer
 from app.observer.fanout import Chunk, Follower
@@ -61,17 +62,6 @@ class BadMessage(ValueError):
         self.field = field_name
 
 
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of decoded JSON, stopping early past `limit`."""
-    if limit < 0:
-        return 1
-    if isinstance(value, dict):
-        return 1 + max((_depth(v, limit - 1) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v, limit - 1) for v in value), default=0)
-    return 0
-
-
 def _parse(raw: str | bytes) -> dict[str, Any]:
     data = raw.encode() if isinstance(raw, str) else raw
     if len(data) > MAX_MESSAGE_BYTES:
@@ -80,7 +70,7 @@ def _parse(raw: str | bytes) -> dict[str, Any]:
         message = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise BadMessage("invalid_json", "the message is not valid JSON (UTF-8)") from None
-    if _depth(message, MAX_DEPTH) > MAX_DEPTH:
+    if isinstance(message, dict | list) and json_depth_exceeds(message, MAX_DEPTH):
         raise BadMessage("too_deep", f"JSON nests at most {MAX_DEPTH} levels")
     if not isinstance(message, dict):
         raise BadMessage("invalid_message", "a message is a JSON object")
@@ -134,19 +124,28 @@ class StreamSession:
             raise BadMessage("too_many_subscriptions",
                              f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection")
         topic = message.get("topic")
+        cleanup: Callable[[], None] | None = None
         if topic == "flows":
-            run = self._flows(ident, message)
+            run, cleanup = self._flows(ident, message)
         elif topic == "stats":
             run = self._stats(ident, message)
         else:
             raise BadMessage("invalid_topic", "topic must be flows or stats", "topic")
-        await self._reply({"type": "subscribed", "id": ident, "topic": topic})
+        try:
+            await self._reply({"type": "subscribed", "id": ident, "topic": topic})
+        except BaseException:
+            run.close()  # never started: release what opening it took
+            if cleanup is not None:
+                cleanup()
+            raise
         task = asyncio.create_task(self._guarded(ident, run), name=f"ws-subscription-{ident}")
         self.tasks[ident] = task
 
         def forget(done: asyncio.Task[None]) -> None:
             if self.tasks.get(ident) is done:
                 del self.tasks[ident]
+            if cleanup is not None:  # whether the task ran or was cancelled before it began
+                cleanup()
 
         task.add_done_callback(forget)
 
@@ -180,8 +179,9 @@ class StreamSession:
         return nodes
 
     # -- flows ---------------------------------------------------------------------------
-    def _flows(self, ident: str, message: dict[str, Any]) -> Any:
-        """Validate now (errors answer the subscribe); return the coroutine that streams."""
+    def _flows(self, ident: str, message: dict[str, Any]) -> tuple[Any, Callable[[], None]]:
+        """Validate and open now (errors answer the subscribe): the coroutine that streams,
+        and what gives back what opening took (the follower, the observer's stream slot)."""
         nodes = self._nodes("flows:read")
         raw = message.get("filter", {})
         if not isinstance(raw, dict):
@@ -197,33 +197,50 @@ class StreamSession:
             raise BadMessage("invalid_filter", str(error), "filter") from None
         request.follow = True
         observer = get_observer()
+        subject = self.principal.subject
         try:
             selection = compile_selection(request, nodes)
-            opening = open_flows(observer.ring, observer.fanout, request, selection,
-                                 queue_size=observer.limits.queue_events,
-                                 subject=self.principal.subject)
         except FilterError as error:
             raise BadMessage("invalid_filter", str(error), "filter." + error.field) from None
-        return self._stream_flows(ident, opening.gap, opening.history, opening.follower)
+        if not observer.take_slot(subject):
+            raise BadMessage("too_many_streams", observer.slots_message())
+        try:
+            opening = open_flows(observer.ring, observer.fanout, request, selection,
+                                 queue_size=observer.limits.queue_events, subject=subject)
+        except FilterError as error:
+            observer.give_slot(subject)
+            raise BadMessage("invalid_filter", str(error), "filter." + error.field) from None
+        follower = opening.follower
+        assert follower is not None  # a subscription always follows
+
+        def cleanup() -> None:
+            observer.fanout.remove(follower)
+            observer.give_slot(subject)
+
+        run = self._stream_flows(ident, opening.gap, opening.history, follower,
+                                 selection.until_ns)
+        return run, cleanup
 
     async def _stream_flows(self, ident: str, gap: Any, history: list[Chunk],
-                            follower: Follower | None) -> None:
-        observer = get_observer()
-        assert follower is not None  # a subscription always follows
+                            follower: Follower, until_ns: int) -> None:
+        """History, then live batches, until the subscription ends (or the clock passes
+        `until`, when given)."""
         prefix = '{"type":"flows","id":' + orjson.dumps(ident).decode()
-        try:
-            if gap is not None:
-                await self.send(prefix + ',"events":[' + orjson.dumps(event_json(gap)).decode()
-                                + "]}")
-            chunks = history
-            while True:
-                if chunks:
-                    await self._send_flows(prefix, chunks, follower.take_lost())
-                chunks = await follower.next_chunks()
-                if follower.closed:
-                    return
-        finally:
-            observer.fanout.remove(follower)
+        if gap is not None:
+            await self.send(prefix + ',"events":[' + orjson.dumps(event_json(gap)).decode()
+                            + "]}")
+        chunks = history
+        while True:
+            if chunks:
+                await self._send_flows(prefix, chunks, follower.take_lost())
+            left = (until_ns - time.time_ns()) / 1e9 if until_ns else None
+            if left is not None and left <= 0:
+                return
+            chunks = []
+            with contextlib.suppress(TimeoutError):
+                chunks = await asyncio.wait_for(follower.next_chunks(), left)
+            if follower.closed:
+                return
 
     async def _send_flows(self, prefix: str, chunks: list[Chunk], lost: int) -> None:
         """At most MAX_EVENTS events a message (a resumed history can hold the whole ring: one
@@ -258,9 +275,10 @@ class StreamSession:
                             nodes: frozenset[str] | None) -> None:
         prefix = '{"type":"stats","id":' + orjson.dumps(ident).decode() + ","
         while True:
-            state = get_state()
-            body = orjson.dumps({"ts": time.time(), "data": state.summary(nodes),
-                                 "top_talkers": state.top_talkers(10, nodes)}).decode()
+            view = dict(get_state().view(nodes))  # computed once per change, shared
+            talkers = view.pop("top_talkers")
+            body = orjson.dumps({"ts": time.time(), "data": view,
+                                 "top_talkers": talkers}).decode()
             await self.send(prefix + body[1:])
             await asyncio.sleep(seconds)
 

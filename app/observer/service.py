@@ -81,8 +81,30 @@ class ObserverService:
         self.access = StreamAccess(authenticator)
         self.limits = limits
         self.started = time.monotonic()
-        self._streams: dict[str, int] = {}  # principal subject -> open GetFlows streams
+        self._streams: dict[str, int] = {}  # principal subject -> open streams
         self.refused_streams = 0
+
+    # -- stream slots: GetFlows, WatchStats and WebSocket flow subscriptions alike ----------
+    def take_slot(self, subject: str) -> bool:
+        """One more live stream for `subject`, if the bounds allow (False: refuse it)."""
+        if (sum(self._streams.values()) >= self.limits.streams
+                or self._streams.get(subject, 0) >= self.limits.streams_per_principal):
+            self.refused_streams += 1
+            return False
+        self._streams[subject] = self._streams.get(subject, 0) + 1
+        return True
+
+    def give_slot(self, subject: str) -> None:
+        left = self._streams.get(subject, 1) - 1
+        if left:
+            self._streams[subject] = left
+        else:
+            self._streams.pop(subject, None)
+
+    def slots_message(self) -> str:
+        return (f"too many live streams (at most {self.limits.streams}, "
+                f"{self.limits.streams_per_principal} per credential: GetFlows, WatchStats and "
+                "WebSocket flow subscriptions together)")
 
     # -- registration --------------------------------------------------------------------
     def handlers(self) -> grpc.GenericRpcHandler:
@@ -123,20 +145,16 @@ class ObserverService:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return
         subject = grant.principal.subject
-        if (sum(self._streams.values()) >= self.limits.streams
-                or self._streams.get(subject, 0) >= self.limits.streams_per_principal):
-            self.refused_streams += 1
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"too many GetFlows streams (at most {self.limits.streams}, "
-                                f"{self.limits.streams_per_principal} per credential)")
+        if not self.take_slot(subject):
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, self.slots_message())
             return
         try:
             opening = open_flows(self.ring, self.fanout, request, selection,
                                  queue_size=self.limits.queue_events, subject=subject)
         except FilterError as error:
+            self.give_slot(subject)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return
-        self._streams[subject] = self._streams.get(subject, 0) + 1
         follower = opening.follower
         try:
             if opening.gap is not None:
@@ -151,11 +169,7 @@ class ObserverService:
         finally:
             if follower is not None:
                 self.fanout.remove(follower)
-            left = self._streams.get(subject, 1) - 1
-            if left:
-                self._streams[subject] = left
-            else:
-                self._streams.pop(subject, None)
+            self.give_slot(subject)
 
     @staticmethod
     def _field_mask(request: Any) -> FieldMask | None:
@@ -209,17 +223,23 @@ class ObserverService:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "interval_ms: 100-3600000 (0 means 1000)")
         wanted_nodes, wanted_ifaces = set(request.node), set(request.interface)
-        while True:
-            try:
-                await self.access.recheck(grant, "stats:read")
-            except AccessDenied as denied:
-                await context.abort(denied.code, denied.message)
-            yield self._stats(grant.nodes, wanted_nodes, wanted_ifaces)
-            await asyncio.sleep(interval / 1000)
+        subject = grant.principal.subject
+        if not self.take_slot(subject):
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, self.slots_message())
+        try:
+            while True:
+                try:
+                    await self.access.recheck(grant, "stats:read")
+                except AccessDenied as denied:
+                    await context.abort(denied.code, denied.message)
+                yield self._stats(grant.nodes, wanted_nodes, wanted_ifaces)
+                await asyncio.sleep(interval / 1000)
+        finally:
+            self.give_slot(subject)
 
     def _stats(self, visible: frozenset[str] | None, nodes: set[str],
                interfaces: set[str]) -> Any:
-        summary = self.state.summary(visible)
+        summary = self.state.view(visible)  # computed once per change, shared
         out = pb.WatchStatsResponse()
         out.time.FromNanoseconds(time.time_ns())
         totals = {"packets": 0, "bytes": 0, "dropped": 0, "malformed": 0, "pps": 0.0, "bps": 0.0}

@@ -168,6 +168,8 @@ def test_lost_and_node_events_pass_flow_filters_but_not_other_nodes() -> None:
     ({"allow": [pb.FlowFilter(state=[9])]}, "allow[0].state"),
     ({"allow": [pb.FlowFilter(node=[""])]}, "allow[0].node"),
     ({"allow": [pb.FlowFilter(port=list(range(MAX_VALUES + 1)))]}, "allow[0].port"),
+    ({"allow": [pb.FlowFilter(port=list(range(200)))] * 6}, "allow"),  # 1,200 values in all
+    ({"allow": [pb.FlowFilter(ip=[f"10.0.0.{i}" for i in range(40)])] * 2}, "allow"),  # 80
     ({"allow": [pb.FlowFilter()] * (MAX_FILTERS + 1)}, "allow"),
     ({"since": {"seconds": 10}, "until": {"seconds": 5}}, "since"),
     ({"since": {"seconds": -1}}, "since"),
