@@ -199,7 +199,7 @@ def load_dataplane_config(
     node = node_id or default_node_id(settings.extra)
     if not valid_node_id(node):
         raise ConfigError(f"FLOE_NODE_ID={node!r} must be 1-{MAX_NODE_ID} printable characters "
-                          "(grants name the node as node/<id>)")
+                          "without , or * (grants name the node as node/<id>)")
     target = _target(settings, control_plane)
     return DataplaneConfig(
         target=target,

@@ -23,7 +23,7 @@ from app.identity._service_core import (
 from app.identity.apikeys import hash_key, new_key
 from app.identity.policy import Action, Capabilities, authorize, decide
 from app.identity.records import ApiKeyRecord, utcnow
-from app.nodeid import MAX_NODE_ID, valid_node_id
+from app.nodeid import MAX_NODE_ID, valid_binding
 from app.types import Principal, covers
 
 __all__ = ["MAX_KEYS_PER_OWNER", "KeyUseCases"]
@@ -44,9 +44,10 @@ def _node_binding(scopes: frozenset[str], node_id: str | None) -> str | None:
                 "A key with dataplane:write must name the node it speaks for: node_id is a "
                 "node id, or a pattern where * stands for any characters (e.g. edge-*, or *)",
             )
-        if not valid_node_id(node_id):
+        if not valid_binding(node_id):
             raise ApiError(
-                422, "validation_error", f"node_id must be 1-{MAX_NODE_ID} printable characters"
+                422, "validation_error", f"node_id must be 1-{MAX_NODE_ID} printable characters: "
+                "node ids or patterns (`*` for any characters) separated by `,`"
             )
         return node_id
     if node_id is not None:
@@ -69,8 +70,8 @@ class KeyUseCases(ServiceCore):
         node_id: str | None = None,
     ) -> tuple[ApiKeyRecord, str]:
         chosen = scopes_or_422(scopes)
-        authorize(actor, Action.KEY_CREATE, granting=Capabilities(chosen))
         binding = _node_binding(chosen, node_id)
+        authorize(actor, Action.KEY_CREATE, granting=Capabilities(chosen), binding=binding)
         if expires_at is not None and expires_at <= utcnow():
             raise ApiError(422, "invalid_expiry", "expires_at must be in the future")
         plain, prefix = new_key()
@@ -110,7 +111,8 @@ class KeyUseCases(ServiceCore):
         key = store.api_key_by_id(dal, key_id)
         if key is None:
             raise not_found("API key")
-        authorize(actor, action, target=Capabilities(key.scopes), owner_user_id=key.owner_user_id)
+        authorize(actor, action, target=Capabilities(key.scopes), owner_user_id=key.owner_user_id,
+                  binding=key.node_id)
         return key
 
     async def get_api_key(self, key_id: int, *, actor: Principal) -> ApiKeyRecord:
@@ -137,7 +139,7 @@ class KeyUseCases(ServiceCore):
 
         def visible(key: ApiKeyRecord) -> bool:
             return decide(actor, Action.KEY_READ, target=Capabilities(key.scopes),
-                          owner_user_id=key.owner_user_id).allowed
+                          owner_user_id=key.owner_user_id, binding=key.node_id).allowed
 
         result: tuple[list[ApiKeyRecord], int] = await self.db.run(
             lambda dal: store.list_api_keys(

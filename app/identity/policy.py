@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from app.api.envelope import ApiError
-from app.nodeid import node_matches
+from app.nodeid import binding_within, node_matches
 from app.types import Principal, covers
 
 __all__ = [
@@ -75,6 +75,7 @@ class Rule:
     outrank: bool  # the caller must cover the target's capabilities
     grant: bool  # the caller must hold every scope the action hands out
     owned: bool = False  # an API key: its owner, or a clients:admin holder
+    bound: bool = False  # a node-bound caller reaches only keys bound within its binding
     node_bound: bool = False  # a dataplane key bound to the node it speaks for
 
 
@@ -98,10 +99,10 @@ RULES: Mapping[Action, Rule] = {
     Action.TEAM_ADD_RESOURCE: Rule(outrank=False, grant=True),
     Action.TEAM_REMOVE_RESOURCE: Rule(outrank=True, grant=False),
     Action.TEAM_DELETE: Rule(outrank=True, grant=False),
-    Action.KEY_CREATE: Rule(outrank=False, grant=True),
-    Action.KEY_READ: Rule(outrank=True, grant=False, owned=True),
-    Action.KEY_ROTATE: Rule(outrank=True, grant=False, owned=True),
-    Action.KEY_REVOKE: Rule(outrank=True, grant=False, owned=True),
+    Action.KEY_CREATE: Rule(outrank=False, grant=True, bound=True),
+    Action.KEY_READ: Rule(outrank=True, grant=False, owned=True, bound=True),
+    Action.KEY_ROTATE: Rule(outrank=True, grant=False, owned=True, bound=True),
+    Action.KEY_REVOKE: Rule(outrank=True, grant=False, owned=True, bound=True),
     Action.NODE_CONNECT: Rule(outrank=False, grant=False, node_bound=True),
 }
 
@@ -166,10 +167,12 @@ def decide(
     granting: Capabilities | None = None,
     owner_user_id: int | None = None,
     node: str | None = None,
+    binding: str | None = None,
 ) -> Decision:
     """Allow or deny `actor` doing `action`; `target` is what the object acted on can do,
     `granting` what the action hands out, `owner_user_id` the owner of a key (keys only),
-    `node` the node an uplink speaks for (None: not known yet, binding not checked)."""
+    `node` the node an uplink speaks for (None: not known yet, binding not checked),
+    `binding` the node binding of the key acted on or made (keys only)."""
     if actor is None:
         return ALLOW
     rule = RULES[action]
@@ -180,6 +183,10 @@ def decide(
         actor.user_id is None or owner_user_id != actor.user_id
     ):
         return Decision(False, "not_owner", "Only the key's owner or clients:admin may do this")
+    if rule.bound and actor.node_binding is not None and binding is not None and \
+            not binding_within(actor.node_binding, binding):
+        return Decision(False, "binding_escalation", f"The API key may speak for nodes "
+                        f"{actor.node_binding!r} only, not {binding!r}", ("node_binding",))
     if rule.outrank and target is not None:
         beyond = caller.lacking(target)
         if beyond:
@@ -222,11 +229,11 @@ def authorize(
     target: Capabilities | None = None,
     granting: Capabilities | None = None,
     owner_user_id: int | None = None,
+    binding: str | None = None,
 ) -> None:
     """`decide`, raising 403 in the error envelope (code, reason, the scopes not held)."""
-    decision = decide(
-        actor, action, target=target, granting=granting, owner_user_id=owner_user_id
-    )
+    decision = decide(actor, action, target=target, granting=granting,
+                      owner_user_id=owner_user_id, binding=binding)
     if not decision.allowed:
         details: dict[str, object] = {"action": str(action)}
         if decision.not_held:

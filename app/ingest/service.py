@@ -223,8 +223,8 @@ class UplinkService:
         if not valid_node_id(hello.node_id):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"node_id must be 1-{MAX_NODE_ID} printable characters (it names the node "
-                "in grants: node/<id>)",
+                f"node_id must be 1-{MAX_NODE_ID} printable characters, no , or * (it names "
+                "the node in grants: node/<id>)",
             )
         refusal = await self._check(credential, hello.node_id)
         if refusal is not None:

@@ -325,3 +325,19 @@ async def test_a_forged_cookie_logout_is_refused(server: FloeServer) -> None:
     async with httpx.AsyncClient(base_url=server.url("/api/v2"), timeout=10.0) as replay:
         response = await replay.get("/me", headers={"Cookie": f"floe_session={session}"})
         assert response.status_code == 401  # the old cookie value is dead
+
+
+async def test_a_node_bound_key_cannot_mint_or_rotate_a_wider_key(
+        http: httpx.AsyncClient) -> None:
+    """Security review: a dataplane key that may also manage keys stays within its node."""
+    admin = await login(http, *ADMIN)
+    _, bound = await new_key(http, admin, ["dataplane:write", "clients:write"], node_id="edge-b")
+    wide_id, _ = await new_key(http, admin, ["dataplane:write"], node_id="*")
+    status, body = await call(http, "POST", "/clients", bound, {
+        "name": "wider", "scopes": ["dataplane:write"], "node_id": "*"})
+    assert (status, body["error"]["code"]) == (403, "binding_escalation")
+    status, body = await call(http, "POST", f"/clients/{wide_id}/rotate", bound)
+    assert (status, body["error"]["code"]) == (403, "binding_escalation")
+    status, body = await call(http, "POST", "/clients", bound, {
+        "name": "same", "scopes": ["dataplane:write"], "node_id": "edge-b"})
+    assert status == 201, body  # within its own binding: fine

@@ -183,3 +183,28 @@ def test_node_connect(kind: str, scopes: frozenset[str], binding: str | None, no
                       node_binding=binding)
     decision = decide(actor, Action.NODE_CONNECT, node=node)
     assert (decision.allowed, decision.code) == (allowed, code)
+
+
+@pytest.mark.parametrize(("action", "binding", "allowed"), [
+    (Action.KEY_CREATE, "edge-1", True),
+    (Action.KEY_CREATE, "*", False),
+    (Action.KEY_CREATE, "edge-*", False),
+    (Action.KEY_CREATE, "edge-1,core-1", False),
+    (Action.KEY_CREATE, None, True),  # a key without dataplane:write has no binding
+    (Action.KEY_ROTATE, "*", False),
+    (Action.KEY_READ, "*", False),
+    (Action.KEY_REVOKE, "edge-1", True),
+])
+def test_a_node_bound_key_reaches_no_key_bound_wider(action: Action, binding: str | None,
+                                                     allowed: bool) -> None:
+    """Security review: a dataplane key with clients:write bound to edge-1 could mint or
+    rotate a key bound to `*` (and read its plaintext)."""
+    bound = Principal(kind="api_key", subject="client:5", user_id=1, client_id=5,
+                      scopes=frozenset({"dataplane:write", "clients:write"}),
+                      node_binding="edge-1")
+    scopes = Capabilities(frozenset({"dataplane:write"}))
+    decision = decide(bound, action, target=scopes, granting=scopes, owner_user_id=1,
+                      binding=binding)
+    assert decision.allowed is allowed
+    if not allowed:
+        assert decision.code == "binding_escalation"
