@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 __all__ = [
     "EVENT_DTYPE",
+    "OVERFLOW_ID",
     "TYPE_FLOW",
     "TYPE_LOST",
     "TYPE_NODE",
@@ -63,19 +64,30 @@ EVENT_DTYPE = np.dtype([
 Columns = npt.NDArray[np.void]
 
 
+OVERFLOW_ID = 0xFFFFFFFF  # a name past the interner's bound: matches no name filter
+
+
 class Interner:
-    """Names (node ids, interface names) ↔ small integers, for integer columns. Bounded by
-    what the ingest admits (its node and interface bounds)."""
+    """Names (node ids, interface names) ↔ small integers, for integer columns. Bounded: a
+    dataplane names its interfaces freely, so past `max_names` new names (or one longer than
+    `max_length`) get OVERFLOW_ID — they still travel in the events, only a filter on them
+    cannot match — and are counted in `overflowed`."""
 
-    __slots__ = ("_ids", "names")
+    __slots__ = ("_ids", "max_length", "max_names", "names", "overflowed")
 
-    def __init__(self) -> None:
+    def __init__(self, max_names: int = 65_536, max_length: int = 256) -> None:
         self._ids: dict[str, int] = {}
         self.names: list[str] = []
+        self.max_names = max_names
+        self.max_length = max_length
+        self.overflowed = 0
 
     def id(self, name: str) -> int:
         found = self._ids.get(name)
         if found is None:
+            if len(self.names) >= self.max_names or len(name) > self.max_length:
+                self.overflowed += 1
+                return OVERFLOW_ID
             found = self._ids[name] = len(self.names)
             self.names.append(name)
         return found

@@ -123,3 +123,15 @@ def test_flow_columns_hold_what_filters_need() -> None:
             int(row["flags"]), int(row["ipv"])) == (40000, 80, 6, 7, 0x12, 4)
     assert int(row["src_lo"]) == (0xFFFF << 32) | 0x0A000001
     assert np.uint64(row["src_hi"]) == 0
+
+
+def test_interface_names_are_bounded() -> None:
+    """Security review: a dataplane naming every flow's interface differently (or with 1 KB
+    names) must not grow the observer's name table without bound."""
+    from app.observer.ring import OVERFLOW_ID, Interner
+
+    names = Interner(max_names=100, max_length=16)
+    assert [names.id(f"if{i}") for i in range(100)] == list(range(100))
+    assert names.id("one-too-many") == OVERFLOW_ID and names.id("if7") == 7
+    assert names.id("x" * 17) == OVERFLOW_ID
+    assert (len(names.names), names.overflowed) == (100, 2)
