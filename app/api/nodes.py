@@ -27,6 +27,7 @@ async def list_nodes() -> Response:
     exporter = get_exporter()
     if exporter is not None:  # IPFIX export on: each node's domain and records per collector
         for node in nodes:
-            node["ipfix"] = exporter.describe_node(node["node_id"])
+            node["ipfix"] = exporter.describe_node(node["node_id"],
+                                                   name_collectors=allowed is None)
     connected = sum(1 for node in nodes if node["connected"])
     return ok(nodes, meta={"count": len(nodes), "connected": connected})

@@ -290,13 +290,17 @@ class Exporter:
             link.close()
 
     # -- views -----------------------------------------------------------------------------
-    def describe_node(self, node_id: str) -> dict[str, Any]:
-        """What `/nodes` shows: the node's domain and, per collector, its records' fate."""
+    def describe_node(self, node_id: str, *, name_collectors: bool = True) -> dict[str, Any]:
+        """What `/nodes` shows: the node's domain and, per collector, its records' fate.
+
+        Without `name_collectors` (a reader limited to some nodes) collectors are numbered,
+        not named: their addresses are the operator's, not every node reader's."""
         export = self.nodes.get(node_id) or NodeExport(domain_id(node_id))
         collectors = {}
-        for link in self.links:
+        for number, link in enumerate(self.links, start=1):
             counts = link.nodes.get(node_id)
-            collectors[link.label] = {
+            label = link.label if name_collectors else f"collector-{number}"
+            collectors[label] = {
                 "exported": counts.exported if counts else 0,
                 "lost": export.unsent + (counts.lost if counts else 0),
                 "pending": counts.pending if counts else 0,

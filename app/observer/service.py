@@ -292,11 +292,15 @@ class ObserverService:
         visible = [n for node_id, n in self.state.nodes.items()
                    if grant.nodes is None or node_id in grant.nodes]
         ring = self.ring
-        return pb.ServerStatusResponse(
-            num_flows_seen=ring.flows_seen, ring_capacity=ring.capacity, ring_fill=ring.held,
+        status = pb.ServerStatusResponse(
+            ring_capacity=ring.capacity,
             oldest_cursor=ring.oldest if ring.held else 0, newest_cursor=ring.newest,
             nodes_known=len(visible), nodes_connected=sum(1 for n in visible if n.connected),
-            consumers=len(self.fanout.followers),
             uptime_seconds=round(time.monotonic() - self.started, 3), version=_version(),
-            consumer_events_lost=self.fanout.lost_total,
         )
+        if grant.nodes is None:  # the totals describe every node's traffic and consumers
+            status.num_flows_seen = ring.flows_seen
+            status.ring_fill = ring.held
+            status.consumers = len(self.fanout.followers)
+            status.consumer_events_lost = self.fanout.lost_total
+        return status

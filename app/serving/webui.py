@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,9 @@ __all__ = [
     "bp",
     "init_app",
 ]
+
+logger = logging.getLogger(__name__)
+_warned_unbuilt: set[Path] = set()
 
 DEFAULT_DIST = Path(__file__).resolve().parents[2] / "webui" / "dist"
 ASSET_CACHE = "public, max-age=31536000, immutable"
@@ -151,10 +155,14 @@ async def _index() -> Response:
     dist = _dist()
     index = dist.resolve("index.html")
     if index is None:
+        # the path is the operator's to see (in the log, once), not every visitor's
+        if dist.root not in _warned_unbuilt:
+            _warned_unbuilt.add(dist.root)
+            logger.warning("the dashboard is not built: %s has no index.html", dist.root)
         raise ApiError(
             404,
             "webui_not_built",
-            f"The dashboard is not built ({dist.root} has no index.html): run `make dev`, "
+            "The dashboard is not built: run `make dev`, "
             "or `npm --prefix webui ci && npm --prefix webui run build`",
         )
     return await _send(index, INDEX_CACHE)

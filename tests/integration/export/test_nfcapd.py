@@ -90,3 +90,32 @@ async def test_a_collector_that_is_down_counts_as_loss_until_it_is_back(
             assert counts == {"exported": len(back), "lost": len(down), "pending": 0}
     assert Counter(collector.records()) == Counter(expected_row(r) for r in back)
     assert (await rest.metrics())[f'floe_ipfix_collector_up{{collector="{label}"}}'] == 1
+
+
+async def test_a_reader_of_one_node_sees_collectors_numbered_not_their_addresses(
+    server: FloeServer, rest: Rest, collector_port: int
+) -> None:
+    """Collector addresses are the operator's: a user whose dataplane:read holds on one node
+    (an owner grant on node/<id>) sees that node's IPFIX counts under `collector-1`."""
+    label = f"127.0.0.1:{collector_port}"
+    key = await rest.dataplane_key("edge-limited")
+    async with uplink(server.grpc_port, key, "edge-limited") as link:
+        await link.send(ended_flows(5, seed=3, start=5000))
+    headers = {"Authorization": f"Bearer {rest.token}"}
+    created = await rest.client.post("/users", headers=headers, json={
+        "email": "one-node@example.com", "password": "one-node-pass-1", "roles": []})
+    assert created.status_code == 201, created.text
+    user_id = created.json()["data"]["id"]
+    granted = await rest.client.post(f"/users/{user_id}/grants", headers=headers, json={
+        "role": "owner", "resource_type": "node", "resource_id": "edge-limited"})
+    assert granted.status_code in (200, 201), granted.text
+    login = await rest.client.post("/auth/login", json={"email": "one-node@example.com",
+                                                        "password": "one-node-pass-1"})
+    token = login.json()["data"]["access_token"]
+    response = await rest.client.get("/nodes", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    nodes = response.json()["data"]
+    assert [n["node_id"] for n in nodes] == ["edge-limited"]
+    assert list(nodes[0]["ipfix"]["collectors"]) == ["collector-1"]
+    assert label not in response.text
+    assert label in (await rest.client.get("/nodes", headers=headers)).text  # the admin's view

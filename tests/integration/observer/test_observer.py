@@ -340,6 +340,12 @@ async def test_auth_scopes_node_grants_and_revocation(api: Api,
         assert {e.node_id for e in got} == {"grant-a"}  # node events of grant-b hidden too
         nodes = await stub.GetNodes(pb.GetNodesRequest(), metadata=md(grantee))
         assert [n.node_id for n in nodes.nodes] == ["grant-a"]
+        # ... and no totals that describe other nodes' traffic or other consumers
+        mine = await stub.ServerStatus(pb.ServerStatusRequest(), metadata=md(grantee))
+        everyone = await stub.ServerStatus(pb.ServerStatusRequest(), metadata=md(api.admin))
+        assert (mine.nodes_known, mine.num_flows_seen, mine.ring_fill, mine.consumers) == \
+            (1, 0, 0, 0)
+        assert everyone.num_flows_seen >= 2 and everyone.consumers >= 2
         await events(revoked, 2)
         await api.call("DELETE", f"/clients/{key_id}")
         started = time.monotonic()

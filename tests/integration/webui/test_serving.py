@@ -150,6 +150,7 @@ def test_not_built_says_how_to_build(tmp_path: Path) -> None:
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "webui_not_built"
         assert "make dev" in response.json()["error"]["message"]
+        assert str(tmp_path) not in response.text  # the server's paths stay in its log
 
 
 def test_bad_webui_dir_stops_start_up_with_one_line(tmp_path: Path) -> None:

@@ -113,6 +113,9 @@ def test_a_step_sends_each_nodes_records_in_its_domain(receiver: socket.socket) 
     rig.exporter.settle()
     counts = rig.exporter.describe_node("n2")["collectors"]
     assert counts == {rig.exporter.links[0].label: {"exported": 7, "lost": 0, "pending": 0}}
+    # a reader limited to some nodes sees the collectors numbered, not their addresses
+    unnamed = rig.exporter.describe_node("n2", name_collectors=False)["collectors"]
+    assert unnamed == {"collector-1": {"exported": 7, "lost": 0, "pending": 0}}
 
 
 def test_a_step_takes_at_most_step_records(receiver: socket.socket) -> None:
