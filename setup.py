@@ -2,7 +2,7 @@
 
 pyproject.toml holds the metadata; this file only adds `build_bpf` to setuptools' `build`, so
 `pip wheel .`, `pip install .` and `python -m build` run bpf/Makefile (clang, bpftool and a
-kernel BTF) into a temporary directory and put floe_xdp.o, floe_gen.o and floe_kern_user.h
+kernel BTF) into a temporary directory and put floe_xdp.o, floe_gen.o, floe_steer.o and floe_kern_user.h
 into the wheel as dataplane/bpf/data/. An installed `floe dataplane` then needs no checkout,
 clang or `make bpf` (dataplane/bpf/assets.py finds the files).
 
@@ -24,7 +24,7 @@ from setuptools.errors import ExecError
 ROOT = Path(__file__).resolve().parent
 BPF_SOURCE = ROOT / "bpf"
 DATA_DIR = Path("dataplane", "bpf", "data")  # inside the package; see dataplane/bpf/assets.py
-OBJECTS = ("floe_xdp.o", "floe_gen.o")
+OBJECTS = ("floe_xdp.o", "floe_gen.o", "floe_steer.o")
 HEADER = "floe_kern_user.h"
 TOOLS = ("make", os.environ.get("CLANG", "clang"), os.environ.get("BPFTOOL", "bpftool"))
 

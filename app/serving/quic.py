@@ -19,15 +19,20 @@ hypercorn 0.18 `UDPServer` has two problems measured on this platform:
 `install()` makes hypercorn's asyncio worker construct these classes (it looks the names
 up in `hypercorn.asyncio.run` / `hypercorn.protocol.quic` at bind time); it is called by
 `app.serving.run` only.
+
+With `floe serve --instances N`, `install_steering()` also makes hypercorn construct
+`SteeredQuicConnection`, whose connection IDs name the instance (`app.serving.steering`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import os
+from typing import Any, ClassVar
 
 import hypercorn.asyncio.run as hypercorn_run
 import hypercorn.protocol.quic as hypercorn_quic
+from aioquic.quic.connection import QuicConnection, QuicConnectionId
 from hypercorn.asyncio.task_group import TaskGroup
 from hypercorn.asyncio.udp_server import UDPServer
 from hypercorn.events import Closed, RawData
@@ -38,8 +43,12 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import parse_socket_addr
 
 from app.serving.metrics import ServingCounters
+from app.serving.steering import CidLayout
 
-__all__ = ["BoundedUDPServer", "ClosingH3Protocol", "install"]
+__all__ = [
+    "BoundedUDPServer", "ClosingH3Protocol", "SteeredQuicConnection", "install",
+    "install_steering",
+]
 
 
 class ClosingH3Protocol(H3Protocol):
@@ -119,3 +128,39 @@ def install(queue_size: int, counters: ServingCounters, drain: float) -> None:
     BoundedUDPServer.drain = drain
     hypercorn_run.UDPServer = BoundedUDPServer  # type: ignore[attr-defined,misc]
     hypercorn_quic.H3Protocol = ClosingH3Protocol  # type: ignore[attr-defined,misc]
+
+
+class SteeredQuicConnection(QuicConnection):
+    """QuicConnection whose every host connection ID starts with this instance's index.
+
+    aioquic 1.7 draws host CIDs with `os.urandom` in two places: the first one (sequence 0)
+    in `__init__`, the rest in `_replenish_connection_ids` (sent as NEW_CONNECTION_ID). The
+    first is replaced right after construction — before hypercorn reads `host_cid` or any
+    packet is sent — and the second is overridden with the same loop.
+    """
+
+    layout: ClassVar[CidLayout] = CidLayout(0, 1)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        first = self._host_cids[0]
+        first.cid = self.layout.initial_cid()
+        self.host_cid = first.cid
+        self._local_initial_source_connection_id = first.cid
+
+    def _replenish_connection_ids(self) -> None:
+        while len(self._host_cids) < min(8, self._remote_active_connection_id_limit):
+            self._host_cids.append(
+                QuicConnectionId(
+                    cid=self.layout.cid(),
+                    sequence_number=self._host_cid_seq,
+                    stateless_reset_token=os.urandom(16),
+                )
+            )
+            self._host_cid_seq += 1
+
+
+def install_steering(layout: CidLayout) -> None:
+    """Make hypercorn's QUIC server create `SteeredQuicConnection`s for instance `layout`."""
+    SteeredQuicConnection.layout = layout
+    hypercorn_quic.QuicConnection = SteeredQuicConnection  # type: ignore[attr-defined,misc]

@@ -27,6 +27,7 @@ class BpfFiles:
     header: Path
     xdp_object: Path
     gen_object: Path
+    steer_object: Path  # the control plane's QUIC steering (app/serving/steering.py)
     rebuild: str  # what to do when an object is missing, for error messages
 
     def missing(self, path: Path) -> str:
@@ -43,10 +44,11 @@ def locate(checkout: Path = CHECKOUT_DIR, package: Path = PACKAGE_DATA_DIR) -> B
     if (checkout / HEADER).is_file():
         build = checkout / "build"
         return BpfFiles(checkout / HEADER, build / "floe_xdp.o", build / "floe_gen.o",
-                        f"run `make bpf` in {checkout.parent}")
+                        build / "floe_steer.o", f"run `make bpf` in {checkout.parent}")
     if (package / HEADER).is_file():
         return BpfFiles(package / HEADER, package / "floe_xdp.o", package / "floe_gen.o",
-                        "this installation of floe lacks its XDP objects: reinstall it from a "
+                        package / "floe_steer.o",
+                        "this installation of floe lacks its BPF objects: reinstall it from a "
                         "wheel built with bpf/Makefile (see docs/deployment.md)")
     raise ObjectFileError(
         f"{HEADER} is neither in {checkout} (a checkout) nor in {package} (an installed "
