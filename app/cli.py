@@ -27,7 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("serve", help="run the control plane (REST H1/H2/H3, gRPC, WebSocket)")
+    serve = sub.add_parser("serve", help="run the control plane (REST H1/H2/H3, gRPC, WebSocket)")
+    serve.add_argument(
+        "--instances", type=_instances, default=1, metavar="N",
+        help="run N processes (1-64, e.g. one per core) sharing every port (SO_REUSEPORT; "
+        "HTTP/3 steered by connection ID); METRICS_PORT becomes METRICS_PORT+0..N-1. "
+        "Default 1: one process, no supervisor",
+    )
 
     dp = sub.add_parser(
         "dataplane", help="run the dataplane sidecar on one interface",
@@ -113,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _instances(text: str) -> int:
+    from app.serving.instances import parse_instances
+
+    try:
+        return parse_instances(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -138,9 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, settings: Settings, parser: argparse.ArgumentParser) -> int:
 
     if args.command == "serve":
+        from app.serving.instances import WorkerSpec
         from app.serving.run import serve
 
-        return serve(settings)
+        worker = WorkerSpec.from_env()  # set by the supervisor for its workers only
+        if worker is None and args.instances > 1:
+            from app.serving.supervisor import supervise
+
+            return supervise(settings, args.instances, args.verbose)
+        return serve(settings, worker)
     if args.command == "dataplane":
         from dataplane.cli import run_dataplane
 

@@ -41,12 +41,16 @@ def _credentials(settings: Settings) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
 
 
-async def start_grpc_server(app: Quart, settings: Settings) -> GrpcServer:
-    """Build, register every service, bind GRPC_PORT and start; must run inside the loop."""
+async def start_grpc_server(
+    app: Quart, settings: Settings, *, reuseport: bool = False
+) -> GrpcServer:
+    """Build, register every service, bind GRPC_PORT and start; must run inside the loop.
+
+    `reuseport`: the port is shared by the instances of `floe serve --instances N`."""
     server = grpc.aio.server(
         interceptors=[CorrelationIdInterceptor()],
-        # Without this a second process could silently share the port (SO_REUSEPORT).
-        options=[("grpc.so_reuseport", 0)],
+        # Off for one instance: a second process could otherwise silently share the port.
+        options=[("grpc.so_reuseport", 1 if reuseport else 0)],
     )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -10,6 +10,11 @@ released. A failure is one `ListenerError` whose text names the variable:
 `GRPC_PORT=50051 is already in use`.
 
 The sockets are bound, not listening: clients are refused until the server really serves.
+
+A worker of `floe serve --instances N` binds with `reuseport=True`: HTTP_PORT, HTTPS_PORT
+(TCP and UDP) and GRPC_PORT are shared by the N processes through SO_REUSEPORT (the kernel
+spreads connections; QUIC is steered by connection ID, `app.serving.steering`), and
+METRICS_PORT becomes METRICS_PORT + index, one scrape target per instance.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from hypercorn.config import Config, Sockets
 
 from app.config import Settings
 
-__all__ = ["ListenerError", "Listeners", "bind_listeners", "grpc_bind_error"]
+__all__ = [
+    "ListenerError", "Listeners", "bind_listeners", "grpc_bind_error", "metrics_port",
+]
 
 
 class ListenerError(OSError):
@@ -34,6 +41,14 @@ class ListenerError(OSError):
 class Listeners:
     hypercorn: Sockets
     metrics: socket.socket | None
+
+    def close(self) -> None:
+        """Close every socket (the supervisor's port check binds and lets go)."""
+        sockets = self.hypercorn
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets,
+                     self.metrics]:
+            if sock is not None:
+                sock.close()
 
 
 def _describe(variable: str, port: int, kind: int, host: str, error: OSError) -> ListenerError:
@@ -50,13 +65,18 @@ def _split(bind: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _bind(variable: str, host: str, port: int, kind: int) -> socket.socket:
-    """A socket bound the way hypercorn binds it (SO_REUSEADDR; TCP_NODELAY for TCP)."""
+def _bind(
+    variable: str, host: str, port: int, kind: int, reuseport: bool = False
+) -> socket.socket:
+    """A socket bound the way hypercorn binds it (SO_REUSEADDR; TCP_NODELAY for TCP), and
+    with SO_REUSEPORT when the port is shared by instances."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind)
     try:
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.setblocking(False)
     except OSError as error:
@@ -65,25 +85,36 @@ def _bind(variable: str, host: str, port: int, kind: int) -> socket.socket:
     return sock
 
 
-def grpc_bind_error(settings: Settings) -> ListenerError | None:
-    """Whether GRPC_PORT could be bound now (grpc core binds it itself, with SO_REUSEADDR)."""
+def grpc_bind_error(settings: Settings, reuseport: bool = False) -> ListenerError | None:
+    """Whether GRPC_PORT could be bound now (grpc core binds it itself, with SO_REUSEADDR,
+    and with SO_REUSEPORT for instances)."""
     try:
-        _bind("GRPC_PORT", settings.bind_host, settings.grpc_port, socket.SOCK_STREAM).close()
+        _bind("GRPC_PORT", settings.bind_host, settings.grpc_port, socket.SOCK_STREAM,
+              reuseport).close()
     except ListenerError as error:
         return error
     return None
 
 
-def bind_listeners(settings: Settings, config: Config) -> Listeners:
+def metrics_port(settings: Settings, index: int = 0) -> int:
+    """METRICS_PORT of instance `index`: one port each, so each is its own scrape target."""
+    return settings.metrics_port + index
+
+
+def bind_listeners(
+    settings: Settings, config: Config, *, reuseport: bool = False, index: int = 0
+) -> Listeners:
     """Bind every listener of `config` (from `build_hypercorn_config`) and METRICS_PORT, and
-    probe GRPC_PORT; on the first failure close what was bound and raise `ListenerError`."""
+    probe GRPC_PORT; on the first failure close what was bound and raise `ListenerError`.
+
+    `reuseport`/`index`: a worker of `floe serve --instances N` (see the module doc)."""
     bound: list[socket.socket] = []
 
     def take(variable: str, binds: list[str], kind: int) -> list[socket.socket]:
         sockets = []
         for bind in binds:
             host, port = _split(bind)
-            sockets.append(_bind(variable, host, port, kind))
+            sockets.append(_bind(variable, host, port, kind, reuseport))
             bound.append(sockets[-1])
         return sockets
 
@@ -97,12 +128,12 @@ def bind_listeners(settings: Settings, config: Config) -> Listeners:
             insecure = take("HTTP_PORT", config.bind, socket.SOCK_STREAM)
         metrics = None
         if settings.metrics_enabled and settings.metrics_port > 0:
-            metrics = _bind(
-                "METRICS_PORT", settings.bind_host, settings.metrics_port, socket.SOCK_STREAM
-            )
+            port = metrics_port(settings, index)
+            variable = f"METRICS_PORT+{index}" if index else "METRICS_PORT"
+            metrics = _bind(variable, settings.bind_host, port, socket.SOCK_STREAM)
             bound.append(metrics)
         if settings.grpc_enabled and settings.grpc_port > 0:
-            error = grpc_bind_error(settings)
+            error = grpc_bind_error(settings, reuseport)
             if error is not None:
                 raise error
     except ListenerError:

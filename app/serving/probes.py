@@ -22,7 +22,11 @@ READY_CHECK_TIMEOUT = 2.0
 @bp.get("/healthz")
 @public
 async def healthz() -> Response:
-    return json_response({"status": "ok"})
+    """Liveness; with `floe serve --instances N` also which instance answered (0..N-1)."""
+    instance = get_runtime().components.get("instance")
+    if instance is None:
+        return json_response({"status": "ok"})
+    return json_response({"status": "ok", "instance": instance})
 
 
 @bp.get("/readyz")

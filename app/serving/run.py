@@ -12,6 +12,10 @@ gRPC health → NOT_SERVING; hub closes websockets with 1001; `grpc.stop(grace)`
 hypercorn's shutdown trigger; QUIC wakes at once (see `app.serving.quic`). The budget
 GRACEFUL_TIMEOUT is split 40 % gRPC grace / 60 % hypercorn drain so the process exits
 within ~GRACEFUL_TIMEOUT + 0.5 s (≤ 3 s with the default 2 s).
+
+`floe serve --instances N` runs N of these processes under `app.serving.supervisor`; each is
+given a `WorkerSpec` and shares its ports through SO_REUSEPORT (`app.serving.listeners`),
+with QUIC steered by connection ID (`app.serving.steering`, `quic.install_steering`).
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ from app.factory import create_app
 from app.grpc.lifetime import pin_grpc_aio
 from app.hub import Hub
 from app.runtime import get_runtime
-from app.serving import h2, http1, quic, tcp, websocket
+from app.serving import h2, http1, quic, steering, tcp, websocket
 from app.serving.headers import SecurityHeaders
+from app.serving.instances import WorkerSpec
 from app.serving.listeners import Listeners, bind_listeners, grpc_bind_error
 from app.serving.metrics import ServingMetrics
 from app.serving.metrics_listener import start_metrics_listener
@@ -126,7 +131,12 @@ def tune_gc() -> None:
 
 
 def _install_process_hooks(
-    app: Quart, settings: Settings, listeners: Listeners, stop: asyncio.Event, done: asyncio.Event
+    app: Quart,
+    settings: Settings,
+    listeners: Listeners,
+    stop: asyncio.Event,
+    done: asyncio.Event,
+    worker: WorkerSpec | None,
 ) -> _QuietStartupFailure:
     """gRPC + metrics listener at start-up; the ordered shutdown on `stop`."""
     quiet = _QuietStartupFailure()
@@ -142,9 +152,11 @@ def _install_process_hooks(
             from app.grpc.server import start_grpc_server
 
             try:
-                runtime.components["grpc_server"] = await start_grpc_server(app, settings)
+                runtime.components["grpc_server"] = await start_grpc_server(
+                    app, settings, reuseport=worker is not None
+                )
             except RuntimeError as error:  # grpc core's "Failed to bind": taken since the probe?
-                raise grpc_bind_error(settings) or OSError(
+                raise grpc_bind_error(settings, worker is not None) or OSError(
                     f"GRPC_PORT={settings.grpc_port}: gRPC cannot listen ({error})"
                 ) from None
             log.info("gRPC on port %d", runtime.components["grpc_server"].port)
@@ -155,6 +167,8 @@ def _install_process_hooks(
         tasks.append(asyncio.create_task(_shutdown_sequence()))
         tune_gc()
         quiet.starting = False  # the last start-up hook: from here on, log everything
+        if worker is not None:
+            worker.notify_started()
 
     async def _shutdown_sequence() -> None:
         await stop.wait()
@@ -184,8 +198,10 @@ def _install_process_hooks(
     return quiet
 
 
-async def serve_async(settings: Settings) -> int:
-    """Run until SIGTERM/SIGINT; returns the process exit code."""
+async def serve_async(settings: Settings, worker: WorkerSpec | None = None) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code.
+
+    `worker`: this process is instance `worker.index` of `floe serve --instances N`."""
     config = build_hypercorn_config(settings)
     tls_used = settings.tls_enabled or (settings.grpc_enabled and settings.grpc_tls)
     problem = tls_problem(settings) if tls_used else None
@@ -193,11 +209,17 @@ async def serve_async(settings: Settings) -> int:
         print(f"floe: cannot start: {problem}", file=sys.stderr)
         return 1
     try:  # before anything logs: a taken port is the one line on stderr
-        listeners = bind_listeners(settings, config)
+        listeners = bind_listeners(
+            settings, config, reuseport=worker is not None, index=worker.index if worker else 0
+        )
+        if worker is not None and worker.steered:
+            for sock in listeners.hypercorn.quic_sockets:
+                steering.join(sock, worker.index, worker.steer_prog_fd, worker.steer_socks_fd)
     except OSError as error:
         print(f"floe: cannot start: {error}", file=sys.stderr)
         return 1
     app = create_app(settings)
+    get_runtime(app).components["instance"] = worker.index if worker else None
     metrics: ServingMetrics = get_runtime(app).components["serving_metrics"]
     tcp.install()
     http1.install(SecurityHeaders(settings.hsts_max_age), metrics.counters)
@@ -205,12 +227,14 @@ async def serve_async(settings: Settings) -> int:
     websocket.install()
     if config.quic_bind:
         quic.install(settings.quic_queue_size, metrics.counters, drain=config.graceful_timeout / 2)
+        if worker is not None:
+            quic.install_steering(steering.CidLayout(worker.index, worker.count))
     stop = asyncio.Event()  # a signal arrived
     done = asyncio.Event()  # our part of the shutdown finished: hypercorn may stop
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    quiet = _install_process_hooks(app, settings, listeners, stop, done)
+    quiet = _install_process_hooks(app, settings, listeners, stop, done, worker)
 
     async def trigger() -> None:
         # Also fires if a signal lands before start-up finished (no shutdown task yet).
@@ -237,6 +261,8 @@ async def serve_async(settings: Settings) -> int:
     return 0
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, worker: WorkerSpec | None = None) -> int:
+    if worker is not None and not worker.die_with_supervisor():
+        return 1  # the supervisor is gone already
     pin_grpc_aio()
-    return uvloop.run(serve_async(settings))
+    return uvloop.run(serve_async(settings, worker))

@@ -10,7 +10,9 @@ port); FLOE_DATA_DIR is a fresh temporary directory unless given. The caller's F
 DB_*, HTTP*, GRPC* variables are not inherited (pass them in `env`), so a developer's
 shell cannot change what a test sees; the default database is SQLite in the data dir.
 `stop()` sends SIGTERM and returns the exit code; the output (JSON log lines) is kept in
-`server.output()` for assertions. Extra CLI flags go in `args` (e.g. `("-vvv",)`).
+`server.output()` for assertions. Extra CLI flags go in `args` (e.g. `("-vvv",)`), flags of
+`serve` in `serve_args`: with `("--instances", "N")` the metrics ports are N consecutive free
+ports and readiness waits for every instance's.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from tests.support.ports import free_port, free_udp_port
+from tests.support.ports import free_port, free_port_run, free_udp_port
 
 __all__ = ["REPO_ROOT", "FloeServer", "tcp_open"]
 
@@ -54,6 +56,7 @@ class FloeServer:
     data_dir: Path
     log_path: Path
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    instances: int = 1
 
     @classmethod
     def start(
@@ -63,8 +66,12 @@ class FloeServer:
         wait: bool = True,
         timeout: float = 20.0,
         args: tuple[str, ...] = (),
+        serve_args: tuple[str, ...] = (),
     ) -> FloeServer:
         """Spawn `python -m app.cli serve` with env overrides (defaults: everything on)."""
+        instances = 1
+        if "--instances" in serve_args:
+            instances = int(serve_args[serve_args.index("--instances") + 1])
         tmp = tempfile.TemporaryDirectory(prefix="floe-test-")
         data_dir = Path(tmp.name) / "data"
         full = {
@@ -79,7 +86,7 @@ class FloeServer:
                 "HTTP_PORT": str(free_port()),
                 "HTTPS_PORT": str(free_udp_port()),
                 "GRPC_PORT": str(free_port()),
-                "METRICS_PORT": str(free_port()),
+                "METRICS_PORT": str(free_port_run(instances)),
                 "SECRET_KEY": "test-secret-key-not-for-production-0123456789",
                 "LOG_JSON": "true",
                 "FLOE_ENV": "development",
@@ -90,7 +97,7 @@ class FloeServer:
         log_path = Path(tmp.name) / "server.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [str(PYTHON), "-m", "app.cli", *args, "serve"],
+                [str(PYTHON), "-m", "app.cli", *args, "serve", *serve_args],
                 cwd=tmp.name,
                 env=full,
                 stdout=log,
@@ -106,6 +113,7 @@ class FloeServer:
             data_dir,
             log_path,
             tmp,
+            instances,
         )
         if wait:
             try:
@@ -126,15 +134,17 @@ class FloeServer:
             ports += [self.http_port, self.https_port]
         if self._enabled("GRPC_ENABLED"):
             ports.append(self.grpc_port)
-        if self._enabled("METRICS_ENABLED"):
-            ports.append(self.metrics_port)
+        if self._enabled("METRICS_ENABLED"):  # one per instance: all of them are serving
+            ports += [self.metrics_port + index for index in range(self.instances)]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"floe serve exited with {self.process.returncode}:\n{self.output()}"
                 )
-            if all(tcp_open(port) for port in ports):
+            if all(tcp_open(port) for port in ports) and (
+                self.instances == 1 or f"{self.instances} instances started" in self.output()
+            ):
                 return
             time.sleep(0.05)
         raise TimeoutError(f"floe serve not ready after {timeout}s:\n{self.output()}")
