@@ -128,6 +128,16 @@ def _instances(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _worker_index(args: argparse.Namespace) -> int | None:
+    """The instance index of a `floe serve --instances N` worker (for its log lines)."""
+    if args.command != "serve":
+        return None
+    from app.serving.instances import WorkerSpec
+
+    worker = WorkerSpec.from_env()
+    return worker.index if worker else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -142,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # `floe users` prints its answer; its logs stay at warnings unless asked for.
     verbosity = args.verbose or (1 if args.command == "users" else 0)
-    setup_logging(verbosity, settings.log_json)
+    setup_logging(verbosity, settings.log_json, _worker_index(args))
     try:
         return _run(args, settings, parser)
     except ConfigError as error:  # a layer's FLOE_* knob, found bad when that layer starts

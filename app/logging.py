@@ -45,6 +45,11 @@ class _CorrelationFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; `instance` (0..N-1) on every line of a `floe serve
+    --instances N` worker, so their interleaved lines can be told apart."""
+
+    instance: int | None = None
+
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, object] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -54,23 +59,32 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "correlation_id": getattr(record, "correlation_id", "-"),
         }
+        if self.instance is not None:
+            payload["instance"] = self.instance
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
 
 
-def setup_logging(verbosity: int = 0, json_lines: bool | None = None) -> None:
-    """Configure the root logger once; safe to call again (replaces the handler)."""
+def setup_logging(
+    verbosity: int = 0, json_lines: bool | None = None, instance: int | None = None
+) -> None:
+    """Configure the root logger once; safe to call again (replaces the handler).
+
+    `instance`: this process is that instance of `floe serve --instances N`."""
     if json_lines is None:
         json_lines = not sys.stderr.isatty()
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_CorrelationFilter())
     if json_lines:
-        handler.setFormatter(JsonFormatter())
+        formatter = JsonFormatter()
+        formatter.instance = instance
+        handler.setFormatter(formatter)
     else:
+        where = "" if instance is None else f"#{instance} "
         handler.setFormatter(
             logging.Formatter(
-                "%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s"
+                f"%(asctime)s {where}%(levelname)-7s %(name)s [%(correlation_id)s] %(message)s"
             )
         )
     root = logging.getLogger()
