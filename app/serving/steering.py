@@ -165,25 +165,39 @@ class SteeringProgram:
         with lb.capture_log() as lines:
             obj = lb.check_ptr(lb.lib.bpf_object__open_file(str(path).encode(), None),
                                ObjectFileError, f"open BPF object {path}", lines)
+        fds: dict[str, int] = {}
         try:
             with lb.capture_log() as lines:
                 lb.check(lb.lib.bpf_object__load(obj), ProgramLoadError, "load floe_steer", lines)
             prog = lb.check_ptr(lb.lib.bpf_object__find_program_by_name(obj, PROGRAM.encode()),
                                 ObjectFileError, f"{path} has no program {PROGRAM}")
-            fds = {"prog": os.dup(lb.check(lb.lib.bpf_program__fd(prog), ProgramLoadError,
-                                           "program fd"))}
+            fds["prog"] = os.dup(lb.check(lb.lib.bpf_program__fd(prog), ProgramLoadError,
+                                          "program fd"))
             bpf_map = None
             while bpf_map := lb.lib.bpf_object__next_map(obj, bpf_map):
                 name = (lb.lib.bpf_map__name(bpf_map) or b"").decode()
                 fds[name] = os.dup(lb.check(lb.lib.bpf_map__fd(bpf_map), MapError, name))
+            missing = {"floe_steer_socks", "floe_steer_cfg", "floe_steer_stats"} - fds.keys()
+            if missing:
+                raise ObjectFileError(f"{path} lacks maps {sorted(missing)}")
+            program = cls(fds.pop("prog"), fds.pop("floe_steer_socks"),
+                          fds.pop("floe_steer_cfg"), fds.pop("floe_steer_stats"))
+        except BaseException:
+            for fd in fds.values():
+                os.close(fd)
+            raise
         finally:
             lb.lib.bpf_object__close(obj)  # the dup'd fds keep program and maps alive
-        program = cls(fds["prog"], fds["floe_steer_socks"], fds["floe_steer_cfg"],
-                      fds["floe_steer_stats"])
+        for fd in fds.values():  # maps this release does not use (none today)
+            os.close(fd)
         key, value = ctypes.c_uint32(0), ctypes.c_uint32(count)
-        lb.check(lb.lib.bpf_map_update_elem(program.config_fd, ctypes.byref(key),
-                                            ctypes.byref(value), lb.BPF_ANY),
-                 MapError, "write floe_steer_cfg")
+        try:
+            lb.check(lb.lib.bpf_map_update_elem(program.config_fd, ctypes.byref(key),
+                                                ctypes.byref(value), lb.BPF_ANY),
+                     MapError, "write floe_steer_cfg")
+        except BaseException:
+            program.close()
+            raise
         return program
 
     @property
