@@ -2,9 +2,10 @@
 
 pyproject.toml holds the metadata; this file only adds `build_bpf` to setuptools' `build`, so
 `pip wheel .`, `pip install .` and `python -m build` run bpf/Makefile (clang, bpftool and a
-kernel BTF) into a temporary directory and put floe_xdp.o, floe_gen.o, floe_steer.o and floe_kern_user.h
-into the wheel as dataplane/bpf/data/. An installed `floe dataplane` then needs no checkout,
-clang or `make bpf` (dataplane/bpf/assets.py finds the files).
+kernel BTF) into a temporary directory and put floe_xdp.o, floe_gen.o, floe_steer.o and
+floe_kern_user.h into the wheel as dataplane/bpf/data/. An installed `floe dataplane` (and
+`floe serve --instances N`, which loads floe_steer.o) then needs no checkout, clang or
+`make bpf` (dataplane/bpf/assets.py finds the files).
 
 An editable install (`make dev`, the tests) skips the step: there the loader reads the
 checkout's bpf/ and bpf/build/, which `make bpf` keeps up to date.

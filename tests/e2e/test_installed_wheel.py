@@ -40,7 +40,7 @@ from tests.support.server import FloeServer
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = "dataplane/bpf/data"
-SHIPPED = ("floe_xdp.o", "floe_gen.o", "floe_kern_user.h")
+SHIPPED = ("floe_xdp.o", "floe_gen.o", "floe_steer.o", "floe_kern_user.h")
 # What a packager's tree holds: the sources (and the generated gRPC code in floe/), no
 # build products, no venv, no tests.
 _NOT_COPIED = shutil.ignore_patterns(
@@ -123,7 +123,7 @@ def test_the_wheel_carries_the_xdp_objects_and_the_header(installed: Installed) 
         assert {f"{DATA}/{name}" for name in SHIPPED} <= names, sorted(names)
         header = (REPO / "bpf" / "floe_kern_user.h").read_bytes()
         assert wheel.read(f"{DATA}/floe_kern_user.h") == header
-        for name in ("floe_xdp.o", "floe_gen.o"):
+        for name in ("floe_xdp.o", "floe_gen.o", "floe_steer.o"):
             elf = wheel.read(f"{DATA}/{name}")
             assert elf[:4] == b"\x7fELF"
             assert int.from_bytes(elf[18:20], "little") == 247  # e_machine: EM_BPF

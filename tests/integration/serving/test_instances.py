@@ -22,6 +22,7 @@ import grpc
 import httpx
 import orjson
 import pytest
+import websockets
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.databases import fresh_database
@@ -129,6 +130,28 @@ async def test_grpc_health_on_the_shared_port(two: FloeServer) -> None:
                 health_pb2.HealthCheckRequest(service=""), timeout=5
             )
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_websocket_and_login_on_any_instance(two: FloeServer) -> None:
+    """A token from one instance's login is good on every instance (shared database and
+    SECRET_KEY); WebSocket streams open on whichever instance the kernel picks."""
+    async with httpx.AsyncClient() as client:
+        login = await client.post(two.url("/api/v2/auth/login"), json={
+            "email": "admin@localhost.local", "password": "admin123"}, timeout=20)
+    assert login.status_code == 200, login.text
+    token = login.json()["data"]["access_token"]
+    for _ in range(6):  # new TCP connections: both instances, most likely
+        async with websockets.connect(
+            f"ws://127.0.0.1:{two.http_port}/api/v2/stream",
+            additional_headers={"Authorization": f"Bearer {token}"},
+        ) as ws:
+            message = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert message["type"] in ("heartbeat", "stats", "hello")
+    with httpx.Client() as h1:
+        users = [h1.get(two.url("/api/v2/users"), headers={"Authorization": f"Bearer {token}",
+                                                             "Connection": "close"})
+                 for _ in range(6)]
+    assert {r.status_code for r in users} == {200}
 
 
 def test_fresh_tcp_connections_spread_over_three(three_pg: FloeServer) -> None:

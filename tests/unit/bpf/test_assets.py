@@ -34,6 +34,7 @@ def test_the_checkout_wins_over_a_copy_in_the_package(tmp_path: Path) -> None:
     files = locate(checkout, package)
     assert files.header == checkout / HEADER
     assert files.xdp_object == checkout / "build" / "floe_xdp.o"
+    assert files.steer_object == checkout / "build" / "floe_steer.o"
     assert "make bpf" in files.missing(files.xdp_object)
 
 
@@ -41,8 +42,9 @@ def test_without_a_checkout_the_package_data_is_used(tmp_path: Path) -> None:
     checkout, package = _tree(tmp_path)  # bpf/ may exist (an unrelated folder) without a header
     (package / HEADER).write_text("#define FLOE_X 2\n")
     files = locate(checkout, package)
-    assert (files.header, files.xdp_object, files.gen_object) == (
-        package / HEADER, package / "floe_xdp.o", package / "floe_gen.o")
+    assert (files.header, files.xdp_object, files.gen_object, files.steer_object) == (
+        package / HEADER, package / "floe_xdp.o", package / "floe_gen.o",
+        package / "floe_steer.o")
     message = files.missing(files.xdp_object)
     assert str(files.xdp_object) in message and "reinstall" in message
     assert "make bpf" not in message  # there is no checkout to run it in
