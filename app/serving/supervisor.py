@@ -202,10 +202,11 @@ class Supervisor:
                 print(f"floe: an instance failed to start (exit code {code}); stopping",
                       file=sys.stderr)
                 await self._shutdown()
-                return code or 1
-            log.info("%d instances started", self.count)
-            keepers = [asyncio.create_task(self._keep(slot)) for slot in self.slots]
-            await self.stop.wait()
+                return code if code > 0 else 1
+            if not self.stop.is_set():
+                log.info("%d instances started", self.count)
+                keepers = [asyncio.create_task(self._keep(slot)) for slot in self.slots]
+                await self.stop.wait()
             log.info("stopping %d instances", self.count)
             return await self._shutdown()
         finally:

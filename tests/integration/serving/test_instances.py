@@ -303,3 +303,20 @@ def test_a_taken_instance_metrics_port_is_named(tmp_path: Path) -> None:
         })
     assert result.returncode == 1
     assert f"METRICS_PORT+1={taken} is already in use" in result.stderr
+
+
+def test_a_failed_start_stops_the_supervisor(tmp_path: Path) -> None:
+    """Instance 0 cannot reach its database: no restart loop, its exit code, nothing left."""
+    started = time.monotonic()
+    result = _serve("--instances", "2", env={
+        "BIND_HOST": "127.0.0.1", "HTTP_PORT": "0", "HTTPS_PORT": "0", "METRICS_PORT": "0",
+        "GRPC_ENABLED": "false", "FLOE_DATA_DIR": str(tmp_path), "DB_TYPE": "postgresql",
+        "DB_HOST": "127.0.0.1", "DB_PORT": "1", "DB_NAME": "none", "DB_USER": "none",
+        "DB_MAX_RETRIES": "1", "DB_RETRY_DELAY": "0.1", "FLOE_ENV": "development",
+        "SECRET_KEY": "test-secret-key-not-for-production-0123456789",
+    })
+    assert result.returncode == 1, result.stderr
+    assert "floe: start-up failed" in result.stderr
+    assert "an instance failed to start (exit code 1); stopping" in result.stderr
+    assert result.stderr.count('"instance 1: pid') == 0  # instance 1 was never started
+    assert time.monotonic() - started < 40
