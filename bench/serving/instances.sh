@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# `floe serve` vs `floe serve --instances N` (default 2), side by side in the same run: HTTP/1.1
+# /api/v2/ping with wrk (c=64), HTTP/3 with bench/serving/h3load.py (16 connections), ROUNDS
+# rounds alternating the order. No CPU pinning: N instances are meant to use N cores, and the
+# load generator competes with them — on a 2-core machine the gain is bounded by that.
+# Bounded: 2 servers x ROUNDS x 2 tests x DUR seconds (~1.5 minutes with the defaults).
+# Usage: [N=2] [ROUNDS=2] bench/serving/instances.sh [seconds-per-run (default 8)]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+PY=$ROOT/.venv/bin/python
+DUR=${1:-8}
+N=${N:-2}
+ROUNDS=${ROUNDS:-2}
+WORK=$(mktemp -d /tmp/floe-bench-instances.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+PORT_HTTP=0; PORT_HTTPS=0
+trap cleanup EXIT INT TERM HUP
+export PYTHONPATH=$ROOT
+
+free_port() { "$PY" -c 'from tests.support.ports import free_udp_port; print(free_udp_port())'; }
+free_run() { "$PY" -c "from tests.support.ports import free_port_run; print(free_port_run($1))"; }
+wait_port() { for _ in $(seq 1200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not ready" >&2; return 1; }
+
+start() {  # name instances: sets PORT_HTTP, PORT_HTTPS (no subshell: PIDS must see the pid)
+  local name=$1 n=$2 grpc met
+  PORT_HTTP=$(free_port); PORT_HTTPS=$(free_port); grpc=$(free_port); met=$(free_run "$n")
+  env FLOE_DATA_DIR="$WORK/$name" BIND_HOST=127.0.0.1 HTTP_PORT=$PORT_HTTP HTTPS_PORT=$PORT_HTTPS \
+      GRPC_PORT=$grpc METRICS_PORT=$met LOG_JSON=true FLOE_ENV=development \
+      SECRET_KEY=bench-secret-key-not-for-production-0123456789 \
+      "$PY" -m app.cli serve --instances "$n" >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  for i in $(seq 0 $((n - 1))); do wait_port $((met + i)); done
+  wait_port "$PORT_HTTP"
+}
+wrk_rps() { wrk -t1 -c64 -d"${DUR}s" "$1" 2>/dev/null | awk '/Requests\/sec/ {printf "%.0f\n", $2}'; }
+h3_rps() { "$PY" bench/serving/h3load.py "$1" "$2" 16 "$DUR" | awk '{print $1 " (" $3 " errors)"}'; }
+
+start one 1; ONE_HTTP=$PORT_HTTP; ONE_HTTPS=$PORT_HTTPS
+start many "$N"; MANY_HTTP=$PORT_HTTP; MANY_HTTPS=$PORT_HTTPS
+echo "# floe serve vs --instances $N, $(date -u +%FT%TZ), $($PY -V), $(nproc) CPUs, ${DUR}s per run"
+printf '%-16s %18s %18s %7s\n' test one_rps instances_rps ratio
+for r in $(seq "$ROUNDS"); do
+  for t in h1 h3; do
+    if [ "$t" = h1 ]; then
+      run() { wrk_rps "http://127.0.0.1:$1/api/v2/ping"; }; a=$ONE_HTTP; b=$MANY_HTTP
+    else
+      run() { h3_rps "$1" "$2"; }; a=$ONE_HTTPS; b=$MANY_HTTPS
+    fi
+    if (( r % 2 )); then
+      one=$(run "$a" "$WORK/one/tls/dev-cert.pem"); many=$(run "$b" "$WORK/many/tls/dev-cert.pem")
+    else
+      many=$(run "$b" "$WORK/many/tls/dev-cert.pem"); one=$(run "$a" "$WORK/one/tls/dev-cert.pem")
+    fi
+    printf '%-16s %18s %18s %6.2fx\n' "$t #$r" "$one" "$many" "$(echo "${many%% *} / ${one%% *}" | bc -l)"
+  done
+done
