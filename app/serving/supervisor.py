@@ -213,7 +213,20 @@ class Supervisor:
             for task in keepers:
                 task.cancel()
             if self.steering is not None:
+                self._log_steering(self.steering)
                 self.steering.close()
+
+    @staticmethod
+    def _log_steering(steering: SteeringProgram) -> None:
+        """How the HTTP/3 datagrams of this run were placed (by CID, by hash, by the kernel)."""
+        from dataplane.bpf.errors import BpfError
+
+        try:
+            stats = steering.stats()
+        except BpfError as error:
+            log.debug("steering counters unreadable: %s", error)
+            return
+        log.info("HTTP/3 datagrams steered: %s", ", ".join(f"{k} {v}" for k, v in stats.items()))
 
 
 def supervise(settings: Settings, count: int, verbosity: int) -> int:

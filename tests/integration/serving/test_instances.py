@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -249,6 +250,12 @@ def test_restart_after_crash_then_graceful_stop() -> None:
         _wait(lambda: all(tcp_open(server.metrics_port + i) for i in range(2)), 60,
               "the new worker serving")
         assert {_instance_of_fresh_connection(server.http_port) for _ in range(60)} == {0, 1}
+
+        async def one_h3_request() -> None:
+            async with h3_connect("127.0.0.1", server.https_port, cafile=server.cert_file) as h3:
+                await _h3_instance(h3)
+
+        asyncio.run(one_h3_request())
         workers = _children(server.process.pid)
         started = time.monotonic()
         code = server.stop(timeout=15)
@@ -261,6 +268,8 @@ def test_restart_after_crash_then_graceful_stop() -> None:
     assert stopped < 6, f"supervisor took {stopped:.1f} s"
     assert not any(_alive(pid) for pid in workers)
     assert "restarting in 0.5 s" in output
+    steered = re.search(r"HTTP/3 datagrams steered: by_cid (\d+), by_hash (\d+)", output)
+    assert steered is not None and int(steered[1]) > 0 and int(steered[2]) > 0, output[-2000:]
     print(f"supervisor and 2 workers stopped in {stopped:.2f} s")
 
 
