@@ -152,7 +152,10 @@ class Supervisor:
                 return
             slot.backoff = min(slot.backoff * 2, RESTART_MAX)
             slot.restarts += 1
-            await self._spawn(slot)
+            try:
+                await self._spawn(slot)
+            except OSError as error:  # fork/exec failed: the old exit shows again, next backoff
+                log.error("instance %d: cannot start a worker: %s", slot.index, error)
 
     async def _shutdown(self) -> int:
         """SIGTERM every worker; SIGKILL what is left after the grace. 0 if all exited 0."""
