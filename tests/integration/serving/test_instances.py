@@ -28,7 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.databases import fresh_database
 from tests.support.h3client import H3Client, h3_connect
-from tests.support.server import PYTHON, REPO_ROOT, FloeServer, tcp_open
+from tests.support.server import PYTHON, REPO_ROOT, FloeServer
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -247,9 +247,9 @@ def test_restart_after_crash_then_graceful_stop() -> None:
         victim = max(workers)
         os.kill(victim, signal.SIGKILL)
         _wait(lambda: len(_children(server.process.pid) - {victim}) == 2, 20, "a new worker")
-        _wait(lambda: all(tcp_open(server.metrics_port + i) for i in range(2)), 60,
-              "the new worker serving")
-        assert {_instance_of_fresh_connection(server.http_port) for _ in range(60)} == {0, 1}
+        # Its HTTP socket listens once its start-up is done: fresh connections reach it again.
+        _wait(lambda: _instance_of_fresh_connection(server.http_port) == 1, 60,
+              "the new instance 1 answering")
 
         async def one_h3_request() -> None:
             async with h3_connect("127.0.0.1", server.https_port, cafile=server.cert_file) as h3:
