@@ -4,6 +4,7 @@ backoff per full round, stay on the instance that answered) and the real loop ov
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -86,10 +87,25 @@ async def test_an_address_that_never_answers_costs_the_connect_timeout() -> None
     try:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        with pytest.raises((TimeoutError, ConnectionError, OSError)):
+        with pytest.raises(TimeoutError, match=r"within 0\.5 s"):
             await client._session()
         assert loop.time() - start < 3
     finally:
         for writer in held:
             writer.close()
         server.close()
+
+
+def test_a_welcome_from_another_address_is_a_failover(caplog: pytest.LogCaptureFixture) -> None:
+    """Reconnecting to the same address is not a failover; another address is, and says so
+    as a warning naming both."""
+    caplog.set_level(logging.INFO, logger="dataplane.uplink")
+    client = UplinkClient(["a:1", "b:2"], lambda: "k", lambda: None)
+    client._welcomed("a:1")
+    client._welcomed("a:1")
+    assert (client.stats.failovers, client.stats.connects) == (0, 2)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    client._welcomed("b:2")
+    assert (client.stats.failovers, client.stats.target) == (1, "b:2")
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "failed over from a:1 to b:2" in warning.getMessage()
