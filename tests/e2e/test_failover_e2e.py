@@ -1,7 +1,8 @@
 """Failover end to end: two real `floe serve` instances sharing one PostgreSQL database, one
 real dataplane (inline XDP on a veth whose peer is in a namespace) given both addresses.
 SIGKILL the instance it streams to while frames flow: it is on the other within 5 s, and the
-other's totals for the node are exactly the frames sent (counters are cumulative snapshots).
+other's totals for the node are exactly the frames sent (counters are cumulative snapshots);
+in plaintext and over TLS (one certificate for both, checked at each address).
 
 The second test does the same through one DNS name with two records (127.0.0.1 and ::1, the
 instances on the same port of each): gRPC's resolver and pick_first move between records.
@@ -28,7 +29,14 @@ import pytest
 from dataplane.netns import Topology, VethPair, unique_prefix
 from dataplane.trafficgen import AfPacketSender
 from tests.e2e.conftest import SERVE_ENV, ControlPlane, start_control_plane, wait_for_key
-from tests.e2e.test_dataplane_e2e import MALFORMED, REPO, TOTAL, _frames, _stop
+from tests.e2e.test_dataplane_e2e import (
+    MALFORMED,
+    REPO,
+    TOTAL,
+    _frames,
+    _named_certificate,
+    _stop,
+)
 from tests.e2e.test_dataplane_health import _wait_health
 from tests.support.databases import fresh_database
 from tests.support.ports import free_port
@@ -114,12 +122,18 @@ def _fail_over(
     return took
 
 
+@pytest.mark.parametrize("transport", ["plaintext", "tls"])
 def test_sigkill_of_the_instance_in_use_fails_over_with_exact_totals(
-    veth: VethPair, shared_db: dict[str, str], capsys: pytest.CaptureFixture[str]
+    veth: VethPair, shared_db: dict[str, str], capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, transport: str,
 ) -> None:
+    """With TLS both instances have one certificate naming only cp.floe.test (as a real
+    pair behind one name would); the dataplane trusts it by FLOE_CONTROL_PLANE_CA and
+    expects that name at each address (FLOE_CONTROL_PLANE_NAME)."""
+    tls = _named_certificate(tmp_path, "cp.floe.test") if transport == "tls" else {}
     with contextlib.ExitStack() as stack:
-        a = stack.enter_context(start_control_plane(shared_db))
-        b = stack.enter_context(start_control_plane(shared_db))
+        a = stack.enter_context(start_control_plane({**shared_db, **tls}))
+        b = stack.enter_context(start_control_plane({**shared_db, **tls}))
         target_a = f"127.0.0.1:{a.server.grpc_port}"
         target_b = f"127.0.0.1:{b.server.grpc_port}"
         health_port = free_port()
@@ -127,6 +141,9 @@ def test_sigkill_of_the_instance_in_use_fails_over_with_exact_totals(
                    FLOE_CONTROL_PLANE=f"{target_a},{target_b}",
                    FLOE_API_KEY=(a.server.data_dir / "dataplane.key").read_text().strip(),
                    FLOE_DATAPLANE_HEALTH_PORT=str(health_port))
+        if tls:
+            env.update(FLOE_CONTROL_PLANE_TLS="true", FLOE_CONTROL_PLANE_CA=tls["TLS_CERT_FILE"],
+                       FLOE_CONTROL_PLANE_NAME="cp.floe.test")
         process = _dataplane(env, veth.host)
         try:
             _, data = _wait_health(health_port, process,
@@ -143,7 +160,7 @@ def test_sigkill_of_the_instance_in_use_fails_over_with_exact_totals(
             _, data = _wait_health(health_port, process, lambda c, d: True)
             assert data["uplink"]["failovers"] == 1 and _connected(b)
             with capsys.disabled():
-                print(f"\nfailover to the second address took {took:.3f} s")
+                print(f"\nfailover ({transport}) to the second address took {took:.3f} s")
         finally:
             _stop(process)
             _detach(env, veth.host)
