@@ -82,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--pcap", help="capture file to replay (pcap mode)")
     dp.add_argument("--speed", choices=("recorded", "max"), default="max", help="pcap replay speed")
     dp.add_argument(
-        "--control-plane", default=None, help="HOST:PORT of the control plane's gRPC port"
-    )
+        "--control-plane", default=None,
+        help="HOST:PORT of the control plane's gRPC port; up to 16 comma-separated for "
+        "failover (FLOE_CONTROL_PLANE)")
     dp.add_argument("--node-id", default=None, help="node id (default: hostname)")
     dp.add_argument(
         "--detach", action="store_true", help="detach the XDP program and remove pins, then exit"

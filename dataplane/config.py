@@ -20,13 +20,15 @@ from app.config import ConfigError, Settings, extra_bool, extra_float, extra_int
 from app.nodeid import MAX_NODE_ID, default_node_id, valid_node_id
 
 __all__ = [
-    "DEFAULT_TICK_SECONDS", "KEY_FILE", "ZERO_COPY", "CaptureConfig", "DataplaneConfig", "boot_id",
-    "channel_tls", "client_tls_fields", "is_loopback", "load_capture_config",
-    "load_dataplane_config", "tls_material",
+    "DEFAULT_TICK_SECONDS", "KEY_FILE", "MAX_TARGETS", "ZERO_COPY", "CaptureConfig",
+    "DataplaneConfig", "boot_id", "channel_tls", "client_tls_fields", "is_loopback",
+    "load_capture_config", "load_dataplane_config", "parse_targets", "tls_material",
 ]
 
 KEY_FILE = "dataplane.key"
 DEFAULT_TICK_SECONDS = 0.1  # one uplink batch per tick
+MAX_TARGETS = 16  # control-plane addresses in FLOE_CONTROL_PLANE / --control-plane
+_SCHEMES = ("dns:///", "dns:", "ipv4:", "ipv6:")  # gRPC's target forms with HOST:PORT after
 
 
 def boot_id() -> str:
@@ -39,7 +41,7 @@ def boot_id() -> str:
 
 @dataclass(slots=True, frozen=True)
 class DataplaneConfig:
-    target: str  # HOST:PORT of the control plane's gRPC port
+    target: str  # HOST:PORT of the control plane's gRPC port; several: comma-separated
     api_key: str
     node_id: str
     instance_id: str
@@ -59,10 +61,15 @@ class DataplaneConfig:
     def key_path(self) -> Path:
         return self.state_dir / KEY_FILE
 
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The control-plane addresses in the order the uplink tries them."""
+        return tuple(self.target.split(","))
+
 
 def _host(target: str) -> str:
     """The host of HOST:PORT, also of gRPC's `dns:///`, `ipv4:` and `ipv6:` forms."""
-    for scheme in ("dns:///", "dns:", "ipv4:", "ipv6:"):
+    for scheme in _SCHEMES:
         if target.startswith(scheme):
             target = target[len(scheme):]
             break
@@ -110,13 +117,20 @@ def client_tls_fields(settings: Settings, target: str, *, tls: bool, ca: str, se
     return fields
 
 
-def tls_material(config: DataplaneConfig) -> tuple[grpc.ChannelCredentials, str]:
-    """Credentials and the certificate name to expect, read now (the uplink calls this for
-    every session: a local control plane may create or renew its certificate later). A
-    local certificate that does not name the loopback address the dataplane dials (a real
-    one, say) is expected under its first DNS name."""
-    return channel_tls(config.target, config.tls_ca_file, config.tls_ca_required,
-                       config.tls_server_name, "FLOE_CONTROL_PLANE_CA")
+def tls_material(config: DataplaneConfig,
+                 target: str | None = None) -> tuple[grpc.ChannelCredentials, str]:
+    """Credentials and the certificate name to expect for `target` (default: the first
+    address), read now (the uplink calls this for every session: a local control plane may
+    create or renew its certificate later). A local certificate that does not name the
+    loopback address the dataplane dials (a real one, say) is expected under its first DNS
+    name; the local certificate is trusted only for loopback addresses of a list, the others
+    get the system roots unless FLOE_CONTROL_PLANE_CA names a file for all."""
+    target = target or config.targets[0]
+    ca_file = config.tls_ca_file
+    if not config.tls_ca_required and not is_loopback(target):
+        ca_file = None
+    return channel_tls(target, ca_file, config.tls_ca_required, config.tls_server_name,
+                       "FLOE_CONTROL_PLANE_CA")
 
 
 def channel_tls(target: str, ca_file: Path | None, ca_required: bool, server_name: str,
@@ -159,15 +173,56 @@ def _name_for_loopback(pem: bytes, target: str) -> str:
     return str(dns[0]) if dns else ""
 
 
+def parse_targets(raw: str, source: str) -> tuple[str, ...]:
+    """HOST:PORT[,HOST:PORT…] (at most MAX_TARGETS, no repeats; IPv6 literals in brackets;
+    gRPC's `dns:///`, `ipv4:`, `ipv6:` prefixes allowed) as a tuple; anything else is a
+    ConfigError naming `source` (the variable or flag), so a typo stops start-up instead of
+    becoming an address the uplink retries forever."""
+    shown = raw if len(raw) <= 200 else raw[:200] + "…"
+    where = f"{source}={shown!r}"
+    elements = [element.strip() for element in raw.split(",")]
+    if len(elements) > MAX_TARGETS:
+        raise ConfigError(f"{where} lists {len(elements)} addresses; at most {MAX_TARGETS}")
+    seen: set[str] = set()
+    for number, element in enumerate(elements, 1):
+        if not element:
+            raise ConfigError(f"{where} has an empty address (number {number}); "
+                              "give HOST:PORT[,HOST:PORT…]")
+        _check_target(element, where)
+        if element.lower() in seen:
+            raise ConfigError(f"{where} lists {element!r} twice")
+        seen.add(element.lower())
+    return tuple(elements)
+
+
+def _check_target(element: str, where: str) -> None:
+    rest = element
+    for scheme in _SCHEMES:
+        if rest.startswith(scheme):
+            rest = rest[len(scheme):]
+            break
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{where}: {element!r} must be HOST:PORT")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"{where}: {element!r} has port {port!r}; it must be 1-65535")
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1] if host.endswith("]") else "")
+        except ValueError:
+            raise ConfigError(f"{where}: {element!r} has {host!r}, not an IPv6 address "
+                              "in brackets") from None
+    elif ":" in host or any(c.isspace() or c in "/[]@" for c in host):
+        raise ConfigError(f"{where}: {element!r} has host {host!r}; write IPv6 addresses "
+                          "in brackets ([::1]:50051)")
+
+
 def _target(settings: Settings, override: str | None) -> str:
-    if override:
-        host, sep, port = override.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ConfigError(f"--control-plane={override!r} must be HOST:PORT")
-        return override
-    env = settings.extra.get("FLOE_CONTROL_PLANE")
+    if override is not None:
+        return ",".join(parse_targets(override, "--control-plane"))
+    env = settings.extra.get("FLOE_CONTROL_PLANE", "").strip()
     if env:
-        return _target(settings, env)
+        return ",".join(parse_targets(env, "FLOE_CONTROL_PLANE"))
     return f"127.0.0.1:{settings.grpc_port}"
 
 
@@ -201,9 +256,10 @@ def load_dataplane_config(
         raise ConfigError(f"FLOE_NODE_ID={node!r} must be 1-{MAX_NODE_ID} printable characters "
                           "without , or * (grants name the node as node/<id>)")
     target = _target(settings, control_plane)
+    targets = target.split(",")  # a local control plane's certificate, if any dials locally
     return DataplaneConfig(
         target=target,
-        **_tls(settings, target),
+        **_tls(settings, next((t for t in targets if is_loopback(t)), targets[0])),
         api_key=_key(settings),
         node_id=node,
         instance_id=uuid.uuid4().hex,

@@ -142,13 +142,15 @@ class HealthServer:
             "last_tick_age_seconds": (round(now - runner.last_tick_monotonic, 3)
                                       if runner.last_tick_monotonic else None),
             "uplink": {
-                "target": runner.config.target,
+                "target": stats.target,  # the address in use, or being tried
+                "targets": list(runner.uplink.targets),
                 "connected": stats.connected,
                 "last_ack_age_seconds": ack_age,
                 "acked_seq": stats.acked_seq,
                 "buffered_batches": runner.uplink.buffered,
                 "connects": stats.connects,
                 "failures": stats.failures,
+                "failovers": stats.failovers,
                 "last_error": stats.last_error,
             },
             "loss": {"total": sum(loss.values()), "by_source": loss},

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -173,10 +174,10 @@ class Runner:
         self.last_tick_monotonic = 0.0  # when the loop last finished a tick (dataplane.health)
         self.last_losses: list[Any] = []  # that tick's LossReports, cumulative
         self.uplink = UplinkClient(
-            config.target, self._key, self._hello, on_rules=self._on_rules,
+            config.targets, self._key, self._hello, on_rules=self._on_rules,
             on_config=self._on_config, max_buffered=config.max_buffered_batches,
             backoff_initial=config.backoff_initial, backoff_max=config.backoff_max,
-            tls=(lambda: tls_material(config)) if config.tls else None,
+            tls=functools.partial(tls_material, config) if config.tls else None,
         )
 
     # -- set-up ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The dataplane's gRPC client: numbered batches, a bounded resend buffer, backoff with jitter.
+"""The dataplane's gRPC client: numbered batches, a bounded resend buffer, backoff with jitter,
+failover between control-plane addresses (`Rotation`).
 
 Every batch gets the next sequence number of this process (`instance_id`) and stays in the
 buffer until the control plane acks it; after a reconnect the control plane's Welcome says
@@ -16,7 +17,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +27,12 @@ from dataplane.flowwire import EncodedFlows
 from floe.dataplane.v1 import uplink_pb2 as pb
 from floe.dataplane.v1 import uplink_pb2_grpc
 
-__all__ = ["UplinkClient", "UplinkStats", "backoff_delay"]
+__all__ = ["Rotation", "UplinkClient", "UplinkStats", "backoff_delay"]
 
 log = logging.getLogger(__name__)
 
 RulesHandler = Callable[[Any], Awaitable[None]]  # raises to report a failed apply
+TlsMaterial = Callable[[str], tuple[grpc.ChannelCredentials, str]]  # per address
 _FATAL = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
 
@@ -41,8 +43,52 @@ def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
 
 
 @dataclass(slots=True)
+class Rotation:
+    """Which control-plane address to dial next, and when to back off.
+
+    A failed attempt or a lost stream moves on to the next address at once; only when every
+    address has failed in a row (a round) does the uplink wait, with backoff that grows per
+    round. A Welcome ends the search: the uplink stays on that instance for as long as its
+    stream lives (no moving back to the first address), so instances that come back do not
+    pull dataplanes around, and a dead address costs one attempt per round, never a busy loop.
+    """
+
+    addresses: tuple[str, ...]
+    index: int = 0  # the address in use, or being tried
+    tried: int = 0  # addresses failed since this round began
+    rounds: int = 0  # rounds failed in a row: the backoff exponent (-1 just after a Welcome)
+
+    def __post_init__(self) -> None:
+        if not self.addresses:
+            raise ValueError("at least one control-plane address")
+
+    @property
+    def address(self) -> str:
+        return self.addresses[self.index]
+
+    def connected(self) -> None:
+        """A Welcome: the next loss starts a fresh round, and a round lost right after a
+        session waits the shortest backoff (as a single address always did)."""
+        self.tried = 0
+        self.rounds = -1
+
+    def failed(self) -> int | None:
+        """The attempt on `address` failed (or its stream ended): move to the next address.
+        Returns the backoff exponent when a round is complete, else None (dial at once)."""
+        self.index = (self.index + 1) % len(self.addresses)
+        self.tried += 1
+        if self.tried < len(self.addresses):
+            return None
+        self.tried = 0
+        self.rounds += 1
+        return self.rounds
+
+
+@dataclass(slots=True)
 class UplinkStats:
     connected: bool = False
+    target: str = ""  # the address in use (connected) or being tried
+    failovers: int = 0  # Welcomes from another address than the previous Welcome's
     connects: int = 0
     failures: int = 0
     auth_failures: int = 0
@@ -56,11 +102,12 @@ class UplinkStats:
 
 
 class UplinkClient:
-    """Owns one stream at a time; `run()` keeps reconnecting until `stop()`."""
+    """Owns one stream at a time; `run()` keeps reconnecting until `stop()`, going through
+    `targets` in order (`Rotation`)."""
 
     def __init__(
         self,
-        target: str,
+        targets: str | Sequence[str],
         key_provider: Callable[[], str],
         hello: Callable[[], Any],
         *,
@@ -70,11 +117,12 @@ class UplinkClient:
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         welcome_timeout: float = 10.0,
-        tls: Callable[[], tuple[grpc.ChannelCredentials, str]] | None = None,
+        connect_timeout: float = 3.0,
+        tls: TlsMaterial | None = None,
     ) -> None:
         if max_buffered < 1:
             raise ValueError("max_buffered must be at least 1")
-        self.target = target
+        self.rotation = Rotation((targets,) if isinstance(targets, str) else tuple(targets))
         self._key = key_provider
         self._hello = hello
         self._on_rules = on_rules
@@ -83,10 +131,12 @@ class UplinkClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.welcome_timeout = welcome_timeout
-        self._tls = tls  # per session: (credentials, certificate name); None: plaintext
+        self.connect_timeout = connect_timeout
+        self._tls = tls  # per session and address: (credentials, certificate name); None: plaintext
+        self._last_target = ""  # the address of the last Welcome
         self._warned = ""
         self._failing = 0  # attempts in a row without a Welcome (backoff, warnings)
-        self.stats = UplinkStats()
+        self.stats = UplinkStats(target=self.rotation.address)
         self._seq = 0
         self._buffer: deque[Any] = deque()
         self._control: deque[Any] = deque(maxlen=64)  # Applied answers waiting to be written
@@ -95,6 +145,15 @@ class UplinkClient:
         self._stopping = asyncio.Event()
 
     # -- producer side ------------------------------------------------------------------
+    @property
+    def target(self) -> str:
+        """The address in use, or being tried."""
+        return self.rotation.address
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.rotation.addresses
+
     @property
     def buffered(self) -> int:
         return len(self._buffer)
@@ -158,6 +217,7 @@ class UplinkClient:
     # -- connection loop ------------------------------------------------------------------
     async def run(self) -> None:
         while not self._stopping.is_set():
+            self.stats.target = self.rotation.address
             try:
                 await self._session()
             except grpc.aio.AioRpcError as error:
@@ -166,7 +226,8 @@ class UplinkClient:
                 self.stats.last_error = f"{error.code().name}: {error.details()}"
                 if error.code() in _FATAL:
                     self.stats.auth_failures += 1
-                    log.error("control plane refused the key: %s", self.stats.last_error)
+                    log.error("control plane %s refused the key: %s", self.target,
+                              self.stats.last_error)
                 elif error.code() == grpc.StatusCode.ALREADY_EXISTS:
                     self._node_in_use(error.details() or "")
                 else:
@@ -180,7 +241,10 @@ class UplinkClient:
                 self.stats.connected = False
             if self._stopping.is_set():
                 break
-            delay = backoff_delay(max(0, self._failing), self.backoff_initial, self.backoff_max)
+            exponent = self.rotation.failed()
+            if exponent is None:
+                continue  # the next address, at once
+            delay = backoff_delay(max(0, exponent), self.backoff_initial, self.backoff_max)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
@@ -206,6 +270,7 @@ class UplinkClient:
             log.info("uplink to %s failed: %s", self.target, error)
 
     async def _session(self) -> None:
+        target = self.rotation.address
         key = self._key()
         metadata = (("authorization", f"Bearer {key}"),) if key else ()
         options: list[tuple[str, int | str]] = [
@@ -214,13 +279,14 @@ class UplinkClient:
             ("grpc.max_reconnect_backoff_ms", 2_000),
         ]
         if self._tls is not None:  # read each session: certificates change and appear
-            credentials, server_name = await asyncio.to_thread(self._tls)
+            credentials, server_name = await asyncio.to_thread(self._tls, target)
             if server_name:
                 options.append(("grpc.ssl_target_name_override", server_name))
-            channel = grpc.aio.secure_channel(self.target, credentials, options=options)
+            channel = grpc.aio.secure_channel(target, credentials, options=options)
         else:
-            channel = grpc.aio.insecure_channel(self.target, options=options)
+            channel = grpc.aio.insecure_channel(target, options=options)
         async with channel:
+            await self._ready(channel, target)
             stub = uplink_pb2_grpc.UplinkStub(channel)
             call = stub.Connect(metadata=metadata)
             await call.write(pb.UplinkMessage(hello=self._hello()))
@@ -229,11 +295,7 @@ class UplinkClient:
                 await call.code()  # raises AioRpcError when the server aborted
                 raise ConnectionError("control plane closed the stream before Welcome")
             self._ack(first.welcome.last_applied_seq)
-            self.stats.connected = True
-            self.stats.connects += 1
-            self._failing = -1  # the loss of this stream is the first failure, not one more
-            self._warned = ""
-            log.info("uplink connected to %s (applied up to %d)", self.target, self.stats.acked_seq)
+            self._welcomed(target)
             reader = asyncio.create_task(self._read(call), name="uplink-reader")
             try:
                 await self._write(call, reader)
@@ -244,6 +306,42 @@ class UplinkClient:
                 call.cancel()
             if reader.done() and not reader.cancelled() and reader.exception() is not None:
                 raise reader.exception()  # type: ignore[misc]
+
+    async def _ready(self, channel: grpc.aio.Channel, target: str) -> None:
+        """Wait until the connection is made or has failed, at most `connect_timeout`: an
+        address that swallows packets fails after it instead of holding the rotation until
+        the Welcome timeout. A failed one (refused, TLS) goes on to the call, which fails at
+        once with gRPC's own words for the log."""
+        done = (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE)
+
+        async def connected() -> None:
+            state = channel.get_state(try_to_connect=True)
+            while state not in done:
+                await channel.wait_for_state_change(state)
+                state = channel.get_state(try_to_connect=True)
+
+        try:
+            await asyncio.wait_for(connected(), self.connect_timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no connection to {target} within "
+                               f"{self.connect_timeout:g} s") from None
+
+    def _welcomed(self, target: str) -> None:
+        """Connected: say where (another address than last time is a failover, logged as a
+        warning). gRPC's client call does not say which record of a DNS name it reached."""
+        self.stats.connected = True
+        self.stats.connects += 1
+        self.stats.target = target
+        self._failing = -1  # the loss of this stream is the first failure, not one more
+        self._warned = ""
+        self.rotation.connected()
+        previous, self._last_target = self._last_target, target
+        if previous and previous != target:
+            self.stats.failovers += 1
+            log.warning("uplink failed over from %s to %s (failover %d; applied up to %d)",
+                        previous, target, self.stats.failovers, self.stats.acked_seq)
+        else:
+            log.info("uplink connected to %s (applied up to %d)", target, self.stats.acked_seq)
 
     async def _write(self, call: Any, reader: asyncio.Task[None]) -> None:
         sent_upto = self.stats.acked_seq

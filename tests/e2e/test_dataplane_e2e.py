@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,10 +26,10 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dataplane.bpf.loader import pin_dir_for
-from dataplane.config import KEY_FILE
 from dataplane.netns import Topology, VethPair, unique_prefix
 from dataplane.sources.pcap import PcapWriter
 from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame, malformed_frame
+from tests.e2e.conftest import SERVE_ENV, ControlPlane, start_control_plane, wait_for_key
 from tests.support.server import FloeServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,58 +53,6 @@ MALFORMED = 5
 
 def _frames() -> list[bytes]:
     return [frame for frame, count in KNOWN for _ in range(count)]
-
-
-class ControlPlane:
-    def __init__(self, server: FloeServer) -> None:
-        self.server = server
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=10)
-        response = self.client.post(
-            "/api/v2/auth/login", json={"email": "admin@localhost.local", "password": "admin123"}
-        )
-        response.raise_for_status()
-        token = response.json()["data"]["access_token"]
-        self.client.headers["Authorization"] = f"Bearer {token}"
-
-    def interface(self, name: str) -> dict[str, Any] | None:
-        data = self.client.get("/api/v2/stats/summary").json()["data"]
-        for entry in data["interfaces"]:
-            if entry["interface"] == name:
-                found: dict[str, Any] = entry
-                return found
-        return None
-
-    def wait_packets(self, name: str, expected: int, timeout: float = 20.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        entry = None
-        while time.monotonic() < deadline:
-            entry = self.interface(name)
-            if entry is not None and entry["packets"] >= expected:
-                return entry
-            time.sleep(0.1)
-        raise AssertionError(f"{name}: expected {expected} packets, last summary {entry}")
-
-    def flows(self, name: str) -> list[dict[str, Any]]:
-        data = self.client.get("/api/v2/flows", params={"limit": 1000}).json()["data"]
-        return [flow for flow in data if flow["interface"] == name]
-
-    def close(self) -> None:
-        self.client.close()
-
-
-@pytest.fixture
-def control_plane() -> Iterator[ControlPlane]:
-    server = FloeServer.start({"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false"},
-                              timeout=60)
-    try:
-        deadline = time.monotonic() + 30
-        while not (server.data_dir / KEY_FILE).exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        plane = ControlPlane(server)
-        yield plane
-        plane.close()
-    finally:
-        server.stop()
 
 
 def _dataplane(server: FloeServer, *args: str) -> subprocess.Popen[bytes]:
@@ -228,12 +175,10 @@ def test_uplink_over_tls(tmp_path: Path, certificate: str) -> None:
     """GRPC_TLS: the gRPC port speaks only TLS (the HTTPS certificate); a dataplane sharing
     the environment trusts that certificate by itself — the development one, or a real one
     that does not name the loopback address the dataplane dials."""
-    env = {"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false"}
-    env.update({"GRPC_TLS": "true"} if certificate == "development"
-               else _named_certificate(tmp_path, "cp.floe.test"))
-    server = FloeServer.start(env, timeout=60)
-    try:
-        plane = ControlPlane(server)
+    env = ({"GRPC_TLS": "true"} if certificate == "development"
+           else _named_certificate(tmp_path, "cp.floe.test"))
+    with start_control_plane(env) as plane:
+        server = plane.server
         target = f"127.0.0.1:{server.grpc_port}"
         cert_file = Path(env.get("TLS_CERT_FILE") or server.data_dir / "tls" / "dev-cert.pem")
         options = [] if certificate == "development" else [
@@ -253,9 +198,6 @@ def test_uplink_over_tls(tmp_path: Path, certificate: str) -> None:
         process = _dataplane(server, "--mode", "pcap", "--pcap", str(capture))
         assert process.wait(timeout=60) == 0, process.stderr.read() if process.stderr else ""
         assert plane.wait_packets("tls.pcap", TOTAL)["packets"] == TOTAL
-        plane.close()
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -388,14 +330,10 @@ def test_rules_change_drops_and_survive_a_dataplane_kill(
 
 @pytest.mark.root
 def test_control_plane_restart_keeps_totals_exact(veth: VethPair) -> None:
-    server = FloeServer.start({"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false"},
-                              timeout=60)
+    server = FloeServer.start(SERVE_ENV, timeout=60)
     process = None
     try:
-        deadline = time.monotonic() + 30
-        while not (server.data_dir / "dataplane.key").exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for_key(server)
         process = _dataplane(server, "--mode", "tap", "--interface", veth.host)
         plane = ControlPlane(server)
         _wait_attached(plane, veth.host)

@@ -21,27 +21,14 @@ from typing import Any
 
 import pytest
 
-from dataplane.config import KEY_FILE
 from dataplane.netns import Topology, VethPair, unique_prefix
 from dataplane.sources.pcap import PcapWriter
 from dataplane.trafficgen import FrameSpec, build_frame
-from tests.e2e.test_dataplane_e2e import ControlPlane, _stop, _wait_attached
+from tests.e2e.conftest import ControlPlane
+from tests.e2e.test_dataplane_e2e import _stop, _wait_attached
 from tests.support.ports import free_port
-from tests.support.server import FloeServer
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def plane() -> Iterator[ControlPlane]:
-    with FloeServer.start({"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false"},
-                          timeout=60) as server:
-        deadline = time.monotonic() + 30
-        while not (server.data_dir / KEY_FILE).exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        control = ControlPlane(server)
-        yield control
-        control.close()
 
 
 @pytest.fixture
@@ -107,12 +94,12 @@ def _listening_ports(pid: int) -> set[int]:
     return ports
 
 
-def test_off_by_default(plane: ControlPlane, tmp_path: Path) -> None:
+def test_off_by_default(control_plane: ControlPlane, tmp_path: Path) -> None:
     capture = _slow_capture(tmp_path / "quiet.pcap")
-    process = _dataplane(dict(plane.server.env), "--mode", "pcap", "--pcap", str(capture),
-                         "--speed", "recorded")
+    process = _dataplane(dict(control_plane.server.env), "--mode", "pcap", "--pcap",
+                         str(capture), "--speed", "recorded")
     try:
-        _wait_attached(plane, "quiet.pcap")  # running and reporting
+        _wait_attached(control_plane, "quiet.pcap")  # running and reporting
         assert _listening_ports(process.pid) == set()
     finally:
         _stop(process)
@@ -163,15 +150,17 @@ def test_a_full_uplink_buffer_is_reported_as_loss(tmp_path: Path) -> None:
 
 @pytest.mark.root
 def test_a_running_xdp_dataplane_reports_attach_uplink_and_ack_age(
-    plane: ControlPlane, veth_pair: VethPair
+    control_plane: ControlPlane, veth_pair: VethPair
 ) -> None:
     port = free_port()
-    env = dict(plane.server.env, FLOE_DATAPLANE_HEALTH_PORT=str(port), FLOE_TICK_SECONDS="0.1")
+    env = dict(control_plane.server.env, FLOE_DATAPLANE_HEALTH_PORT=str(port),
+               FLOE_TICK_SECONDS="0.1")
     process = _dataplane(env, "--mode", "inline", "--interface", veth_pair.host)
     try:
         code, data = _wait_health(port, process, lambda c, d: c == 200 and d["status"] == "ok")
         assert (data["mode"], data["interface"], data["xdp"]) == ("inline", veth_pair.host, True)
-        assert data["node_id"] == plane.client.get("/api/v2/nodes").json()["data"][0]["node_id"]
+        nodes = control_plane.client.get("/api/v2/nodes").json()["data"]
+        assert data["node_id"] == nodes[0]["node_id"]
         assert data["attached"] in ("native", "generic")
         assert data["uplink"]["connected"] is True and data["uplink"]["acked_seq"] > 0
         assert 0 <= data["uplink"]["last_ack_age_seconds"] < 2
@@ -179,7 +168,7 @@ def test_a_running_xdp_dataplane_reports_attach_uplink_and_ack_age(
         assert 0 <= data["last_tick_age_seconds"] < 2
 
         # The control plane goes away: degraded, but the dataplane still does its job.
-        plane.server.stop()
+        control_plane.server.stop()
         code, data = _wait_health(port, process,
                                   lambda _, d: d["uplink"]["connected"] is False)
         assert code == 200 and data["status"] == "degraded", data

@@ -23,20 +23,18 @@ from pathlib import Path
 
 import pytest
 
-from dataplane.config import KEY_FILE
 from dataplane.netns import Topology, VethPair, unique_prefix
 from dataplane.sources.pcap import PcapWriter
+from tests.e2e.conftest import ControlPlane
 from tests.e2e.test_dataplane_e2e import (
     MALFORMED,
     TOTAL,
-    ControlPlane,
     _expected_flows_present,
     _frames,
     _send,
     _stop,
     _wait_attached,
 )
-from tests.support.server import FloeServer
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = "dataplane/bpf/data"
@@ -99,19 +97,6 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
 
 
 @pytest.fixture
-def plane() -> Iterator[ControlPlane]:
-    """A real control plane (from the checkout: only the dataplane is under test)."""
-    with FloeServer.start({"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false"},
-                          timeout=60) as server:
-        deadline = time.monotonic() + 30
-        while not (server.data_dir / KEY_FILE).exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        control = ControlPlane(server)
-        yield control
-        control.close()
-
-
-@pytest.fixture
 def veth_pair() -> Iterator[VethPair]:
     with Topology(unique_prefix("whl")) as topology:
         yield topology.add_veth(namespace=topology.add_namespace())
@@ -153,7 +138,7 @@ def test_the_installed_package_uses_nothing_from_the_checkout(installed: Install
 
 
 def test_installed_pcap_run_reports_exact_counts(
-    installed: Installed, plane: ControlPlane
+    installed: Installed, control_plane: ControlPlane
 ) -> None:
     capture = installed.workdir / "wheel.pcap"
     with PcapWriter(capture) as writer:
@@ -161,28 +146,28 @@ def test_installed_pcap_run_reports_exact_counts(
             writer.write(frame, time.time_ns() + i * 1000)
     process = subprocess.run(
         [installed.floe, "dataplane", "--mode", "pcap", "--pcap", str(capture)],
-        cwd=installed.workdir, env=installed.env(plane.server.env),
+        cwd=installed.workdir, env=installed.env(control_plane.server.env),
         capture_output=True, text=True, timeout=90, check=False)
     assert process.returncode == 0, process.stderr[-3000:]
-    entry = plane.wait_packets("wheel.pcap", TOTAL)
+    entry = control_plane.wait_packets("wheel.pcap", TOTAL)
     assert (entry["packets"], entry["malformed"]) == (TOTAL, MALFORMED)
-    _expected_flows_present(plane.flows("wheel.pcap"))
+    _expected_flows_present(control_plane.flows("wheel.pcap"))
 
 
 @pytest.mark.root
 def test_installed_dataplane_attaches_xdp_on_a_veth(
-    installed: Installed, plane: ControlPlane, veth_pair: VethPair
+    installed: Installed, control_plane: ControlPlane, veth_pair: VethPair
 ) -> None:
     """Inline mode from the wheel's floe_xdp.o on a veth whose peer is in a namespace;
     --status and --detach from the wheel too."""
-    env = installed.env(plane.server.env)
+    env = installed.env(control_plane.server.env)
     process = subprocess.Popen(
         [installed.floe, "dataplane", "--mode", "inline", "--interface", veth_pair.host],
         cwd=installed.workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_attached(plane, veth_pair.host)
+        _wait_attached(control_plane, veth_pair.host)
         _send(veth_pair, _frames())
-        entry = plane.wait_packets(veth_pair.host, TOTAL)
+        entry = control_plane.wait_packets(veth_pair.host, TOTAL)
         assert entry["attach_mode"] in ("native", "generic")
         status = json.loads(_run([installed.floe, "dataplane", "--status", "--json",
                                   "--interface", veth_pair.host], cwd=installed.workdir).stdout)

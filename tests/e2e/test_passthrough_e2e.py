@@ -22,42 +22,25 @@ from typing import Any
 import grpc
 import pytest
 
-from dataplane.config import KEY_FILE
 from dataplane.netns import Topology, VethPair, unique_prefix
 from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame
 from floe.observer.v1 import observer_pb2 as opb
 from floe.observer.v1 import observer_pb2_grpc as opb_grpc
+from tests.e2e.conftest import ControlPlane
 from tests.e2e.test_dataplane_e2e import (
     REPO,
-    ControlPlane,
     _dataplane,
     _stop,
     _wait_attached,
     _wait_generation,
 )
 from tests.support.hostcount import HostCounter
-from tests.support.server import FloeServer
 
 pytestmark = pytest.mark.root
 
 A_IP, B_IP = "10.77.0.1", "10.77.0.2"
 PORT = 5001
 PAYLOAD = 300_000
-
-
-@pytest.fixture
-def control_plane() -> Iterator[ControlPlane]:
-    server = FloeServer.start({"FLOE_ARGON2_PROFILE": "fast", "HTTP3_ENABLED": "false"},
-                              timeout=60)
-    try:
-        deadline = time.monotonic() + 30
-        while not (server.data_dir / KEY_FILE).exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        plane = ControlPlane(server)
-        yield plane
-        plane.close()
-    finally:
-        server.stop()
 
 
 @dataclass(slots=True)

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import pytest
 
 from dataplane.bpf import AttachError, MapError, Rule, RuleError, RuleSet, XdpProgram
-from dataplane.bpf.layout import COUNTER_FIELDS, FLOE_MAX_IFACES
-from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame
-from tests.support.topology import VethNs, wait_until
+from dataplane.trafficgen import FrameSpec, build_frame
+from tests.integration.bpf.ruleruns import fast_counters, run_rules, send_counted
+from tests.support.topology import VethNs
 
 pytestmark = pytest.mark.root
-
-
-def _send(veth_ns: VethNs, prog: XdpProgram, frames: list[bytes]) -> None:
-    before = prog.counters().packets
-    with AfPacketSender(veth_ns.pair.peer, veth_ns.namespace) as sender:
-        assert sender.send(frames) == len(frames)
-    assert wait_until(lambda: prog.counters().packets >= before + len(frames))
 
 
 def test_deny_cidr_then_remove(veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
@@ -33,7 +25,7 @@ def test_deny_cidr_then_remove(veth_ns: VethNs, make_xdp: Callable[..., XdpProgr
         Rule(11, "deny", dst="2001:db8:1::/48"),
     ]))
     assert result == {"added": 2, "changed": 0, "removed": 0}
-    _send(veth_ns, prog, [bad] * 17 + [good] * 5 + [bad6] * 4)
+    send_counted(veth_ns, prog, [bad] * 17 + [good] * 5 + [bad6] * 4)
     c = prog.counters()
     assert c.dropped_rule == 21 and c.passed == 5
     hits = prog.rule_hits()
@@ -48,7 +40,7 @@ def test_deny_cidr_then_remove(veth_ns: VethNs, make_xdp: Callable[..., XdpProgr
 
     assert prog.rules.apply(RuleSet([])) == {"added": 0, "changed": 0, "removed": 2}
     assert prog.rule_hits() == {} and prog.rules.count() == 0
-    _send(veth_ns, prog, [bad] * 3 + [bad6] * 2)
+    send_counted(veth_ns, prog, [bad] * 3 + [bad6] * 2)
     c = prog.counters()
     assert c.dropped_rule == 21 and c.passed == 10
 
@@ -67,7 +59,7 @@ def test_port_proto_and_allow_over_default_deny(veth_ns: VethNs,
     dns = build_frame(FrameSpec(proto="udp", dport=53))
     web = build_frame(FrameSpec(proto="tcp", dport=443))
     from_5000 = build_frame(FrameSpec(proto="udp", sport=5000, dport=9))
-    _send(veth_ns, prog, [telnet] * 3 + [ping] * 2 + [dns] * 4 + [web] * 5 + [from_5000] * 6)
+    send_counted(veth_ns, prog, [telnet] * 3 + [ping] * 2 + [dns] * 4 + [web] * 5 + [from_5000] * 6)
     hits = prog.rule_hits()
     assert [hits[i].packets for i in (1, 2, 3, 4)] == [3, 2, 4, 6]
     c = prog.counters()
@@ -75,14 +67,14 @@ def test_port_proto_and_allow_over_default_deny(veth_ns: VethNs,
 
     # default deny: only the allow rule's traffic gets through
     prog.set_config(default_action="deny")
-    _send(veth_ns, prog, [dns] * 2 + [web] * 3)
+    send_counted(veth_ns, prog, [dns] * 2 + [web] * 3)
     c = prog.counters()
     assert c.dropped_default == 3 and c.passed == 11
     assert prog.rule_hits()[3].packets == 6
 
     # changing a rule's action in place is a "changed" entry and takes effect immediately
     assert prog.rules.apply(RuleSet([Rule(3, "deny", proto="udp", port=53)]))["changed"] == 1
-    _send(veth_ns, prog, [dns])
+    send_counted(veth_ns, prog, [dns])
     assert prog.counters().dropped_rule == 12
 
 
@@ -91,11 +83,11 @@ def test_tap_mode_without_socket_passes_and_counts(veth_ns: VethNs,
     prog = make_xdp(veth_ns.pair.host, mode="tap")
     assert prog.config().mode == 1
     frame = build_frame(FrameSpec(proto="udp"))
-    _send(veth_ns, prog, [frame] * 8)
+    send_counted(veth_ns, prog, [frame] * 8)
     c = prog.counters()
     assert c.redirect_no_socket == 8 and c.passed == 8 and c.redirected == 0
     prog.set_config(sample_n=4)
-    _send(veth_ns, prog, [frame] * 8)
+    send_counted(veth_ns, prog, [frame] * 8)
     c = prog.counters()
     # 1-in-4 is kept per CPU (per-CPU counter): of 8 frames at most 3 are not sampled out
     assert c.sampled_out + (c.redirect_no_socket - 8) == 8 and c.sampled_out >= 5
@@ -132,7 +124,7 @@ def test_truncated_frame_cannot_slip_past_a_deny(veth_ns: VethNs,
     v6 = build_frame(FrameSpec(src="2001:db8:6::1", dst="fd00::1", proto="udp",
                                ipv6_ext=(60,)))
     v6_cut = v6[:14 + 4] + (4).to_bytes(2, "big") + v6[20:14 + 40 + 4]  # ext header cut short
-    _send(veth_ns, prog, [v4_cut] * 3 + [v6_cut] * 2)
+    send_counted(veth_ns, prog, [v4_cut] * 3 + [v6_cut] * 2)
     c = prog.counters()
     assert c.mal_l4_truncated == 3 and c.mal_ipv6_ext_truncated == 2
     assert c.dropped_rule == 5 and c.passed == 0
@@ -157,7 +149,7 @@ def test_nested_ipv4_prefixes_longest_match_wins(veth_ns: VethNs,
         frames += [build_frame(FrameSpec(src=source, dst="198.51.100.1", proto="udp"))] * n
     frames += [build_frame(FrameSpec(src="198.51.100.9", dst="203.0.113.14", proto="tcp"))] * 7
     frames += [build_frame(FrameSpec(src="198.51.100.9", dst="203.0.113.16", proto="tcp"))] * 2
-    _send(veth_ns, prog, frames)
+    send_counted(veth_ns, prog, frames)
     hits = prog.rule_hits()
     assert {rule: hits[rule].packets for rule in range(1, 7)} == {1: 1, 2: 2, 3: 3, 4: 4, 5: 5,
                                                                   6: 7}
@@ -178,7 +170,7 @@ def test_cidr_index_overflow_uses_the_trie(veth_ns: VethNs,
     last = build_frame(FrameSpec(src=f"10.{((count - 1) >> 8) & 255}.{(count - 1) & 255}.7",
                                  dst="198.51.100.1", proto="udp"))
     neighbour = build_frame(FrameSpec(src="10.0.0.8", dst="198.51.100.1", proto="udp"))
-    _send(veth_ns, prog, [first] * 3 + [last] * 4 + [neighbour] * 2)
+    send_counted(veth_ns, prog, [first] * 3 + [last] * 4 + [neighbour] * 2)
     hits = prog.rule_hits()
     assert hits[1].packets == 3 and hits[count].packets == 4
     assert prog.counters().dropped_rule == 7 and prog.counters().passed == 2
@@ -193,11 +185,11 @@ def test_reattach_rebuilds_a_missing_cidr_index(veth_ns: VethNs,
     assert level1.read_words().any()
     level1.update((0).to_bytes(4, "little"), bytes(level1.value_size))  # as old pins left it
     bad = build_frame(FrameSpec(src="192.0.2.1", dst="198.51.100.1", proto="udp"))
-    _send(veth_ns, prog, [bad])
+    send_counted(veth_ns, prog, [bad])
     assert prog.counters().dropped_rule == 0  # the index is what the kernel reads
     again = XdpProgram.attach(veth_ns.pair.host, mode="inline")
     try:
-        _send(veth_ns, again, [bad] * 2)
+        send_counted(veth_ns, again, [bad] * 2)
         assert again.counters().dropped_rule == 2 and again.rule_hits()[3].packets == 2
     finally:
         again.close()
@@ -228,23 +220,10 @@ def test_flood_fast_path_agrees_with_the_general_path(
     mix = [frame for frame, n in zip(frames, counts, strict=True) for _ in range(n)]
 
     def run(rules: list[Rule]) -> tuple[dict[str, int], dict[int, int]]:
-        prog.rules.apply(RuleSet(rules))
-        before_c = prog.counters().as_dict()
-        before_h = {rule: hit.packets for rule, hit in prog.rule_hits().items()}
-        _send(veth_ns, prog, mix)
-        after_c = prog.counters().as_dict()
-        hits = {rule: hit.packets - before_h.get(rule, 0)
-                for rule, hit in prog.rule_hits().items()}
-        return {k: after_c[k] - before_c[k] for k in after_c if k != "ifindex"}, hits
+        return run_rules(veth_ns, prog, rules, mix)
 
     def fast_pairs() -> dict[str, int]:  # what the kernel counted on the fast path only
-        counters = prog.map("floe_counters")
-        raw = counters.lookup((prog.ifindex % FLOE_MAX_IFACES).to_bytes(4, "little"))
-        assert raw is not None
-        ncpus = counters.ncpus
-        words = np.frombuffer(raw, dtype=np.uint64).reshape(ncpus, -1).sum(axis=0)
-        return {name: int(words[COUNTER_FIELDS.index(name)])
-                for name in COUNTER_FIELDS if name.startswith("fast_")}
+        return fast_counters(prog, "fast_")
 
     def pair(*taken: int) -> tuple[int, int]:  # (packets, bytes) of these frames x counts
         return (sum(counts[i] for i in taken), sum(counts[i] * len(frames[i]) for i in taken))

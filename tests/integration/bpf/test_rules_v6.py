@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from dataplane.bpf import Rule, RuleSet, XdpProgram
-from dataplane.bpf.layout import COUNTER_FIELDS, FLOE_MAX_IFACES, FLOE_V6_LENS_TRIE, V6Lens
+from dataplane.bpf.layout import FLOE_V6_LENS_TRIE, V6Lens
 from dataplane.bpf.v6_index import SLOT_DTYPE, TOMB
-from dataplane.trafficgen import AfPacketSender, FrameSpec, build_frame
-from tests.support.topology import VethNs, wait_until
+from dataplane.trafficgen import FrameSpec, build_frame
+from tests.integration.bpf.ruleruns import fast_counters, run_rules, send_counted
+from tests.support.topology import VethNs
 
 pytestmark = pytest.mark.root
 
@@ -28,20 +29,13 @@ CASES = [("2001:db8:7::1", "fd00::1", 1, False), ("2001:db8:1:7::1", "fd00::1", 
          ("2001:db8:1:2::1", "2001:db8:ffff::5", 5, True), ("fd00::7", "fd00::1", 0, False)]
 
 
-def _send(veth_ns: VethNs, prog: XdpProgram, frames: list[bytes]) -> None:
-    before = prog.counters().packets
-    with AfPacketSender(veth_ns.pair.peer, veth_ns.namespace) as sender:
-        assert sender.send(frames) == len(frames)
-    assert wait_until(lambda: prog.counters().packets >= before + len(frames))
-
-
 def _verdicts(veth_ns: VethNs, prog: XdpProgram, proto: str) -> list[tuple[int, bool]]:
     """(rule credited, dropped) per case, one frame each, read from the counters and hits."""
     out = []
     for src, dst, _rule, _drop in CASES:
         hits = {r: h.packets for r, h in prog.rule_hits().items()}
         dropped = prog.counters().dropped
-        _send(veth_ns, prog, [build_frame(FrameSpec(src=src, dst=dst, proto=proto))])
+        send_counted(veth_ns, prog, [build_frame(FrameSpec(src=src, dst=dst, proto=proto))])
         credited = [r for r, h in prog.rule_hits().items() if h.packets != hits.get(r, 0)]
         out.append((credited[0] if credited else 0, prog.counters().dropped > dropped))
     return out
@@ -103,22 +97,10 @@ def test_v6_fast_path_agrees_with_the_general_path(
     mix = [frame for frame, n in zip(frames, counts, strict=True) for _ in range(n)]
 
     def run(rules: list[Rule]) -> tuple[dict[str, int], dict[int, int]]:
-        prog.rules.apply(RuleSet(rules))
-        before_c = prog.counters().as_dict()
-        before_h = {rule: hit.packets for rule, hit in prog.rule_hits().items()}
-        _send(veth_ns, prog, mix)
-        after_c = prog.counters().as_dict()
-        hits = {rule: hit.packets - before_h.get(rule, 0)
-                for rule, hit in prog.rule_hits().items()}
-        return {k: after_c[k] - before_c[k] for k in after_c if k != "ifindex"}, hits
+        return run_rules(veth_ns, prog, rules, mix)
 
     def fast6() -> dict[str, int]:
-        counters = prog.map("floe_counters")
-        raw = counters.lookup((prog.ifindex % FLOE_MAX_IFACES).to_bytes(4, "little"))
-        assert raw is not None
-        words = np.frombuffer(raw, dtype=np.uint64).reshape(counters.ncpus, -1).sum(axis=0)
-        return {name: int(words[COUNTER_FIELDS.index(name)])
-                for name in COUNTER_FIELDS if name.startswith("fast")}
+        return fast_counters(prog, "fast")
 
     def pair(*taken: int) -> tuple[int, int]:
         return (sum(counts[i] for i in taken), sum(counts[i] * len(frames[i]) for i in taken))

@@ -26,6 +26,7 @@ from typing import Any
 
 import grpc
 import httpx
+import pytest_asyncio
 
 from floe.dataplane.v1 import uplink_pb2 as up
 from floe.dataplane.v1 import uplink_pb2_grpc
@@ -256,3 +257,18 @@ def restart(server: FloeServer, env: dict[str, str] | None = None) -> FloeServer
 def since_now() -> str:
     """A --since that includes everything from now on (RFC 3339, a second of slack)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+
+
+async def running_cluster() -> AsyncIterator[Cluster]:
+    """A started Cluster, closed at teardown whatever happened."""
+    running = await Cluster.start()
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+# One control plane per module for tests that only read; test_follow.py, whose tests restart
+# the server, overrides it with one per test.
+cluster = pytest_asyncio.fixture(loop_scope="module", scope="module", name="cluster")(
+    running_cluster)

@@ -5,24 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from tests.integration.observe.conftest import Cluster, Observer, flow, restart, since_now
+from tests.integration.observe.conftest import (
+    Cluster,
+    Observer,
+    flow,
+    restart,
+    running_cluster,
+    since_now,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def cluster() -> AsyncIterator[Cluster]:
-    running = await Cluster.start()
-    try:
-        yield running
-    finally:
-        await running.close()
+# One control plane per test: these tests restart it.
+cluster = pytest_asyncio.fixture(loop_scope="module", name="cluster")(running_cluster)
 
 
 def flow_ports(observer: Observer) -> list[int]:

@@ -5,10 +5,8 @@ terminal. Driven as the attacker would: a real uplink stream with the node's own
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from floe.dataplane.v1 import uplink_pb2 as up
 from tests.integration.observe.conftest import NODE, Cluster, Uplink, flow
@@ -19,15 +17,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 # a right-to-left override, a bell.
 HOSTILE = "eth0\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[1A\x1b[2K\x9b31m\u202ex"
 CONTROLS = {"\x1b", "\x07", "\x9b", "\u202e"}
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def cluster() -> AsyncIterator[Cluster]:
-    running = await Cluster.start()
-    try:
-        yield running
-    finally:
-        await running.close()
 
 
 async def test_hostile_names_are_escaped_in_every_format(cluster: Cluster) -> None:

@@ -10,11 +10,9 @@ import io
 import json
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-import pytest_asyncio
 from google.protobuf import json_format
 
 from floe.observer.v1 import observer_pb2 as pb
@@ -22,15 +20,6 @@ from tests.integration.observe.conftest import NODE, Cluster, flow
 from tests.support.server import PYTHON, REPO_ROOT
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def cluster() -> AsyncIterator[Cluster]:
-    running = await Cluster.start()
-    try:
-        yield running
-    finally:
-        await running.close()
 
 
 def flows_of(lines: list[dict[str, object]]) -> list[dict[str, object]]:

@@ -5,7 +5,8 @@ import { useEffect } from 'react'
 import { Link } from 'react-router-dom'
 import { Card } from '@/components/ui/Card'
 import { EmptyState } from '@/components/ui/Feedback'
-import { Table, td, th, Time } from '@/components/ui/Misc'
+import { FlowTableHead } from '@/components/FlowTableHead'
+import { Table, td, Time } from '@/components/ui/Misc'
 import { endpoint, formatBytes, formatCount, protocolName } from '@/lib/format'
 import { MAX_FLOW_ROWS } from '@/lib/stream/flows'
 import { getStream, useFlowFeed } from '@/lib/stream/store'
@@ -38,16 +39,7 @@ export function LiveFlows({ paused }: { paused: boolean }) {
         <EmptyState title="No flows yet">Flows appear when a tap, afpacket or pcap dataplane sees traffic.</EmptyState>
       ) : (
         <Table caption="Newest flows">
-          <thead>
-            <tr>
-              <th scope="col" className={th}>Last seen</th>
-              <th scope="col" className={th}>Source</th>
-              <th scope="col" className={th}>Destination</th>
-              <th scope="col" className={th}>Proto</th>
-              <th scope="col" className={`${th} text-right`}>Packets</th>
-              <th scope="col" className={`${th} text-right`}>Bytes</th>
-            </tr>
-          </thead>
+          <FlowTableHead />
           <tbody className="divide-y divide-slate-700" data-testid="live-flows">
             {/* Keyed by position: at 1,000 new flows a second every row changes, and updating
                 15 rows' text in place is cheaper than removing and creating them. */}

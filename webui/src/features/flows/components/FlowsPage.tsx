@@ -11,7 +11,8 @@ import { Button } from '@/components/ui/Button'
 import { Card } from '@/components/ui/Card'
 import { EmptyState, ErrorNotice, Notice, TableSkeleton } from '@/components/ui/Feedback'
 import { SelectField } from '@/components/ui/Field'
-import { PageHeader, Table, td, th, Time } from '@/components/ui/Misc'
+import { FlowTableHead } from '@/components/FlowTableHead'
+import { PageHeader, Table, td, Time } from '@/components/ui/Misc'
 import { useAuth } from '@/lib/auth'
 import { endpoint, formatBytes, formatCount, protocolName } from '@/lib/format'
 import { FLOW_FILTER_FIELDS, MAX_FLOW_ROWS, type FlowFeedState, type FlowQuery } from '@/lib/stream/flows'
@@ -165,18 +166,7 @@ export default function FlowsPage() {
           </EmptyState>
         ) : (
           <Table caption="Flows, newest first">
-            <thead>
-              <tr>
-                <th scope="col" className={th}>Last seen</th>
-                <th scope="col" className={th}>Source</th>
-                <th scope="col" className={th}>Destination</th>
-                <th scope="col" className={th}>Proto</th>
-                <th scope="col" className={`${th} text-right`}>Packets</th>
-                <th scope="col" className={`${th} text-right`}>Bytes</th>
-                <th scope="col" className={th}>State</th>
-                <th scope="col" className={th}>Node / if</th>
-              </tr>
-            </thead>
+            <FlowTableHead extra={['State', 'Node / if']} />
             <tbody className="divide-y divide-slate-700" data-testid="flows-body">
               {shown.map((f) => (
                 <tr key={f.key} className="cursor-pointer hover:bg-slate-800" onClick={() => setSelected(f)}>
