@@ -321,7 +321,7 @@ class UplinkService:
         node_id = hello.node_id
         current = self.sessions.get(node_id)
         if current is None:
-            return None
+            return self._claim_relayed(hello, subject, peer)
         silent = time.monotonic() - current.heard
         if current.instance_id == hello.instance_id and current.principal == subject:
             why = f"the same dataplane (instance {hello.instance_id}) reconnected from {peer}"
@@ -346,6 +346,32 @@ class UplinkService:
         current.replaced.set()
         self.state.node(node_id).takeovers += 1
         return None
+
+    def _claim_relayed(self, hello: Any, subject: str, peer: str) -> _Refusal | None:
+        """One node, one stream across control-plane instances too: a node whose live stream
+        is on another instance (relayed, app.cluster) is refused here on the same terms,
+        unless the Hello is from the same dataplane process (its stream broke and the load
+        balancer sent it here) or the node has been silent for INGEST_TAKEOVER_GRACE."""
+        node = self.state.nodes.get(hello.node_id)
+        if node is None or not node.connected or not node.control_plane:
+            return None
+        silent = time.time() - node.last_seen
+        if ((node.instance_id == hello.instance_id and node.principal == subject)
+                or silent >= self.takeover_grace):
+            log.warning("dataplane %s from %s takes over the stream on control-plane instance "
+                        "%s", hello.node_id, peer, node.control_plane)
+            return None
+        self.state.refuse(hello.node_id, "node_in_use")
+        log.info("dataplane %s from %s refused: the node is connected to control-plane "
+                 "instance %s", hello.node_id, peer, node.control_plane)
+        return _Refusal(
+            grpc.StatusCode.ALREADY_EXISTS,
+            f"node {hello.node_id!r} is already connected to control-plane instance "
+            f"{node.control_plane} from {node.peer} since {_utc(node.connected_since)} "
+            f"(instance {node.instance_id}, last heard {silent:.1f} s ago); a second "
+            "dataplane may not take it over: give this one its own node id (--node-id or "
+            f"FLOE_NODE_ID) or stop the other. A stream silent for "
+            f"INGEST_TAKEOVER_GRACE={self.takeover_grace:g} s is replaced")
 
     def _connected(self, hello: Any, subject: str, peer: str, since: float,
                    control_plane: str = "") -> Any:

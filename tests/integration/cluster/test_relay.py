@@ -28,7 +28,7 @@ import websockets
 from floe.dataplane.v1 import uplink_pb2 as pb
 from floe.observer.v1 import observer_pb2 as opb
 from floe.observer.v1 import observer_pb2_grpc
-from tests.integration.uplink.real import ADMIN, mint_key, open_stream
+from tests.integration.uplink.real import ADMIN, connect, mint_key, open_stream
 from tests.support.databases import fresh_database
 from tests.support.redis_server import RedisServer, redis_available
 from tests.support.server import FloeServer
@@ -85,8 +85,8 @@ async def cluster(database: dict[str, str]) -> AsyncIterator[Cluster]:
         server.stop()
 
 
-def hello(node: str) -> Any:
-    return pb.Hello(node_id=node, instance_id=uuid.uuid4().hex, version="test",
+def hello(node: str, instance: str = "") -> Any:
+    return pb.Hello(node_id=node, instance_id=instance or uuid.uuid4().hex, version="test",
                     interfaces=[pb.InterfaceInfo(name="veth0", mode=pb.MODE_TAP,
                                                  attach_mode=pb.ATTACH_MODE_NATIVE)],
                     capabilities=["rules"])
@@ -115,9 +115,10 @@ class Dataplane:
         self.rule_sets: list[Any] = []
 
     @classmethod
-    async def open(cls, server: FloeServer, key: str, node: str) -> Dataplane:
+    async def open(cls, server: FloeServer, key: str, node: str,
+                   instance: str = "") -> Dataplane:
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")
-        return cls(channel, await open_stream(channel, key, hello(node)))
+        return cls(channel, await open_stream(channel, key, hello(node, instance)))
 
     async def read(self) -> Any:
         message = await asyncio.wait_for(self.call.read(), 10)
@@ -353,6 +354,31 @@ async def test_entries_trimmed_before_b_read_them_are_counted(cluster: Cluster) 
     assert lost["entries"] > before["entries"]
     assert 0 < lost["flow_records"] - before["flow_records"] <= 400
     await dataplane.close()
+
+
+async def test_one_node_one_stream_across_instances(cluster: Cluster) -> None:
+    """Another dataplane may not take a node live on A by connecting to B; the same
+    dataplane process reconnecting through B (its stream to A broke) resumes where A was."""
+    instance = uuid.uuid4().hex
+    first = await Dataplane.open(cluster.a, cluster.key, "relay-claim", instance)
+    for seq in (1, 2, 3):
+        await first.send(seq, packets=seq)
+    await eventually(lambda: _is(cluster, cluster.b, "relay-claim", 3))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{cluster.b.grpc_port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await open_stream(channel, cluster.key, hello("relay-claim"))
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "control-plane instance" in (refused.value.details() or "")
+    await first.channel.close()  # the stream to A breaks; the same process comes to B
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{cluster.b.grpc_port}") as channel:
+        call = connect(channel, cluster.key)
+        await call.write(pb.UplinkMessage(hello=hello("relay-claim", instance)))
+        welcome = await asyncio.wait_for(call.read(), 10)
+        assert welcome.welcome.last_applied_seq == 3  # B applied them from the relay
+        await call.write(pb.UplinkMessage(batch=pb.Batch(seq=4, counters=[counters(4)])))
+        await eventually(lambda: _is(cluster, cluster.b, "relay-claim", 4))
+        await eventually(lambda: _is(cluster, cluster.a, "relay-claim", 4))
+        await call.done_writing()
 
 
 async def test_node_of_a_silent_instance_shows_disconnected_on_b(cluster: Cluster) -> None:
