@@ -76,6 +76,15 @@ def init_app(app: Quart) -> None:
     ingest.relay = relay
     ingest.state.relay = relay.status
     runtime.collectors.append(RelayCollector(relay))
+    exporter = runtime.components.get("ipfix")
+    if exporter is not None:  # IPFIX: each record once, from the instance holding the stream
+        state = ingest.state
+
+        def exports(node_id: str) -> bool:
+            node = state.nodes.get(node_id)
+            return node is None or not node.control_plane
+
+        exporter.queue.exports = exports
 
     @app.while_serving
     async def _relay_lifespan() -> AsyncGenerator[None, None]:
