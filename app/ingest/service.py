@@ -509,14 +509,27 @@ class UplinkService:
     def relayed_open(self, hello: Any, subject: str, peer: str, since: float,
                      control_plane: str) -> bool:
         """A node's stream is on instance `control_plane`: show it connected here too.
-        Ignored while this instance holds the node's stream itself (the local one wins);
-        False when the Hello is past a bound (counted)."""
-        if hello.node_id in self.sessions:
+
+        Ignored while this instance holds the node's stream itself (the local one wins) —
+        unless that local stream is of the same dataplane process and older: the process
+        has reconnected elsewhere, so the local stream is dead and is ended (ABORTED). An
+        announcement of a stream older than the one shown (an instance that has not yet
+        noticed its stream ended) is ignored too. False when ignored or past a bound."""
+        current = self.sessions.get(hello.node_id)
+        if current is not None:
+            if current.instance_id == hello.instance_id and since > current.since:
+                current.replaced_why = (f"node {hello.node_id!r}: this stream was replaced: "
+                                        "the same dataplane reconnected to control-plane "
+                                        f"instance {control_plane}")
+                current.replaced.set()
             return False
         node = self.state.nodes.get(hello.node_id)
-        if (node is not None and node.connected and node.control_plane == control_plane
-                and node.instance_id == hello.instance_id):
-            return True  # a heartbeat of what is known already
+        if node is not None and node.connected and node.control_plane:
+            if (node.control_plane == control_plane
+                    and node.instance_id == hello.instance_id):
+                return True  # a heartbeat of what is known already
+            if since < node.connected_since:
+                return False  # a stale stream on another instance
         if self.state.admit(hello) is not None:
             return False
         self._connected(hello, subject, peer, since, control_plane)
