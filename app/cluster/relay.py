@@ -139,9 +139,11 @@ class Relay:
     def closed(self, session: Session) -> None:
         self._enqueue("close", node=session.node_id, instance=session.instance_id)
 
-    def batch(self, node_id: str, instance_id: str, batch: Any) -> None:
-        self._enqueue("batch", node=node_id, instance=instance_id,
-                      data=batch.SerializeToString(), flows=len(batch.flows))
+    def batch(self, node_id: str, instance_id: str, batch: Any, raw: bytes) -> None:
+        """`raw`: the UplinkMessage as the dataplane sent it, forwarded without re-encoding."""
+        data = raw or pb.UplinkMessage(batch=batch).SerializeToString()
+        self._enqueue("batch", node=node_id, instance=instance_id, data=data,
+                      flows=len(batch.flows))
 
     def applied(self, node_id: str, applied: Any) -> None:
         self._enqueue("applied", node=node_id, data=applied.SerializeToString())
@@ -311,7 +313,10 @@ class Relay:
         service = self._service
         kind = entry.kind
         if kind == "batch":
-            batch = pb.Batch.FromString(entry.data)
+            message = pb.UplinkMessage.FromString(entry.data)
+            if message.WhichOneof("body") != "batch":
+                raise ValueError("a batch entry without a batch")
+            batch = message.batch
             if await service.apply_relayed(entry.node, entry.instance, batch):
                 self.stats.applied += 1
             self._heard(entry.node, entry.origin)

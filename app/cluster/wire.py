@@ -3,8 +3,9 @@
 Every entry names its origin (the control-plane instance that accepted the input), the
 origin's entry number `s` (consecutive per origin, so a reader sees every gap) and the
 cumulative count of flow records the origin had relayed up to and including this entry `f`
-(so a gap is also counted in flow records). The payload `d` is protobuf bytes exactly as the
-dataplane sent them (a `Batch`, `Hello` or `Applied`); `m` is a small JSON map.
+(so a gap is also counted in flow records). The payload `d` is protobuf bytes: for a batch
+the dataplane's `UplinkMessage` exactly as it arrived, else a `Hello` or `Applied`; `m` is a
+small JSON map.
 
 A reader trusts Redis as much as the database, but still decodes defensively: a field it
 cannot use makes the entry malformed (counted), never an exception in the reader.
@@ -22,8 +23,9 @@ from app.nodeid import valid_node_id
 
 __all__ = ["KINDS", "MAX_ORIGIN", "Entry", "WireError", "decode", "encode", "entry_size"]
 
-# batch: a dataplane Batch (n, i, d); open: a stream's Hello (n, i, d, m: peer, principal,
-# since); close: the stream ended (n, i); applied: a dataplane's Applied (n, d);
+# batch: a dataplane's UplinkMessage holding a Batch (n, i, d); open: a stream's Hello
+# (n, i, d, m: peer, principal, since); close: the stream ended (n, i); applied: a
+# dataplane's Applied (n, d);
 # alive: the origin's live streams and rule generation (m); rules: a generation committed (m)
 KINDS = frozenset({"batch", "open", "close", "applied", "alive", "rules"})
 MAX_ORIGIN = 64  # characters of an instance id

@@ -34,8 +34,8 @@ from app.types import Authenticator, Principal
 from floe.dataplane.v1 import uplink_pb2 as pb
 
 __all__ = [
-    "END_REASON_NAMES", "FLOW_STATE_NAMES", "REAUTH_SECONDS", "WRITE_SCOPE", "Session",
-    "UplinkRelay", "UplinkService",
+    "END_REASON_NAMES", "FLOW_STATE_NAMES", "REAUTH_SECONDS", "WRITE_SCOPE", "Received",
+    "Session", "UplinkRelay", "UplinkService", "parse_uplink", "received",
 ]
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,27 @@ class IngestListener(Protocol):
     def node(self, node_id: str, connected: bool, version: str, peer: str) -> None: ...
 
 
+@dataclass(slots=True, frozen=True)
+class Received:
+    """An uplink message with the bytes it arrived as: the relay forwards them as they are
+    (re-encoding a 16k-flow batch took ~11 ms of the event loop; parsing it, ~3 ms)."""
+
+    message: Any
+    raw: bytes
+
+
+def parse_uplink(raw: bytes) -> Received:
+    """The request deserializer of `Connect` (registered by `app.ingest`)."""
+    return Received(pb.UplinkMessage.FromString(raw), raw)
+
+
+def received(item: Any) -> tuple[Any, bytes]:
+    """(message, raw bytes) from what `context.read()` gave (a plain message: no bytes)."""
+    if isinstance(item, Received):
+        return item.message, item.raw
+    return item, b""
+
+
 class UplinkRelay(Protocol):
     """Told what this instance's own dataplane streams bring, so other control-plane
     instances can apply the same input (`app.cluster`); called on the event loop after the
@@ -140,7 +161,8 @@ class UplinkRelay(Protocol):
 
     def closed(self, session: Session) -> None: ...
 
-    def batch(self, node_id: str, instance_id: str, batch: Any) -> None: ...
+    def batch(self, node_id: str, instance_id: str, batch: Any, raw: bytes) -> None:
+        """`raw`: the UplinkMessage bytes as received (b"" when unknown)."""
 
     def applied(self, node_id: str, applied: Any) -> None: ...
 
@@ -228,7 +250,7 @@ class UplinkService:
         if refusal is not None or principal is None:
             await self._refuse(context, refusal or _UNAVAILABLE)
             raise AssertionError("unreachable")  # abort raises
-        first = await context.read()
+        first, _ = received(await context.read())
         if first is grpc.aio.EOF or first.WhichOneof("body") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be Hello")
         hello = first.hello
@@ -276,7 +298,7 @@ class UplinkService:
                     context: grpc.aio.ServicerContext[Any, Any]) -> _Refusal | None:
         """Apply and acknowledge batches until the client closes; a refusal ends it first."""
         while True:
-            message = await context.read()
+            message, raw = received(await context.read())
             if message is grpc.aio.EOF:
                 return None
             kind = message.WhichOneof("body")
@@ -288,7 +310,7 @@ class UplinkService:
                 applied = await self._apply(session.node_id, session.instance_id,
                                             message.batch)
                 if applied and self.relay is not None:
-                    self.relay.batch(session.node_id, session.instance_id, message.batch)
+                    self.relay.batch(session.node_id, session.instance_id, message.batch, raw)
                 await session.out.put(pb.DownlinkMessage(ack=pb.Ack(seq=message.batch.seq)))
             elif kind == "applied":
                 self.record_applied(session.node_id, message.applied)

@@ -28,8 +28,8 @@ def hello(node: str = "n1", instance: str = "i1") -> Any:
 def batch(seq: int, packets: int, flows: int = 0) -> bytes:
     records = [pb.FlowRecord(addr_a=bytes(16), addr_b=bytes(15) + b"\x01", port_a=n,
                              interface="eth0", first_seen_unix_ns=n + 1) for n in range(flows)]
-    return pb.Batch(seq=seq, flows=records, counters=[pb.CounterSnapshot(
-        interface="eth0", counter_epoch="e", values={"packets": packets})]).SerializeToString()
+    return pb.UplinkMessage(batch=pb.Batch(seq=seq, flows=records, counters=[pb.CounterSnapshot(
+        interface="eth0", counter_epoch="e", values={"packets": packets})])).SerializeToString()
 
 
 class Origin:
@@ -118,7 +118,7 @@ async def test_close_and_silence_show_the_node_disconnected(monkeypatch: Any) ->
 
 def test_publisher_queue_is_bounded_and_drops_counted() -> None:
     r = relay(queue_bytes=1 << 20, max_entry_bytes=1 << 20)
-    r.batch("n1", "i1", pb.Batch(seq=1, flows=[pb.FlowRecord(interface="x" * (1 << 20))]))
+    r.batch("n1", "i1", pb.Batch(seq=1, flows=[pb.FlowRecord(interface="x" * (1 << 20))]), b"")
     assert r.stats.unpublished["oversize"] == 1 and r.queued_count == 0
     for seq in range(1, 40):
         r.applied("n1", pb.Applied(generation=seq, error="e" * 100_000))
