@@ -285,6 +285,8 @@ class Relay:
         self.stats.received += 1
         self.stats.lags_ms.append(max(0.0, time.time() * 1000 - _id_tuple(entry_id)[0]))
         self._peers[entry.origin] = time.monotonic()
+        if len(self._peers) > _MAX_ORIGINS:  # forget the longest silent
+            del self._peers[min(self._peers, key=self._peers.__getitem__)]
         try:
             await self._dispatch(entry)
         except (DecodeError, ValueError, TypeError, KeyError) as error:
@@ -326,7 +328,8 @@ class Relay:
             service.relayed_close(entry.node, entry.origin)
             self._remote.pop(entry.node, None)
         elif kind == "applied":
-            if entry.node in service.state.nodes:
+            node = service.state.nodes.get(entry.node)
+            if node is not None and node.control_plane == entry.origin:  # not a stale one
                 service.record_applied(entry.node, pb.Applied.FromString(entry.data))
         elif kind == "alive":
             for item in entry.meta.get("nodes", []):

@@ -139,3 +139,40 @@ def test_a_node_of_an_instance_and_a_stale_announcement() -> None:
     service.sessions["n2"] = local
     assert not service.relayed_open(hello("n2", "i9"), "k", "p", now, "B")
     assert local.replaced.is_set() and "reconnected" in local.replaced_why
+
+
+class FakeStore:
+    """The rule store as the relay sees it: a current generation, and refresh()."""
+
+    def __init__(self, generation: int, stored: int) -> None:
+        self.generation, self.stored, self.refreshed = generation, stored, 0
+
+    def current(self) -> Any:
+        return self
+
+    async def refresh(self, generation: int) -> bool:
+        self.refreshed += 1
+        if self.stored > self.generation:
+            self.generation = self.stored
+            return True
+        return False
+
+
+async def test_rule_generations_seen_elsewhere_are_loaded_once() -> None:
+    store = FakeStore(generation=3, stored=5)
+    r = Relay("redis://unused", "s", UplinkService(IngestState(), lambda: None),
+              lambda: store, RelayLimits())  # type: ignore[arg-type, return-value]
+    origin = Origin()
+    await r._receive(b"1-0", origin.entry("alive", meta={"rg": 3, "nodes": []}))
+    assert r._rules_task is None  # nothing newer
+    await r._receive(b"2-0", origin.entry("rules", meta={"g": 5}))  # the notification
+    await r._receive(b"3-0", origin.entry("alive", meta={"rg": 5, "nodes": []}))
+    assert r._rules_task is not None
+    await r._rules_task
+    assert store.generation == 5 and store.refreshed == 1
+    # a notification lost: the next heartbeat carries the generation
+    store.stored = 6
+    await r._receive(b"4-0", origin.entry("alive", meta={"rg": 6, "nodes": []}))
+    assert r._rules_task is not None
+    await r._rules_task
+    assert store.generation == 6 and store.refreshed == 2
