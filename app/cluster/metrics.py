@@ -31,6 +31,11 @@ class RelayCollector(Collector):
         entries.add_metric(("malformed",), stats.malformed)
         entries.add_metric(("oversize",), stats.oversize)
         yield entries
+        yield CounterMetricFamily("floe_relay_unpublished_batches", "Dataplane batches this "
+                                  "instance accepted but could not relay",
+                                  stats.unpublished_batches)
+        yield CounterMetricFamily("floe_relay_unpublished_flow_records", "Flow records of "
+                                  "those batches", stats.unpublished_flow_records)
         yield CounterMetricFamily("floe_relay_lost_flow_records", "Flow records of other "
                                   "instances' dataplanes this instance never received",
                                   stats.lost_flow_records)

@@ -79,6 +79,8 @@ class RelayStats:
     published: int = 0
     unpublished: dict[str, int] = field(
         default_factory=lambda: {"queue_full": 0, "oversize": 0, "redis_error": 0})
+    unpublished_batches: int = 0  # of those entries, dataplane batches
+    unpublished_flow_records: int = 0  # and the flow records they carried
     received: int = 0  # entries of other instances read
     applied: int = 0  # of those, batches this instance applied (not duplicates)
     lost_entries: int = 0  # entries of other instances this one never got
@@ -162,16 +164,23 @@ class Relay:
                               meta=meta or {}, flow_count=flows))
         size = entry_size(fields)
         if size > self.limits.max_entry_bytes:
-            self.stats.unpublished["oversize"] += 1
+            self._unpublished(fields, "oversize")
             return
         self._queue.append((fields, size))
         self._drained.clear()
         self._queued_bytes += size
         while self._queued_bytes > self.limits.queue_bytes:  # the oldest go first
-            _, dropped = self._queue.popleft()
-            self._queued_bytes -= dropped
-            self.stats.unpublished["queue_full"] += 1
+            dropped, dropped_size = self._queue.popleft()
+            self._queued_bytes -= dropped_size
+            self._unpublished(dropped, "queue_full")
         self._wake.set()
+
+    def _unpublished(self, fields: dict[bytes, bytes], reason: str) -> None:
+        stats = self.stats
+        stats.unpublished[reason] += 1
+        if fields.get(b"k") == b"batch":
+            stats.unpublished_batches += 1
+            stats.unpublished_flow_records += int(fields.get(b"c", b"0"))
 
     def _take(self) -> list[dict[bytes, bytes]]:
         out: list[dict[bytes, bytes]] = []
@@ -203,7 +212,8 @@ class Relay:
             except (RedisError, OSError) as error:
                 # Counted: readers see the gap; counters heal with the next batch that gets
                 # through, flow records of these entries are lost.
-                self.stats.unpublished["redis_error"] += len(entries)
+                for fields in entries:
+                    self._unpublished(fields, "redis_error")
                 log.warning("relay: %d entries not published (%s); retrying in %.1f s",
                             len(entries), error, delay)
                 await asyncio.sleep(delay)
@@ -434,7 +444,9 @@ class Relay:
             "peers": len(self._peers),
             "stream_maxlen": self.limits.stream_maxlen,
             "published": stats.published,
-            "unpublished": dict(stats.unpublished),
+            "unpublished": dict(stats.unpublished),  # entries, by reason
+            "unpublished_batches": stats.unpublished_batches,
+            "unpublished_flow_records": stats.unpublished_flow_records,
             "queued": len(self._queue),
             "received": stats.received,
             "batches_applied": stats.applied,

@@ -323,6 +323,7 @@ async def test_redis_restart_is_counted_and_counters_heal(cluster: Cluster) -> N
     relay_a = (await cluster.get(cluster.a, "/api/v2/stats/summary"))["relay"]
     relay_b = (await cluster.get(cluster.b, "/api/v2/stats/summary"))["relay"]
     assert relay_a["unpublished"]["redis_error"] >= 3  # A counts what it could not publish
+    assert relay_a["unpublished_batches"] == 3 and relay_a["unpublished_flow_records"] == 3
     lost = relay_b["lost"]
     assert lost["entries"] - before_b["lost"]["entries"] >= 3  # B counts what it never got
     assert lost["flow_records"] - before_b["lost"]["flow_records"] == 3  # seqs 4-6: one each

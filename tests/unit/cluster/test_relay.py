@@ -120,6 +120,7 @@ def test_publisher_queue_is_bounded_and_drops_counted() -> None:
     r = relay(queue_bytes=1 << 20, max_entry_bytes=1 << 20)
     r.batch("n1", "i1", pb.Batch(seq=1, flows=[pb.FlowRecord(interface="x" * (1 << 20))]), b"")
     assert r.stats.unpublished["oversize"] == 1 and r.queued_count == 0
+    assert (r.stats.unpublished_batches, r.stats.unpublished_flow_records) == (1, 1)
     for seq in range(1, 40):
         r.applied("n1", pb.Applied(generation=seq, error="e" * 100_000))
     assert r.stats.unpublished["queue_full"] > 0
