@@ -362,7 +362,10 @@ class Relay:
             self._heard(hello.node_id, origin)
 
     def _heard(self, node_id: str, origin: str) -> None:
-        if node_id in self._service.state.nodes:  # bounded by INGEST_MAX_NODES
+        """`origin` spoke for the node; tracked only while it holds the node's stream (so
+        bounded by INGEST_MAX_NODES, and a stale instance cannot keep a node alive)."""
+        node = self._service.state.nodes.get(node_id)
+        if node is not None and node.control_plane == origin:
             self._remote[node_id] = (origin, time.monotonic())
 
     # -- rules -----------------------------------------------------------------------------
