@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -113,7 +114,9 @@ class Relay:
         self._service = service
         self._rules = rules
         self.limits = limits
-        self.instance = secrets.token_hex(8)  # this control-plane process
+        # This control-plane process, as /nodes names it (control_plane): host + random.
+        host = "".join(c for c in socket.gethostname() if c.isalnum() or c in ".-")[:40]
+        self.instance = f"{host or 'floe'}-{secrets.token_hex(4)}"
         self.stats = RelayStats()
         self.connected = False  # the reader's view of Redis
         self._redis: aioredis.Redis | None = None
