@@ -134,6 +134,8 @@ class Relay:
         self._rules_wanted = 0
         self._rules_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Seconds the stream outlives its last write (heartbeats renew it every second).
+        self._expiry = max(60, int(10 * limits.node_ttl_seconds))
 
     # -- UplinkRelay: this instance's own streams -----------------------------------------
     def opened(self, session: Session) -> None:
@@ -209,6 +211,8 @@ class Relay:
                     for fields in entries:
                         pipe.xadd(self.stream, fields,  # type: ignore[arg-type]
                                   maxlen=self.limits.stream_maxlen, approximate=True)
+                    # A deployment whose instances are all gone leaves no stream behind.
+                    pipe.expire(self.stream, self._expiry)
                     await pipe.execute()
                 self.stats.published += len(entries)
                 delay = 0.2
