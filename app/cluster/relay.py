@@ -432,8 +432,11 @@ class Relay:
 
     async def _heartbeat(self) -> None:
         while True:
-            self._alive()
-            self._expire()
+            try:
+                self._alive()
+                self._expire()
+            except Exception:  # a failing listener must not stop the heartbeat
+                log.exception("relay: heartbeat failed")
             await asyncio.sleep(self.limits.heartbeat_seconds)
 
     # -- figures ---------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class Cluster:
     redis: RedisServer
     token: str  # the default admin's access token (valid on both: one database, one key)
     key: str  # a dataplane:write key bound to every node id
+    env: dict[str, str] = field(default_factory=dict)  # what A and B were started with
     http: dict[str, httpx.AsyncClient] = field(default_factory=dict)
 
     async def get(self, server: FloeServer, path: str) -> Any:
@@ -70,7 +71,7 @@ async def cluster(database: dict[str, str]) -> AsyncIterator[Cluster]:
     try:
         login = httpx.post(a.url("/api/v2/auth/login"), json=ADMIN, timeout=30)
         token = login.json()["data"]["access_token"]
-        cluster = Cluster(a, b, server, token, mint_key(a, ["dataplane:write"]))
+        cluster = Cluster(a, b, server, token, mint_key(a, ["dataplane:write"]), env)
         for srv in (a, b):
             cluster.http[srv.url("")] = httpx.AsyncClient(
                 base_url=srv.url(""), timeout=30, headers={"Authorization": f"Bearer {token}"})
@@ -355,6 +356,39 @@ async def test_entries_trimmed_before_b_read_them_are_counted(cluster: Cluster) 
     assert lost["entries"] > before["entries"]
     assert 0 < lost["flow_records"] - before["flow_records"] <= 400
     await dataplane.close()
+
+
+async def test_an_instance_started_later_learns_nodes_and_rules(cluster: Cluster) -> None:
+    """C starts while a node is live on A: the heartbeat tells it the node (with its
+    interfaces), the next batch the exact totals; it loaded the rules at start-up."""
+    dataplane = await Dataplane.open(cluster.a, cluster.key, "relay-late")
+    await dataplane.send(1, packets=10)
+    c = await asyncio.to_thread(FloeServer.start, env=cluster.env, timeout=60)
+    try:
+        cluster.http[c.url("")] = httpx.AsyncClient(
+            base_url=c.url(""), timeout=30, headers={"Authorization": f"Bearer {cluster.token}"})
+
+        async def known_on_c() -> bool:
+            node = await node_on(cluster, c, "relay-late")
+            return node is not None and node["connected"] and node["interfaces"] == [
+                {"name": "veth0", "mode": "tap", "attach_mode": "native",
+                 "xsk_mode": "unspecified"}]
+
+        await eventually(known_on_c, 15)
+        await dataplane.send(2, packets=20)
+        await eventually(lambda: _is(cluster, c, "relay-late", 20))
+        rules_a = await cluster.get(cluster.a, "/api/v2/rules")
+        assert (await cluster.get(c, "/api/v2/rules"))["generation"] == rules_a["generation"]
+
+        async def hears_both() -> bool:  # A and B, each within a heartbeat
+            return (await cluster.get(c, "/api/v2/stats/summary"))["relay"]["peers"] == 2
+
+        await eventually(hears_both)
+    finally:
+        await cluster.http.pop(c.url("")).aclose()
+        await asyncio.to_thread(c.stop)
+        c.cleanup()
+        await dataplane.close()
 
 
 async def test_one_node_one_stream_across_instances(cluster: Cluster) -> None:
