@@ -53,7 +53,7 @@ __all__ = ["Relay", "RelayLimits", "RelayStats"]
 
 log = logging.getLogger(__name__)
 
-_RETRY_MAX = 5.0
+_RETRY_MAX = 2.0  # s between attempts at most: resume soon once Redis is back
 _READ_COUNT = 16  # entries per XREAD: at most 16 x FLOE_RELAY_MAX_ENTRY_BYTES held at once
 _BLOCK_MS = 1000
 _PIPELINE_BYTES = 8 << 20  # entries sent per round trip, at most
