@@ -208,7 +208,20 @@ async def test_websocket_on_b_streams_a_node(cluster: Cluster) -> None:
                 found = interface(message["data"], "relay-ws")
                 if found is not None and found["packets"] == 4242:
                     seen = found
-    assert seen["bytes"] == 424_200
+        assert seen["bytes"] == 424_200
+        # a flow subscription on B follows the flows A's dataplane sends
+        await ws.send(orjson.dumps({"type": "subscribe", "id": "f", "topic": "flows",
+                                    "filter": {"allow": [{"node": ["relay-ws"]}]}}).decode())
+        while orjson.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "subscribed":
+            pass
+        await dataplane.send(2, packets=4243, flows=2)
+        ports: list[int] = []
+        while len(ports) < 2:
+            assert time.monotonic() < deadline + 10, "no flows on B's stream"
+            message = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+            if message["type"] == "flows":
+                ports += [e["src_port"] for e in message["events"] if "src_port" in e]
+    assert sorted(ports) == [30200, 30201]
     await dataplane.close()
 
 
