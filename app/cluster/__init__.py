@@ -20,7 +20,9 @@ from app.cluster.relay import Relay, RelayLimits, RelayStats
 from app.config import Settings, extra_bool, extra_float, extra_int
 from app.ingest import get_ingest
 from app.ingest.rule_store import RuleStore
+from app.observer.events import append_lost
 from app.runtime import get_runtime
+from floe.observer.v1 import observer_pb2 as opb
 
 __all__ = ["Relay", "RelayLimits", "RelayStats", "get_relay", "init_app", "limits_from",
            "stream_for"]
@@ -76,6 +78,15 @@ def init_app(app: Quart) -> None:
     ingest.relay = relay
     ingest.state.relay = relay.status
     runtime.collectors.append(RelayCollector(relay))
+    observer = runtime.components.get("observer")
+    if observer is not None:  # flow followers learn what the relay lost, as a LostEvent
+
+        def lost(count: int, origin: str) -> None:
+            batch = append_lost(observer.ring, "", count,
+                                source=opb.LOST_EVENT_SOURCE_RELAY, detail=origin)
+            observer.fanout.publish(batch, observer.ring)
+
+        relay.on_lost = lost
     exporter = runtime.components.get("ipfix")
     if exporter is not None:  # IPFIX: each record once, from the instance holding the stream
         state = ingest.state

@@ -134,6 +134,9 @@ class Relay:
         self._rules_wanted = 0
         self._rules_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Told (flow records, origin) for each gap that lost flow records: the observer turns
+        # it into a LostEvent for the streams following flows here.
+        self.on_lost: Callable[[int, str], None] | None = None
         # Seconds the stream outlives its last write (heartbeats renew it every second).
         self._expiry = max(60, int(10 * limits.node_ttl_seconds))
 
@@ -319,9 +322,12 @@ class Relay:
             if entry.seq <= seq:
                 return False
             if entry.seq > seq + 1:
+                lost_flows = max(0, entry.flows - entry.flow_count - flows)
                 self.stats.lost_entries += entry.seq - seq - 1
-                self.stats.lost_flow_records += max(0, entry.flows - entry.flow_count - flows)
+                self.stats.lost_flow_records += lost_flows
                 self._service.state.changed()
+                if lost_flows and self.on_lost is not None:
+                    self.on_lost(lost_flows, entry.origin)
         self._origins[entry.origin] = (entry.seq, entry.flows)
         self._origins.move_to_end(entry.origin)
         while len(self._origins) > _MAX_ORIGINS:

@@ -309,6 +309,10 @@ async def test_freshness_a_batch_on_a_is_visible_on_b(cluster: Cluster) -> None:
     await dataplane.close()
 
 
+async def _true(value: Any) -> bool:
+    return bool(value)
+
+
 async def _is(cluster: Cluster, server: FloeServer, node: str, packets: int) -> bool:
     return await packets_on(cluster, server, node) == packets
 
@@ -319,6 +323,20 @@ async def test_redis_restart_is_counted_and_counters_heal(cluster: Cluster) -> N
         await dataplane.send(seq, packets=100 * seq, flows=1)
     await eventually(lambda: _is(cluster, cluster.b, "relay-restart", 300))
     before_b = (await cluster.get(cluster.b, "/api/v2/stats/summary"))["relay"]
+    # a flow follower on B: told what the relay lost, as a LostEvent
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{cluster.b.grpc_port}")
+    follow = observer_pb2_grpc.ObserverStub(channel).GetFlows(
+        opb.GetFlowsRequest(follow=True), metadata=(("authorization",
+                                                     f"Bearer {cluster.token}"),))
+    relay_lost: list[Any] = []
+
+    async def watch() -> None:
+        async for response in follow:
+            relay_lost.extend(e.lost_events for e in response.events
+                              if e.HasField("lost_events")
+                              and e.lost_events.source == opb.LOST_EVENT_SOURCE_RELAY)
+
+    watcher = asyncio.create_task(watch())
 
     cluster.redis.stop()  # Redis gone: A still applies its dataplane's batches
     for seq in (4, 5, 6):
@@ -344,6 +362,11 @@ async def test_redis_restart_is_counted_and_counters_heal(cluster: Cluster) -> N
     response = await cluster.http[cluster.b.url("")].get("/metrics")
     assert 'floe_relay_resets_total{reason="redis_restart"}' in response.text
     assert "floe_relay_lost_flow_records_total 3.0" in response.text
+    await eventually(lambda: _true(relay_lost))
+    assert sum(e.num_events_lost for e in relay_lost) == 3
+    assert relay_lost[0].detail == relay_a["instance"]
+    watcher.cancel()
+    await channel.close()
 
     # A flush (the stream deleted under both readers) loses nothing that was already read
     redis.Redis(port=cluster.redis.port).flushall()

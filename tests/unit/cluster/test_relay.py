@@ -68,6 +68,8 @@ def test_wire_round_trip_and_refusals() -> None:
 
 async def test_batches_apply_and_gaps_are_counted_in_entries_and_flows() -> None:
     r, origin = relay(), Origin()
+    told: list[tuple[int, str]] = []
+    r.on_lost = lambda count, source: told.append((count, source))
     await r._receive(b"1-0", origin.entry("open", node="n1", instance="i1",
                                           data=hello().SerializeToString(),
                                           meta={"p": "peer", "u": "key", "t": time.time()}))
@@ -79,6 +81,7 @@ async def test_batches_apply_and_gaps_are_counted_in_entries_and_flows() -> None
     await r._receive(b"5-0", last)
     assert packets(r) == 400  # healed by the next batch
     assert (r.stats.lost_entries, r.stats.lost_flow_records) == (2, 6)
+    assert told == [(6, origin.name)]  # the observer's LostEvent (source RELAY)
     assert r.stats.applied == 2 and node.last_seen > 0
     # read again after a reset: entries already had are skipped, not applied or counted
     for fields in (*lost, last):
