@@ -10,7 +10,9 @@ app change, so this launcher patches before handing over to `app.cli`. Levers (u
   the kernel doubles the value and caps it at net.core.rmem_max / wmem_max; with
   QUIC_BUFFORCE=1, root's SO_RCVBUFFORCE / SO_SNDBUFFORCE ignore the cap);
 * QUIC_IDLE_TIMEOUT (s), QUIC_MAX_DATA, QUIC_MAX_STREAM_DATA (bytes): aioquic's
-  QuicConfiguration of the server.
+  QuicConfiguration of the server;
+* QUIC_TIMER=task (hypercorn's timer task per send) | call_at, QUIC_COALESCE=0|1:
+  `app.serving.quic.FloeQuicProtocol`'s timer and per-loop-turn sends.
 The effective values are logged once on stderr.
 """
 
@@ -70,6 +72,15 @@ def install() -> None:
                                           for k in settings), file=sys.stderr)
 
     hypercorn_quic.QuicProtocol.__init__ = init  # type: ignore[method-assign]
+
+    from app.serving.quic import FloeQuicProtocol
+
+    if os.environ.get("QUIC_TIMER"):
+        FloeQuicProtocol.call_at_timer = os.environ["QUIC_TIMER"] == "call_at"
+    if os.environ.get("QUIC_COALESCE"):
+        FloeQuicProtocol.coalesce = os.environ["QUIC_COALESCE"] == "1"
+    print(f"quic_levers: timer {'call_at' if FloeQuicProtocol.call_at_timer else 'task'}, "
+          f"coalesce {FloeQuicProtocol.coalesce}", file=sys.stderr)
 
 
 if __name__ == "__main__":
