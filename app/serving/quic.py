@@ -30,6 +30,7 @@ up in `hypercorn.asyncio.run` / `hypercorn.protocol.quic` at bind time); it is c
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -46,6 +47,8 @@ from hypercorn.typing import ConnectionState, SingleTask
 from hypercorn.utils import parse_socket_addr
 
 from app.serving.metrics import ServingCounters
+
+log = logging.getLogger("floe.serving.quic")
 
 __all__ = ["BoundedUDPServer", "ClosingH3Protocol", "FloeQuicProtocol", "QuicTimer", "install"]
 
@@ -114,7 +117,10 @@ class FloeQuicProtocol(QuicProtocol):
     def _flush_pending(self) -> None:
         pending, self._pending = self._pending, {}
         for connection in pending.values():
-            self.flush(connection)
+            try:
+                self.flush(connection)
+            except Exception:  # one broken connection must not keep the others' packets
+                log.exception("QUIC send failed for one connection")
 
     def flush(self, connection: _Connection) -> None:
         """Send what the connection has now and re-arm its timer."""
