@@ -12,7 +12,8 @@ app change, so this launcher patches before handing over to `app.cli`. Levers (u
 * QUIC_IDLE_TIMEOUT (s), QUIC_MAX_DATA, QUIC_MAX_STREAM_DATA (bytes): aioquic's
   QuicConfiguration of the server;
 * QUIC_TIMER=task (hypercorn's timer task per send) | call_at, QUIC_COALESCE=0|1:
-  `app.serving.quic.FloeQuicProtocol`'s timer and per-loop-turn sends.
+  `app.serving.quic.FloeQuicProtocol`'s timer and per-loop-turn sends;
+* HYPERCORN_BACKLOG: listen() backlog of the TCP listeners (hypercorn's default is 100).
 The effective values are logged once on stderr.
 """
 
@@ -72,6 +73,12 @@ def install() -> None:
                                           for k in settings), file=sys.stderr)
 
     hypercorn_quic.QuicProtocol.__init__ = init  # type: ignore[method-assign]
+
+    from hypercorn.config import Config
+
+    if _env("HYPERCORN_BACKLOG") is not None:
+        Config.backlog = _env("HYPERCORN_BACKLOG")  # type: ignore[assignment]
+    print(f"quic_levers: TCP backlog {Config.backlog}", file=sys.stderr)
 
     from app.serving.quic import FloeQuicProtocol
 
