@@ -36,6 +36,8 @@ def wrk(out: str) -> dict[str, Any]:
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         errors["non_2xx"] = int(m[1])
     r["error_kinds"] = errors
+    seconds = float(re.search(r"requests in ([\d.]+)s", out)[1])  # type: ignore[index]
+    r["ok_rps"] = round((r["ok_or_any"] - errors.get("non_2xx", 0)) / seconds, 1)  # 2xx only
     return r
 
 
@@ -46,6 +48,8 @@ def h2load(out: str, log: Path) -> dict[str, Any]:
     errors: dict[str, int] = {}
     if m:
         r["ok_or_any"] = int(m[4])
+        seconds = ms(re.search(r"finished in ([\d.]+\w+),", out)[1]) / 1000  # type: ignore[index]
+        r["ok_rps"] = round(int(m[4]) / seconds, 1)  # h2load's "succeeded": 2xx/3xx
         errors = {k: int(v) for k, v in zip(("failed", "errored", "timeout"), m.groups()[4:],
                                             strict=True) if int(v)}
     if m := re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out):
@@ -74,8 +78,8 @@ def main() -> None:
           "listen_drops": int(drops)}
     label = "HTTP/1.1 wrk" if tool == "wrk" else "TLS h2 h2load"
     connect = f", connect max {r['connect_max_ms']} ms" if "connect_max_ms" in r else ""
-    r["human"] = (f"{label} c={conns}: {r['rps']:.0f} req/s, p50/p99/p99.9 "
-                  f"{r.get('p50_ms')}/{r.get('p99_ms')}/{r.get('p999_ms', '-')} ms, "
+    r["human"] = (f"{label} c={conns}: {r['rps']:.0f} req/s ({r.get('ok_rps', 0):.0f} 2xx/s), "
+                  f"p50/p99/p99.9 {r.get('p50_ms')}/{r.get('p99_ms')}/{r.get('p999_ms', '-')} ms, "
                   f"failed {r['error_kinds'] or 0}{connect}, "
                   f"listen overflows {overflows}, server {r['server_cores']} cores")
     print(json.dumps(r))
