@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config["QUART_SCHEMA_CONVERT_CASING"] = False
 
     # Imported here so that `import app.factory` stays cheap for the CLI.
-    from app import api, db, export, identity, ingest, observer, serving
+    from app import api, cluster, db, export, identity, ingest, observer, serving
 
     serving.init_app(app)  # request ids, admission control, metrics, probes, v1 headers
     db.init_app(app)  # storage: connects, creates schema, readiness
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     ingest.init_app(app)  # dataplane uplink, telemetry aggregate
     observer.init_app(app)  # flow events for streaming consumers (gRPC Observer)
     export.init_app(app)  # IPFIX export of ended flows (FLOE_IPFIX_COLLECTORS)
+    cluster.init_app(app)  # live state shared through Redis (REDIS_URL): the relay
     api.init_app(app)  # blueprints (v1 + v2), OpenAPI, error envelopes
     from app.serving import webui
 

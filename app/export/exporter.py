@@ -72,7 +72,7 @@ class ExportQueue(Follower):
     cost, and what reaches a collector stays in order.
     """
 
-    __slots__ = ("chunks", "dropped", "held", "ready")
+    __slots__ = ("chunks", "dropped", "exports", "held", "ready")
 
     def __init__(self, capacity: int) -> None:
         super().__init__(_end_selection(), capacity, "ipfix-exporter")
@@ -80,12 +80,21 @@ class ExportQueue(Follower):
         self.held = 0
         self.dropped: dict[int, int] = {}  # ring node index -> records refused, not yet taken
         self.ready = asyncio.Event()
+        # Whether this instance exports a node's flows (None: all). With the cluster relay
+        # every instance sees every node's flows; only the one holding its stream exports
+        # them, so a collector gets each record once.
+        self.exports: Callable[[str], bool] | None = None
 
     def offer(self, batch: EventBatch, ring: EventRing) -> None:
         if self.closed:
             return
         columns = batch.columns
         keep = self.selection.select(columns, ring) & (columns["type"] == TYPE_FLOW)
+        if self.exports is not None:
+            names = ring.nodes.names
+            for node in np.unique(columns["node"][keep]).tolist():
+                if node < len(names) and not self.exports(names[node]):
+                    keep &= columns["node"] != node
         picked = np.flatnonzero(keep)
         if picked.size == 0:
             return

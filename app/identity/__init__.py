@@ -8,6 +8,7 @@ key, and installs the bearer Authenticator and the cookie-session authenticator.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncGenerator
 
@@ -71,6 +72,9 @@ def init_app(app: Quart) -> None:
             log.error("identity disabled: no database component")
             return
         secret = await asyncio.to_thread(resolve_secret_key, settings)
+        # Names what instances of one deployment share in Redis (never the secret itself).
+        runtime.components["deployment"] = hashlib.sha256(
+            b"deployment:" + secret.encode()).hexdigest()[:16]
         if settings.extra.get("FLOE_ARGON2_PROFILE") == "fast":
             log.warning("FLOE_ARGON2_PROFILE=fast: weak password hashing, for tests only")
         passwords = await asyncio.to_thread(

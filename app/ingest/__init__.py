@@ -26,7 +26,7 @@ from app.hub import Hub
 from app.ingest.limits import IngestLimits
 from app.ingest.metrics import IngestCollector
 from app.ingest.rule_store import RuleStore
-from app.ingest.service import END_REASON_NAMES, FLOW_STATE_NAMES, UplinkService
+from app.ingest.service import END_REASON_NAMES, FLOW_STATE_NAMES, UplinkService, parse_uplink
 from app.ingest.state import IngestState
 from app.runtime import get_runtime
 
@@ -107,10 +107,17 @@ def init_app(app: Quart) -> None:
     # When batches last arrived: the serving layer's loop fairness favours streams then.
     runtime.components["stream_activity"] = lambda: service.last_batch_at
 
-    from floe.dataplane.v1 import uplink_pb2_grpc
+    from floe.dataplane.v1 import uplink_pb2 as pb
 
     def register(server: grpc.aio.Server) -> None:
-        uplink_pb2_grpc.add_UplinkServicer_to_server(service, server)
+        # As the generated add_UplinkServicer_to_server, but each request keeps the bytes it
+        # arrived as (`parse_uplink`): the cluster relay forwards batches without re-encoding.
+        handlers = {"Connect": grpc.stream_stream_rpc_method_handler(
+            service.Connect, request_deserializer=parse_uplink,
+            response_serializer=pb.DownlinkMessage.SerializeToString)}
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+        server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
     add_service(app, SERVICE_NAME, register)
 

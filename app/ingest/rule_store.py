@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, Literal
 
@@ -54,6 +55,8 @@ class RuleStore:
         self._uplink = uplink
         self._current = FilterRuleSet()
         self._lock = asyncio.Lock()  # generations commit and reach the uplink in order
+        # Told each generation this instance commits (the cluster relay tells the others).
+        self.on_replaced: list[Callable[[int], None]] = []
 
     def current(self) -> FilterRuleSet:
         return self._current
@@ -112,4 +115,17 @@ class RuleStore:
             message.generation = rule_set.generation
             self._current = rule_set
             self._uplink.set_rules(message)
+        for notify in self.on_replaced:
+            notify(rule_set.generation)
         return rule_set
+
+    async def refresh(self, generation: int) -> bool:
+        """Another control-plane instance committed `generation`: load the newest stored set
+        and push it to this instance's dataplanes, unless it is current already. True when
+        a newer set was loaded."""
+        async with self._lock:
+            if generation <= self._current.generation:
+                return False
+            before = self._current.generation
+            await self.load()
+            return self._current.generation > before

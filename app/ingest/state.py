@@ -20,7 +20,7 @@ import logging
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,6 +199,9 @@ class NodeState:
     principal: str = ""
     capabilities: tuple[str, ...] = ()
     connected: bool = False
+    # The control-plane instance holding the stream when another one does ("" here): with
+    # REDIS_URL every instance applies every node's input (app.cluster).
+    control_plane: str = ""
     connected_since: float = 0.0
     last_seen: float = 0.0
     connections: int = 0
@@ -224,7 +227,7 @@ class NodeState:
         return _sum_losses(self.losses)
 
     def describe(self, interfaces: list[InterfaceState]) -> dict[str, Any]:
-        return {
+        described: dict[str, Any] = {
             "node_id": self.node_id,
             "instance_id": self.instance_id,
             "boot_id": self.boot_id,
@@ -251,6 +254,9 @@ class NodeState:
                  "xsk_mode": i.xsk_mode} for i in interfaces
             ],
         }
+        if self.control_plane:  # relayed: the stream is on another control-plane instance
+            described["control_plane"] = self.control_plane
+        return described
 
 
 def rank_talkers(parts: list[dict[str, list[int]]], limit: int) -> list[dict[str, Any]]:
@@ -286,6 +292,9 @@ class IngestState:
         # still report the previous one's for a tick after a change).
         self.rule_ids: frozenset[int] = frozenset()
         self._newest_rule_ids: frozenset[int] = frozenset()
+        # The cluster relay's figures (app.cluster, with REDIS_URL): shown in the summary of
+        # callers who see every node.
+        self.relay: Callable[[], dict[str, Any]] | None = None
         # view() results by node set, valid while `_generation` is unchanged (see changed())
         self._generation = 0
         self._views: dict[frozenset[str] | None, tuple[int, dict[str, Any]]] = {}
@@ -319,6 +328,14 @@ class IngestState:
                            f"this control plane already knows INGEST_MAX_NODES="
                            f"{self.limits.max_nodes} dataplanes; a new node is refused")
         return None
+
+    def admit_node(self, node_id: str) -> bool:
+        """Whether input for `node_id` may be kept (a known node, or room under
+        INGEST_MAX_NODES); a refusal is counted. For relayed input, which has no Hello."""
+        if node_id in self.nodes or len(self.nodes) < self.limits.max_nodes:
+            return True
+        self.refused["nodes"] = self.refused.get("nodes", 0) + 1
+        return False
 
     def refuse(self, node_id: str, bound: str, count: int = 1) -> None:
         """Count `count` items of `node_id` left out at `bound` (logged once per node and
@@ -574,7 +591,7 @@ class IngestState:
         for node in visible:
             for bound, count in node.refused.items():
                 refused[bound] = refused.get(bound, 0) + count
-        return {
+        out: dict[str, Any] = {
             "interfaces": interfaces,
             "totals": totals,
             "loss": loss,
@@ -583,6 +600,9 @@ class IngestState:
             "flows": flows,
             "batches": batches,
         }
+        if self.relay is not None and nodes is None:  # about every node: global readers only
+            out["relay"] = self.relay()
+        return out
 
     def top_talkers(self, limit: int = 10, nodes: frozenset[str] | None = None,
                     by_node: dict[str, dict[str, list[int]]] | None = None,

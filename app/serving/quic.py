@@ -16,6 +16,12 @@ hypercorn 0.18 `UDPServer` has two problems measured on this platform:
   control) only ever grew. `ClosingH3Protocol` forwards the close to the stream, as
   hypercorn's HTTP/1.1 and HTTP/2 protocols do.
 
+* per connection, every send (each received datagram, and each HTTP/3 headers / body / end
+  of a response) ran `datagrams_to_send` and restarted the connection's timer *task*
+  (cancel, await the cancellation, create a task). `FloeQuicProtocol` keeps the timer as one
+  `loop.call_at` handle re-armed only when the deadline moves, and (`coalesce`) sends what a
+  connection has once per loop turn, so a response's three sends leave as one flight.
+
 `install()` makes hypercorn's asyncio worker construct these classes (it looks the names
 up in `hypercorn.asyncio.run` / `hypercorn.protocol.quic` at bind time); it is called by
 `app.serving.run` only.
@@ -27,8 +33,10 @@ With `floe serve --instances N`, `install_steering()` also makes hypercorn const
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, cast
 
 import hypercorn.asyncio.run as hypercorn_run
 import hypercorn.protocol.quic as hypercorn_quic
@@ -39,15 +47,18 @@ from hypercorn.events import Closed, RawData
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.h3 import H3Protocol
-from hypercorn.typing import ConnectionState
+from hypercorn.protocol.quic import QuicProtocol, _Connection
+from hypercorn.typing import ConnectionState, SingleTask
 from hypercorn.utils import parse_socket_addr
 
 from app.serving.metrics import ServingCounters
 from app.serving.steering import CidLayout
 
+log = logging.getLogger("floe.serving.quic")
+
 __all__ = [
-    "BoundedUDPServer", "ClosingH3Protocol", "SteeredQuicConnection", "install",
-    "install_steering",
+    "BoundedUDPServer", "ClosingH3Protocol", "FloeQuicProtocol", "QuicTimer",
+    "SteeredQuicConnection", "install", "install_steering",
 ]
 
 
@@ -61,6 +72,83 @@ class ClosingH3Protocol(H3Protocol):
                 await stream.handle(StreamClosed(stream_id=event.stream_id))
             return
         await super().stream_send(event)
+
+
+class QuicTimer:
+    """A connection's QUIC timer as one `call_at` handle; stands in for hypercorn's SingleTask
+    (`stop()` is what hypercorn calls on it when the connection terminates)."""
+
+    __slots__ = ("_handle", "_when")
+
+    def __init__(self) -> None:
+        self._handle: asyncio.TimerHandle | None = None
+        self._when: float | None = None
+
+    def arm(self, when: float | None, fire: Callable[[], None]) -> None:
+        if when == self._when:
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._when = when
+        if when is not None:
+            self._handle = asyncio.get_running_loop().call_at(when, self._fired, fire)
+
+    def _fired(self, fire: Callable[[], None]) -> None:
+        self._handle, self._when = None, None
+        fire()
+
+    async def stop(self) -> None:
+        self.arm(None, lambda: None)
+
+
+class FloeQuicProtocol(QuicProtocol):
+    """hypercorn's QuicProtocol with a cheap timer and sends coalesced per loop turn."""
+
+    coalesce: bool = True
+    call_at_timer: bool = True
+
+    def __init__(self, *args: Any, sendto: Callable[[bytes, Any], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sendto = sendto
+        self._pending: dict[int, _Connection] = {}
+
+    async def send_all(self, connection: _Connection) -> None:
+        if not self.call_at_timer:
+            await super().send_all(connection)
+        elif not self.coalesce:
+            self.flush(connection)
+        else:
+            if not self._pending:
+                asyncio.get_running_loop().call_soon(self._flush_pending)
+            self._pending[id(connection)] = connection
+
+    def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        for connection in pending.values():
+            try:
+                self.flush(connection)
+            except Exception:  # one broken connection must not keep the others' packets
+                log.exception("QUIC send failed for one connection")
+
+    def flush(self, connection: _Connection) -> None:
+        """Send what the connection has now and re-arm its timer."""
+        for data, address in connection.quic.datagrams_to_send(now=self.context.time()):
+            self.sendto(data, address)
+        timer: QuicTimer | None = (
+            connection.task if isinstance(connection.task, QuicTimer) else None
+        )
+        if timer is None:  # hypercorn's SingleTask, never started: replaced once
+            timer = QuicTimer()
+            connection.task = cast("SingleTask", timer)
+        timer.arm(connection.quic.get_timer(), lambda: self._timer_fired(connection))
+
+    def _timer_fired(self, connection: _Connection) -> None:
+        self.task_group.spawn(self._on_timer, connection)
+
+    async def _on_timer(self, connection: _Connection) -> None:
+        connection.quic.handle_timer(now=self.context.time())
+        await self._handle_events(connection, None)
 
 
 class BoundedUDPServer(UDPServer):
@@ -91,19 +179,20 @@ class BoundedUDPServer(UDPServer):
             await asyncio.sleep(0.05)
         for connection in {id(c): c for c in self.protocol.connections.values()}.values():
             connection.quic.close(error_code=0, reason_phrase="server shutting down")
-            await self.protocol.send_all(connection)
+            if isinstance(self.protocol, FloeQuicProtocol) and self.protocol.call_at_timer:
+                self.protocol.flush(connection)  # now, not on the next loop turn
+            else:
+                await self.protocol.send_all(connection)
             await connection.task.stop()
         self.protocol.connections.clear()
         self.protocol_queue.put_nowait(Closed())
 
     async def run(self) -> None:
-        from hypercorn.protocol.quic import QuicProtocol
-
         assert self.transport is not None
         sock = self.transport.get_extra_info("socket")
         server = parse_socket_addr(sock.family, sock.getsockname())
         async with TaskGroup(self.loop) as task_group:
-            self.protocol = QuicProtocol(
+            self.protocol = FloeQuicProtocol(
                 self.app,
                 self.config,
                 self.context,
@@ -111,6 +200,7 @@ class BoundedUDPServer(UDPServer):
                 ConnectionState(self.state.copy()),
                 server,
                 self.protocol_send,
+                sendto=self.transport.sendto,
             )
             watcher = self.loop.create_task(self._wake_on_shutdown())
             try:

@@ -51,6 +51,11 @@ __all__ = ["build_hypercorn_config", "serve", "serve_async"]
 log = logging.getLogger("floe.serving")
 
 GRPC_SHARE = 0.4
+# listen() backlog of the TCP listeners (the kernel caps it at net.core.somaxconn). hypercorn's
+# default of 100 overflowed at 1,000 connecting clients: 4-8k ListenOverflows per 8 s run,
+# SYNs retried for up to 10-12 s and h2load saw 2-4k connection errors; with 4096, 0-179
+# overflows and no connection errors (issue 13, bench/serving/tcpab.sh).
+LISTEN_BACKLOG = 4096
 WS_MAX_MESSAGE_BYTES = 64 * 1024
 
 
@@ -64,6 +69,7 @@ def build_hypercorn_config(settings: Settings) -> Config:
     config.graceful_timeout = settings.graceful_timeout * (1 - GRPC_SHARE)
     config.keep_alive_max_requests = settings.keep_alive_max_requests
     config.include_server_header = False
+    config.backlog = LISTEN_BACKLOG
     # A WebSocket message from a client is a subscription (app/api/subscriptions.py: at most
     # 16 KiB); hypercorn's default would buffer 16 MiB per message before we could refuse it.
     config.websocket_max_message_size = WS_MAX_MESSAGE_BYTES

@@ -1,59 +1,419 @@
-"""HTTP/3 load: C connections each sending requests back to back for D seconds.
+"""HTTP/3 load from several client processes, with the server's own drop counters.
 
-python h3load.py PORT CERT CONNECTIONS SECONDS [PATH]   → one JSON line
+    python h3load.py PORT CERT CONNECTIONS SECONDS [PATH] [--json] [--procs N] [--steady]
+                     [--metrics URL] [--server-pid PID] [--timeout S]
+
+CONNECTIONS QUIC connections are shared out over N client processes (one uvloop loop each:
+one Python process saturates near 250 connections, so it would measure itself) and all
+open at once after a barrier: the *storm*. Each connection then sends requests back to
+back; a connection that fails or is closed reconnects (that is another handshake).
+
+Figures are split at the moment every connection's first attempt has finished (storm end):
+requests started before it are the storm's, after it the steady state's. `--steady` makes
+SECONDS count from the storm's end (so the steady window is SECONDS long); without it
+SECONDS count from the start, as bench/serving/run.sh expects.
+
+Server side, read before and after: Floe's QUIC queue drops (`floe_quic_datagrams_dropped_total`
+at --metrics), the kernel's UDP counters (/proc/net/snmp Udp, /proc/net/snmp6 Udp6), the
+drops of the server's own UDP socket (/proc/net/udp{,6}, by port) and, with --server-pid,
+the server's CPU time. The clients' CPU time says whether they were the bottleneck.
+
+Output without --json: "rps p99_ms errors" (for run.sh). With --json: one human line, then
+one JSON line (the last line).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import logging
+import math
+import multiprocessing
+import os
+import resource
+import socket
 import sys
 import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import Any
+
+import uvloop
+from aioquic.h3.connection import H3_ALPN
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import ConnectionTerminated, QuicEvent
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.h3client import h3_connect
+from tests.support.h3client import H3Client
+
+HANDSHAKE_TIMEOUT = 10.0
+RECONNECT_PAUSE = 0.2
+STORM_MAX = 60.0  # with --steady: the steady window starts after this even if the storm lasts
 
 
-async def worker(
-    port: int, cert: str, seconds: float, path: str, lat: list[float], errors: list[str]
-) -> None:
+class LoadClient(H3Client):
+    """H3Client that remembers why its connection ended and fails pending requests at once."""
+
+    closed_as: str | None = None
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, ConnectionTerminated):
+            self.closed_as = f"closed_{event.error_code:#x}"
+            for _, waiter in self._pending.values():
+                if not waiter.done():
+                    waiter.set_exception(ConnectionError(self.closed_as))
+        super().quic_event_received(event)
+
+
+@dataclass(slots=True)
+class Share:
+    """What one client process measured (sent back to the parent)."""
+
+    started: float = 0.0
+    ended: float = 0.0
+    starts: list[float] = field(default_factory=list)  # request start (monotonic)
+    latencies: list[float] = field(default_factory=list)  # seconds, successful requests
+    handshakes: list[tuple[float, float]] = field(default_factory=list)  # (start, duration)
+    errors: Counter[str] = field(default_factory=Counter)
+    cpu: float = 0.0  # user + system seconds of this process
+    wait: float = 0.0  # seconds runnable but not running
+
+
+@dataclass(slots=True)
+class Shared:
+    """State the client processes share: the storm's end decides the steady window."""
+
+    total: int
+    settled: Synchronized[int]  # connections whose first attempt has finished
+    storm_end: Synchronized[float]  # monotonic time the last one finished, 0 until then
+
+    def settle(self) -> None:
+        with self.settled.get_lock():
+            self.settled.value += 1
+            if self.settled.value == self.total:
+                self.storm_end.value = time.monotonic()
+
+
+async def open_connection(
+    port: int, configuration: QuicConfiguration
+) -> tuple[asyncio.DatagramTransport, LoadClient]:
+    """aioquic's `connect()` without its context manager, so a timeout cannot hang the close."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: LoadClient(QuicConnection(configuration=configuration)), sock=sock
+    )
+    protocol.authority = f"localhost:{port}".encode()
+    protocol.connect(("127.0.0.1", port))
     try:
-        async with h3_connect("127.0.0.1", port, cafile=cert) as client:
-            deadline = time.perf_counter() + seconds
-            while (now := time.perf_counter()) < deadline:
-                try:
-                    response = await client.request("GET", path, timeout=5)
-                except TimeoutError:
-                    errors.append("timeout")
-                    continue
-                if response.status == 200:
-                    lat.append(time.perf_counter() - now)
-                else:
-                    errors.append(str(response.status))
-    except Exception as error:  # a connection that fails is reported, not fatal
-        errors.append(type(error).__name__)
+        await asyncio.wait_for(protocol.wait_connected(), HANDSHAKE_TIMEOUT)
+    except BaseException:
+        transport.close()
+        raise
+    return transport, protocol
 
 
-async def main() -> None:
-    port, cert, conns, seconds = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    rest = [a for a in sys.argv[5:] if a != "--json"]
-    path = rest[0] if rest else "/api/v2/ping"
-    lat: list[float] = []
-    errors: list[str] = []
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(port, cert, seconds, path, lat, errors) for _ in range(conns)))
-    elapsed = time.perf_counter() - started
-    lat.sort()
-    p99 = lat[int(len(lat) * 0.99) - 1] if lat else float("nan")
-    if "--json" in sys.argv:
-        summary = {"rps": len(lat) / elapsed, "p99_ms": p99 * 1000, "ok": len(lat)}
-        kinds = {k: errors.count(k) for k in set(errors)}
-        print(json.dumps(summary | {"errors": len(errors), "error_kinds": kinds}))
-    else:  # "rps p99_ms errors" for run.sh
-        print(f"{len(lat) / elapsed:.0f} {p99 * 1000:.1f} {len(errors)}")
+async def close_connection(transport: asyncio.DatagramTransport, client: LoadClient) -> None:
+    client.close()
+    try:
+        await asyncio.wait_for(client.wait_closed(), 1.0)
+    except TimeoutError:
+        pass
+    transport.close()
+
+
+async def connection_loop(
+    port: int, path: str, configuration: QuicConfiguration, timeout: float,
+    deadline: list[float], shared: Shared, share: Share,
+) -> None:
+    """One connection's life: handshake, requests until the deadline, reconnect on failure."""
+    first = True
+    while time.monotonic() < deadline[0]:
+        began = time.monotonic()
+        try:
+            transport, client = await open_connection(port, configuration)
+        except TimeoutError:
+            share.errors["handshake_timeout"] += 1
+        except Exception as error:  # a refused or reset handshake is counted, not fatal
+            share.errors[f"handshake_{type(error).__name__}"] += 1
+        else:
+            share.handshakes.append((began, time.monotonic() - began))
+            if first:
+                first = False
+                shared.settle()
+            await requests(client, path, timeout, deadline, share)
+            await close_connection(transport, client)
+            continue
+        if first:
+            first = False
+            shared.settle()
+        await asyncio.sleep(RECONNECT_PAUSE)
+
+
+async def requests(
+    client: LoadClient, path: str, timeout: float, deadline: list[float], share: Share
+) -> None:
+    while (now := time.monotonic()) < deadline[0] and client.closed_as is None:
+        try:
+            response = await client.request("GET", path, timeout=timeout)
+        except TimeoutError:
+            share.errors["timeout"] += 1
+            continue
+        except ConnectionError:
+            break
+        if response.status == 200:
+            share.starts.append(now)
+            share.latencies.append(time.monotonic() - now)
+        else:
+            share.errors[f"http_{response.status}"] += 1
+    if client.closed_as is not None:
+        share.errors[client.closed_as] += 1
+
+
+async def run_share(
+    port: int, cert: str, conns: int, seconds: float, path: str, timeout: float,
+    steady: bool, shared: Shared,
+) -> Share:
+    configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN)
+    configuration.load_verify_locations(cert)
+    configuration.server_name = "localhost"
+    share = Share(started=time.monotonic())
+    wait_before = runqueue_wait()
+
+    def count_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """aioquic's client raises inside uvloop callbacks on some lost connections (e.g.
+        IndexError in datagrams_to_send): counted as a failure kind, not printed."""
+        error = context.get("exception")
+        share.errors[f"client_{type(error).__name__ if error else 'loop_error'}"] += 1
+
+    asyncio.get_running_loop().set_exception_handler(count_loop_error)
+    deadline = [share.started + (STORM_MAX if steady else seconds)]
+
+    async def move_deadline() -> None:
+        """With --steady, the run ends SECONDS after the storm (or STORM_MAX) ends."""
+        while not shared.storm_end.value and time.monotonic() < share.started + STORM_MAX:
+            await asyncio.sleep(0.05)
+        deadline[0] = (shared.storm_end.value or time.monotonic()) + seconds
+
+    mover = asyncio.create_task(move_deadline()) if steady else None
+    await asyncio.gather(*(
+        connection_loop(port, path, configuration, timeout, deadline, shared, share)
+        for _ in range(conns)
+    ))
+    if mover is not None:
+        mover.cancel()
+    share.ended = time.monotonic()
+    share.wait = runqueue_wait() - wait_before
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    share.cpu = usage.ru_utime + usage.ru_stime
+    return share
+
+
+def child(
+    args: tuple[Any, ...], shared: Shared, barrier: Barrier, results: Any
+) -> None:
+    """One client process: wait for the others, then run its share of connections."""
+    logging.getLogger("asyncio").setLevel(logging.ERROR)  # "socket.send() raised exception."
+    barrier.wait()
+    results.put(uvloop.run(run_share(*args, shared=shared)))
+
+
+# ---- server-side counters ------------------------------------------------------------------
+
+def floe_quic(metrics_url: str | None) -> dict[str, float]:
+    """Floe's QUIC datagram counters from /metrics (empty without a URL or on failure)."""
+    if not metrics_url:
+        return {}
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return {}
+    wanted = {"floe_quic_datagrams_dropped_total": "floe_dropped",
+              "floe_quic_datagrams_received_total": "floe_received"}
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            found[wanted[name]] = float(value)
+    return found
+
+
+def kernel_udp(port: int) -> dict[str, float]:
+    """Kernel UDP counters (Udp, Udp6) and the drops of the sockets bound to `port`."""
+    found: dict[str, float] = {}
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
+             if line.startswith("Udp:")]
+    if len(lines) == 2:
+        udp = dict(zip(lines[0][1:], lines[1][1:], strict=True))
+        for key in ("InErrors", "RcvbufErrors", "SndbufErrors"):
+            found[f"udp_{key}"] = float(udp.get(key, 0))
+    with open("/proc/net/snmp6") as snmp6:
+        for line in snmp6:
+            key, _, value = line.partition(" ")
+            if key in ("Udp6InErrors", "Udp6RcvbufErrors", "Udp6SndbufErrors"):
+                found[f"udp6_{key[4:]}"] = float(value)
+    drops = 0.0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            cols = row.split()
+            if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                drops += float(cols[-1])
+    found["socket_drops"] = drops
+    return found
+
+
+def runqueue_wait(pid: int | str = "self") -> float:
+    """Seconds this process's threads spent runnable but not running (CPU taken by others).
+
+    On this shared 2-core machine a server that is slow because a neighbour holds its CPU
+    looks like a slow server; this tells the two apart.
+    """
+    return sum(int(Path(task, "schedstat").read_text().split()[1])
+               for task in Path(f"/proc/{pid}/task").iterdir()) / 1e9
+
+
+def server_cpu(pid: int | None) -> dict[str, float]:
+    """CPU time (utime + stime) and run-queue wait of the server process, in seconds."""
+    if pid is None:
+        return {}
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return {"server_cpu": (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"),
+            "server_wait": runqueue_wait(pid)}
+
+
+def snapshot(opts: argparse.Namespace) -> dict[str, float]:
+    return floe_quic(opts.metrics) | kernel_udp(opts.port) | server_cpu(opts.server_pid)
+
+
+# ---- aggregation ---------------------------------------------------------------------------
+
+def quantiles(values: list[float]) -> dict[str, float | None]:
+    """p50 / p99 / p99.9 in milliseconds (None when there are no values)."""
+    values = sorted(values)
+
+    def q(p: float) -> float | None:
+        if not values:
+            return None
+        return round(values[min(len(values) - 1, math.ceil(p * len(values)) - 1)] * 1000, 1)
+
+    return {"p50_ms": q(0.50), "p99_ms": q(0.99), "p999_ms": q(0.999)}
+
+
+def aggregate(
+    opts: argparse.Namespace, shares: list[Share], storm_end: float,
+    before: dict[str, float], after: dict[str, float],
+) -> dict[str, Any]:
+    started = min(s.started for s in shares)
+    ended = max(s.ended for s in shares)
+    elapsed = ended - started
+    pairs = [(t, lat) for s in shares for t, lat in zip(s.starts, s.latencies, strict=True)]
+    errors: Counter[str] = sum((s.errors for s in shares), Counter())
+    storm = [lat for t, lat in pairs if not storm_end or t < storm_end]
+    steady = [lat for t, lat in pairs if storm_end and t >= storm_end]
+    steady_window = ended - storm_end if storm_end else 0.0
+    handshakes = [h for s in shares for h in s.handshakes]
+    first_wave = [h for h in handshakes if not storm_end or h[0] < storm_end]
+    storm_seconds = (storm_end or ended) - started
+    delta = {k: after[k] - before[k] for k in after if k in before}
+    server = {k: v for k, v in delta.items() if k not in ("server_cpu", "server_wait")}
+    if "server_cpu" in delta:
+        server["server_cores"] = round(delta["server_cpu"] / elapsed, 2)
+        server["server_runqueue_share"] = round(delta["server_wait"] / elapsed, 2)
+        # CPU per answered request: the figure a busy neighbour does not change.
+        server["server_us_per_ok"] = round(delta["server_cpu"] / max(1, len(pairs)) * 1e6)
+    return {
+        "connections": opts.connections, "procs": len(shares), "path": opts.path,
+        "seconds": round(elapsed, 2), "steady_flag": opts.steady,
+        "ok": len(pairs), "rps": round(len(pairs) / elapsed, 1), **quantiles([p[1] for p in pairs]),
+        "storm": {"seconds": round(storm_seconds, 2), "finished": bool(storm_end),
+                  "ok": len(storm), **quantiles(storm)},
+        "steady": {"seconds": round(steady_window, 2), "ok": len(steady),
+                   "rps": round(len(steady) / steady_window, 1) if steady_window > 0 else None,
+                   **quantiles(steady)},
+        "handshakes": {"ok": len(handshakes), "first_wave": len(first_wave),
+                       "per_s": round(len(first_wave) / storm_seconds, 1),
+                       **quantiles([h[1] for h in handshakes])},
+        "errors": sum(errors.values()), "error_kinds": dict(errors.most_common()),
+        "server": server,
+        "client_cores": round(sum(s.cpu for s in shares) / elapsed, 2),
+        "client_runqueue_share": round(sum(s.wait for s in shares) / elapsed, 2),
+    }
+
+
+def human(r: dict[str, Any]) -> str:
+    srv, hs, st, sd = r["server"], r["handshakes"], r["storm"], r["steady"]
+    kernel = ", ".join(f"{k} +{v:.0f}" for k, v in srv.items()
+                       if k.startswith(("udp", "socket")) and v)
+    return (
+        f"# h3 c={r['connections']} procs={r['procs']}: {r['rps']:.0f} req/s, "
+        f"p50/p99/p99.9 {r['p50_ms']}/{r['p99_ms']}/{r['p999_ms']} ms | storm {st['seconds']} s "
+        f"p99 {st['p99_ms']} ms | steady {sd['rps']} req/s p99 {sd['p99_ms']} ms | "
+        f"handshakes {hs['ok']} ({hs['per_s']}/s, p99 {hs['p99_ms']} ms) | "
+        f"failed {r['errors']} {r['error_kinds'] or ''} | floe dropped "
+        f"{srv.get('floe_dropped', 'n/a')} of {srv.get('floe_received', 'n/a')} | "
+        f"kernel {kernel or 'no UDP errors'} | cores used (waiting for CPU): client "
+        f"{r['client_cores']} ({r['client_runqueue_share']}) server "
+        f"{srv.get('server_cores', 'n/a')} ({srv.get('server_runqueue_share', 'n/a')}), "
+        f"{srv.get('server_us_per_ok', 'n/a')} us/request"
+    )
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("port", type=int)
+    parser.add_argument("cert")
+    parser.add_argument("connections", type=int)
+    parser.add_argument("seconds", type=float)
+    parser.add_argument("path", nargs="?", default="/api/v2/ping")
+    parser.add_argument("--json", action="store_true", help="human line + JSON line")
+    parser.add_argument("--procs", type=int, default=0,
+                        help="client processes (default 1 up to 64 connections, else 4)")
+    parser.add_argument("--steady", action="store_true",
+                        help="SECONDS of steady state after the storm ends")
+    parser.add_argument("--metrics", help="Floe /metrics URL for the QUIC drop counters")
+    parser.add_argument("--server-pid", type=int, help="server pid, for its CPU time")
+    parser.add_argument("--timeout", type=float, default=5.0, help="per-request timeout (s)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    opts = parse()
+    procs = opts.procs or (1 if opts.connections <= 64 else 4)
+    procs = max(1, min(procs, opts.connections))
+    ctx = multiprocessing.get_context("fork")
+    shared = Shared(opts.connections, ctx.Value("i", 0), ctx.Value("d", 0.0))
+    barrier = ctx.Barrier(procs + 1)
+    results = ctx.Queue()
+    workers = []
+    for index in range(procs):
+        conns = opts.connections // procs + (index < opts.connections % procs)
+        args = (opts.port, opts.cert, conns, opts.seconds, opts.path, opts.timeout, opts.steady)
+        workers.append(ctx.Process(target=child, args=(args, shared, barrier, results)))
+    for worker in workers:
+        worker.start()
+    before = snapshot(opts)
+    barrier.wait()
+    bound = opts.seconds + (STORM_MAX if opts.steady else 0) + HANDSHAKE_TIMEOUT + 30
+    shares = [results.get(timeout=bound) for _ in workers]
+    after = snapshot(opts)
+    for worker in workers:
+        worker.join(5)
+    report = aggregate(opts, shares, shared.storm_end.value, before, after)
+    if opts.json:
+        print(human(report))
+        print(json.dumps(report))
+    else:
+        print(f"{report['rps']:.0f} {report['p99_ms'] or float('nan'):.1f} {report['errors']}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

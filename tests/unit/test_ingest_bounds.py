@@ -187,6 +187,6 @@ def test_a_rule_error_is_clipped() -> None:
 
     service = UplinkService(IngestState(), lambda: None)
     session = Session(node_id="n", instance_id="i")
-    service._record_applied(session, pb.Applied(kind=pb.Applied.KIND_RULES, ok=False,
+    service.record_applied(session.node_id, pb.Applied(kind=pb.Applied.KIND_RULES, ok=False,
                                                 error="e" * 1_000_000))
     assert len(service.state.node("n").rules_error) == MAX_ERROR

@@ -8,7 +8,7 @@ import ipaddress
 
 import numpy as np
 
-from app.ingest.service import _FLOW_SLICE, Session, UplinkService
+from app.ingest.service import _FLOW_SLICE, UplinkService
 from app.ingest.state import IngestState, _addr
 from dataplane.flowtable import FLOW_RECORD_DTYPE
 from dataplane.flowwire import encode_flows
@@ -44,7 +44,7 @@ async def test_window_equals_applying_each_record() -> None:
     message = batch(5 * 1000 + 7)
     state = IngestState(max_flows=1000)
     service = UplinkService(state, lambda: None)
-    await service._apply(Session(node_id="n", instance_id="i"), message)
+    await service._apply("n", "i", message)
     expected = one_by_one(message, 1000)
     assert list(state.flows.items()) == list(expected.flows.items())
     assert state.flows_evicted == expected.flows_evicted
@@ -64,7 +64,7 @@ async def test_the_loop_runs_between_slices() -> None:
     task = asyncio.create_task(other_task())
     await asyncio.sleep(0)
     before = turns
-    await service._apply(Session(node_id="n", instance_id="i"), message)
+    await service._apply("n", "i", message)
     task.cancel()
     assert turns - before >= 3  # the other task ran while the batch was applied
 
@@ -74,8 +74,7 @@ async def test_same_seq_on_two_streams_is_applied_once() -> None:
     message.aggregates.add(interface="eth0", start_unix_ns=1, end_unix_ns=2)
     state = IngestState()
     service = UplinkService(state, lambda: None)
-    old, new = Session(node_id="n", instance_id="i"), Session(node_id="n", instance_id="i")
-    await asyncio.gather(service._apply(old, message), service._apply(new, message))
+    await asyncio.gather(service._apply("n", "i", message), service._apply("n", "i", message))
     assert state.batches_applied == 1 and state.batches_duplicate == 1
     assert len(state.interface("n", "eth0").traffic.ticks) == 1
 
@@ -85,13 +84,13 @@ async def test_an_apply_cut_short_is_completed_by_the_resend() -> None:
     message.aggregates.add(interface="eth0", start_unix_ns=1, end_unix_ns=2)
     state = IngestState()
     service = UplinkService(state, lambda: None)
-    first = asyncio.create_task(service._apply(Session(node_id="n", instance_id="i"), message))
+    first = asyncio.create_task(service._apply("n", "i", message))
     await asyncio.sleep(0)  # the first slice is in
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
     assert state.batches_applied == 0 and not state.interface("n", "eth0").traffic.ticks
     assert 0 < len(state.flows) < len(one_by_one(message, state.max_flows).flows)  # part way
-    await service._apply(Session(node_id="n", instance_id="i"), message)
+    await service._apply("n", "i", message)
     assert state.batches_applied == 1
     assert len(state.interface("n", "eth0").traffic.ticks) == 1
     assert list(state.flows.items()) == list(one_by_one(message, state.max_flows).flows.items())

@@ -101,6 +101,18 @@ def test_only_end_events_are_queued(receiver: socket.socket) -> None:
     assert rig.fanout.lost_total == 0
 
 
+def test_only_nodes_this_instance_exports_are_queued(receiver: socket.socket) -> None:
+    """With the cluster relay, a node whose stream is on another instance is exported there:
+    its records are not queued here, and not counted as loss."""
+    rig = Rig(receiver.getsockname()[1])
+    rig.queue.exports = lambda node: node != "remote"
+    rig.flows("remote", [record(i) for i in range(10)])
+    rig.flows("local", [record(i) for i in range(100, 104)])
+    assert rig.queue.held == 4 and rig.queue.dropped == {}
+    assert rig.exporter.step() > 0
+    assert data_records(drain(receiver)) == {zlib.crc32(b"local"): 4}
+
+
 def test_a_step_sends_each_nodes_records_in_its_domain(receiver: socket.socket) -> None:
     rig = Rig(receiver.getsockname()[1])
     rig.flows("n1", [record(i, v6=i % 2 == 1) for i in range(30)])

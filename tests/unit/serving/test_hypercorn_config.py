@@ -14,6 +14,7 @@ def test_everything_on(make_settings) -> None:  # type: ignore[no-untyped-def]
     assert config.quic_bind == ["0.0.0.0:8443"]
     assert config.alpn_protocols == ["h2", "http/1.1"]
     assert config.keep_alive_max_requests == 100_000
+    assert config.backlog == 4096  # hypercorn's 100 overflowed at 1,000 connecting clients
 
 
 def test_http3_off_binds_no_udp(make_settings) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,112 @@
+"""FloeQuicProtocol: one timer handle per connection, sends coalesced per loop turn.
+
+The end-to-end HTTP/3 behaviour is covered by tests/integration/serving/test_protocols.py;
+these pin the two properties the change is for (issue 13 measured them: hypercorn restarted a
+timer task and built packets on every send).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from app.serving.quic import FloeQuicProtocol, QuicTimer
+
+
+class FakeQuic:
+    def __init__(self, timer: float | None) -> None:
+        self.timer = timer
+        self.transmits = 0
+        self.timer_handled = 0
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        self.transmits += 1
+        return [(b"d%d" % self.transmits, ("127.0.0.1", 1))]
+
+    def get_timer(self) -> float | None:
+        return self.timer
+
+    def handle_timer(self, now: float) -> None:
+        self.timer_handled += 1
+        self.timer = None
+
+    def next_event(self) -> None:
+        return None
+
+
+class FakeConnection:
+    def __init__(self, timer: float | None) -> None:
+        self.quic = FakeQuic(timer)
+        self.task: Any = object()  # hypercorn's SingleTask, never started
+        self.h3 = None
+        self.cids: set[bytes] = set()
+
+
+class Context:
+    @staticmethod
+    def time() -> float:
+        return asyncio.get_running_loop().time()
+
+
+def protocol(sent: list[bytes], coalesce: bool = True) -> FloeQuicProtocol:
+    """The protocol without hypercorn's constructor (which loads a certificate)."""
+    proto = FloeQuicProtocol.__new__(FloeQuicProtocol)
+    proto.sendto = lambda data, address: sent.append(data)
+    proto._pending = {}
+    proto.context = Context()  # type: ignore[assignment]
+    proto.coalesce = coalesce
+    tasks: list[asyncio.Task[None]] = []
+    proto.task_group = type("TG", (), {"spawn": lambda self, f, *a: tasks.append(
+        asyncio.get_running_loop().create_task(f(*a)))})()  # type: ignore[assignment]
+    return proto
+
+
+async def test_sends_in_one_loop_turn_leave_together() -> None:
+    sent: list[bytes] = []
+    proto = protocol(sent)
+    one, two = FakeConnection(None), FakeConnection(None)
+    for connection in (one, two, one, one):  # e.g. ACK, then headers, body, end of a response
+        await proto.send_all(connection)  # type: ignore[arg-type]
+    assert sent == []  # nothing until the loop turns
+    await asyncio.sleep(0)
+    assert (one.quic.transmits, two.quic.transmits) == (1, 1)
+    assert len(sent) == 2
+
+
+async def test_without_coalescing_each_send_transmits() -> None:
+    sent: list[bytes] = []
+    proto = protocol(sent, coalesce=False)
+    connection = FakeConnection(None)
+    for _ in range(3):
+        await proto.send_all(connection)  # type: ignore[arg-type]
+    assert connection.quic.transmits == 3 and len(sent) == 3
+
+
+async def test_timer_is_one_handle_rearmed_only_when_the_deadline_moves() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[int] = []
+    timer = QuicTimer()
+    when = loop.time() + 0.05
+    timer.arm(when, lambda: fired.append(1))
+    handle = timer._handle
+    timer.arm(when, lambda: fired.append(2))
+    assert timer._handle is handle  # same deadline: untouched
+    timer.arm(when + 0.01, lambda: fired.append(3))
+    assert handle is not None and handle.cancelled()
+    await asyncio.sleep(0.1)
+    assert fired == [3]
+    timer.arm(loop.time() + 0.01, lambda: fired.append(4))
+    await timer.stop()  # what hypercorn calls when the connection terminates
+    await asyncio.sleep(0.05)
+    assert fired == [3]
+
+
+async def test_connection_timer_fires_handle_timer() -> None:
+    sent: list[bytes] = []
+    proto = protocol(sent, coalesce=False)
+    connection = FakeConnection(asyncio.get_running_loop().time() + 0.02)
+    await proto.send_all(connection)  # type: ignore[arg-type]
+    assert isinstance(connection.task, QuicTimer)
+    await asyncio.sleep(0.1)
+    assert connection.quic.timer_handled == 1
+    assert connection.quic.transmits == 2  # after the timer: events handled, sent again
