@@ -18,17 +18,9 @@ import httpx
 import pytest
 
 from dataplane.netns import Topology, VethPair, unique_prefix
-from tests.e2e.test_dataplane_e2e import (
-    REPO,
-    ControlPlane,
-    _put_rules,
-    _stop,
-    _wait_generation,
-    control_plane,
-)
+from tests.e2e.conftest import ControlPlane
+from tests.e2e.test_dataplane_e2e import REPO, _put_rules, _stop, _wait_generation
 from tests.support.server import FloeServer
-
-__all__ = ["control_plane"]
 
 pytestmark = pytest.mark.root
 
