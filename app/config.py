@@ -166,7 +166,8 @@ class Settings:
     tls_key_file: Path | None = None
     # Serving limits (see docs/adr/0001-serving.md).
     max_body_bytes: int = 1 << 20
-    max_inflight_requests: int = 256
+    max_inflight_requests: int = 2048
+    max_inflight_body_bytes: int = 256 << 20
     keep_alive_max_requests: int = 100_000
     graceful_timeout: float = 2.0
     quic_queue_size: int = 1024
@@ -290,7 +291,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         tls_cert_file=Path(tls_cert) if tls_cert else None,
         tls_key_file=Path(tls_key) if tls_key else None,
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1 << 20, low=1024, high=1 << 30),
-        max_inflight_requests=_int(env, "MAX_INFLIGHT_REQUESTS", 256, low=1, high=1_000_000),
+        max_inflight_requests=_int(env, "MAX_INFLIGHT_REQUESTS", 2048, low=1, high=1_000_000),
+        max_inflight_body_bytes=_int(env, "MAX_INFLIGHT_BODY_BYTES", 256 << 20, low=1 << 20,
+                                     high=1 << 40),
         keep_alive_max_requests=_int(
             env, "KEEP_ALIVE_MAX_REQUESTS", 100_000, low=1, high=2**31 - 1
         ),

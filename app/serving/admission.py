@@ -3,6 +3,11 @@
 Past MAX_INFLIGHT_REQUESTS a request is answered at once with 503, `Retry-After` and the
 error envelope, so a flood costs a few microseconds per refused request instead of a
 full Quart dispatch, and the loop keeps time for streams (WebSocket heartbeats, gRPC).
+The bound is sized for the concurrency Floe serves (2,048: 1,000 HTTP/3 connections each
+with a request outstanding must not meet 503s — measured in docs/benchmarks.md); what
+admitted requests may wait for is the fairness gate below, which costs no loop time.
+Because admitted requests hold their bodies, the bytes they hold together are bounded too
+(MAX_INFLIGHT_BODY_BYTES, 256 MiB): past it, 503 as for the count.
 Probes and metrics are exempt (orchestrators must see the process even when it is busy);
 WebSocket streams are not counted. Requests over a protocol version switched off by
 HTTP1_ENABLED / HTTP2_ENABLED / HTTP3_ENABLED are refused with 505.
@@ -110,6 +115,7 @@ class AdmissionMiddleware:
         self.limit = settings.max_inflight_requests
         self.counters = counters
         self.max_body = settings.max_body_bytes
+        self.body_budget = settings.max_inflight_body_bytes
         self.body_idle_timeout = settings.body_idle_timeout
         self.body_timeout = settings.body_timeout
         self.max_uploading = settings.max_uploading_requests
@@ -152,10 +158,13 @@ class AdmissionMiddleware:
         message = await self._read_body(scope, receive, send)
         if message is None:  # answered (408/413/503) or the client went away
             return
-        if counters.inflight >= self.limit:  # an upload may have taken a while: check again
+        held = len(message.get("body", b""))
+        if (counters.inflight >= self.limit  # an upload may have taken a while: check again
+                or counters.inflight_body_bytes + held > self.body_budget):
             await self._overloaded(send)
             return
         counters.inflight += 1
+        counters.inflight_body_bytes += held
         fairness = self.fairness
         try:
             if fairness is None:
@@ -168,6 +177,7 @@ class AdmissionMiddleware:
                 fairness.release()
         finally:
             counters.inflight -= 1
+            counters.inflight_body_bytes -= held
 
     async def _read_body(
         self, scope: dict[str, Any], receive: Any, send: Any

@@ -40,6 +40,7 @@ class ServingCounters:
     """Plain integers the transport code bumps; exported at scrape time."""
 
     inflight: int = 0
+    inflight_body_bytes: int = 0  # bodies held by admitted requests (admission.py)
     admission_rejected: int = 0
     uploading: int = 0  # requests whose body is still arriving (admission.py)
     body_timeouts: int = 0
@@ -71,6 +72,11 @@ class _CountersCollector(Collector):
                                       c.fairness.waited)
         yield GaugeMetricFamily(
             "floe_http_inflight_requests", "REST requests being handled", c.inflight
+        )
+        yield GaugeMetricFamily(
+            "floe_http_inflight_body_bytes",
+            "Request body bytes held by the REST requests being handled",
+            c.inflight_body_bytes,
         )
         yield CounterMetricFamily(
             "floe_http_admission_rejected",

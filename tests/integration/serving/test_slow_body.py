@@ -14,7 +14,7 @@ import pytest
 from tests.integration.serving.rawhttp import read_response
 from tests.support.server import FloeServer
 
-SLOW = 260  # more than MAX_INFLIGHT_REQUESTS (256): before the fix every REST call was a 503
+SLOW = 260  # more than MAX_INFLIGHT_REQUESTS (256 here): before the fix every REST call was a 503
 IDLE = 4.0  # BODY_IDLE_TIMEOUT for these servers (default 5 s)
 TOTAL = 8.0  # BODY_TIMEOUT
 
@@ -29,6 +29,7 @@ def server() -> Iterator[FloeServer]:
     env = {
         "BODY_IDLE_TIMEOUT": str(IDLE),
         "BODY_TIMEOUT": str(TOTAL),
+        "MAX_INFLIGHT_REQUESTS": "256",  # below SLOW, so held uploads would fill it
         "GRPC_ENABLED": "false",
         "HTTP3_ENABLED": "false",
     }
