@@ -51,8 +51,9 @@ def _buffers(sock: socket.socket) -> None:
 def install() -> None:
     plain_bind = listeners._bind
 
-    def bind(variable: str, host: str, port: int, kind: int) -> socket.socket:
-        sock = plain_bind(variable, host, port, kind)
+    def bind(variable: str, host: str, port: int, kind: int,
+             reuseport: bool = False) -> socket.socket:
+        sock = plain_bind(variable, host, port, kind, reuseport)
         if kind == socket.SOCK_DGRAM:
             _buffers(sock)
         return sock
