@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `floe serve` vs `floe serve --instances N` (default 2), side by side in the same run: HTTP/1.1
-# /api/v2/ping with wrk (c=64), HTTP/3 with bench/serving/h3load.py (16 connections), ROUNDS
+# /api/v2/ping with wrk (c=64), TLS h2 with h2load (c=64, m=4), HTTP/3 with bench/serving/h3load.py (16 connections), ROUNDS
 # rounds alternating the order. No CPU pinning: N instances are meant to use N cores, and the
 # load generator competes with them — on a 2-core machine the gain is bounded by that.
 # Bounded: 2 servers x ROUNDS x 2 tests x DUR seconds (~1.5 minutes with the defaults).
@@ -35,6 +35,10 @@ start() {  # name instances: sets PORT_HTTP, PORT_HTTPS (no subshell: PIDS must 
   wait_port "$PORT_HTTP"
 }
 wrk_rps() { wrk -t1 -c64 -d"${DUR}s" "$1" 2>/dev/null | awk '/Requests\/sec/ {printf "%.0f\n", $2}'; }
+h2_rps() {  # TLS h2, 64 connections x 4 streams, a fixed duration
+  h2load -D "$DUR" -c 64 -m 4 "https://127.0.0.1:$1/api/v2/ping" 2>/dev/null \
+    | awk '/^finished in/ {gsub(/,/,""); printf "%.0f\n", $4}'
+}
 h3_rps() { "$PY" bench/serving/h3load.py "$1" "$2" 16 "$DUR" | awk '{print $1 " (" $3 " errors)"}'; }
 
 start one 1; ONE_HTTP=$PORT_HTTP; ONE_HTTPS=$PORT_HTTPS
@@ -42,9 +46,11 @@ start many "$N"; MANY_HTTP=$PORT_HTTP; MANY_HTTPS=$PORT_HTTPS
 echo "# floe serve vs --instances $N, $(date -u +%FT%TZ), $($PY -V), $(nproc) CPUs, ${DUR}s per run"
 printf '%-16s %18s %18s %7s\n' test one_rps instances_rps ratio
 for r in $(seq "$ROUNDS"); do
-  for t in h1 h3; do
+  for t in h1 h2 h3; do
     if [ "$t" = h1 ]; then
       run() { wrk_rps "http://127.0.0.1:$1/api/v2/ping"; }; a=$ONE_HTTP; b=$MANY_HTTP
+    elif [ "$t" = h2 ]; then
+      run() { h2_rps "$1"; }; a=$ONE_HTTPS; b=$MANY_HTTPS
     else
       run() { h3_rps "$1" "$2"; }; a=$ONE_HTTPS; b=$MANY_HTTPS
     fi
