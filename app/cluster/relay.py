@@ -47,6 +47,7 @@ from app.cluster.wire import Entry, WireError, decode, encode, entry_size
 from app.ingest.rule_store import RuleStore
 from app.ingest.service import Session, UplinkService
 from app.nodeid import valid_node_id
+from app.tasks import cancel_and_wait
 from floe.dataplane.v1 import uplink_pb2 as pb
 
 __all__ = ["Relay", "RelayLimits", "RelayStats"]
@@ -493,10 +494,7 @@ class Relay:
         if self._queue and self._tasks:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), 1.0)
-        for task in [*self._tasks, *([self._rules_task] if self._rules_task else [])]:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([*self._tasks, self._rules_task])
         self._tasks = []
         if self._redis is not None:
             await self._redis.aclose()

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.identity.cache import IdentityCache
+from app.tasks import cancel_and_wait
 
 __all__ = ["InvalidationBus", "channel_for"]
 
@@ -146,10 +147,7 @@ class InvalidationBus:
         # Let queued invalidations (and the one being published) leave, for at most 1 s.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), 1.0)
-        for task in [*self._tasks, *([self._resyncing] if self._resyncing else [])]:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([*self._tasks, self._resyncing])
         self._tasks = []
         if self._redis is not None:
             await self._redis.aclose()

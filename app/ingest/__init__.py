@@ -13,7 +13,6 @@ check's detail lists how many are connected so operators still see it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -29,6 +28,7 @@ from app.ingest.rule_store import RuleStore
 from app.ingest.service import END_REASON_NAMES, FLOW_STATE_NAMES, UplinkService, parse_uplink
 from app.ingest.state import IngestState
 from app.runtime import get_runtime
+from app.tasks import cancel_and_wait
 
 __all__ = [
     "END_REASON_NAMES", "FLOW_STATE_NAMES", "STATS_TOPIC", "get_ingest", "get_rule_store",
@@ -140,8 +140,5 @@ def init_app(app: Quart) -> None:
 
     @app.after_serving
     async def _stop() -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         tasks.clear()

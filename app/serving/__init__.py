@@ -8,7 +8,6 @@ The process-level parts (hypercorn listeners, gRPC server, signals) live in `run
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ from app.runtime import get_runtime
 from app.serving.admission import AdmissionMiddleware
 from app.serving.fairness import LoopFairness
 from app.serving.metrics import ServingMetrics
+from app.tasks import cancel_and_wait
 
 __all__ = ["V1_SUNSET", "init_app"]
 
@@ -83,10 +83,7 @@ def init_app(app: Quart) -> None:
     async def _stop_heartbeat() -> None:
         await fairness.stop()
         hub.close_all(1001)
-        for task in heartbeat:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(heartbeat)
         heartbeat.clear()
 
     from app.serving import apidocs, probes

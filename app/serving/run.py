@@ -45,6 +45,7 @@ from app.serving.listeners import Listeners, bind_listeners, grpc_bind_error
 from app.serving.metrics import ServingMetrics
 from app.serving.metrics_listener import start_metrics_listener
 from app.serving.tls import tls_files, tls_problem
+from app.tasks import cancel_and_wait
 
 __all__ = ["build_hypercorn_config", "serve", "serve_async"]
 
@@ -196,10 +197,7 @@ def _install_process_hooks(
         grpc_server = runtime.components.pop("grpc_server", None)
         if grpc_server is not None:  # hypercorn stopped without a signal (e.g. an error)
             await grpc_server.server.stop(0)
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
 
     return quiet
 
