@@ -157,7 +157,9 @@ def test_a_running_xdp_dataplane_reports_attach_uplink_and_ack_age(
                FLOE_TICK_SECONDS="0.1")
     process = _dataplane(env, "--mode", "inline", "--interface", veth_pair.host)
     try:
-        code, data = _wait_health(port, process, lambda c, d: c == 200 and d["status"] == "ok")
+        # "ok" comes with the Welcome; wait for the first batch's ack too
+        code, data = _wait_health(port, process, lambda c, d: c == 200 and d["status"] == "ok"
+                                  and d["uplink"]["acked_seq"] > 0)
         assert (data["mode"], data["interface"], data["xdp"]) == ("inline", veth_pair.host, True)
         nodes = control_plane.client.get("/api/v2/nodes").json()["data"]
         assert data["node_id"] == nodes[0]["node_id"]
