@@ -175,7 +175,8 @@ HELLO_WAIT = 2.0  # seconds a refused client gets to finish sending its Hello
 
 
 async def _await_hello(context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    """Before refusing a stream at open, take the client's first message (its Hello: one
+    """Before refusing an authenticated caller's stream at open (a user login, a key without
+    the scope), take the client's first message (its Hello: one
     message, bounded by the server's message size limit, for at most HELLO_WAIT s). A refusal
     sent while the client is still writing can reach it as a reset stream (INTERNAL) instead
     of the refusal's own status and reason; seen once in ~200 runs of six parallel opens."""
@@ -261,7 +262,8 @@ class UplinkService:
         credential = bearer_credential(context)
         principal, refusal = await self._verdict(credential, None)
         if refusal is not None or principal is None:
-            await _await_hello(context)
+            if principal is not None:  # a known caller: an unknown one gets no time to hold
+                await _await_hello(context)
             await self._refuse(context, refusal or _UNAVAILABLE)
             raise AssertionError("unreachable")  # abort raises
         first, _ = received(await context.read())

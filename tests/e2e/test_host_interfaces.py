@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import pytest
 from app.cli import build_parser
 from dataplane.bpf.loader import _query
 from dataplane.netns import Topology, VethPair, call_in
+from tests.e2e.test_dataplane_e2e import _stop
 from tests.support.topology import make_topology, wait_until
 
 __all__ = ["make_topology"]
@@ -122,12 +122,7 @@ def test_mirror_says_it_is_a_span_port_and_tap_starts(
         assert started, "tap did not attach"
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
         _floe(["dataplane", "--detach", "--interface", pair.peer], env, _enter(namespace))
     assert process.returncode == 0
     assert _attached(namespace, pair.peer) == 0
