@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "root" in item.keywords:
             item.add_marker(skip)
+
+
+FD_LOG = os.environ.get("FLOE_TEST_FD_LOG")  # a path: each module's open-fd growth goes there
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fd_growth(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Find fd leaks across the suite: `FLOE_TEST_FD_LOG=PATH make test` logs per-module growth."""
+    if not FD_LOG:
+        yield
+        return
+    before = len(os.listdir("/proc/self/fd"))
+    yield
+    after = len(os.listdir("/proc/self/fd"))
+    with open(FD_LOG, "a", encoding="utf-8") as log:
+        log.write(f"{after - before:+d} {after} {request.node.nodeid}\n")
 
 
 @pytest.fixture

@@ -184,7 +184,8 @@ class FloeServer:
         keep = os.environ.get("FLOE_TEST_KEEP")
         if keep and self.log_path.exists():
             Path(keep).mkdir(parents=True, exist_ok=True)
-            (Path(keep) / f"{self.log_path.parent.name}.log").write_bytes(self.log_path.read_bytes())
+            kept = Path(keep) / f"{self.log_path.parent.name}.log"
+            kept.write_bytes(self.log_path.read_bytes())
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

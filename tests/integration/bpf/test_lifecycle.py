@@ -299,9 +299,17 @@ def test_the_same_name_in_two_namespaces_has_pins_of_its_own(
     AfPacketSender(pair.peer, namespace).send([GOOD] * 3, timeout=10)
     AfPacketSender("peer0", other).send([GOOD] * 5, timeout=10)
     assert wait_until(lambda: owner.counters().packets == 3)
-    assert wait_until(lambda: call_in(
-        other, lambda: XdpProgram.open(pair.host).counters().packets) == 5)
-    call_in(other, lambda: XdpProgram.open(pair.host).detach())
+
+    def packets_there() -> int:
+        with XdpProgram.open(pair.host) as there:
+            return there.counters().packets
+
+    def detach_there() -> None:
+        with XdpProgram.open(pair.host) as there:
+            there.detach()
+
+    assert wait_until(lambda: call_in(other, packets_there) == 5)
+    call_in(other, detach_there)
     assert not there_pins.exists() and not there_pins.parent.exists()
     assert _query(owner.ifindex).prog_id == owner.prog_id != there_id
     assert (owner.pin_dir / "floe_counters").exists() and owner.counters().packets == 3

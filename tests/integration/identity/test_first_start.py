@@ -7,7 +7,7 @@ import json
 import os
 import pty
 import re
-import select
+import selectors
 import stat
 import subprocess
 import time
@@ -107,9 +107,10 @@ async def test_development_keeps_admin123_and_asks_for_a_change() -> None:
 def _read_until_exit(fd: int, process: subprocess.Popen[bytes], timeout: float) -> str:
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
+    selector = selectors.DefaultSelector()  # poll/epoll: no FD_SETSIZE limit on fd numbers
+    selector.register(fd, selectors.EVENT_READ)
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
+        if selector.select(0.2):
             try:
                 data = os.read(fd, 4096)
             except OSError:  # the child closed its side
@@ -119,6 +120,7 @@ def _read_until_exit(fd: int, process: subprocess.Popen[bytes], timeout: float) 
             chunks.append(data)
         elif process.poll() is not None:
             break
+    selector.close()
     return b"".join(chunks).decode(errors="replace")
 
 

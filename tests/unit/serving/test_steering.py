@@ -13,7 +13,7 @@ import ctypes
 import errno
 import os
 import re
-import select
+import selectors
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,11 +132,16 @@ class Group:
     def receiver(self, payload: bytes, client: socket.socket | None = None) -> int:
         """Index of the socket that received `payload` (sent from `client`)."""
         (client or self.client).sendto(payload, ("127.0.0.1", self.port))
-        live = [s for s in self.sockets if s.fileno() >= 0]
-        ready, _, _ = select.select(live, [], [], 2.0)
+        with selectors.DefaultSelector() as selector:  # poll/epoll: no FD_SETSIZE limit
+            for sock in self.sockets:
+                if sock.fileno() >= 0:
+                    selector.register(sock, selectors.EVENT_READ)
+            ready = [key.fileobj for key, _ in selector.select(2.0)]
         assert len(ready) == 1, "the datagram reached no socket, or more than one"
-        ready[0].recv(4096)
-        return self.sockets.index(ready[0])
+        sock = ready[0]
+        assert isinstance(sock, socket.socket)
+        sock.recv(4096)
+        return self.sockets.index(sock)
 
     def close(self) -> None:
         for sock in [*self.sockets, self.client]:
