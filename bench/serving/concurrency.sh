@@ -6,7 +6,10 @@
 #  * TCP: wrk (HTTP/1.1 keep-alive, cleartext) and h2load (h2 over TLS) at TCP_COUNTS
 #    connections, with the kernel's listen-queue overflow counters before/after.
 # Bounded: every client run has a duration and a timeout; ~3-4 min with the defaults.
+#  * HTTP/3 open loop: H3_OPEN_CONNS (1000) connections offered H3_OPEN_SHARES (0.5, 0.9) of the
+#    best 16-connection rate, latency timed from when each request was due.
 # Usage: [DUR=8] [ROUNDS=1] [H3_COUNTS="16 64 256 1000"] [TCP_COUNTS="1000 10000"] [ONLY=h3|tcp]
+#        [H3_OPEN_CONNS=1000] [H3_OPEN_SHARES="0.5 0.9"]
 #        bench/serving/concurrency.sh       (extra env, e.g. QUIC_QUEUE_SIZE=4096, reaches Floe)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -69,6 +72,29 @@ if [[ ${ONLY:-all} != tcp ]]; then
     best=$(echo ${STEADY[$c]:-0} | tr ' ' '\n' | sort -n | tail -1)
     awk -v c="$c" -v b="$best" -v z="$base" 'BEGIN {printf "HTTP/3 c=%-5s steady %7.0f req/s  %s\n", c, b, (z > 0 ? sprintf("%.2fx of c=16", b / z) : "")}'
   done
+  # Open loop at H3_OPEN_CONNS connections: a fixed offered rate (a share of the best
+  # 16-connection closed-loop rate), every request timed from when it was due. This is the
+  # latency users meet at that load; closed-loop clients, each waiting for its last answer,
+  # only measure their own queue (Little's law: 1,000 of them at ~1,100 req/s wait ~0.9 s).
+  if [[ ${base%.*} -gt 0 ]]; then
+    for r in $(seq "$ROUNDS"); do
+      for share in ${H3_OPEN_SHARES:-0.5 0.9}; do
+        c=${H3_OPEN_CONNS:-1000}
+        rate=$(awk -v b="$base" -v s="$share" 'BEGIN {printf "%.0f", b * s}')
+        out=$(taskset -c 0 timeout $((DUR + 150)) "$PY" bench/serving/h3load.py "$F_HTTPS" "$CERT" "$c" "$DUR" \
+              --steady --json --rate "$rate" --metrics "http://127.0.0.1:$F_MET/metrics" --server-pid "$FLOE") || true
+        echo "${out%%$'\n'*}  [open loop, ${share}x of c=16, round $r]"
+        json=${out##*$'\n'}
+        [[ $json == \{* ]] || { echo "# h3 open loop c=$c: no result"; continue; }
+        record h3-open "$c" "$r" "$json"
+        "$PY" -c 'import json, sys
+r = json.loads(sys.argv[1]); s = r["steady"]; rps = s["rps"] or 0
+print("HTTP/3 c=%d open loop %.0f req/s offered: steady %.0f req/s (%.2fx of c=16), p99 %s ms, "
+      "failed %d, client send lag p99 %s ms" % (r["connections"], r["offered_rps"], rps,
+      rps / float(sys.argv[2]), s["p99_ms"], r["errors"], r["send_lag"]["p99_ms"]))' "$json" "$base"
+      done
+    done
+  fi
 fi
 [[ ${ONLY:-all} == h3 ]] && exit 0
 

@@ -1,12 +1,14 @@
 """HTTP/3 load from several client processes, with the server's own drop counters.
 
     python h3load.py PORT CERT CONNECTIONS SECONDS [PATH] [--json] [--procs N] [--steady]
-                     [--metrics URL] [--server-pid PID] [--timeout S]
+                     [--metrics URL] [--server-pid PID] [--timeout S] [--rate R]
 
 CONNECTIONS QUIC connections are shared out over N client processes (one uvloop loop each:
 one Python process saturates near 250 connections, so it would measure itself) and all
 open at once after a barrier: the *storm*. Each connection then sends requests back to
-back; a connection that fails or is closed reconnects (that is another handshake).
+back (closed loop) or, with --rate, at a fixed pace whatever the answers do (open loop: the
+latency users meet at that load, timed from when each request was due); a connection that
+fails or is closed reconnects (that is another handshake).
 
 Figures are split at the moment every connection's first attempt has finished (storm end):
 requests started before it are the storm's, after it the steady state's. `--steady` makes
@@ -31,6 +33,7 @@ import logging
 import math
 import multiprocessing
 import os
+import random
 import resource
 import socket
 import sys
@@ -55,6 +58,7 @@ from tests.support.h3client import H3Client
 
 HANDSHAKE_TIMEOUT = 10.0
 RECONNECT_PAUSE = 0.2
+MAX_PACED_INFLIGHT = 64  # open loop: requests one connection may have outstanding
 STORM_MAX = 60.0  # with --steady: the steady window starts after this even if the storm lasts
 
 
@@ -82,6 +86,7 @@ class Share:
     latencies: list[float] = field(default_factory=list)  # seconds, successful requests
     handshakes: list[tuple[float, float]] = field(default_factory=list)  # (start, duration)
     errors: Counter[str] = field(default_factory=Counter)
+    send_lags: list[float] = field(default_factory=list)  # open loop: sent this late (s)
     cpu: float = 0.0  # user + system seconds of this process
     wait: float = 0.0  # seconds runnable but not running
 
@@ -132,7 +137,7 @@ async def close_connection(transport: asyncio.DatagramTransport, client: LoadCli
 
 async def connection_loop(
     port: int, path: str, configuration: QuicConfiguration, timeout: float,
-    deadline: list[float], shared: Shared, share: Share,
+    deadline: list[float], shared: Shared, share: Share, interval: float,
 ) -> None:
     """One connection's life: handshake, requests until the deadline, reconnect on failure."""
     first = True
@@ -149,7 +154,10 @@ async def connection_loop(
             if first:
                 first = False
                 shared.settle()
-            await requests(client, path, timeout, deadline, share)
+            if interval:
+                await paced_requests(client, path, timeout, deadline, share, interval)
+            else:
+                await requests(client, path, timeout, deadline, share)
             await close_connection(transport, client)
             continue
         if first:
@@ -161,6 +169,7 @@ async def connection_loop(
 async def requests(
     client: LoadClient, path: str, timeout: float, deadline: list[float], share: Share
 ) -> None:
+    """Closed loop: the next request leaves when the previous answer is in."""
     while (now := time.monotonic()) < deadline[0] and client.closed_as is None:
         try:
             response = await client.request("GET", path, timeout=timeout)
@@ -169,18 +178,60 @@ async def requests(
             continue
         except ConnectionError:
             break
-        if response.status == 200:
-            share.starts.append(now)
-            share.latencies.append(time.monotonic() - now)
-        else:
-            share.errors[f"http_{response.status}"] += 1
+        record(share, now, response.status)
     if client.closed_as is not None:
         share.errors[client.closed_as] += 1
 
 
+async def paced_requests(
+    client: LoadClient, path: str, timeout: float, deadline: list[float], share: Share,
+    interval: float,
+) -> None:
+    """Open loop: a request every `interval` s whether or not the earlier ones are answered,
+    each timed from when it was due (a slow server cannot slow the clients down and hide its
+    own latency: no coordinated omission). At most MAX_PACED_INFLIGHT per connection; a
+    request that would exceed it is counted as `client_backlog`, not sent."""
+    due = time.monotonic() + random.uniform(0.0, interval)  # spread the connections' phases
+    inflight: set[asyncio.Task[None]] = set()
+
+    async def one(due_at: float) -> None:
+        share.send_lags.append(time.monotonic() - due_at)  # the client's own lateness
+        try:
+            response = await client.request("GET", path, timeout=timeout)
+        except TimeoutError:
+            share.errors["timeout"] += 1
+        except ConnectionError:
+            share.errors["lost_with_connection"] += 1
+        else:
+            record(share, due_at, response.status)
+
+    while due < deadline[0] and client.closed_as is None:
+        if (wait := due - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+        if len(inflight) >= MAX_PACED_INFLIGHT:
+            share.errors["client_backlog"] += 1
+        else:
+            task = asyncio.create_task(one(due))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+        due += interval
+    if inflight:
+        await asyncio.gather(*inflight, return_exceptions=True)
+    if client.closed_as is not None:
+        share.errors[client.closed_as] += 1
+
+
+def record(share: Share, started: float, status: int) -> None:
+    if status == 200:
+        share.starts.append(started)
+        share.latencies.append(time.monotonic() - started)
+    else:
+        share.errors[f"http_{status}"] += 1
+
+
 async def run_share(
-    port: int, cert: str, conns: int, seconds: float, path: str, timeout: float,
-    steady: bool, shared: Shared,
+    shared: Shared, port: int, cert: str, conns: int, seconds: float, path: str,
+    timeout: float, steady: bool, interval: float,
 ) -> Share:
     configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN)
     configuration.load_verify_locations(cert)
@@ -205,7 +256,7 @@ async def run_share(
 
     mover = asyncio.create_task(move_deadline()) if steady else None
     await asyncio.gather(*(
-        connection_loop(port, path, configuration, timeout, deadline, shared, share)
+        connection_loop(port, path, configuration, timeout, deadline, shared, share, interval)
         for _ in range(conns)
     ))
     if mover is not None:
@@ -223,7 +274,7 @@ def child(
     """One client process: wait for the others, then run its share of connections."""
     logging.getLogger("asyncio").setLevel(logging.ERROR)  # "socket.send() raised exception."
     barrier.wait()
-    results.put(uvloop.run(run_share(*args, shared=shared)))
+    results.put(uvloop.run(run_share(shared, *args)))
 
 
 # ---- server-side counters ------------------------------------------------------------------
@@ -332,6 +383,7 @@ def aggregate(
         server["server_us_per_ok"] = round(delta["server_cpu"] / max(1, len(pairs)) * 1e6)
     return {
         "connections": opts.connections, "procs": len(shares), "path": opts.path,
+        "offered_rps": opts.rate or None,
         "seconds": round(elapsed, 2), "steady_flag": opts.steady,
         "ok": len(pairs), "rps": round(len(pairs) / elapsed, 1), **quantiles([p[1] for p in pairs]),
         "storm": {"seconds": round(storm_seconds, 2), "finished": bool(storm_end),
@@ -343,6 +395,8 @@ def aggregate(
                        "per_s": round(len(first_wave) / storm_seconds, 1),
                        **quantiles([h[1] for h in handshakes])},
         "errors": sum(errors.values()), "error_kinds": dict(errors.most_common()),
+        # open loop: how late the clients sent (large = the clients, not the server, lagged)
+        "send_lag": quantiles([lag for s in shares for lag in s.send_lags]),
         "server": server,
         "client_cores": round(sum(s.cpu for s in shares) / elapsed, 2),
         "client_runqueue_share": round(sum(s.wait for s in shares) / elapsed, 2),
@@ -351,14 +405,19 @@ def aggregate(
 
 def human(r: dict[str, Any]) -> str:
     srv, hs, st, sd = r["server"], r["handshakes"], r["storm"], r["steady"]
+    lag = f"client send lag p99 {r['send_lag']['p99_ms']} ms | " if r["offered_rps"] else ""
     kernel = ", ".join(f"{k} +{v:.0f}" for k, v in srv.items()
                        if k.startswith(("udp", "socket")) and v)
     return (
-        f"# h3 c={r['connections']} procs={r['procs']}: {r['rps']:.0f} req/s, "
+        f"# h3 c={r['connections']} procs={r['procs']}"
+        f"{' offered ' + format(r['offered_rps'], '.0f') + ' req/s' if r['offered_rps'] else ''}: "
+        f"{r['rps']:.0f} req/s, "
         f"p50/p99/p99.9 {r['p50_ms']}/{r['p99_ms']}/{r['p999_ms']} ms | storm {st['seconds']} s "
         f"p99 {st['p99_ms']} ms | steady {sd['rps']} req/s p99 {sd['p99_ms']} ms | "
         f"handshakes {hs['ok']} ({hs['per_s']}/s, p99 {hs['p99_ms']} ms) | "
-        f"failed {r['errors']} {r['error_kinds'] or ''} | floe dropped "
+        f"failed {r['errors']} {r['error_kinds'] or ''} | "
+        f"{lag}"
+        f"floe dropped "
         f"{srv.get('floe_dropped', 'n/a')} of {srv.get('floe_received', 'n/a')} | "
         f"kernel {kernel or 'no UDP errors'} | cores used (waiting for CPU): client "
         f"{r['client_cores']} ({r['client_runqueue_share']}) server "
@@ -382,6 +441,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--metrics", help="Floe /metrics URL for the QUIC drop counters")
     parser.add_argument("--server-pid", type=int, help="server pid, for its CPU time")
     parser.add_argument("--timeout", type=float, default=5.0, help="per-request timeout (s)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="open loop: RATE requests/s offered in all, spread evenly over the "
+                             "connections, latency timed from when each was due (default: "
+                             "closed loop, back to back)")
     return parser.parse_args()
 
 
@@ -396,7 +459,9 @@ def main() -> None:
     workers = []
     for index in range(procs):
         conns = opts.connections // procs + (index < opts.connections % procs)
-        args = (opts.port, opts.cert, conns, opts.seconds, opts.path, opts.timeout, opts.steady)
+        interval = opts.connections / opts.rate if opts.rate else 0.0
+        args = (opts.port, opts.cert, conns, opts.seconds, opts.path, opts.timeout, opts.steady,
+                interval)
         workers.append(ctx.Process(target=child, args=(args, shared, barrier, results)))
     for worker in workers:
         worker.start()

@@ -3,7 +3,8 @@
 # /api/v2/ping with wrk (c=64), TLS h2 with h2load (c=64, m=4), HTTP/3 with bench/serving/h3load.py (16 connections), ROUNDS
 # rounds alternating the order. No CPU pinning: N instances are meant to use N cores, and the
 # load generator competes with them — on a 2-core machine the gain is bounded by that.
-# Bounded: 2 servers x ROUNDS x 2 tests x DUR seconds (~1.5 minutes with the defaults).
+# Then WebSocket fan-out to WS_CLIENTS (1,000) clients under REST saturation, one instance vs N.
+# Bounded: 2 servers x ROUNDS x 3 tests x DUR seconds + 2 WS runs (~2.5 minutes by default).
 # Usage: [N=2] [ROUNDS=2] bench/serving/instances.sh [seconds-per-run (default 8)]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +16,7 @@ ROUNDS=${ROUNDS:-2}
 WORK=$(mktemp -d /tmp/floe-bench-instances.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-PORT_HTTP=0; PORT_HTTPS=0
+PORT_HTTP=0; PORT_HTTPS=0; PORT_MET=0
 trap cleanup EXIT INT TERM HUP
 export PYTHONPATH=$ROOT
 
@@ -28,9 +29,11 @@ start() {  # name instances: sets PORT_HTTP, PORT_HTTPS (no subshell: PIDS must 
   PORT_HTTP=$(free_port); PORT_HTTPS=$(free_port); grpc=$(free_port); met=$(free_run "$n")
   env FLOE_DATA_DIR="$WORK/$name" BIND_HOST=127.0.0.1 HTTP_PORT=$PORT_HTTP HTTPS_PORT=$PORT_HTTPS \
       GRPC_PORT=$grpc METRICS_PORT=$met LOG_JSON=true FLOE_ENV=development \
+      WS_HEARTBEAT_INTERVAL=0.1 WS_MAX_PER_PRINCIPAL=1000 \
       SECRET_KEY=bench-secret-key-not-for-production-0123456789 \
       "$PY" -m app.cli serve --instances "$n" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
+  PORT_MET=$met
   for i in $(seq 0 $((n - 1))); do wait_port $((met + i)); done
   wait_port "$PORT_HTTP"
 }
@@ -41,8 +44,8 @@ h2_rps() {  # TLS h2, 64 connections x 4 streams, a fixed duration
 }
 h3_rps() { "$PY" bench/serving/h3load.py "$1" "$2" 16 "$DUR" | awk '{print $1 " (" $3 " errors)"}'; }
 
-start one 1; ONE_HTTP=$PORT_HTTP; ONE_HTTPS=$PORT_HTTPS
-start many "$N"; MANY_HTTP=$PORT_HTTP; MANY_HTTPS=$PORT_HTTPS
+start one 1; ONE_HTTP=$PORT_HTTP; ONE_HTTPS=$PORT_HTTPS; ONE_MET=$PORT_MET
+start many "$N"; MANY_HTTP=$PORT_HTTP; MANY_HTTPS=$PORT_HTTPS; MANY_MET=$PORT_MET
 echo "# floe serve vs --instances $N, $(date -u +%FT%TZ), $($PY -V), $(nproc) CPUs, ${DUR}s per run"
 printf '%-16s %18s %18s %7s\n' test one_rps instances_rps ratio
 for r in $(seq "$ROUNDS"); do
@@ -62,3 +65,33 @@ for r in $(seq "$ROUNDS"); do
     printf '%-16s %18s %18s %6.2fx\n' "$t #$r" "$one" "$many" "$(echo "${many%% *} / ${one%% *}" | bc -l)"
   done
 done
+
+# WebSocket fan-out (issue 13): WS_CLIENTS (1,000) clients on /api/v2/stream, each
+# instance's heartbeat at 10 Hz, lag = receive time - the heartbeat's `ts`; the kernel spreads
+# the connections over the instances (SO_REUSEPORT), and wrk saturates REST on the same port
+# meanwhile. One instance, then N, in the same run.
+WS_CLIENTS=${WS_CLIENTS:-1000}
+token() {
+  curl -s -X POST -H 'Content-Type: application/json' \
+    -d '{"email":"admin@localhost.local","password":"admin123"}' "http://127.0.0.1:$1/api/v2/auth/login" |
+    "$PY" -c 'import json,sys; print(json.load(sys.stdin)["data"]["access_token"])'
+}
+ws_clients() {  # metrics-port instances -> "a+b+..." open stream clients per instance
+  local i out=""
+  for i in $(seq 0 $(($2 - 1))); do
+    out+="$(curl -s "http://127.0.0.1:$(($1 + i))/metrics" | awk '/^floe_ws_clients / {printf "%d", $2}')+"
+  done
+  echo "${out%+}"
+}
+ws_run() {  # name http-port metrics-port instances
+  local spread
+  ( sleep 3; wrk -t1 -c128 -d"$((DUR + 2))s" "http://127.0.0.1:$2/api/v2/ping" >"$WORK/wrk-ws.out" 2>&1 ) &
+  ( sleep $((DUR / 2 + 3)); ws_clients "$3" "$4" >"$WORK/spread" ) &
+  out=$("$PY" bench/serving/wsload.py "ws://127.0.0.1:$2/api/v2/stream" "$(token "$2")" "$WS_CLIENTS" "$DUR")
+  wait
+  spread=$(cat "$WORK/spread" 2>/dev/null)
+  echo "WebSocket $WS_CLIENTS clients, 10 Hz, wrk c=128 REST, $1: $out; clients per instance $spread;" \
+       "REST $(awk '/Requests\/sec/ {printf "%.0f req/s", $2}' "$WORK/wrk-ws.out")"
+}
+ws_run "one instance" "$ONE_HTTP" "$ONE_MET" 1
+ws_run "$N instances" "$MANY_HTTP" "$MANY_MET" "$N"

@@ -22,7 +22,7 @@ export PYTHONPATH=$ROOT
 
 # Floe first: it creates the development certificate the bare app reuses.
 env FLOE_DATA_DIR="$WORK/data" BIND_HOST=127.0.0.1 HTTP_PORT=$F_HTTP HTTPS_PORT=$F_HTTPS GRPC_PORT=$F_GRPC \
-    METRICS_PORT=$F_MET WS_HEARTBEAT_INTERVAL=0.1 LOG_JSON=true \
+    METRICS_PORT=$F_MET WS_HEARTBEAT_INTERVAL=0.1 WS_MAX_PER_PRINCIPAL=1000 LOG_JSON=true \
     taskset -c 1 "$PY" -m app.cli -v serve >"$WORK/floe.log" 2>&1 &
 PIDS+=($!)
 wait_port "$F_HTTP"; wait_port "$F_HTTPS"
