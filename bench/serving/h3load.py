@@ -158,7 +158,10 @@ async def connection_loop(
                 await paced_requests(client, path, timeout, deadline, share, interval)
             else:
                 await requests(client, path, timeout, deadline, share)
+            ran_out = interval and client.closed_as is None  # paced to the deadline
             await close_connection(transport, client)
+            if ran_out:
+                return
             continue
         if first:
             first = False
@@ -371,6 +374,8 @@ def aggregate(
     storm = [lat for t, lat in pairs if not storm_end or t < storm_end]
     steady = [lat for t, lat in pairs if storm_end and t >= storm_end]
     steady_window = ended - storm_end if storm_end else 0.0
+    if opts.steady and storm_end:  # not the closes after it (up to a second)
+        steady_window = min(steady_window, opts.seconds)
     handshakes = [h for s in shares for h in s.handshakes]
     first_wave = [h for h in handshakes if not storm_end or h[0] < storm_end]
     storm_seconds = (storm_end or ended) - started
@@ -441,6 +446,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--metrics", help="Floe /metrics URL for the QUIC drop counters")
     parser.add_argument("--server-pid", type=int, help="server pid, for its CPU time")
     parser.add_argument("--timeout", type=float, default=5.0, help="per-request timeout (s)")
+    parser.add_argument("--dump", help="write every answer's (start, latency) to this file")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="open loop: RATE requests/s offered in all, spread evenly over the "
                              "connections, latency timed from when each was due (default: "
@@ -473,6 +479,11 @@ def main() -> None:
     for worker in workers:
         worker.join(5)
     report = aggregate(opts, shares, shared.storm_end.value, before, after)
+    if opts.dump:  # every answered request: seconds since the storm ended, latency in ms
+        with open(opts.dump, "w", encoding="utf-8") as out:
+            for share in shares:
+                for began, latency in zip(share.starts, share.latencies, strict=True):
+                    out.write(f"{began - shared.storm_end.value:.4f} {latency * 1000:.1f}\n")
     if opts.json:
         print(human(report))
         print(json.dumps(report))

@@ -5,7 +5,7 @@
 # load generator competes with them — on a 2-core machine the gain is bounded by that.
 # Then WebSocket fan-out to WS_CLIENTS (1,000) clients under REST saturation, one instance vs N.
 # Bounded: 2 servers x ROUNDS x 3 tests x DUR seconds + 2 WS runs (~2.5 minutes by default).
-# Usage: [N=2] [ROUNDS=2] bench/serving/instances.sh [seconds-per-run (default 8)]
+# Usage: [N=2] [ROUNDS=2] [WS_CLIENTS=1000] [WS_HZ=10] [ONLY=ws] bench/serving/instances.sh [seconds-per-run (default 8)]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -17,6 +17,7 @@ WORK=$(mktemp -d /tmp/floe-bench-instances.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 PORT_HTTP=0; PORT_HTTPS=0; PORT_MET=0
+WS_HZ=${WS_HZ:-10}  # heartbeats a second to each WebSocket client
 trap cleanup EXIT INT TERM HUP
 export PYTHONPATH=$ROOT
 
@@ -29,7 +30,7 @@ start() {  # name instances: sets PORT_HTTP, PORT_HTTPS (no subshell: PIDS must 
   PORT_HTTP=$(free_port); PORT_HTTPS=$(free_port); grpc=$(free_port); met=$(free_run "$n")
   env FLOE_DATA_DIR="$WORK/$name" BIND_HOST=127.0.0.1 HTTP_PORT=$PORT_HTTP HTTPS_PORT=$PORT_HTTPS \
       GRPC_PORT=$grpc METRICS_PORT=$met LOG_JSON=true FLOE_ENV=development \
-      WS_HEARTBEAT_INTERVAL=0.1 WS_MAX_PER_PRINCIPAL=1000 \
+      WS_HEARTBEAT_INTERVAL="$(awk -v hz="$WS_HZ" 'BEGIN {print 1 / hz}')" WS_MAX_PER_PRINCIPAL=1000 \
       SECRET_KEY=bench-secret-key-not-for-production-0123456789 \
       "$PY" -m app.cli serve --instances "$n" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
@@ -49,6 +50,7 @@ start many "$N"; MANY_HTTP=$PORT_HTTP; MANY_HTTPS=$PORT_HTTPS; MANY_MET=$PORT_ME
 echo "# floe serve vs --instances $N, $(date -u +%FT%TZ), $($PY -V), $(nproc) CPUs, ${DUR}s per run"
 printf '%-16s %18s %18s %7s\n' test one_rps instances_rps ratio
 for r in $(seq "$ROUNDS"); do
+  [[ ${ONLY:-all} == ws ]] && break
   for t in h1 h2 h3; do
     if [ "$t" = h1 ]; then
       run() { wrk_rps "http://127.0.0.1:$1/api/v2/ping"; }; a=$ONE_HTTP; b=$MANY_HTTP
@@ -84,13 +86,15 @@ ws_clients() {  # metrics-port instances -> "a+b+..." open stream clients per in
   echo "${out%+}"
 }
 ws_run() {  # name http-port metrics-port instances
-  local spread
+  local spread load count
   ( sleep 3; wrk -t1 -c128 -d"$((DUR + 2))s" "http://127.0.0.1:$2/api/v2/ping" >"$WORK/wrk-ws.out" 2>&1 ) &
+  load=$!
   ( sleep $((DUR / 2 + 3)); ws_clients "$3" "$4" >"$WORK/spread" ) &
+  count=$!
   out=$("$PY" bench/serving/wsload.py "ws://127.0.0.1:$2/api/v2/stream" "$(token "$2")" "$WS_CLIENTS" "$DUR")
-  wait
+  wait "$load" "$count"  # not a bare `wait`: the servers are children too
   spread=$(cat "$WORK/spread" 2>/dev/null)
-  echo "WebSocket $WS_CLIENTS clients, 10 Hz, wrk c=128 REST, $1: $out; clients per instance $spread;" \
+  echo "WebSocket $WS_CLIENTS clients, $WS_HZ Hz, wrk c=128 REST, $1: $out; clients per instance $spread;" \
        "REST $(awk '/Requests\/sec/ {printf "%.0f req/s", $2}' "$WORK/wrk-ws.out")"
 }
 ws_run "one instance" "$ONE_HTTP" "$ONE_MET" 1

@@ -84,6 +84,12 @@ class Client(asyncio.Protocol):
         self.buffer = buf[pos:]
 
 
+def runqueue_wait() -> float:
+    """Seconds this process has been runnable but not running (/proc/self/schedstat)."""
+    with open("/proc/self/schedstat", encoding="ascii") as stat:
+        return int(stat.read().split()[1]) / 1e9
+
+
 async def connect(url: str, token: str, stats: Stats, ident: int) -> asyncio.Transport:
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
@@ -112,8 +118,11 @@ async def main() -> None:
         transports += await asyncio.gather(*(connect(url, token, stats, i) for i in batch))
     await asyncio.sleep(0.5)
     stats.measuring = True
+    cpu0, wait0, wall0 = time.process_time(), runqueue_wait(), time.monotonic()
     await asyncio.sleep(seconds)
     stats.measuring = False
+    wall = time.monotonic() - wall0
+    cpu, wait = (time.process_time() - cpu0) / wall, (runqueue_wait() - wait0) / wall
     for transport in transports:
         transport.abort()
     lags = sorted(stats.lags)
@@ -123,6 +132,8 @@ async def main() -> None:
 
     summary = {"clients": len(transports), "messages": len(lags), "p50_ms": round(pct(0.5), 1)}
     summary |= {"p99_ms": round(pct(0.99), 1), "max_ms": round(pct(1.0), 1)}
+    # the client's own cores used and time waiting for a CPU: high = the client lagged
+    summary |= {"client_cores": round(cpu, 2), "client_runqueue_share": round(wait, 2)}
     print(json.dumps(summary | {"dropped": sum(stats.dropped.values())}))
 
 
