@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from app.config import ConfigError, Settings, load_settings
 from app.logging import setup_logging
 from app.observe_client import add_observe_parser
+from app.users_args import add_users_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -113,8 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("init", help="create the schema (SQLAlchemy) and the first admin")
-
-    from app.users_cli import add_users_parser
 
     add_users_parser(sub)
     return parser

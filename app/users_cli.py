@@ -18,7 +18,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -37,32 +37,10 @@ from app.identity.passwords import Passwords
 from app.identity.secret import resolve_secret_key
 from app.identity.web import Email, Password
 
-__all__ = ["add_users_parser", "run_users"]
+__all__ = ["run_users"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def add_users_parser(sub: Any) -> None:
-    users = sub.add_parser(
-        "users", help="manage accounts from the server (list, create, set-password, unlock, "
-        "deactivate); passwords from a prompt or stdin"
-    )
-    cmd = users.add_subparsers(dest="users_command", required=True)
-    listing = cmd.add_parser("list", help="every account, with roles and lock state")
-    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
-    create = cmd.add_parser("create", help="a confirmed, active account")
-    create.add_argument("email")
-    create.add_argument(
-        "--role", action="append", default=None, help="role name (repeatable; default viewer)"
-    )
-    create.add_argument("--name", default=None, help="display name")
-    for name, text in (
-        ("set-password", "set a new password (the holder must change it at next login)"),
-        ("unlock", "lift the account's login lock"),
-        ("deactivate", "disable the account and end its sessions"),
-    ):
-        cmd.add_parser(name, help=text).add_argument("email")
 
 
 def _read_password() -> str:
