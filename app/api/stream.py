@@ -96,7 +96,8 @@ def socket_send() -> Callable[[str], Awaitable[None]]:
     trip round the event loop, behind every queued REST request) and an `accept()` that builds
     a fresh `Headers()` for a socket already accepted. Without them a heartbeat to 1,000 clients
     costs the server 18-23 % less CPU (`docs/benchmarks.md`). What is kept is Quart's own send:
-    the disconnect check, the ASGI message, the `websocket_sent` signal. If a Quart upgrade
+    the disconnect check, the ASGI message, the `websocket_sent` signal. Without the sleep a
+    client sends what its queue holds in one go: at most WS_QUEUE_SIZE messages. If a Quart upgrade
     renames it, this falls back to `websocket.send`; tests/unit/serving/test_stream_send.py
     checks that the shortcut is taken.
     """

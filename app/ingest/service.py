@@ -172,17 +172,7 @@ def _utc(unix: float) -> str:
 
 
 HELLO_WAIT = 2.0  # seconds a refused client gets to finish sending its Hello
-
-
-async def _await_hello(context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    """Before refusing an authenticated caller's stream at open (a user login, a key without
-    the scope), take the client's first message (its Hello: one
-    message, bounded by the server's message size limit, for at most HELLO_WAIT s). A refusal
-    sent while the client is still writing can reach it as a reset stream (INTERNAL) instead
-    of the refusal's own status and reason; seen once in ~200 runs of six parallel opens."""
-    with contextlib.suppress(TimeoutError, grpc.RpcError):
-        async with asyncio.timeout(HELLO_WAIT):
-            await context.read()
+MAX_HELLO_WAITS = 64  # refused streams waiting for their Hello at once; past it, refused at once
 
 
 class UplinkService:
@@ -198,6 +188,7 @@ class UplinkService:
         self.rules: Any = None  # newest pb.RuleSet, sent to every node on connect
         self.config: Any = None  # newest pb.Config
         self.auth_failures = 0
+        self._hello_waits = 0  # refused streams in _await_hello now (<= MAX_HELLO_WAITS)
         self._applying: dict[tuple[str, str, int], asyncio.Event] = {}  # batches mid-apply
         self.listeners: list[IngestListener] = []
         self.last_batch_at = 0.0  # time.monotonic() of the newest batch (loop fairness reads it)
@@ -251,6 +242,24 @@ class UplinkService:
             return principal, _Refusal(grpc.StatusCode.PERMISSION_DENIED, decision.reason)
         return principal, None
 
+    async def _await_hello(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Before refusing an authenticated caller's stream at open (a user login, a key
+        without the scope), take the client's first message (its Hello: one message, bounded
+        by the server's message size limit, for at most HELLO_WAIT s). A refusal sent while
+        the client is still writing can reach it as a reset stream (INTERNAL) instead of the
+        refusal's own status and reason; seen once in ~200 runs of six parallel opens. At most
+        MAX_HELLO_WAITS streams wait at once: a caller opening refused streams in bulk gets the
+        rest refused at once, so it cannot hold more than that for the wait."""
+        if self._hello_waits >= MAX_HELLO_WAITS:
+            return
+        self._hello_waits += 1
+        try:
+            with contextlib.suppress(TimeoutError, grpc.RpcError):
+                async with asyncio.timeout(HELLO_WAIT):
+                    await context.read()
+        finally:
+            self._hello_waits -= 1
+
     async def _refuse(self, context: grpc.aio.ServicerContext[Any, Any],
                       refusal: _Refusal) -> None:
         self.auth_failures += 1
@@ -263,7 +272,7 @@ class UplinkService:
         principal, refusal = await self._verdict(credential, None)
         if refusal is not None or principal is None:
             if principal is not None:  # a known caller: an unknown one gets no time to hold
-                await _await_hello(context)
+                await self._await_hello(context)
             await self._refuse(context, refusal or _UNAVAILABLE)
             raise AssertionError("unreachable")  # abort raises
         first, _ = received(await context.read())

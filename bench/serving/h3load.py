@@ -54,6 +54,7 @@ from aioquic.quic.events import ConnectionTerminated, QuicEvent
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench.serving.procstat import runqueue_wait
 from tests.support.h3client import H3Client
 
 HANDSHAKE_TIMEOUT = 10.0
@@ -323,16 +324,6 @@ def kernel_udp(port: int) -> dict[str, float]:
                 drops += float(cols[-1])
     found["socket_drops"] = drops
     return found
-
-
-def runqueue_wait(pid: int | str = "self") -> float:
-    """Seconds this process's threads spent runnable but not running (CPU taken by others).
-
-    On this shared 2-core machine a server that is slow because a neighbour holds its CPU
-    looks like a slow server; this tells the two apart.
-    """
-    return sum(int(Path(task, "schedstat").read_text().split()[1])
-               for task in Path(f"/proc/{pid}/task").iterdir()) / 1e9
 
 
 def server_cpu(pid: int | None) -> dict[str, float]:

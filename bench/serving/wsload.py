@@ -18,7 +18,12 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.serving.procstat import runqueue_wait
 
 TS = re.compile(rb'"ts":([0-9.eE+-]+)')
 DROPPED = re.compile(rb'"dropped":(\d+)')
@@ -82,12 +87,6 @@ class Client(asyncio.Protocol):
                 if dropped:
                     self.stats.dropped[self.ident] = int(dropped.group(1))
         self.buffer = buf[pos:]
-
-
-def runqueue_wait() -> float:
-    """Seconds this process has been runnable but not running (/proc/self/schedstat)."""
-    with open("/proc/self/schedstat", encoding="ascii") as stat:
-        return int(stat.read().split()[1]) / 1e9
 
 
 async def connect(url: str, token: str, stats: Stats, ident: int) -> asyncio.Transport:

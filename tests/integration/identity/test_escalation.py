@@ -21,7 +21,7 @@ import grpc
 import httpx
 import pytest
 
-from app.ingest.service import REAUTH_SECONDS
+from app.ingest.service import HELLO_WAIT, MAX_HELLO_WAITS, REAUTH_SECONDS
 from floe.dataplane.v1 import uplink_pb2 as pb
 from floe.dataplane.v1 import uplink_pb2_grpc
 from tests.support.server import FloeServer
@@ -270,6 +270,30 @@ async def test_only_a_key_bound_to_the_node_opens_its_uplink(
     assert outcomes[4:] == [(None, ""), (None, "")]
     _, nodes = await call(http, "GET", "/nodes", admin)
     assert {"edge-2", "fleet-*"}.isdisjoint(n["node_id"] for n in nodes["data"])
+
+
+async def test_refused_streams_held_for_their_hello_are_bounded(
+    server: FloeServer, http: httpx.AsyncClient
+) -> None:
+    """A login that may not connect opens MAX_HELLO_WAITS + 16 uplink streams and never sends
+    a Hello. Each is refused; at most MAX_HELLO_WAITS are held for the Hello wait (2 s), the
+    rest are refused at once, so a caller cannot hold streams open by opening more."""
+    admin = await login(http, *ADMIN)
+    extra = 16
+    started = time.monotonic()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = uplink_pb2_grpc.UplinkStub(channel)
+
+        async def open_silent() -> tuple[grpc.StatusCode, float]:
+            stream = stub.Connect(metadata=(("authorization", f"Bearer {admin}"),))
+            error = await refused_with(stream)
+            return error.code(), time.monotonic() - started
+
+        outcomes = await asyncio.gather(*(open_silent() for _ in range(MAX_HELLO_WAITS + extra)))
+    assert {code for code, _ in outcomes} == {grpc.StatusCode.PERMISSION_DENIED}
+    at_once = sorted(seconds for _, seconds in outcomes)[:extra]
+    assert at_once[-1] < HELLO_WAIT / 2, at_once  # not held for the wait
+    assert max(seconds for _, seconds in outcomes) < HELLO_WAIT + 3
 
 
 async def test_a_revoked_key_loses_its_open_uplink(
