@@ -283,8 +283,9 @@ def test_the_same_name_in_two_namespaces_has_pins_of_its_own(
     owner = make_xdp(pair.host)
     other = topo.add_namespace("b")
     topo.run(other, ["ip", "link", "add", pair.host, "type", "veth", "peer", "name", "peer0"])
-    topo.run(other, ["ip", "link", "set", pair.host, "up"])
-    topo.run(other, ["ip", "link", "set", "peer0", "up"])
+    for name in (pair.host, "peer0"):  # IPv6 off first: no DAD/MLD frames to spoil the count
+        topo.run(other, ["sysctl", "-qw", f"net/ipv6/conf/{name}/disable_ipv6=1"])
+        topo.run(other, ["ip", "link", "set", name, "up"])
 
     def attach_there() -> tuple[int, Path]:
         prog = XdpProgram.attach(pair.host, mode="inline", prefer="generic")
