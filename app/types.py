@@ -6,9 +6,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-__all__ = ["Authenticator", "Principal", "PrincipalKind", "covers"]
+__all__ = ["WS_FRAMES", "Authenticator", "Principal", "PrincipalKind", "TextSender", "covers"]
 
 PrincipalKind = Literal["user", "api_key", "session"]
+
+# Scope key under which the transport puts a WebSocket's `TextSender`
+# (app/serving/wsframes.py) when it can write frames itself.
+WS_FRAMES = "floe.ws_frames"
+
+
+class TextSender(Protocol):
+    """Sends one text message on an accepted WebSocket."""
+
+    async def send_text(self, text: str) -> None: ...
 
 
 @dataclass(slots=True, frozen=True)

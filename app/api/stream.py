@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from quart import Blueprint, g, websocket
 from quart.wrappers.base import ClientDisconnectedError
@@ -32,7 +33,7 @@ from app.hub import HEARTBEAT_TOPIC, Hub, HubFull, Subscription
 from app.identity.policy import REAUTH_SECONDS  # a revoked credential ends the stream (1008)
 from app.ingest import stats_topic
 from app.runtime import get_runtime
-from app.types import Principal
+from app.types import WS_FRAMES, Principal, TextSender
 
 __all__ = ["bp"]
 
@@ -90,17 +91,23 @@ async def stream() -> None:
 
 
 def socket_send() -> Callable[[str], Awaitable[None]]:
-    """The accepted socket's own send, for the hub's messages.
+    """The cheapest send the transport offers, for the hub's messages.
 
-    Quart's `websocket.send` adds two things to every message: an `asyncio.sleep(0)` (one more
-    trip round the event loop, behind every queued REST request) and an `accept()` that builds
-    a fresh `Headers()` for a socket already accepted. Without them a heartbeat to 1,000 clients
-    costs the server 18-23 % less CPU (`docs/benchmarks.md`). What is kept is Quart's own send:
-    the disconnect check, the ASGI message, the `websocket_sent` signal. Without the sleep a
-    client sends what its queue holds in one go: at most WS_QUEUE_SIZE messages. If a Quart upgrade
-    renames it, this falls back to `websocket.send`; tests/unit/serving/test_stream_send.py
-    checks that the shortcut is taken.
+    Under hypercorn the transport puts a frame sender in the scope (`WS_FRAMES`,
+    app/serving/wsframes.py): each message goes to the connection as one pre-built frame,
+    past Quart, the ASGI state machine and wsproto's per-message framing. Otherwise this is
+    Quart's own send without `websocket.send`'s extras: an `asyncio.sleep(0)` (one more trip
+    round the event loop, behind every queued REST request) and an `accept()` that builds a
+    fresh `Headers()` for a socket already accepted. Together these took a heartbeat to 1,000
+    clients from 72-77 µs of server CPU to the figure in `docs/benchmarks.md`. Without the
+    sleep a client sends what its queue holds in one go: at most WS_QUEUE_SIZE messages. If a
+    Quart upgrade renames `_send`, this falls back to `websocket.send`;
+    tests/unit/serving/test_stream_send.py and tests/integration/serving/test_ws_frames.py
+    check which path is taken.
     """
+    frames = cast("TextSender | None", websocket.scope.get(WS_FRAMES))
+    if frames is not None:
+        return frames.send_text
     send = getattr(websocket._get_current_object(), "_send", None)
     return send if callable(send) else websocket.send
 

@@ -51,6 +51,8 @@ from app.logging import correlation_id, new_correlation_id
 from app.serving.fairness import LoopFairness
 from app.serving.headers import SecurityHeaders
 from app.serving.metrics import ServingCounters
+from app.serving.wsframes import attach as attach_frame_sender
+from app.types import WS_FRAMES
 
 __all__ = ["EXEMPT_PATHS", "AdmissionMiddleware", "BodyReplay"]
 
@@ -137,6 +139,13 @@ class AdmissionMiddleware:
         # The correlation id is set here (not in a Quart hook): Quart runs the request in a
         # task created from this context, so the value is visible to handlers and logs.
         correlation_id.set(_request_id(scope["headers"]))
+        if kind == "websocket":
+            attach_frame_sender(scope, send)
+            try:
+                await self.inner(scope, receive, send)
+            finally:  # the sender holds hypercorn's stream, which holds the scope: no cycle left
+                scope.pop(WS_FRAMES, None)
+            return
         if kind != "http":
             await self.inner(scope, receive, send)
             return

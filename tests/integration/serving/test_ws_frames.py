@@ -1,0 +1,166 @@
+"""Pre-built WebSocket frames (app/serving/wsframes.py) against the real hypercorn and clients.
+
+The stream's hub messages bypass Quart, ASGI and wsproto when the transport attaches a frame
+sender. If a hypercorn upgrade changes what `attach` recognises, the stream silently falls
+back to the slower path: the first test says so. The others check that the frames reach real
+clients intact over HTTP/1.1 (the `websockets` client) and h2 (RFC 8441 extended CONNECT),
+at every header size, and that a closed socket ends the sender with ClientDisconnectedError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+import orjson
+import pytest
+import websockets
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from quart.wrappers.base import ClientDisconnectedError
+from wsproto.frame_protocol import FrameProtocol, Opcode
+
+from app.serving.wsframes import attach, text_frame
+from app.types import WS_FRAMES
+from tests.support.ports import free_port
+
+# a frame header of each size: 7-bit, 16-bit and 64-bit lengths, and text that is not ASCII
+TEXTS = ["", "x" * 125, "é" * 63, "y" * 126, "z" * 65535, "ü" * 40000, "w" * 70000]
+
+
+@contextlib.asynccontextmanager
+async def _server(app: Any) -> AsyncIterator[int]:
+    port = free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    try:
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        yield port
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def _frames_app(seen: list[Any], after_close: list[str]) -> Any:
+    """An ASGI app that sends TEXTS through the attached sender, then closes and tries once more."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        attach(scope, send)
+        frames = scope.get(WS_FRAMES)
+        seen.append(frames)
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        if frames is None:
+            return
+        for text in TEXTS:
+            await frames.send_text(text)
+        await send({"type": "websocket.close", "code": 1000})
+        try:
+            await frames.send_text("after close")
+        except ClientDisconnectedError:
+            after_close.append("refused")
+
+    return app
+
+
+async def test_hypercorn_gets_a_frame_sender_and_http11_clients_read_every_size() -> None:
+    seen: list[Any] = []
+    after_close: list[str] = []
+    async with _server(_frames_app(seen, after_close)) as port:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws", max_size=2**20) as ws:
+            got = [await asyncio.wait_for(ws.recv(), 5) for _ in TEXTS]
+            with pytest.raises(websockets.ConnectionClosedOK):
+                await asyncio.wait_for(ws.recv(), 5)
+    assert seen and seen[0] is not None, "attach() no longer recognises hypercorn's WSStream"
+    assert got == TEXTS
+    assert after_close == ["refused"]
+
+
+async def test_h2_extended_connect_carries_the_same_frames() -> None:
+    seen: list[Any] = []
+    async with _server(_frames_app(seen, [])) as port:
+        payload = await asyncio.to_thread(_h2_websocket, port)
+    assert seen and seen[0] is not None
+    parser = FrameProtocol(client=True, extensions=[])
+    parser.receive_bytes(payload)
+    texts: list[str] = []
+    buffered = ""
+    for frame in parser.received_frames():
+        if frame.opcode is Opcode.CLOSE:
+            break
+        assert isinstance(frame.payload, str)
+        buffered += frame.payload  # wsproto may hand a long frame over in pieces
+        if frame.frame_finished:
+            texts.append(buffered)
+            buffered = ""
+    assert texts == TEXTS
+
+
+def _h2_websocket(port: int) -> bytes:
+    """Open a WebSocket over h2c (RFC 8441) and return every DATA byte until the stream ends."""
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.update_settings({h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(conn.data_to_send())
+        stream_id = conn.get_next_available_stream_id()
+        sent_request = False
+        data = bytearray()
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return bytes(data)
+            for event in conn.receive_data(chunk):
+                if isinstance(event, h2.events.RemoteSettingsChanged) and not sent_request:
+                    conn.send_headers(stream_id, [
+                        (":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                        (":path", "/ws"), (":authority", f"127.0.0.1:{port}"),
+                        ("sec-websocket-version", "13")])
+                    sent_request = True
+                elif isinstance(event, h2.events.DataReceived):
+                    data += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
+                elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    return bytes(data)
+            sock.sendall(conn.data_to_send())
+
+
+def test_text_frame_header_sizes() -> None:
+    assert text_frame(b"hi") == b"\x81\x02hi"
+    assert text_frame(b"a" * 126)[:4] == b"\x81\x7e\x00\x7e"
+    assert text_frame(b"a" * 65536)[:10] == b"\x81\x7f" + (65536).to_bytes(8, "big")
+
+
+async def test_the_real_server_delivers_the_stream_through_frames() -> None:
+    """The whole path in one `floe serve`: heartbeats with their splice of `dropped`."""
+    from tests.integration.serving.test_protocols import _login
+    from tests.support.server import FloeServer
+
+    with FloeServer.start(env={"WS_HEARTBEAT_INTERVAL": "0.05"}) as server:
+        token = await asyncio.to_thread(_login, server)
+        url = f"ws://127.0.0.1:{server.http_port}/api/v2/stream"
+        async with websockets.connect(
+                url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            messages = [orjson.loads(await asyncio.wait_for(ws.recv(), 2)) for _ in range(20)]
+    beats = [m for m in messages if m["type"] == "heartbeat"]
+    assert len(beats) >= 15
+    assert [b["seq"] for b in beats] == list(range(beats[0]["seq"], beats[0]["seq"] + len(beats)))
+    assert all(b["dropped"] == 0 for b in beats)
