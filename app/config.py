@@ -172,6 +172,7 @@ class Settings:
     graceful_timeout: float = 2.0
     quic_queue_size: int = 1024
     quic_receive_buffer: int = 4 << 20
+    quic_qpack_table: int = 0
     ws_queue_size: int = 64
     ws_heartbeat_interval: float = 1.0
     ws_max_connections: int = 1000
@@ -301,6 +302,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         graceful_timeout=_float(env, "GRACEFUL_TIMEOUT", 2.0, low=0.0, high=60.0),
         quic_queue_size=_int(env, "QUIC_QUEUE_SIZE", 1024, low=10, high=1_000_000),
         quic_receive_buffer=_int(env, "QUIC_RECEIVE_BUFFER", 4 << 20, low=0, high=1 << 30),
+        quic_qpack_table=_int(env, "QUIC_QPACK_TABLE", 0, low=0, high=1 << 16),
         ws_queue_size=_int(env, "WS_QUEUE_SIZE", 64, low=1, high=100_000),
         ws_heartbeat_interval=_float(env, "WS_HEARTBEAT_INTERVAL", 1.0, low=0.01, high=3600.0),
         ws_max_connections=_int(env, "WS_MAX_CONNECTIONS", 1000, low=1, high=1_000_000),

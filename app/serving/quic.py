@@ -22,6 +22,15 @@ hypercorn 0.18 `UDPServer` has two problems measured on this platform:
   `loop.call_at` handle re-armed only when the deadline moves, and (`coalesce`) sends what a
   connection has once per loop turn, so a response's three sends leave as one flight.
 
+* aioquic uses QPACK dynamic tables of 4 KiB both ways. For each header block that refers
+  to the table, the receiving decoder owes an acknowledgement on its decoder stream: the
+  server sends one as soon as it has read a request, before the response exists (a datagram
+  of its own, which the client must ACK), and the client one per response.
+  `TableH3Connection` uses at most QUIC_QPACK_TABLE bytes instead, in its SETTINGS and in its
+  own encoder (`CappedEncoder`); at the default 0 header blocks are self-contained (a bearer
+  token travels as a literal, still inside one datagram). Measured side by side in
+  `docs/benchmarks.md`.
+
 `install()` makes hypercorn's asyncio worker construct these classes (it looks the names
 up in `hypercorn.asyncio.run` / `hypercorn.protocol.quic` at bind time); it is called by
 `app.serving.run` only.
@@ -39,7 +48,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 import hypercorn.asyncio.run as hypercorn_run
+import hypercorn.protocol.h3 as hypercorn_h3
 import hypercorn.protocol.quic as hypercorn_quic
+import pylsqpack
+from aioquic.h3.connection import H3Connection
 from aioquic.quic.connection import QuicConnection, QuicConnectionId
 from hypercorn.asyncio.task_group import TaskGroup
 from hypercorn.asyncio.udp_server import UDPServer
@@ -57,8 +69,8 @@ from app.serving.steering import CidLayout
 log = logging.getLogger("floe.serving.quic")
 
 __all__ = [
-    "BoundedUDPServer", "ClosingH3Protocol", "FloeQuicProtocol", "QuicTimer",
-    "SteeredQuicConnection", "install", "install_steering",
+    "BoundedUDPServer", "CappedEncoder", "ClosingH3Protocol", "FloeQuicProtocol", "QuicTimer",
+    "SteeredQuicConnection", "TableH3Connection", "install", "install_steering",
 ]
 
 
@@ -211,11 +223,55 @@ class BoundedUDPServer(UDPServer):
                 watcher.cancel()
 
 
-def install(queue_size: int, counters: ServingCounters, drain: float) -> None:
-    """Make hypercorn's asyncio worker use `BoundedUDPServer` with these limits."""
+class CappedEncoder:
+    """pylsqpack's encoder (a type that cannot be subclassed), using at most `cap` bytes of
+    the dynamic table the peer offers: with 0 every header block is self-contained and the
+    peer's decoder never has to acknowledge one."""
+
+    __slots__ = ("_cap", "_inner")
+
+    def __init__(self, cap: int) -> None:
+        self._inner = pylsqpack.Encoder()
+        self._cap = cap
+
+    def apply_settings(self, max_table_capacity: int, blocked_streams: int) -> bytes:
+        capacity = min(max_table_capacity, self._cap)
+        return self._inner.apply_settings(max_table_capacity=capacity,
+                                          blocked_streams=blocked_streams if capacity else 0)
+
+    def encode(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
+        return self._inner.encode(stream_id, headers)
+
+    def feed_decoder(self, data: bytes) -> None:
+        self._inner.feed_decoder(data)
+
+
+class TableH3Connection(H3Connection):
+    """H3Connection that uses a QPACK dynamic table of at most `table` bytes, both ways: the
+    table its SETTINGS offer the peer's encoder, and the one its own encoder uses."""
+
+    table: ClassVar[int] = 0
+
+    def _init_connection(self) -> None:
+        # aioquic's __init__ built the codec from its own default; this runs next, before
+        # the SETTINGS frame is written, so the decoder and the settings agree.
+        self._max_table_capacity = self.table
+        if not self.table:
+            self._blocked_streams = 0
+        self._decoder = pylsqpack.Decoder(self._max_table_capacity, self._blocked_streams)
+        self._encoder = CappedEncoder(self.table)  # type: ignore[assignment]
+        super()._init_connection()
+
+
+def install(queue_size: int, counters: ServingCounters, drain: float,
+            qpack_table: int = 0) -> None:
+    """Make hypercorn's asyncio worker use `BoundedUDPServer` with these limits, and its
+    HTTP/3 connections offer a QPACK table of `qpack_table` bytes."""
     BoundedUDPServer.queue_size = queue_size
     BoundedUDPServer.counters = counters
     BoundedUDPServer.drain = drain
+    TableH3Connection.table = qpack_table
+    hypercorn_h3.H3Connection = TableH3Connection  # type: ignore[attr-defined,misc]
     hypercorn_run.UDPServer = BoundedUDPServer  # type: ignore[attr-defined,misc]
     hypercorn_quic.H3Protocol = ClosingH3Protocol  # type: ignore[attr-defined,misc]
 

@@ -230,7 +230,8 @@ async def serve_async(settings: Settings, worker: WorkerSpec | None = None) -> i
     h2.install()
     websocket.install()
     if config.quic_bind:
-        quic.install(settings.quic_queue_size, metrics.counters, drain=config.graceful_timeout / 2)
+        quic.install(settings.quic_queue_size, metrics.counters, drain=config.graceful_timeout / 2,
+                     qpack_table=settings.quic_qpack_table)
         if worker is not None:
             quic.install_steering(steering.CidLayout(worker.index, worker.count))
     stop = asyncio.Event()  # a signal arrived

@@ -49,6 +49,11 @@ class H3Client(QuicConnectionProtocol):
         self._pending: dict[int, tuple[H3Response, asyncio.Future[H3Response]]] = {}
         self.authority = b"localhost"
 
+    @property
+    def received_settings(self) -> dict[int, int]:
+        """The server's HTTP/3 SETTINGS (empty until they have arrived)."""
+        return dict(self._http.received_settings or {})
+
     def quic_event_received(self, event: QuicEvent) -> None:
         for h3_event in self._http.handle_event(event):
             self._h3_event(h3_event)

@@ -10,6 +10,7 @@ import grpc
 import httpx
 import orjson
 import websockets
+from aioquic.h3.connection import Setting
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -55,6 +56,7 @@ async def test_http3(floe_server: FloeServer) -> None:
     async with h3_connect("127.0.0.1", floe_server.https_port, cafile=floe_server.cert_file) as h3:
         response = await h3.request("GET", "/api/v2/ping", headers=[("x-request-id", "h3-req")])
         many = await asyncio.gather(*(h3.request("GET", "/healthz") for _ in range(20)))
+        received_settings = h3.received_settings
     assert response.status == 200
     assert orjson.loads(response.body)["data"] == {"pong": True}
     # hypercorn's H3 never told the app a stream closed: requests stayed "in flight" forever
@@ -66,6 +68,8 @@ async def test_http3(floe_server: FloeServer) -> None:
     assert "floe_http_inflight_requests 0.0" in metrics
     assert response.header("x-request-id") == "h3-req"
     assert {r.status for r in many} == {200}
+    # no QPACK dynamic table by default (QUIC_QPACK_TABLE): one datagram fewer per request
+    assert received_settings[Setting.QPACK_MAX_TABLE_CAPACITY] == 0
 
 
 async def test_grpc_health_check_watch_and_reflection(floe_server: FloeServer) -> None:
