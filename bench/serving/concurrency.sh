@@ -55,7 +55,7 @@ record() {  # kind connections round json → one line in bench/results/concurre
 
 # ---- HTTP/3 ----------------------------------------------------------------------------------
 if [[ ${ONLY:-all} != tcp ]]; then
-  declare -A STEADY=()
+  declare -A STEADY=() US=()
   for r in $(seq "$ROUNDS"); do
     for c in $H3_COUNTS; do
       out=$(taskset -c 0 timeout $((DUR + 150)) "$PY" bench/serving/h3load.py "$F_HTTPS" "$CERT" "$c" "$DUR" \
@@ -65,12 +65,20 @@ if [[ ${ONLY:-all} != tcp ]]; then
       [[ $json == \{* ]] || { echo "# h3 c=$c: no result"; continue; }
       record h3 "$c" "$r" "$json"
       STEADY[$c]="${STEADY[$c]:-} $("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["steady"]["rps"] or 0)' "$json")"
+      US[$c]="${US[$c]:-} $("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["server"].get("steady_server_us_per_ok") or 0)' "$json")"
     done
   done
   base=$(echo ${STEADY[16]:-0} | tr ' ' '\n' | sort -n | tail -1)
+  base_us=$(echo ${US[16]:-0} | tr ' ' '\n' | sort -n | head -1)
   for c in $H3_COUNTS; do
     best=$(echo ${STEADY[$c]:-0} | tr ' ' '\n' | sort -n | tail -1)
-    awk -v c="$c" -v b="$best" -v z="$base" 'BEGIN {printf "HTTP/3 c=%-5s steady %7.0f req/s  %s\n", c, b, (z > 0 ? sprintf("%.2fx of c=16", b / z) : "")}'
+    us=$(echo ${US[$c]:-0} | tr ' ' '\n' | sort -n | head -1)
+    # Server capacity: what one core answers at this CPU per request (steady window only),
+    # as a ratio of 16 connections' — the server's own figure when the clients are the bound.
+    awk -v c="$c" -v b="$best" -v z="$base" -v u="$us" -v zu="$base_us" 'BEGIN {
+      printf "HTTP/3 c=%-5s steady %7.0f req/s  %s", c, b, (z > 0 ? sprintf("%.2fx of c=16", b / z) : "")
+      if (u > 0 && zu > 0) printf "; server %d us/request in the steady state, capacity %.2fx of c=16", u, zu / u
+      printf "\n" }'
   done
   # Open loop at H3_OPEN_CONNS connections: a fixed offered rate (a share of the best
   # 16-connection closed-loop rate), every request timed from when it was due. This is the

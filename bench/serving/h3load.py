@@ -18,7 +18,9 @@ SECONDS count from the start, as bench/serving/run.sh expects.
 Server side, read before and after: Floe's QUIC queue drops (`floe_quic_datagrams_dropped_total`
 at --metrics), the kernel's UDP counters (/proc/net/snmp Udp, /proc/net/snmp6 Udp6), the
 drops of the server's own UDP socket (/proc/net/udp{,6}, by port) and, with --server-pid,
-the server's CPU time. The clients' CPU time says whether they were the bottleneck.
+the server's CPU time — over the whole run, and over the steady window alone (sampled every
+0.1 s: the storm's handshakes cost the server seconds). The clients' CPU time says whether
+they were the bottleneck.
 
 Output without --json: "rps p99_ms errors" (for run.sh). With --json: one human line, then
 one JSON line (the last line).
@@ -37,6 +39,7 @@ import random
 import resource
 import socket
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -339,6 +342,29 @@ def snapshot(opts: argparse.Namespace) -> dict[str, float]:
     return floe_quic(opts.metrics) | kernel_udp(opts.port) | server_cpu(opts.server_pid)
 
 
+class CpuSampler(threading.Thread):
+    """The server's CPU time every 0.1 s, so that the steady window's own CPU per request can
+    be told from the storm's (1,000 TLS handshakes cost the server seconds)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []  # (monotonic, cpu seconds)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            self.samples.append((time.monotonic(), server_cpu(self.pid)["server_cpu"]))
+            self.stopped.wait(0.1)
+
+    def cpu_at(self, when: float) -> float | None:
+        """CPU time at `when`, interpolated between the samples around it."""
+        for (t0, c0), (t1, c1) in zip(self.samples, self.samples[1:], strict=False):
+            if t0 <= when <= t1:
+                return c0 + (c1 - c0) * (when - t0) / (t1 - t0) if t1 > t0 else c0
+        return None
+
+
 # ---- aggregation ---------------------------------------------------------------------------
 
 def quantiles(values: list[float]) -> dict[str, float | None]:
@@ -355,7 +381,7 @@ def quantiles(values: list[float]) -> dict[str, float | None]:
 
 def aggregate(
     opts: argparse.Namespace, shares: list[Share], storm_end: float,
-    before: dict[str, float], after: dict[str, float],
+    before: dict[str, float], after: dict[str, float], sampler: CpuSampler | None = None,
 ) -> dict[str, Any]:
     started = min(s.started for s in shares)
     ended = max(s.ended for s in shares)
@@ -377,6 +403,14 @@ def aggregate(
         server["server_runqueue_share"] = round(delta["server_wait"] / elapsed, 2)
         # CPU per answered request: the figure a busy neighbour does not change.
         server["server_us_per_ok"] = round(delta["server_cpu"] / max(1, len(pairs)) * 1e6)
+    if sampler is not None and storm_end and steady:
+        # The steady window alone: its requests over the server CPU between its two ends.
+        begin, end = storm_end, storm_end + steady_window
+        cpu0, cpu1 = sampler.cpu_at(begin), sampler.cpu_at(end)
+        if cpu0 is not None and cpu1 is not None and end > begin:
+            answered = sum(1 for t, _ in pairs if begin <= t < end)
+            server["steady_server_cores"] = round((cpu1 - cpu0) / (end - begin), 2)
+            server["steady_server_us_per_ok"] = round((cpu1 - cpu0) / max(1, answered) * 1e6)
     return {
         "connections": opts.connections, "procs": len(shares), "path": opts.path,
         "offered_rps": opts.rate or None,
@@ -418,7 +452,9 @@ def human(r: dict[str, Any]) -> str:
         f"kernel {kernel or 'no UDP errors'} | cores used (waiting for CPU): client "
         f"{r['client_cores']} ({r['client_runqueue_share']}) server "
         f"{srv.get('server_cores', 'n/a')} ({srv.get('server_runqueue_share', 'n/a')}), "
-        f"{srv.get('server_us_per_ok', 'n/a')} us/request"
+        f"{srv.get('server_us_per_ok', 'n/a')} us/request; steady state: server "
+        f"{srv.get('steady_server_cores', 'n/a')} cores, "
+        f"{srv.get('steady_server_us_per_ok', 'n/a')} us/request"
     )
 
 
@@ -462,14 +498,20 @@ def main() -> None:
         workers.append(ctx.Process(target=child, args=(args, shared, barrier, results)))
     for worker in workers:
         worker.start()
+    sampler = CpuSampler(opts.server_pid) if opts.server_pid else None
+    if sampler is not None:
+        sampler.start()
     before = snapshot(opts)
     barrier.wait()
     bound = opts.seconds + (STORM_MAX if opts.steady else 0) + HANDSHAKE_TIMEOUT + 30
     shares = [results.get(timeout=bound) for _ in workers]
     after = snapshot(opts)
+    if sampler is not None:
+        sampler.stopped.set()
+        sampler.join(1)
     for worker in workers:
         worker.join(5)
-    report = aggregate(opts, shares, shared.storm_end.value, before, after)
+    report = aggregate(opts, shares, shared.storm_end.value, before, after, sampler)
     if opts.dump:  # every answered request: seconds since the storm ended, latency in ms
         with open(opts.dump, "w", encoding="utf-8") as out:
             for share in shares:
