@@ -13,7 +13,9 @@ app change, so this launcher patches before handing over to `app.cli`. Levers (u
   QuicConfiguration of the server;
 * QUIC_TIMER=task (hypercorn's timer task per send) | call_at, QUIC_COALESCE=0|1:
   `app.serving.quic.FloeQuicProtocol`'s timer and per-loop-turn sends;
-* HYPERCORN_BACKLOG: listen() backlog of the TCP listeners (hypercorn's default is 100).
+* HYPERCORN_BACKLOG: listen() backlog of the TCP listeners (hypercorn's default is 100);
+* GC_THRESHOLDS=a,b,c: the collector thresholds `floe serve` sets after start-up
+  (`app.serving.run.GC_THRESHOLDS`).
 The effective values are logged once on stderr.
 """
 
@@ -80,6 +82,13 @@ def install() -> None:
     if _env("HYPERCORN_BACKLOG") is not None:
         Config.backlog = _env("HYPERCORN_BACKLOG")  # type: ignore[assignment]
     print(f"quic_levers: TCP backlog {Config.backlog}", file=sys.stderr)
+
+    import app.serving.run as serving_run
+
+    if os.environ.get("GC_THRESHOLDS"):
+        serving_run.GC_THRESHOLDS = tuple(  # type: ignore[assignment]
+            int(v) for v in os.environ["GC_THRESHOLDS"].split(","))
+    print(f"quic_levers: gc thresholds {serving_run.GC_THRESHOLDS}", file=sys.stderr)
 
     from app.serving.quic import FloeQuicProtocol
 
