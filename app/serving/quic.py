@@ -26,9 +26,9 @@ hypercorn 0.18 `UDPServer` has two problems measured on this platform:
   to the table, the receiving decoder owes an acknowledgement on its decoder stream: the
   server sends one as soon as it has read a request, before the response exists (a datagram
   of its own, which the client must ACK), and the client one per response.
-  `TableH3Connection` uses at most QUIC_QPACK_TABLE bytes instead, in its SETTINGS and in its
-  own encoder (`CappedEncoder`); at the default 0 header blocks are self-contained (a bearer
-  token travels as a literal, still inside one datagram). Measured side by side in
+  `TableH3Connection` offers QUIC_QPACK_TABLE bytes instead; at the default 0 its own encoder
+  (`CappedEncoder`) uses no table either, so header blocks are self-contained both ways (a
+  bearer token travels as a literal, still inside one datagram). Measured side by side in
   `docs/benchmarks.md`.
 
 `install()` makes hypercorn's asyncio worker construct these classes (it looks the names
@@ -224,20 +224,23 @@ class BoundedUDPServer(UDPServer):
 
 
 class CappedEncoder:
-    """pylsqpack's encoder (a type that cannot be subclassed), using at most `cap` bytes of
-    the dynamic table the peer offers: with 0 every header block is self-contained and the
-    peer's decoder never has to acknowledge one."""
+    """pylsqpack's encoder (a type that cannot be subclassed), with its dynamic table off when
+    `enabled` is false: every header block is then self-contained and the peer's decoder never
+    has to acknowledge one. When on, it takes the table the peer offers unchanged — lsqpack
+    derives the insert-count wrap (RFC 9204 §4.5.1.1) from the capacity it is given, so a
+    smaller one than the peer announced would desynchronise the two sides."""
 
-    __slots__ = ("_cap", "_inner")
+    __slots__ = ("_enabled", "_inner")
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, enabled: bool) -> None:
         self._inner = pylsqpack.Encoder()
-        self._cap = cap
+        self._enabled = enabled
 
     def apply_settings(self, max_table_capacity: int, blocked_streams: int) -> bytes:
-        capacity = min(max_table_capacity, self._cap)
-        return self._inner.apply_settings(max_table_capacity=capacity,
-                                          blocked_streams=blocked_streams if capacity else 0)
+        if not self._enabled:
+            max_table_capacity = blocked_streams = 0
+        return self._inner.apply_settings(max_table_capacity=max_table_capacity,
+                                          blocked_streams=blocked_streams)
 
     def encode(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
         return self._inner.encode(stream_id, headers)
@@ -247,8 +250,8 @@ class CappedEncoder:
 
 
 class TableH3Connection(H3Connection):
-    """H3Connection that uses a QPACK dynamic table of at most `table` bytes, both ways: the
-    table its SETTINGS offer the peer's encoder, and the one its own encoder uses."""
+    """H3Connection whose SETTINGS offer the peer's encoder a QPACK dynamic table of `table`
+    bytes; at 0 its own encoder uses no table either (at more, the one the peer offers)."""
 
     table: ClassVar[int] = 0
 
@@ -259,7 +262,7 @@ class TableH3Connection(H3Connection):
         if not self.table:
             self._blocked_streams = 0
         self._decoder = pylsqpack.Decoder(self._max_table_capacity, self._blocked_streams)
-        self._encoder = CappedEncoder(self.table)  # type: ignore[assignment]
+        self._encoder = CappedEncoder(self.table > 0)  # type: ignore[assignment]
         super()._init_connection()
 
 

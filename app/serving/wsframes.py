@@ -28,6 +28,7 @@ from typing import Any
 from hypercorn.protocol.events import Data
 from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 from quart.wrappers.base import ClientDisconnectedError
+from wsproto.connection import ConnectionState
 
 from app.types import WS_FRAMES
 
@@ -60,7 +61,10 @@ class FrameSender:
     async def send_text(self, text: str) -> None:
         """Send `text` as one frame; ClientDisconnectedError once the socket is closed."""
         stream = self._stream
-        if stream.closed or stream.state != ASGIWebsocketState.CONNECTED:
+        # wsproto's state too: after a Close frame (hypercorn's 1009 for a message too big,
+        # or while it answers the client's Close) no data frame may follow (RFC 6455 §5.5.1)
+        if (stream.closed or stream.state != ASGIWebsocketState.CONNECTED
+                or stream.connection.state is not ConnectionState.OPEN):
             raise ClientDisconnectedError()
         try:
             await stream.send(Data(stream_id=stream.stream_id, data=text_frame(text.encode())))

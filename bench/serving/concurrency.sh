@@ -69,15 +69,15 @@ if [[ ${ONLY:-all} != tcp ]]; then
     done
   done
   base=$(echo ${STEADY[16]:-0} | tr ' ' '\n' | sort -n | tail -1)
-  base_us=$(echo ${US[16]:-0} | tr ' ' '\n' | sort -n | head -1)
+  base_us=$(echo ${US[16]:-0} | tr ' ' '\n' | grep -v '^0$' | sort -n | head -1)  # 0: not measured
   for c in $H3_COUNTS; do
     best=$(echo ${STEADY[$c]:-0} | tr ' ' '\n' | sort -n | tail -1)
-    us=$(echo ${US[$c]:-0} | tr ' ' '\n' | sort -n | head -1)
+    us=$(echo ${US[$c]:-0} | tr ' ' '\n' | grep -v '^0$' | sort -n | head -1)
     # Server capacity: what one core answers at this CPU per request (steady window only),
     # as a ratio of 16 connections' — the server's own figure when the clients are the bound.
     awk -v c="$c" -v b="$best" -v z="$base" -v u="$us" -v zu="$base_us" 'BEGIN {
       printf "HTTP/3 c=%-5s steady %7.0f req/s  %s", c, b, (z > 0 ? sprintf("%.2fx of c=16", b / z) : "")
-      if (u > 0 && zu > 0) printf "; server %d us/request in the steady state, capacity %.2fx of c=16", u, zu / u
+      if (u + 0 > 0 && zu + 0 > 0) printf "; server %d us/request in the steady state, capacity %.2fx of c=16", u, zu / u
       printf "\n" }'
   done
   # Open loop at H3_OPEN_CONNS connections: a fixed offered rate (a share of the best

@@ -3,7 +3,8 @@
 # processes at once, both on CPU 1, each loaded in turn by wsload.py (WS_CLIENTS clients at
 # WS_HZ heartbeats a second, from CPU 0), order alternating per round. Per run: the server's
 # CPU time over the run and per heartbeat delivered, p50/p99 lag, dropped. With WRK=1 a
-# wrk -c128 on /api/v2/ping (CPU 0) saturates REST on the loaded server meanwhile.
+# wrk -c128 on /api/v2/ping (CPU 0) saturates REST on the loaded server meanwhile (the CPU
+# figures then include the REST answers: compare the lag and REST req/s instead).
 # Usage: [ROUNDS=2] [DUR=8] [WS_CLIENTS=1000] [WS_HZ=10] [WRK=0] bench/serving/wsab.sh [REV (HEAD)]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +20,8 @@ cleanup() {
   git -C "$ROOT" worktree remove --force "$WORK/a-tree" 2>/dev/null || true
   rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM HUP
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP  # the EXIT trap cleans up; do not go on without the servers
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 git -C "$ROOT" worktree add --detach "$WORK/a-tree" "$REV" >/dev/null 2>&1
 cp -r "$ROOT/floe" "$WORK/a-tree/" 2>/dev/null || true  # the generated gRPC modules (untracked)
@@ -71,8 +73,9 @@ import json, sys
 name, out, before, after, rest = sys.argv[1], json.loads(sys.argv[2]), *map(float, sys.argv[3:5]), sys.argv[5]
 cpu = after - before  # includes connecting the clients, the same for both sides
 per = cpu * 1000 / max(1, out["messages"])
+cost = f"{per:.1f} µs/heartbeat" if not rest else "REST included"
 print(f"{name}: messages {out['messages']}, p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms, "
-      f"dropped {out['dropped']}, server cpu {cpu:.0f} ms = {per:.1f} µs/heartbeat{rest}")
+      f"dropped {out['dropped']}, server cpu {cpu:.0f} ms = {cost}{rest}")
 PYEOF
 }
 for r in $(seq "$ROUNDS"); do

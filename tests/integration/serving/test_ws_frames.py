@@ -27,6 +27,9 @@ from hypercorn.config import Config
 from quart.wrappers.base import ClientDisconnectedError
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
+from app.config import load_settings
+from app.serving.admission import AdmissionMiddleware
+from app.serving.metrics import ServingCounters
 from app.serving.wsframes import attach, text_frame
 from app.types import WS_FRAMES
 from tests.support.ports import free_port
@@ -36,11 +39,13 @@ TEXTS = ["", "x" * 125, "é" * 63, "y" * 126, "z" * 65535, "ü" * 40000, "w" * 7
 
 
 @contextlib.asynccontextmanager
-async def _server(app: Any) -> AsyncIterator[int]:
+async def _server(app: Any, max_message: int | None = None) -> AsyncIterator[int]:
     port = free_port()
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
+    if max_message is not None:
+        config.websocket_max_message_size = max_message
     stop = asyncio.Event()
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
     try:
@@ -143,14 +148,107 @@ def _h2_websocket(port: int) -> bytes:
             sock.sendall(conn.data_to_send())
 
 
+async def test_no_data_frame_follows_the_servers_close() -> None:
+    """A client message past the size bound makes hypercorn send Close 1009 while the app still
+    runs; a client that never answers the Close must get no data frame after it (RFC 6455
+    §5.5.1), and the sender must tell the app the socket is done."""
+    outcome: list[str] = []
+    sent_in: set[str] = set()  # wsproto's state at each send the sender let through
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        attach(scope, send)
+        frames = scope[WS_FRAMES]
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            for _ in range(400):  # bounded: 2 s of ticks
+                state = frames._stream.connection.state.name
+                await frames.send_text("tick")
+                sent_in.add(state)
+                await asyncio.sleep(0.005)
+            outcome.append("never stopped")
+        except ClientDisconnectedError:
+            outcome.append("stopped")
+
+    async with _server(app, max_message=1024) as port:
+        opcodes = await asyncio.to_thread(_oversized_then_silent, port)
+    assert Opcode.CLOSE in opcodes and opcodes[0] is Opcode.TEXT
+    assert opcodes[opcodes.index(Opcode.CLOSE) + 1:] == [], opcodes
+    assert outcome == ["stopped"]
+    assert sent_in == {"OPEN"}  # hypercorn wrote its Close: the next send was refused
+
+
+def _oversized_then_silent(port: int) -> list[Opcode]:
+    """Handshake, read a few ticks, send a 2 KiB message, then only read for 0.5 s."""
+    import os
+    import time
+
+    parser = FrameProtocol(client=True, extensions=[])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        parser.receive_bytes(head.split(b"\r\n\r\n", 1)[1])
+        time.sleep(0.05)
+        payload, mask = b"x" * 2048, os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        sock.sendall(bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big") + mask + masked)
+        deadline = time.monotonic() + 0.5
+        sock.settimeout(0.1)
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                break
+            parser.receive_bytes(chunk)
+    return [frame.opcode for frame in parser.received_frames()]
+
+
+async def test_the_admission_middleware_attaches_the_sender_and_removes_it() -> None:
+    """Floe's own outermost layer under hypercorn: the stream finds the sender in its scope,
+    and the scope no longer holds it once the app has returned (no reference cycle)."""
+    seen: list[Any] = []
+    scopes: list[dict[str, Any]] = []
+
+    async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        scopes.append(scope)
+        seen.append(scope.get(WS_FRAMES))
+        await receive()
+        await send({"type": "websocket.accept"})
+        await scope[WS_FRAMES].send_text("through the middleware")
+        await send({"type": "websocket.close", "code": 1000})
+
+    middleware = AdmissionMiddleware(inner, load_settings({}), ServingCounters())
+    async with _server(middleware) as port:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            assert await asyncio.wait_for(ws.recv(), 5) == "through the middleware"
+        for _ in range(100):  # the app returns just after the close
+            if WS_FRAMES not in scopes[0]:
+                break
+            await asyncio.sleep(0.02)
+    assert seen and seen[0] is not None
+    assert WS_FRAMES not in scopes[0]
+
+
 def test_text_frame_header_sizes() -> None:
     assert text_frame(b"hi") == b"\x81\x02hi"
     assert text_frame(b"a" * 126)[:4] == b"\x81\x7e\x00\x7e"
     assert text_frame(b"a" * 65536)[:10] == b"\x81\x7f" + (65536).to_bytes(8, "big")
 
 
-async def test_the_real_server_delivers_the_stream_through_frames() -> None:
-    """The whole path in one `floe serve`: heartbeats with their splice of `dropped`."""
+async def test_the_real_server_delivers_the_stream() -> None:
+    """The whole path in one `floe serve` (the sender is attached by the admission middleware,
+    checked above): heartbeats in sequence with their splice of `dropped`."""
     from tests.integration.serving.test_protocols import _login
     from tests.support.server import FloeServer
 

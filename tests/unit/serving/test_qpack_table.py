@@ -36,29 +36,44 @@ def test_settings_and_decoder_offer_the_configured_table(
     assert h3._sent_settings is not None
     assert h3._sent_settings[Setting.QPACK_MAX_TABLE_CAPACITY] == table
     assert h3._sent_settings[Setting.QPACK_BLOCKED_STREAMS] == blocked
+    # the decoder agrees with the SETTINGS: a peer setting a 4 KiB table is refused at 0
+    peer = pylsqpack.Encoder()
+    set_capacity = peer.apply_settings(max_table_capacity=4096, blocked_streams=16)
+    if table:
+        h3._decoder.feed_encoder(set_capacity)
+    else:
+        with pytest.raises(pylsqpack.EncoderStreamError):
+            h3._decoder.feed_encoder(set_capacity)
 
 
 HEADERS = [(b":status", b"200"), (b"content-type", b"application/json"),
            (b"x-request-id", b"0123456789abcdef")]
 
 
-@pytest.mark.parametrize("cap", [0, 4096])
-def test_the_encoder_uses_at_most_its_cap_of_what_the_peer_offers(cap: int) -> None:
-    """With cap 0 nothing goes into the dynamic table (no encoder-stream bytes, every block
-    decodes with no table), whatever the peer offers; with 4096 the table is used."""
-    encoder = CappedEncoder(cap)
-    encoder.apply_settings(max_table_capacity=4096, blocked_streams=16)
-    decoder = pylsqpack.Decoder(4096, 16)
+@pytest.mark.parametrize(("enabled", "offer"), [(False, 4096), (True, 4096), (True, 65536)])
+def test_the_encoder_uses_no_table_when_off_and_the_offered_one_when_on(
+        enabled: bool, offer: int) -> None:
+    """Off: nothing goes into the dynamic table whatever the peer offers, and a peer with no
+    table at all reads every block. On: the peer's own offer, and hundreds of distinct headers
+    (enough for the insert count to wrap) decode in step with a decoder of that size."""
+    encoder = CappedEncoder(enabled)
+    encoder.apply_settings(max_table_capacity=offer, blocked_streams=16)
+    decoder = pylsqpack.Decoder(offer, 16)
     inserted = b""
-    for stream_id in range(0, 40, 4):
-        instructions, block = encoder.encode(stream_id, HEADERS)
+    for n in range(400):
+        stream_id = 4 * n
+        # each value sent twice, so the encoder inserts it: the insert count wraps many times
+        headers = [*HEADERS, (b"authorization", b"Bearer token-%05d" % (n // 2))]
+        instructions, block = encoder.encode(stream_id, headers)
         inserted += instructions
         decoder.feed_encoder(instructions)
-        assert decoder.feed_header(stream_id, block)[1] == HEADERS
-    assert (inserted == b"") == (cap == 0)
-    lone = pylsqpack.Decoder(0, 0)  # a peer with no table at all reads a capped block
-    if cap == 0:
-        assert lone.feed_header(12, encoder.encode(12, HEADERS)[1])[1] == HEADERS
+        acknowledgement, decoded = decoder.feed_header(stream_id, block)
+        assert decoded == headers
+        encoder.feed_decoder(acknowledgement)  # section acknowledgements, as over the wire
+    assert (inserted == b"") == (not enabled)
+    if not enabled:
+        lone = pylsqpack.Decoder(0, 0)
+        assert lone.feed_header(0, encoder.encode(0, HEADERS)[1])[1] == HEADERS
 
 
 def test_the_setting_is_bounded() -> None:
