@@ -94,22 +94,13 @@ def socket_send() -> Callable[[str], Awaitable[None]]:
     """The cheapest send the transport offers, for the hub's messages.
 
     Under hypercorn the transport puts a frame sender in the scope (`WS_FRAMES`,
-    app/serving/wsframes.py): each message goes to the connection as one pre-built frame,
-    past Quart, the ASGI state machine and wsproto's per-message framing. Otherwise this is
-    Quart's own send without `websocket.send`'s extras: an `asyncio.sleep(0)` (one more trip
-    round the event loop, behind every queued REST request) and an `accept()` that builds a
-    fresh `Headers()` for a socket already accepted. Together these took a heartbeat to 1,000
-    clients from 72-77 µs of server CPU to the figure in `docs/benchmarks.md`. Without the
-    sleep a client sends what its queue holds in one go: at most WS_QUEUE_SIZE messages. If a
-    Quart upgrade renames `_send`, this falls back to `websocket.send`;
-    tests/unit/serving/test_stream_send.py and tests/integration/serving/test_ws_frames.py
-    check which path is taken.
+    app/serving/wsframes.py): each message goes to the connection as one pre-built frame, past
+    Quart, the ASGI state machine and wsproto's per-message framing (server CPU per heartbeat
+    in `docs/benchmarks.md`). Elsewhere (Quart's test client) Quart's own send.
+    tests/integration/serving/test_ws_frames.py checks that Floe's stack attaches the sender.
     """
     frames = cast("TextSender | None", websocket.scope.get(WS_FRAMES))
-    if frames is not None:
-        return frames.send_text
-    send = getattr(websocket._get_current_object(), "_send", None)
-    return send if callable(send) else websocket.send
+    return frames.send_text if frames is not None else websocket.send
 
 
 async def _read_client(subscription: Subscription, session: StreamSession) -> None:

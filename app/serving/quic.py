@@ -27,7 +27,7 @@ hypercorn 0.18 `UDPServer` has two problems measured on this platform:
   server sends one as soon as it has read a request, before the response exists (a datagram
   of its own, which the client must ACK), and the client one per response.
   `TableH3Connection` offers QUIC_QPACK_TABLE bytes instead; at the default 0 its own encoder
-  (`CappedEncoder`) uses no table either, so header blocks are self-contained both ways (a
+  (`NoTableEncoder`) uses no table either, so header blocks are self-contained both ways (a
   bearer token travels as a literal, still inside one datagram). Measured side by side in
   `docs/benchmarks.md`.
 
@@ -69,7 +69,7 @@ from app.serving.steering import CidLayout
 log = logging.getLogger("floe.serving.quic")
 
 __all__ = [
-    "BoundedUDPServer", "CappedEncoder", "ClosingH3Protocol", "FloeQuicProtocol", "QuicTimer",
+    "BoundedUDPServer", "ClosingH3Protocol", "FloeQuicProtocol", "NoTableEncoder", "QuicTimer",
     "SteeredQuicConnection", "TableH3Connection", "install", "install_steering",
 ]
 
@@ -223,24 +223,19 @@ class BoundedUDPServer(UDPServer):
                 watcher.cancel()
 
 
-class CappedEncoder:
-    """pylsqpack's encoder (a type that cannot be subclassed), with its dynamic table off when
-    `enabled` is false: every header block is then self-contained and the peer's decoder never
-    has to acknowledge one. When on, it takes the table the peer offers unchanged — lsqpack
-    derives the insert-count wrap (RFC 9204 §4.5.1.1) from the capacity it is given, so a
-    smaller one than the peer announced would desynchronise the two sides."""
+class NoTableEncoder:
+    """pylsqpack's encoder (a type that cannot be subclassed) that uses no dynamic table,
+    whatever the peer offers: every header block is self-contained, so the peer's decoder never
+    has to acknowledge one. (With a table, lsqpack must take the peer's capacity unchanged: it
+    derives the insert-count wrap from it, RFC 9204 §4.5.1.1.)"""
 
-    __slots__ = ("_enabled", "_inner")
+    __slots__ = ("_inner",)
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self) -> None:
         self._inner = pylsqpack.Encoder()
-        self._enabled = enabled
 
     def apply_settings(self, max_table_capacity: int, blocked_streams: int) -> bytes:
-        if not self._enabled:
-            max_table_capacity = blocked_streams = 0
-        return self._inner.apply_settings(max_table_capacity=max_table_capacity,
-                                          blocked_streams=blocked_streams)
+        return self._inner.apply_settings(max_table_capacity=0, blocked_streams=0)
 
     def encode(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
         return self._inner.encode(stream_id, headers)
@@ -261,8 +256,8 @@ class TableH3Connection(H3Connection):
         self._max_table_capacity = self.table
         if not self.table:
             self._blocked_streams = 0
+            self._encoder = NoTableEncoder()  # type: ignore[assignment]
         self._decoder = pylsqpack.Decoder(self._max_table_capacity, self._blocked_streams)
-        self._encoder = CappedEncoder(self.table > 0)  # type: ignore[assignment]
         super()._init_connection()
 
 

@@ -31,8 +31,7 @@ mkdir -p "$ROOT/bench/results"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE=$(ulimit -n)
 
-free_port() { "$PY" -c 'import sys; sys.path.insert(0, "."); from tests.support.ports import free_udp_port; print(free_udp_port())'; }
-wait_port() { for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not ready" >&2; return 1; }
+source bench/serving/lib.sh  # free_port, wait_port, token
 F_HTTP=$(free_port); F_HTTPS=$(free_port); F_GRPC=$(free_port); F_MET=$(free_port)
 export PYTHONPATH=$ROOT
 env FLOE_DATA_DIR="$WORK/data" BIND_HOST=127.0.0.1 HTTP_PORT=$F_HTTP HTTPS_PORT=$F_HTTPS \

@@ -18,8 +18,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM HUP
 
-free_port() { "$PY" -c 'import sys; sys.path.insert(0, "."); from tests.support.ports import free_udp_port; print(free_udp_port())'; }
-wait_port() { for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not ready" >&2; return 1; }
+source bench/serving/lib.sh  # free_port, wait_port, token
 
 start() {  # name checkout port: the server in the background, run from its checkout (`-m` puts
   # the working directory first on sys.path); not in a subshell, which would run the trap

@@ -17,8 +17,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done;
 trap cleanup EXIT INT TERM HUP
 mkdir -p "$ROOT/bench/results"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-free_port() { "$PY" -c 'import sys; sys.path.insert(0, "."); from tests.support.ports import free_udp_port; print(free_udp_port())'; }
-wait_port() { for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not ready" >&2; return 1; }
+source bench/serving/lib.sh  # free_port, wait_port, token
 export PYTHONPATH=$ROOT
 
 declare -A HTTPS MET PID

@@ -21,9 +21,8 @@ WS_HZ=${WS_HZ:-10}  # heartbeats a second to each WebSocket client
 trap cleanup EXIT INT TERM HUP
 export PYTHONPATH=$ROOT
 
-free_port() { "$PY" -c 'from tests.support.ports import free_udp_port; print(free_udp_port())'; }
+source bench/serving/lib.sh  # free_port, wait_port, token
 free_run() { "$PY" -c "from tests.support.ports import free_port_run; print(free_port_run($1))"; }
-wait_port() { for _ in $(seq 1200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not ready" >&2; return 1; }
 
 start() {  # name instances: sets PORT_HTTP, PORT_HTTPS (no subshell: PIDS must see the pid)
   local name=$1 n=$2 grpc met
@@ -73,11 +72,6 @@ done
 # the connections over the instances (SO_REUSEPORT), and wrk saturates REST on the same port
 # meanwhile. One instance, then N, in the same run.
 WS_CLIENTS=${WS_CLIENTS:-1000}
-token() {
-  curl -s -X POST -H 'Content-Type: application/json' \
-    -d '{"email":"admin@localhost.local","password":"admin123"}' "http://127.0.0.1:$1/api/v2/auth/login" |
-    "$PY" -c 'import json,sys; print(json.load(sys.stdin)["data"]["access_token"])'
-}
 ws_clients() {  # metrics-port instances -> "a+b+..." open stream clients per instance
   local i out=""
   for i in $(seq 0 $(($2 - 1))); do

@@ -14,8 +14,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM HUP
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-free_port() { "$PY" -c 'import sys; sys.path.insert(0, "."); from tests.support.ports import free_udp_port; print(free_udp_port())'; }
-wait_port() { for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+source bench/serving/lib.sh  # free_port, wait_port, token
 export PYTHONPATH=$ROOT
 declare -A HTTP HTTPS PID
 start() {  # name env

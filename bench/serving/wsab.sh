@@ -25,11 +25,7 @@ trap 'exit 130' INT TERM HUP  # the EXIT trap cleans up; do not go on without th
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 git -C "$ROOT" worktree add --detach "$WORK/a-tree" "$REV" >/dev/null 2>&1
 cp -r "$ROOT/floe" "$WORK/a-tree/" 2>/dev/null || true  # the generated gRPC modules (untracked)
-free_port() { "$PY" -c 'import sys; sys.path.insert(0, "."); from tests.support.ports import free_udp_port; print(free_udp_port())'; }
-wait_port() {  # port log
-  for _ in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "port $1 not ready:" >&2; tail -5 "$2" >&2; return 1
-}
+source bench/serving/lib.sh  # free_port, wait_port, token
 
 declare -A HTTP PID
 start() {  # name source-tree
@@ -41,11 +37,6 @@ start() {  # name source-tree
       taskset -c 1 "$PY" -m app.cli serve >"$WORK/$1.log" 2>&1) &
   PID[$1]=$!; PIDS+=("$!")
   wait_port "${HTTP[$1]}" "$WORK/$1.log"
-}
-token() {
-  curl -s -X POST -H 'Content-Type: application/json' \
-    -d '{"email":"admin@localhost.local","password":"admin123"}' "http://127.0.0.1:$1/api/v2/auth/login" |
-    "$PY" -c 'import json,sys; print(json.load(sys.stdin)["data"]["access_token"])'
 }
 cpu_ms() {  # pid → utime+stime of the process and its threads, in ms
   awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"

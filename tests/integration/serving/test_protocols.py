@@ -119,10 +119,13 @@ async def test_websocket_real_client(floe_server: FloeServer) -> None:
     async with websockets.connect(
         url, additional_headers={"Authorization": f"Bearer {token}"}
     ) as ws:
-        messages = [orjson.loads(await asyncio.wait_for(ws.recv(), 2)) for _ in range(3)]
+        messages = [orjson.loads(await asyncio.wait_for(ws.recv(), 2)) for _ in range(12)]
+    # through the pre-built frames (app/serving/wsframes.py): every heartbeat, in order, with
+    # its own `dropped` spliced in
     beats = [m for m in messages if m["type"] == "heartbeat"]
-    assert len(beats) >= 2 and beats[-1]["seq"] > beats[0]["seq"]
-    assert beats[0]["dropped"] == 0
+    assert len(beats) >= 10
+    assert [b["seq"] for b in beats] == list(range(beats[0]["seq"], beats[0]["seq"] + len(beats)))
+    assert all(b["dropped"] == 0 for b in beats)
 
 
 def test_chunked_body_over_limit_is_413(floe_server: FloeServer) -> None:

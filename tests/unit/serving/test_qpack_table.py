@@ -17,22 +17,27 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
 from app.config import load_settings
-from app.serving.quic import CappedEncoder, TableH3Connection
+from app.serving.quic import TableH3Connection
 from app.serving.tls import ensure_dev_certificate
+
+
+def _connection(table: int, cert_dir: Path) -> TableH3Connection:
+    """A server-side TableH3Connection over a real (unconnected) aioquic connection."""
+    configuration = QuicConfiguration(is_client=False)
+    configuration.load_cert_chain(*map(str, ensure_dev_certificate(cert_dir)))
+    quic = QuicConnection(configuration=configuration, original_destination_connection_id=bytes(8))
+    previous = TableH3Connection.table
+    TableH3Connection.table = table
+    try:
+        return TableH3Connection(quic)
+    finally:
+        TableH3Connection.table = previous
 
 
 @pytest.mark.parametrize(("table", "blocked"), [(0, 0), (4096, 16)])
 def test_settings_and_decoder_offer_the_configured_table(
         table: int, blocked: int, tmp_path: Path) -> None:
-    configuration = QuicConfiguration(is_client=False)
-    configuration.load_cert_chain(*map(str, ensure_dev_certificate(tmp_path)))
-    quic = QuicConnection(configuration=configuration, original_destination_connection_id=bytes(8))
-    previous = TableH3Connection.table
-    TableH3Connection.table = table
-    try:
-        h3 = TableH3Connection(quic)
-    finally:
-        TableH3Connection.table = previous
+    h3 = _connection(table, tmp_path)
     assert h3._sent_settings is not None
     assert h3._sent_settings[Setting.QPACK_MAX_TABLE_CAPACITY] == table
     assert h3._sent_settings[Setting.QPACK_BLOCKED_STREAMS] == blocked
@@ -50,13 +55,15 @@ HEADERS = [(b":status", b"200"), (b"content-type", b"application/json"),
            (b"x-request-id", b"0123456789abcdef")]
 
 
-@pytest.mark.parametrize(("enabled", "offer"), [(False, 4096), (True, 4096), (True, 65536)])
-def test_the_encoder_uses_no_table_when_off_and_the_offered_one_when_on(
-        enabled: bool, offer: int) -> None:
-    """Off: nothing goes into the dynamic table whatever the peer offers, and a peer with no
-    table at all reads every block. On: the peer's own offer, and hundreds of distinct headers
-    (enough for the insert count to wrap) decode in step with a decoder of that size."""
-    encoder = CappedEncoder(enabled)
+@pytest.mark.parametrize(("table", "offer"), [(0, 4096), (4096, 4096), (4096, 65536)])
+def test_the_connections_encoder_uses_no_table_at_0_and_the_offered_one_otherwise(
+        table: int, offer: int, tmp_path: Path) -> None:
+    """The encoder a connection answers with, given the client's SETTINGS. At 0: nothing goes
+    into the dynamic table whatever the client offers, and a decoder with no table at all reads
+    every block. Otherwise: the client's own offer — hundreds of header blocks (enough for the
+    insert count to wrap) decode in step with a decoder of that size, which a capacity other
+    than the offer would break."""
+    encoder = _connection(table, tmp_path)._encoder
     encoder.apply_settings(max_table_capacity=offer, blocked_streams=16)
     decoder = pylsqpack.Decoder(offer, 16)
     inserted = b""
@@ -70,8 +77,8 @@ def test_the_encoder_uses_no_table_when_off_and_the_offered_one_when_on(
         acknowledgement, decoded = decoder.feed_header(stream_id, block)
         assert decoded == headers
         encoder.feed_decoder(acknowledgement)  # section acknowledgements, as over the wire
-    assert (inserted == b"") == (not enabled)
-    if not enabled:
+    assert (inserted == b"") == (table == 0)
+    if table == 0:
         lone = pylsqpack.Decoder(0, 0)
         assert lone.feed_header(0, encoder.encode(0, HEADERS)[1])[1] == HEADERS
 
