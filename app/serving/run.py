@@ -69,6 +69,10 @@ def build_hypercorn_config(settings: Settings) -> Config:
     config = Config()
     config.graceful_timeout = settings.graceful_timeout * (1 - GRPC_SHARE)
     config.keep_alive_max_requests = settings.keep_alive_max_requests
+    # Longer than the pools of common clients (httpx 5 s, aiohttp 15 s): a pool then drops an
+    # idle connection before the server closes it, instead of both sides racing at hypercorn's
+    # 5 s, where a request sent as the server closes fails with no response (seen in CI).
+    config.keep_alive_timeout = settings.keep_alive_timeout
     config.include_server_header = False
     config.backlog = LISTEN_BACKLOG
     # A WebSocket message from a client is a subscription (app/api/subscriptions.py: at most

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import httpx
 import pytest
@@ -78,3 +79,18 @@ def test_plain_keep_alive_still_works(floe_server: FloeServer) -> None:
     with httpx.Client() as client:
         for _ in range(3):
             assert client.get(floe_server.url("/api/v2/ping")).status_code == 200
+
+
+def test_an_idle_keep_alive_connection_outlives_client_pool_expiry(floe_server: FloeServer) -> None:
+    """KEEP_ALIVE_TIMEOUT (20 s) outlasts httpx's 5 s pool expiry: a connection idle for 6 s is
+    still served. At hypercorn's 5 s default the server closed it just as httpx reused it, and a
+    request failed with "Server disconnected without sending a response" (CI, test_escalation)."""
+    ping = b"GET /api/v2/ping HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", floe_server.http_port), timeout=5) as sock:
+        sock.sendall(ping)
+        assert read_response(sock).status == 200
+        time.sleep(6.0)
+        sock.sendall(ping)
+        response = read_response(sock)
+    assert response.status == 200
+    assert not response.closed

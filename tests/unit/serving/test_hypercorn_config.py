@@ -14,6 +14,7 @@ def test_everything_on(make_settings) -> None:  # type: ignore[no-untyped-def]
     assert config.quic_bind == ["0.0.0.0:8443"]
     assert config.alpn_protocols == ["h2", "http/1.1"]
     assert config.keep_alive_max_requests == 100_000
+    assert config.keep_alive_timeout == 20.0  # past httpx's 5 s pool expiry: no close race
     assert config.backlog == 4096  # hypercorn's 100 overflowed at 1,000 connecting clients
 
 
@@ -24,10 +25,11 @@ def test_http3_off_binds_no_udp(make_settings) -> None:  # type: ignore[no-untyp
 
 def test_http2_off_restricts_alpn(make_settings) -> None:  # type: ignore[no-untyped-def]
     config = build_hypercorn_config(
-        make_settings(HTTP2_ENABLED="false", KEEP_ALIVE_MAX_REQUESTS="7")
+        make_settings(HTTP2_ENABLED="false", KEEP_ALIVE_MAX_REQUESTS="7", KEEP_ALIVE_TIMEOUT="2.5")
     )
     assert config.alpn_protocols == ["http/1.1"]
     assert config.keep_alive_max_requests == 7
+    assert config.keep_alive_timeout == 2.5
 
 
 def test_https_port_zero_serves_cleartext_only(make_settings) -> None:  # type: ignore[no-untyped-def]
