@@ -5,14 +5,24 @@ followers). Every turn of the loop runs every ready callback, so under a REST fl
 holds a step of every request in flight, and gRPC, which needs several turns per message, fell
 to a few messages a second (measured: a dataplane feeding 20k flow events/s delivered 13 % of
 them while wrk saturated GET /stats/summary). The gate below bounds how many admitted requests
-run at once, and adapts that bound to the loop's lag: a probe sleeps PROBE_SECONDS and measures
-how late it wakes; past the target lag the bound shrinks (by a quarter, never under the floor),
-under half of it the bound grows by one. The target is strict (STREAM_LAG, floor STREAM_FLOOR)
-while the dataplane streams have work (a batch arrived in the last STREAM_WINDOW seconds; the
-ingest layer reports it through `Runtime.components["stream_activity"]`), and loose otherwise
-(IDLE_LAG, IDLE_FLOOR), so REST alone keeps its full throughput. Requests past the bound wait
-in order, costing no loop time until they run. Admission control's in-flight bound still caps
-how many may wait (503 past it). Measured: docs/benchmarks.md (observer, serving).
+run at once while the dataplane streams have work: a batch arrived in the last STREAM_WINDOW
+seconds (the ingest layer reports it through `Runtime.components["stream_activity"]`). The
+window is long because under a flood the batches themselves arrive late, and reopening the
+gate then would make them later still. The bound adapts to the loop's lag: a probe sleeps
+PROBE_SECONDS and measures how late it wakes; past STREAM_LAG the bound shrinks (by a quarter,
+never under STREAM_FLOOR), under half of it the bound grows by one. When the streams wake, the
+bound starts at STREAM_START rather than where it was, so they are protected from the first
+probe on.
+
+While no stream has work the gate is open (IDLE_LAG None): there is nothing for it to protect,
+and a gate that adapted to lag then cost REST throughput for nothing. At 1,000 HTTP/3
+connections most of a loop turn is QUIC's own per-datagram work, which the gate does not hold
+back, so a 20 ms target kept ~950 of 1,000 requests waiting at a bound of 30-60 and the server
+answered 8-18 % fewer of them (bench/serving/RESULTS.md). WebSocket heartbeats under a REST
+flood rely on the in-flight bound and the hub's one serialisation per tick, not on this gate.
+Requests past the bound wait in order, costing no loop time until they run. Admission
+control's in-flight bound still caps how many may wait (503 past it). Measured:
+docs/benchmarks.md (observer, serving).
 """
 
 from __future__ import annotations
@@ -23,12 +33,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["PROBE_SECONDS", "LoopFairness"]
+__all__ = ["PROBE_SECONDS", "STREAM_FLOOR", "STREAM_START", "LoopFairness"]
 
 PROBE_SECONDS = 0.005
-STREAM_LAG, STREAM_FLOOR = 0.005, 2  # while dataplane batches are arriving
-IDLE_LAG, IDLE_FLOOR = 0.020, 8  # otherwise
-STREAM_WINDOW = 0.5
+STREAM_LAG, STREAM_FLOOR, STREAM_START = 0.005, 2, 8  # while dataplane batches are arriving
+# Otherwise: None keeps the gate open; a target (e.g. 0.020, the bound before 2026-12-07)
+# makes it adapt to lag then too, never under IDLE_FLOOR.
+IDLE_LAG: float | None = None
+IDLE_FLOOR = 8
+STREAM_WINDOW = 5.0
 
 
 class LoopFairness:
@@ -40,6 +53,7 @@ class LoopFairness:
         self.active = 0
         self.waited = 0  # requests that had to wait for their turn (exported as a counter)
         self.lag = 0.0  # the latest probe's lag, seconds
+        self.streaming = False  # whether the latest probe found the streams at work
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._probe: asyncio.Task[None] | None = None
 
@@ -76,15 +90,31 @@ class LoopFairness:
         while True:
             started = loop.time()
             await asyncio.sleep(PROBE_SECONDS)
-            self.lag = lag = loop.time() - started - PROBE_SECONDS
+            lag = loop.time() - started - PROBE_SECONDS
             streaming = (self.activity is not None
                          and time.monotonic() - self.activity() < STREAM_WINDOW)
-            target, floor = (STREAM_LAG, STREAM_FLOOR) if streaming else (IDLE_LAG, IDLE_FLOOR)
-            if lag > target:
-                self.limit = max(floor, int(self.limit * 0.75))
-            elif lag < target / 2 and self.limit < self.ceiling:
-                self.limit += 1
-                self._wake()
+            self.adjust(lag, streaming)
+
+    def adjust(self, lag: float, streaming: bool) -> None:
+        """One probe's verdict: the bound for the next PROBE_SECONDS."""
+        self.lag = lag
+        if streaming:
+            if not self.streaming:  # the streams just woke: start strict, not from the ceiling
+                self.limit = min(self.limit, STREAM_START)
+            target, floor = STREAM_LAG, STREAM_FLOOR
+        elif IDLE_LAG is None:
+            target, floor = None, self.ceiling
+        else:
+            target, floor = IDLE_LAG, IDLE_FLOOR
+        self.streaming = streaming
+        if target is None:
+            self.limit = self.ceiling
+            self._wake()
+        elif lag > target:
+            self.limit = max(floor, int(self.limit * 0.75))
+        elif lag < target / 2 and self.limit < self.ceiling:
+            self.limit += 1
+            self._wake()
 
     def start(self) -> None:
         self._probe = asyncio.get_running_loop().create_task(self._measure(),

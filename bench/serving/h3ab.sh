@@ -2,7 +2,8 @@
 # HTTP/3 A/B: two `floe serve` processes at once (both on CPU 1, through quic_levers.py), each
 # with its own environment, loaded in turn by h3load.py (order alternating per round), so a
 # lever's before/after is measured side by side while neighbours' load comes and goes.
-# Usage: [COUNTS="256 1000"] [ROUNDS=2] [DUR=6] bench/serving/h3ab.sh "A_ENV" "B_ENV"
+# Usage: [COUNTS="256 1000"] [ROUNDS=2] [DUR=6] [RATE=req/s] bench/serving/h3ab.sh "A_ENV" "B_ENV"
+#   (RATE: open loop, h3load.py --rate, each request timed from when it was due)
 #   e.g. bench/serving/h3ab.sh "" "QUIC_RCVBUF=4194304"      (appends to bench/results/h3ab.jsonl)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,12 +34,12 @@ start() {  # name env
 }
 start A "$A_ENV"; start B "$B_ENV"
 RUN=$(date -u +%FT%TZ)
-echo "# h3 A/B $RUN — $($PY -V), ${DUR}s steady per run; A: '${A_ENV}' B: '${B_ENV}'; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# h3 A/B $RUN — $($PY -V), ${DUR}s steady per run${RATE:+, open loop at $RATE req/s}; A: '${A_ENV}' B: '${B_ENV}'; load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 one() {  # name connections round
   local out json
   out=$(taskset -c 0 timeout $((DUR + 150)) "$PY" bench/serving/h3load.py "${HTTPS[$1]}" "$WORK/$1/tls/dev-cert.pem" \
-        "$2" "$DUR" --steady --json --metrics "http://127.0.0.1:${MET[$1]}/metrics" --server-pid "${PID[$1]}") || true
+        "$2" "$DUR" --steady --json --metrics "http://127.0.0.1:${MET[$1]}/metrics" --server-pid "${PID[$1]}" ${RATE:+--rate "$RATE"}) || true
   echo "$1 ${out%%$'\n'*}"
   json=${out##*$'\n'}
   [[ $json == \{* ]] && "$PY" -c 'import json, sys; print(json.dumps({"run": sys.argv[1], "side": sys.argv[2],

@@ -15,7 +15,9 @@ app change, so this launcher patches before handing over to `app.cli`. Levers (u
   `app.serving.quic.FloeQuicProtocol`'s timer and per-loop-turn sends;
 * HYPERCORN_BACKLOG: listen() backlog of the TCP listeners (hypercorn's default is 100);
 * GC_THRESHOLDS=a,b,c: the collector thresholds `floe serve` sets after start-up
-  (`app.serving.run.GC_THRESHOLDS`).
+  (`app.serving.run.GC_THRESHOLDS`);
+* FAIRNESS_LAG=seconds: the loop-fairness gate's idle lag target (`app.serving.fairness`;
+  a large value keeps the gate open).
 The effective values are logged once on stderr.
 """
 
@@ -89,6 +91,12 @@ def install() -> None:
         serving_run.GC_THRESHOLDS = tuple(  # type: ignore[assignment]
             int(v) for v in os.environ["GC_THRESHOLDS"].split(","))
     print(f"quic_levers: gc thresholds {serving_run.GC_THRESHOLDS}", file=sys.stderr)
+
+    import app.serving.fairness as fairness
+
+    if os.environ.get("FAIRNESS_LAG"):
+        fairness.IDLE_LAG = float(os.environ["FAIRNESS_LAG"])
+    print(f"quic_levers: fairness idle lag {fairness.IDLE_LAG}", file=sys.stderr)
 
     from app.serving.quic import FloeQuicProtocol
 
