@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -230,13 +230,27 @@ async def test_h3_migration_keeps_the_instance(two: FloeServer, new_cid: bool) -
     assert len(ports) == 6
 
 
-def _wait(predicate: object, timeout: float, what: str) -> None:
+def _wait(predicate: object, timeout: float, what: str | Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():  # type: ignore[operator]
             return
         time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
+    raise AssertionError(f"not within {timeout} s: {what if isinstance(what, str) else what()}")
+
+
+def _describe(pids: set[int]) -> str:
+    """pid, state and command line of those still alive (for a failure message)."""
+    out = []
+    for pid in sorted(pids):
+        if _alive(pid):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            out.append(f"{pid} {stat} {cmd.strip()}")
+    return "; ".join(out) or "none"
 
 
 def test_restart_after_crash_then_graceful_stop() -> None:
@@ -277,10 +291,11 @@ def test_workers_die_with_a_killed_supervisor() -> None:
     server = FloeServer.start(serve_args=("--instances", "2"), timeout=60)
     try:
         workers = _children(server.process.pid)
-        assert len(workers) == 2
+        assert len(workers) == 2, f"supervisor's children: {sorted(workers)}"
         server.process.kill()
         server.process.wait()
-        _wait(lambda: not any(_alive(pid) for pid in workers), 10, "workers gone")
+        _wait(lambda: not any(_alive(pid) for pid in workers), 10,
+              lambda: f"workers gone (still running: {_describe(workers)})")
     finally:
         for pid in _children(server.process.pid):
             os.kill(pid, signal.SIGKILL)
