@@ -20,7 +20,10 @@ hypercorn 0.18 `UDPServer` has two problems measured on this platform:
   of a response) ran `datagrams_to_send` and restarted the connection's timer *task*
   (cancel, await the cancellation, create a task). `FloeQuicProtocol` keeps the timer as one
   `loop.call_at` handle re-armed only when the deadline moves, and (`coalesce`) sends what a
-  connection has once per loop turn, so a response's three sends leave as one flight.
+  connection has once per loop turn, so a response's three sends leave as one flight. A timer
+  that falls due with nothing for hypercorn to see (an ACK or a loss probe: most of them) sends
+  from its callback; only one that raises events (e.g. the idle timeout's termination) goes
+  through hypercorn's event handling in a task (`timer_inline`).
 
 * aioquic uses QPACK dynamic tables of 4 KiB both ways. For each header block that refers
   to the table, the receiving decoder owes an acknowledgement on its decoder stream: the
@@ -119,6 +122,7 @@ class FloeQuicProtocol(QuicProtocol):
 
     coalesce: bool = True
     call_at_timer: bool = True
+    timer_inline: bool = True
 
     def __init__(self, *args: Any, sendto: Callable[[bytes, Any], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -156,11 +160,17 @@ class FloeQuicProtocol(QuicProtocol):
         timer.arm(connection.quic.get_timer(), lambda: self._timer_fired(connection))
 
     def _timer_fired(self, connection: _Connection) -> None:
-        self.task_group.spawn(self._on_timer, connection)
-
-    async def _on_timer(self, connection: _Connection) -> None:
-        connection.quic.handle_timer(now=self.context.time())
-        await self._handle_events(connection, None)
+        quic = connection.quic
+        quic.handle_timer(now=self.context.time())
+        if self.timer_inline and not quic._events:
+            # The common case (an ACK or a loss probe due): nothing for hypercorn or HTTP/3 to
+            # see, so the connection sends from this callback instead of from a new task.
+            try:
+                self.flush(connection)
+            except Exception:
+                log.exception("QUIC send failed for one connection")
+            return
+        self.task_group.spawn(self._handle_events, connection, None)
 
 
 class BoundedUDPServer(UDPServer):

@@ -12,7 +12,8 @@ app change, so this launcher patches before handing over to `app.cli`. Levers (u
 * QUIC_IDLE_TIMEOUT (s), QUIC_MAX_DATA, QUIC_MAX_STREAM_DATA (bytes): aioquic's
   QuicConfiguration of the server;
 * QUIC_TIMER=task (hypercorn's timer task per send) | call_at, QUIC_COALESCE=0|1:
-  `app.serving.quic.FloeQuicProtocol`'s timer and per-loop-turn sends;
+  `app.serving.quic.FloeQuicProtocol`'s timer and per-loop-turn sends; QUIC_TIMER_INLINE=0|1:
+  whether a timer that yields no event sends from its callback or through a task;
 * HYPERCORN_BACKLOG: listen() backlog of the TCP listeners (hypercorn's default is 100);
 * GC_THRESHOLDS=a,b,c: the collector thresholds `floe serve` sets after start-up
   (`app.serving.run.GC_THRESHOLDS`);
@@ -104,8 +105,11 @@ def install() -> None:
         FloeQuicProtocol.call_at_timer = os.environ["QUIC_TIMER"] == "call_at"
     if os.environ.get("QUIC_COALESCE"):
         FloeQuicProtocol.coalesce = os.environ["QUIC_COALESCE"] == "1"
+    if os.environ.get("QUIC_TIMER_INLINE"):
+        FloeQuicProtocol.timer_inline = os.environ["QUIC_TIMER_INLINE"] == "1"
     print(f"quic_levers: timer {'call_at' if FloeQuicProtocol.call_at_timer else 'task'}, "
-          f"coalesce {FloeQuicProtocol.coalesce}", file=sys.stderr)
+          f"coalesce {FloeQuicProtocol.coalesce}, timer inline {FloeQuicProtocol.timer_inline}",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

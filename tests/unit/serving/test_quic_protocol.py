@@ -8,6 +8,7 @@ timer task and built packets on every send).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any
 
 from app.serving.quic import FloeQuicProtocol, QuicTimer
@@ -18,6 +19,8 @@ class FakeQuic:
         self.timer = timer
         self.transmits = 0
         self.timer_handled = 0
+        self._events: deque[object] = deque()  # aioquic's QuicConnection keeps its events here
+        self.timer_events: list[object] = []  # what the next handle_timer() raises
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         self.transmits += 1
@@ -29,9 +32,10 @@ class FakeQuic:
     def handle_timer(self, now: float) -> None:
         self.timer_handled += 1
         self.timer = None
+        self._events.extend(self.timer_events)
 
-    def next_event(self) -> None:
-        return None
+    def next_event(self) -> object | None:
+        return self._events.popleft() if self._events else None
 
 
 class FakeConnection:
@@ -55,8 +59,8 @@ def protocol(sent: list[bytes], coalesce: bool = True) -> FloeQuicProtocol:
     proto._pending = {}
     proto.context = Context()  # type: ignore[assignment]
     proto.coalesce = coalesce
-    tasks: list[asyncio.Task[None]] = []
-    proto.task_group = type("TG", (), {"spawn": lambda self, f, *a: tasks.append(
+    proto.spawned = []  # type: ignore[attr-defined]
+    proto.task_group = type("TG", (), {"spawn": lambda self, f, *a: proto.spawned.append(  # type: ignore[attr-defined]
         asyncio.get_running_loop().create_task(f(*a)))})()  # type: ignore[assignment]
     return proto
 
@@ -110,3 +114,28 @@ async def test_connection_timer_fires_handle_timer() -> None:
     await asyncio.sleep(0.1)
     assert connection.quic.timer_handled == 1
     assert connection.quic.transmits == 2  # after the timer: events handled, sent again
+
+
+async def test_a_timer_with_nothing_to_report_sends_without_a_task() -> None:
+    """An ACK or loss probe falling due (most timer firings) sends from the timer callback."""
+    sent: list[bytes] = []
+    proto = protocol(sent, coalesce=False)
+    connection = FakeConnection(asyncio.get_running_loop().time() + 0.02)
+    await proto.send_all(connection)  # type: ignore[arg-type]
+    await asyncio.sleep(0.1)
+    assert connection.quic.timer_handled == 1 and connection.quic.transmits == 2
+    assert proto.spawned == []  # type: ignore[attr-defined]
+
+
+async def test_a_timer_that_raises_events_hands_them_to_hypercorn_in_a_task() -> None:
+    """E.g. the idle timeout's ConnectionTerminated: hypercorn's event handling still sees it."""
+    sent: list[bytes] = []
+    proto = protocol(sent, coalesce=False)
+    connection = FakeConnection(asyncio.get_running_loop().time() + 0.02)
+    event = object()
+    connection.quic.timer_events = [event]
+    await proto.send_all(connection)  # type: ignore[arg-type]
+    await asyncio.sleep(0.1)
+    assert len(proto.spawned) == 1  # type: ignore[attr-defined]
+    assert not connection.quic._events  # consumed by hypercorn's _handle_events
+    assert connection.quic.transmits == 2
