@@ -7,7 +7,7 @@ VENV      := .venv
 PY        := $(VENV)/bin/python
 PIP       := $(VENV)/bin/pip
 PYTHON313 := $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin/python3) $(shell command -v python3.13 2>/dev/null))
-APT_PACKAGES := clang llvm libbpf-dev bpftool libxdp-dev xdp-tools iproute2 ethtool wrk nghttp2-client \
+APT_PACKAGES := clang llvm libbpf-dev bpftool libxdp-dev xdp-tools iproute2 ethtool wrk nghttp2-client ngtcp2-client \
                 tcpdump libpcap-dev ca-certificates nfdump
 STAMP := $(VENV)/.floe-installed
 PROTOS := $(shell find proto -name '*.proto' 2>/dev/null)

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # `floe serve` vs `floe serve --instances N` (default 2), side by side in the same run: HTTP/1.1
-# /api/v2/ping with wrk (c=64), TLS h2 with h2load (c=64, m=4), HTTP/3 with bench/serving/h3load.py (16 connections), ROUNDS
+# /api/v2/ping with wrk (c=64), TLS h2 with h2load (c=64, m=4), HTTP/3 with bench/serving/h3load.py (16 connections), and
+# HTTP/3 with bench/serving/h3ng.py (ngtcp2's C client: 32 connections at a time, 500 requests
+# each as concurrent streams; cheap enough to load two instances on 2 cores), ROUNDS
 # rounds alternating the order. No CPU pinning: N instances are meant to use N cores, and the
 # load generator competes with them — on a 2-core machine the gain is bounded by that.
 # Then WebSocket fan-out to WS_CLIENTS (1,000) clients under REST saturation, one instance vs N.
-# Bounded: 2 servers x ROUNDS x 3 tests x DUR seconds + 2 WS runs (~2.5 minutes by default).
-# Usage: [N=2] [ROUNDS=2] [WS_CLIENTS=1000] [WS_HZ=10] [ONLY=ws] bench/serving/instances.sh [seconds-per-run (default 8)]
+# Bounded: 2 servers x ROUNDS x 4 tests x DUR seconds (h3ng: + the last connections' ~3 s)
+# + 2 WS runs (~3.5 minutes by default).
+# Usage: [N=2] [ROUNDS=2] [TESTS="h1 h2 h3 h3ng"] [WS_CLIENTS=1000] [WS_HZ=10] [ONLY=ws]
+#        bench/serving/instances.sh [seconds-per-run (default 8)]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -43,6 +47,11 @@ h2_rps() {  # TLS h2, 64 connections x 4 streams, a fixed duration
     | awk '/^finished in/ {gsub(/,/,""); printf "%.0f\n", $4}'
 }
 h3_rps() { "$PY" bench/serving/h3load.py "$1" "$2" 16 "$DUR" | awk '{print $1 " (" $3 " errors)"}'; }
+h3ng_rps() {  # https-port metrics-port instances: the servers' steady-window rate (see h3ng.py)
+  local urls=() i
+  for i in $(seq 0 $(($3 - 1))); do urls+=(--metrics "http://127.0.0.1:$(($2 + i))/metrics"); done
+  "$PY" bench/serving/h3ng.py "$1" "$DUR" --procs 32 --requests 500 "${urls[@]}" | awk '{print $1 " (" $2 " failed)"}'
+}
 
 start one 1; ONE_HTTP=$PORT_HTTP; ONE_HTTPS=$PORT_HTTPS; ONE_MET=$PORT_MET
 start many "$N"; MANY_HTTP=$PORT_HTTP; MANY_HTTPS=$PORT_HTTPS; MANY_MET=$PORT_MET
@@ -50,11 +59,17 @@ echo "# floe serve vs --instances $N, $(date -u +%FT%TZ), $($PY -V), $(nproc) CP
 printf '%-16s %18s %18s %7s\n' test one_rps instances_rps ratio
 for r in $(seq "$ROUNDS"); do
   [[ ${ONLY:-all} == ws ]] && break
-  for t in h1 h2 h3; do
+  for t in ${TESTS:-h1 h2 h3 h3ng}; do
+    if [ "$t" = h3ng ] && ! command -v gtlsclient >/dev/null; then
+      echo "h3ng: gtlsclient not installed (apt install ngtcp2-client, or make install): skipped"; continue
+    fi
     if [ "$t" = h1 ]; then
       run() { wrk_rps "http://127.0.0.1:$1/api/v2/ping"; }; a=$ONE_HTTP; b=$MANY_HTTP
     elif [ "$t" = h2 ]; then
       run() { h2_rps "$1"; }; a=$ONE_HTTPS; b=$MANY_HTTPS
+    elif [ "$t" = h3ng ]; then
+      run() { if [ "$1" = "$ONE_HTTPS" ]; then h3ng_rps "$1" "$ONE_MET" 1; else h3ng_rps "$1" "$MANY_MET" "$N"; fi; }
+      a=$ONE_HTTPS; b=$MANY_HTTPS
     else
       run() { h3_rps "$1" "$2"; }; a=$ONE_HTTPS; b=$MANY_HTTPS
     fi
