@@ -170,6 +170,7 @@ class Settings:
     max_inflight_body_bytes: int = 256 << 20
     keep_alive_max_requests: int = 100_000
     keep_alive_timeout: float = 20.0
+    max_connections: int = 16384
     graceful_timeout: float = 2.0
     quic_queue_size: int = 1024
     quic_receive_buffer: int = 4 << 20
@@ -301,6 +302,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "KEEP_ALIVE_MAX_REQUESTS", 100_000, low=1, high=2**31 - 1
         ),
         keep_alive_timeout=_float(env, "KEEP_ALIVE_TIMEOUT", 20.0, low=1.0, high=3600.0),
+        max_connections=_int(env, "MAX_CONNECTIONS", 16384, low=1, high=1_000_000),
         graceful_timeout=_float(env, "GRACEFUL_TIMEOUT", 2.0, low=0.0, high=60.0),
         quic_queue_size=_int(env, "QUIC_QUEUE_SIZE", 1024, low=10, high=1_000_000),
         quic_receive_buffer=_int(env, "QUIC_RECEIVE_BUFFER", 4 << 20, low=0, high=1 << 30),

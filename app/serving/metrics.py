@@ -49,6 +49,8 @@ class ServingCounters:
     http1_protocol_errors: int = 0  # malformed HTTP/1.1 answered and closed (http1.py)
     quic_datagrams_dropped: int = 0
     quic_datagrams_received: int = 0
+    tcp_connections: int = 0  # open HTTP/1.1 and HTTP/2 connections (tcp.py)
+    tcp_connections_refused: int = 0  # aborted at MAX_CONNECTIONS (tcp.py)
     ws_clients: Callable[[], int] = lambda: 0
     ws_dropped: Callable[[], int] = lambda: 0
     fairness: Any = None  # app.serving.fairness.LoopFairness, once the serving layer has one
@@ -113,6 +115,14 @@ class _CountersCollector(Collector):
         )
         yield CounterMetricFamily(
             "floe_quic_datagrams_received", "QUIC datagrams received", c.quic_datagrams_received
+        )
+        yield GaugeMetricFamily(
+            "floe_tcp_connections", "Open HTTP/1.1 and HTTP/2 connections", c.tcp_connections
+        )
+        yield CounterMetricFamily(
+            "floe_tcp_connections_refused",
+            "TCP connections aborted on arrival: MAX_CONNECTIONS were open",
+            c.tcp_connections_refused,
         )
 
 

@@ -229,7 +229,7 @@ async def serve_async(settings: Settings, worker: WorkerSpec | None = None) -> i
     app = create_app(settings)
     get_runtime(app).components["instance"] = worker.index if worker else None
     metrics: ServingMetrics = get_runtime(app).components["serving_metrics"]
-    tcp.install()
+    tcp.install(metrics.counters, settings.max_connections)
     http1.install(SecurityHeaders(settings.hsts_max_age), metrics.counters)
     h2.install()
     websocket.install()
