@@ -98,19 +98,19 @@ class LoopFairness:
     def adjust(self, lag: float, streaming: bool) -> None:
         """One probe's verdict: the bound for the next PROBE_SECONDS."""
         self.lag = lag
+        woke, self.streaming = streaming and not self.streaming, streaming
         if streaming:
-            if not self.streaming:  # the streams just woke: start strict, not from the ceiling
+            if woke:  # start strict, not from where the bound was
                 self.limit = min(self.limit, STREAM_START)
             target, floor = STREAM_LAG, STREAM_FLOOR
-        elif IDLE_LAG is None:
-            target, floor = None, self.ceiling
+        elif IDLE_LAG is None:  # nothing to protect: open
+            if self.limit < self.ceiling:
+                self.limit = self.ceiling
+                self._wake()
+            return
         else:
             target, floor = IDLE_LAG, IDLE_FLOOR
-        self.streaming = streaming
-        if target is None:
-            self.limit = self.ceiling
-            self._wake()
-        elif lag > target:
+        if lag > target:
             self.limit = max(floor, int(self.limit * 0.75))
         elif lag < target / 2 and self.limit < self.ceiling:
             self.limit += 1

@@ -142,10 +142,14 @@ class FloeQuicProtocol(QuicProtocol):
     def _flush_pending(self) -> None:
         pending, self._pending = self._pending, {}
         for connection in pending.values():
-            try:
-                self.flush(connection)
-            except Exception:  # one broken connection must not keep the others' packets
-                log.exception("QUIC send failed for one connection")
+            self._flush_logged(connection)
+
+    def _flush_logged(self, connection: _Connection) -> None:
+        """flush(), from a loop callback: one broken connection must not stop the others."""
+        try:
+            self.flush(connection)
+        except Exception:
+            log.exception("QUIC send failed for one connection")
 
     def flush(self, connection: _Connection) -> None:
         """Send what the connection has now and re-arm its timer."""
@@ -165,10 +169,7 @@ class FloeQuicProtocol(QuicProtocol):
         if self.timer_inline and not quic._events:
             # The common case (an ACK or a loss probe due): nothing for hypercorn or HTTP/3 to
             # see, so the connection sends from this callback instead of from a new task.
-            try:
-                self.flush(connection)
-            except Exception:
-                log.exception("QUIC send failed for one connection")
+            self._flush_logged(connection)
             return
         self.task_group.spawn(self._handle_events, connection, None)
 

@@ -31,6 +31,23 @@ async def holders(gate: LoopFairness, count: int) -> list[asyncio.Task[None]]:
     return tasks
 
 
+async def let_go(gate: LoopFairness, tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the holders; every turn they took must come back."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert gate.active == 0
+
+
+def strict_gate(ceiling: int = 32) -> LoopFairness:
+    """A gate the streams have driven down to STREAM_FLOOR."""
+    gate = LoopFairness(ceiling=ceiling)
+    for _ in range(10):
+        gate.adjust(lag=0.050, streaming=True)
+    assert gate.limit == STREAM_FLOOR
+    return gate
+
+
 async def test_idle_streams_leave_the_gate_open_however_late_the_loop() -> None:
     gate = LoopFairness(ceiling=64)
     gate.adjust(lag=0.5, streaming=False)
@@ -38,10 +55,7 @@ async def test_idle_streams_leave_the_gate_open_however_late_the_loop() -> None:
     assert gate.limit == 64
     tasks = await holders(gate, 64)
     assert gate.active == 64 and gate.waited == 0
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    assert gate.active == 0
+    await let_go(gate, tasks)
 
 
 async def test_streams_waking_start_strict_then_adapt_to_lag() -> None:
@@ -65,18 +79,11 @@ async def test_the_streams_going_quiet_reopen_the_gate_and_wake_every_waiter() -
     gate.adjust(lag=0.5, streaming=False)
     await settle()
     assert gate.limit == 32 and gate.active == 20
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    assert gate.active == 0
+    await let_go(gate, tasks)
 
 
 async def test_waiters_run_in_arrival_order() -> None:
-    gate = LoopFairness(ceiling=32)
-    gate.adjust(lag=0.0, streaming=True)
-    for _ in range(10):
-        gate.adjust(lag=0.050, streaming=True)
-    assert gate.limit == STREAM_FLOOR
+    gate = strict_gate()
     blockers = await holders(gate, STREAM_FLOOR)
     order: list[int] = []
 
@@ -91,17 +98,11 @@ async def test_waiters_run_in_arrival_order() -> None:
     blockers[0].cancel()
     await asyncio.gather(*takers)
     assert order == [0, 1, 2, 3, 4]
-    for task in blockers[1:]:
-        task.cancel()
-    await asyncio.gather(*blockers, return_exceptions=True)
-    assert gate.active == 0
+    await let_go(gate, blockers[1:])
 
 
 async def test_a_cancelled_waiter_leaves_the_queue_and_a_woken_one_passes_its_turn_on() -> None:
-    gate = LoopFairness(ceiling=32)
-    gate.adjust(lag=0.0, streaming=True)
-    for _ in range(10):
-        gate.adjust(lag=0.050, streaming=True)
+    gate = strict_gate()
     blockers = await holders(gate, STREAM_FLOOR)
     waiting = await holders(gate, 2)
     waiting[0].cancel()  # still queued: it leaves without a turn
@@ -114,10 +115,7 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_a_woken_one_passes_its_tu
     await asyncio.gather(blockers[0], waiting[1], return_exceptions=True)
     await settle()
     assert gate.active == STREAM_FLOOR - 1 and not gate._waiters
-    for task in blockers[1:]:
-        task.cancel()
-    await asyncio.gather(*blockers, return_exceptions=True)
-    assert gate.active == 0
+    await let_go(gate, blockers[1:])
 
 
 async def test_a_lag_target_while_idle_still_bounds_requests(

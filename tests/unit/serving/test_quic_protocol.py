@@ -139,3 +139,16 @@ async def test_a_timer_that_raises_events_hands_them_to_hypercorn_in_a_task() ->
     assert len(proto.spawned) == 1  # type: ignore[attr-defined]
     assert not connection.quic._events  # consumed by hypercorn's _handle_events
     assert connection.quic.transmits == 2
+
+
+def test_aioquic_keeps_its_events_where_the_timer_looks() -> None:
+    """`_timer_fired` reads aioquic's private `_events` (aioquic is pinned): an upgrade that
+    moves it must fail here, not send every timer through a task or skip events."""
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True))
+    assert isinstance(quic._events, deque) and not quic._events
+    event = object()
+    quic._events.append(event)  # type: ignore[arg-type]
+    assert quic.next_event() is event and quic.next_event() is None  # the queue next_event reads
