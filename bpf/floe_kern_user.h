@@ -279,9 +279,11 @@ struct floe_dir_l3 {
  * The IPv6 CIDR index, one per direction: an open-addressing hash table of the prefixes in
  * use, in ONE array element (like the v4 index's levels: the kernel indexes it directly, no
  * helper call), built by user space from the v6 LPM tries (which stay complete). A slot holds
- * a prefix — the address masked to `prefixlen` as two host-order u64 of its big-endian value —
- * and its rule word (as the v4 index's). The kernel walks the lengths in use longest first
- * (floe_v6_lens): one probe sequence per length, and the first hit is the longest match.
+ * a prefix — the address masked to `prefixlen`, as the two u64 a load of its first and last 8
+ * bytes (network order) gives on this host: no byte swap on the frame's path — and its rule
+ * word (as the v4 index's). The kernel walks the lengths in use longest first (floe_v6_lens,
+ * each with its masks and hash salt ready): one probe sequence per length, and the first hit
+ * is the longest match.
  *
  * Slot of (hi, lo, len): (hi * FLOE_V6_K1 ^ lo * FLOE_V6_K2 ^ len * FLOE_V6_K3) >> (64 -
  * FLOE_V6_SLOT_BITS), then linear probing, at most FLOE_V6_PROBES slots; word 0 ends a probe
@@ -311,12 +313,21 @@ struct floe_v6_table {
 	struct floe_v6_slot s[FLOE_V6_SLOTS]; /* 1.5 MiB */
 };
 
+/* One prefix length in use, as a frame's lookup applies it. */
+struct floe_v6_len {
+	__u64 mask_hi; /* the length's mask, loaded as a slot's hi and lo are */
+	__u64 mask_lo;
+	__u64 salt; /* len * FLOE_V6_K3 */
+	__u32 len;
+	__u32 _pad;
+};
+
 struct floe_v6_lens {
 	__u8 src_n; /* lengths in src[] (0..FLOE_V6_MAX_LENS), or FLOE_V6_LENS_TRIE */
 	__u8 dst_n;
 	__u8 _pad[6];
-	__u8 src[FLOE_V6_MAX_LENS]; /* distinct prefix lengths, longest first */
-	__u8 dst[FLOE_V6_MAX_LENS];
+	struct floe_v6_len src[FLOE_V6_MAX_LENS]; /* distinct prefix lengths, longest first */
+	struct floe_v6_len dst[FLOE_V6_MAX_LENS];
 };
 
 /* Value of every rule map: which rule matched, what it does, where its hits are counted. */

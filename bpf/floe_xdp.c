@@ -198,7 +198,7 @@ struct pkt {
 	__u8 non_first;    /* fragment without the L4 header */
 	__u8 tcp_flags;
 	__u8 l4pair; /* L4 class counter pair: 0 tcp, 2 udp, 4 icmp, 6 icmpv6, 8 other */
-};
+} __attribute__((aligned(8))); /* src and dst read as two u64 each (lookup_v6) */
 
 static __always_inline int parse_l4(void *cur, void *end, struct pkt *p)
 {
@@ -569,12 +569,46 @@ static __always_inline __u32 lookup_v4(void *l1, void *l2, void *l3, void *trie,
 }
 
 /*
- * Longest-prefix match of an IPv6 address (16 bytes, network order) through the per-length
- * hash: the lengths in use, longest first, one lookup each; the first hit is the longest
- * match. With more lengths than the index holds (FLOE_V6_LENS_TRIE), the LPM trie answers.
+ * The probe sequences of lookup_v6(). `wide` is a constant: 0 when every length in use is /64
+ * or shorter, so the low half is masked away, hashes as 0 and is 0 in every slot that can
+ * match — that copy neither loads nor compares it.
  */
-static __always_inline __u32 lookup_v6(void *table, void *trie, __u8 n, const __u8 *lens,
-				       const void *addr)
+static __always_inline __u32 probe_v6(struct floe_v6_table *t, __u8 n,
+				      const struct floe_v6_len *lens, __u64 hi, __u64 lo,
+				      const int wide)
+{
+	for (int i = 0; i < FLOE_V6_MAX_LENS; i++) { /* bounded loops: the verifier walks them */
+		if (i >= n)
+			break;
+		const struct floe_v6_len *l = &lens[i];
+		__u64 mhi = hi & l->mask_hi;
+		__u64 mlo = wide ? lo & l->mask_lo : 0;
+		__u64 h = mhi * FLOE_V6_K1 ^ l->salt;
+		if (wide)
+			h ^= mlo * FLOE_V6_K2;
+		__u32 at = h >> (64 - FLOE_V6_SLOT_BITS);
+		for (int j = 0; j < FLOE_V6_PROBES; j++) {
+			struct floe_v6_slot *s = &t->s[(at + j) & (FLOE_V6_SLOTS - 1)];
+			__u32 word = s->word;
+			if (!word)
+				break;
+			if (s->hi == mhi && (!wide || s->lo == mlo) && s->prefixlen == l->len &&
+			    word != FLOE_V6_TOMB)
+				return word;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Longest-prefix match of an IPv6 address (16 bytes, network order) through the per-length
+ * hash: the lengths in use, longest first, one probe sequence each; the first hit is the
+ * longest match. The address is loaded as it lies and masked with the length's ready-made
+ * masks (no byte swap, no shift: this is the frame's path). With more lengths than the index
+ * holds (FLOE_V6_LENS_TRIE), the LPM trie answers.
+ */
+static __always_inline __u32 lookup_v6(void *table, void *trie, __u8 n,
+				       const struct floe_v6_len *lens, const void *addr)
 {
 	if (n > FLOE_V6_MAX_LENS) {
 		struct floe_lpm_v6_key k = {.prefixlen = 128};
@@ -585,30 +619,15 @@ static __always_inline __u32 lookup_v6(void *table, void *trie, __u8 n, const __
 	struct floe_v6_table *t = bpf_map_lookup_elem(table, &zero);
 	if (!t)
 		return 0;
-	__u64 hi, lo;
-	__builtin_memcpy(&hi, addr, 8);
-	__builtin_memcpy(&lo, addr + 8, 8);
-	hi = bpf_be64_to_cpu(hi);
-	lo = bpf_be64_to_cpu(lo);
-	for (int i = 0; i < FLOE_V6_MAX_LENS; i++) { /* bounded loops: the verifier walks them */
-		if (i >= n)
-			break;
-		__u32 len = lens[i];
-		__u64 mhi = len >= 64 ? hi : len ? hi & (~0ULL << (64 - len)) : 0;
-		__u64 mlo = len >= 128 ? lo : len > 64 ? lo & (~0ULL << (128 - len)) : 0;
-		__u64 h = mhi * FLOE_V6_K1 ^ mlo * FLOE_V6_K2 ^ (__u64)len * FLOE_V6_K3;
-		__u32 at = h >> (64 - FLOE_V6_SLOT_BITS);
-		for (int j = 0; j < FLOE_V6_PROBES; j++) {
-			struct floe_v6_slot *s = &t->s[(at + j) & (FLOE_V6_SLOTS - 1)];
-			__u32 word = s->word;
-			if (!word)
-				break;
-			if (s->hi == mhi && s->lo == mlo && s->prefixlen == len &&
-			    word != FLOE_V6_TOMB)
-				return word;
-		}
-	}
-	return 0;
+	/*
+	 * One 8-byte load per half (a memcpy would be sixteen byte loads, shifts and ORs). The
+	 * verifier accepts them: saddr and daddr lie at frame offsets 22 and 38, 8-aligned in its
+	 * NET_IP_ALIGN model where alignment is enforced, and struct pkt is aligned(8).
+	 */
+	const __u64 *half = __builtin_assume_aligned(addr, 8);
+	if (!lens[0].mask_lo) /* the longest length in use is /64 or shorter */
+		return probe_v6(t, n, lens, half[0], 0, 0);
+	return probe_v6(t, n, lens, half[0], half[1], 1);
 }
 
 static __always_inline struct floe_v6_lens *v6_lens(void)

@@ -61,6 +61,7 @@ __all__ = [
     "RuleHits",
     "RuleMaps",
     "RuleVal",
+    "V6Len",
     "V6Lens",
     "V6Slot",
     "V6Table",
@@ -211,14 +212,20 @@ class ProtoKey(ctypes.Structure):
 
 
 class V6Slot(ctypes.Structure):
-    """struct floe_v6_slot: one prefix of the IPv6 index (address as two host-order u64 of its
-    big-endian value, masked to prefixlen) and its rule word."""
+    """struct floe_v6_slot: one prefix of the IPv6 index (the address masked to prefixlen, as
+    two u64 loaded from its network-order bytes on this host) and its rule word."""
 
     _fields_ = [("hi", u64), ("lo", u64), ("prefixlen", u32), ("word", u32)]
 
 
 class V6Table(ctypes.Structure):
     _fields_ = [("s", V6Slot * DEFINES["FLOE_V6_SLOTS"])]
+
+
+class V6Len(ctypes.Structure):
+    """struct floe_v6_len: one prefix length in use, with its masks and hash salt."""
+
+    _fields_ = [("mask_hi", u64), ("mask_lo", u64), ("salt", u64), ("len", u32), ("_pad", u32)]
 
 
 class V6Lens(ctypes.Structure):
@@ -228,8 +235,8 @@ class V6Lens(ctypes.Structure):
         ("src_n", u8),
         ("dst_n", u8),
         ("_pad", u8 * 6),
-        ("src", u8 * DEFINES["FLOE_V6_MAX_LENS"]),
-        ("dst", u8 * DEFINES["FLOE_V6_MAX_LENS"]),
+        ("src", V6Len * DEFINES["FLOE_V6_MAX_LENS"]),
+        ("dst", V6Len * DEFINES["FLOE_V6_MAX_LENS"]),
     ]
 
 
@@ -325,6 +332,7 @@ STRUCTS: dict[str, type[ctypes.Structure]] = {
     "floe_ring_rec": RingRec,
     "floe_v6_slot": V6Slot,
     "floe_v6_table": V6Table,
+    "floe_v6_len": V6Len,
     "floe_v6_lens": V6Lens,
     "floe_ring_state": RingState,
 }

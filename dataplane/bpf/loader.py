@@ -474,13 +474,26 @@ class RuleTable:
         lens = V6Lens.from_buffer_copy(lens_map.lookup(_u32(0)) or bytes(V6Lens()))
 
         def publish(side: str, lengths: list[int] | None) -> None:
-            """The lengths of `side` the kernel walks (None: the trie answers)."""
+            """The lengths of `side` the kernel walks (None: the trie answers).
+
+            A frame may read the element while it is written, and a length's entry is
+            several words (masks, salt, length): new entries are written while the count
+            says the trie answers, and only then the count, so no frame sees half of one."""
             count = FLOE_V6_LENS_TRIE if lengths is None else len(lengths)
-            setattr(lens, f"{side}_n", count)
+            entries = [(*v6.length_entry(length), length) for length in lengths or []]
+            entries += [(0, 0, 0, 0)] * (FLOE_V6_MAX_LENS - len(entries))
             slots = getattr(lens, side)
-            for i in range(FLOE_V6_MAX_LENS):
-                slots[i] = lengths[i] if lengths is not None and i < len(lengths) else 0
-            lens_map.update(_u32(0), bytes(lens))
+            if entries != [(e.mask_hi, e.mask_lo, e.salt, e.len) for e in slots]:
+                if getattr(lens, f"{side}_n") != FLOE_V6_LENS_TRIE:
+                    setattr(lens, f"{side}_n", FLOE_V6_LENS_TRIE)
+                    lens_map.update(_u32(0), bytes(lens))
+                for entry, (mask_hi, mask_lo, salt, length) in zip(slots, entries, strict=True):
+                    entry.mask_hi, entry.mask_lo, entry.salt, entry.len = (
+                        mask_hi, mask_lo, salt, length)
+                lens_map.update(_u32(0), bytes(lens))
+            if getattr(lens, f"{side}_n") != count:
+                setattr(lens, f"{side}_n", count)
+                lens_map.update(_u32(0), bytes(lens))
 
         for side in ("src", "dst"):
             wanted: dict[v6.Prefix6, int] = {}

@@ -1,9 +1,11 @@
 """The IPv6 CIDR index: an open-addressing table of prefixes the kernel probes without a helper.
 
 Layout, hash and probing are bpf/floe_kern_user.h's (struct floe_v6_table): a prefix is its
-address masked to its length as two host-order u64 of the big-endian value, plus the length;
+address masked to its length, as the two u64 a load of its first and last 8 bytes gives on
+this host (the kernel masks a frame's address as it lies, with no byte swap), plus the length;
 its home slot is (hi * K1 ^ lo * K2 ^ len * K3) >> (64 - SLOT_BITS), then linear probing over
 at most PROBES slots. Word 0 is an empty slot (ends a probe), TOMB a deleted one (skipped).
+`length_entry` gives the kernel each length in use with its masks and salt ready.
 
 Updates are made in place on the kernel's own memory (a writable mmap of the map element), in
 an order that lets a frame in flight find its old or its new rule, never another: a new
@@ -14,6 +16,8 @@ points the kernel at the LPM trie while it does.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +33,7 @@ __all__ = [
     "build",
     "delete",
     "home",
+    "length_entry",
     "needs_rebuild",
     "prefix_key",
     "upsert",
@@ -41,17 +46,30 @@ TOMB = DEFINES["FLOE_V6_TOMB"]
 _K = (DEFINES["FLOE_V6_K1"], DEFINES["FLOE_V6_K2"], DEFINES["FLOE_V6_K3"])
 _M64 = (1 << 64) - 1
 
-SLOT_DTYPE = np.dtype([("hi", "<u8"), ("lo", "<u8"), ("prefixlen", "<u4"), ("word", "<u4")])
+SLOT_DTYPE = np.dtype([("hi", "=u8"), ("lo", "=u8"), ("prefixlen", "=u4"), ("word", "=u4")])
 
 Prefix6 = tuple[int, int, int]  # (hi, lo, prefixlen), masked
 Table = npt.NDArray[np.void]
 
 
+def _as_loaded(value: int) -> tuple[int, int]:
+    """A 128-bit network-order value as the kernel's two 8-byte loads read it on this host."""
+    raw = value.to_bytes(16, "big")
+    return int.from_bytes(raw[:8], sys.byteorder), int.from_bytes(raw[8:], sys.byteorder)
+
+
+def _mask(prefixlen: int) -> int:
+    return ((1 << prefixlen) - 1) << (128 - prefixlen)
+
+
 def prefix_key(addr: bytes, prefixlen: int) -> Prefix6:
     """A prefix as the kernel builds it from a frame's address."""
-    value = int.from_bytes(addr, "big")
-    value &= ((1 << prefixlen) - 1) << (128 - prefixlen) if prefixlen else 0
-    return value >> 64, value & _M64, prefixlen
+    return *_as_loaded(int.from_bytes(addr, "big") & _mask(prefixlen)), prefixlen
+
+
+def length_entry(prefixlen: int) -> tuple[int, int, int]:
+    """struct floe_v6_len's (mask_hi, mask_lo, salt) for one length in use."""
+    return *_as_loaded(_mask(prefixlen)), (prefixlen * _K[2]) & _M64
 
 
 def home(key: Prefix6) -> int:

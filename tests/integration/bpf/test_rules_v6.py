@@ -6,13 +6,16 @@ index with them."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from dataplane.bpf import Rule, RuleSet, XdpProgram
-from dataplane.bpf.layout import FLOE_V6_LENS_TRIE, V6Lens
+from dataplane.bpf import v6_index as v6
+from dataplane.bpf.layout import FLOE_V6_LENS_TRIE, FLOE_V6_MAX_LENS, V6Lens
+from dataplane.bpf.maps import BpfMap
 from dataplane.bpf.v6_index import SLOT_DTYPE, TOMB
 from dataplane.trafficgen import FrameSpec, build_frame
 from tests.integration.bpf.ruleruns import fast_counters, run_rules, send_counted
@@ -48,7 +51,10 @@ def test_longest_match_across_lengths(veth_ns: VethNs, make_xdp: Callable[..., X
     prog = make_xdp(veth_ns.pair.host, mode="inline")
     prog.rules.apply(RuleSet(NESTED))
     lens = V6Lens.from_buffer_copy(prog.map("floe_v6_lens").lookup(bytes(4)) or b"")
-    assert (lens.src_n, list(lens.src)[:3], lens.dst_n, lens.dst[0]) == (4, [128, 64, 48], 1, 48)
+    assert (lens.src_n, [entry.len for entry in lens.src[:4]], lens.dst_n, lens.dst[0].len) == (
+        4, [128, 64, 48, 32], 1, 48)
+    assert [v6.length_entry(entry.len) for entry in lens.src[:4]] == [
+        (entry.mask_hi, entry.mask_lo, entry.salt) for entry in lens.src[:4]]
     assert _verdicts(veth_ns, prog, proto) == [(rule, drop) for *_, rule, drop in CASES]
 
 
@@ -129,3 +135,41 @@ def test_v6_fast_path_agrees_with_the_general_path(
     assert fast_counts["dropped_default"] == 6 + 9
     assert fast_counts["ipv6_packets"] == sum(counts)
     assert fast_counts["passed"] == 4 + 2
+
+
+def test_new_lengths_are_written_while_the_trie_answers(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A length's entry is several words, and a frame may read the element while a write
+    lands (a mix of the old and the new bytes). So between two states the kernel can see, a
+    side's entries change only while its count sends it to the trie, and its count changes
+    only over unchanged entries."""
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    prog.rules.apply(RuleSet(NESTED))
+    states = [V6Lens.from_buffer_copy(prog.map("floe_v6_lens").lookup(bytes(4)) or b"")]
+    update = BpfMap.update
+
+    def recording(self: BpfMap, key: bytes, value: bytes, *args: int) -> None:
+        if self.name == "floe_v6_lens":
+            states.append(V6Lens.from_buffer_copy(value))
+        update(self, key, value, *args)
+
+    monkeypatch.setattr(BpfMap, "update", recording)
+    changed = [Rule(1, "allow", src="2001:db8::/40"), Rule(2, "deny", src="2001:db8:1::/56"),
+               Rule(5, "deny", dst="2001:db8:ffff::/96")]
+    for rules in (changed, NESTED, NESTED[:2]):
+        prog.rules.apply(RuleSet(rules))
+
+    def entries(state: V6Lens, side: str) -> list[tuple[int, int, int, int]]:
+        return [(e.mask_hi, e.mask_lo, e.salt, e.len) for e in getattr(state, side)]
+
+    for before, after in itertools.pairwise(states):
+        for side in ("src", "dst"):
+            counts = (getattr(before, f"{side}_n"), getattr(after, f"{side}_n"))
+            if entries(before, side) != entries(after, side):
+                assert counts == (FLOE_V6_LENS_TRIE, FLOE_V6_LENS_TRIE)
+            for e in getattr(after, side)[:min(counts[1], FLOE_V6_MAX_LENS)]:
+                assert (e.mask_hi, e.mask_lo, e.salt) == v6.length_entry(e.len)
+    final = states[-1]
+    assert (final.src_n, [e.len for e in final.src[:2]], final.dst_n) == (2, [48, 32], 0)
+    assert _verdicts(veth_ns, prog, "udp")[:2] == [(1, False), (2, True)]

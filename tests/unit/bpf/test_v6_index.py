@@ -4,8 +4,10 @@ updates in place (tombstones, reuse), probes that do not fit, and the rebuild th
 from __future__ import annotations
 
 import ipaddress
+import sys
 
 import numpy as np
+import pytest
 
 from dataplane.bpf.v6_index import (
     PROBES,
@@ -16,6 +18,7 @@ from dataplane.bpf.v6_index import (
     build,
     delete,
     home,
+    length_entry,
     needs_rebuild,
     prefix_key,
     upsert,
@@ -39,13 +42,29 @@ def find(table: np.ndarray, k: Prefix6) -> int:  # type: ignore[type-arg]
     return 0
 
 
+def loaded(raw: bytes) -> int:
+    """8 bytes as the kernel's load reads them on this host."""
+    return int.from_bytes(raw, sys.byteorder)
+
+
 def test_prefixes_are_masked_like_a_frames_address() -> None:
     assert prefix_key(ipaddress.IPv6Address("2001:db8:1:2::9").packed, 48) == key(
         "2001:db8:1::/48")
     hi, lo, length = key("2001:db8::1/128")
-    assert (hi, lo, length) == (0x20010DB800000000, 1, 128)
+    assert (hi, lo, length) == (loaded(bytes.fromhex("20010db800000000")),
+                                loaded(bytes.fromhex("0000000000000001")), 128)
     assert key("::/0") == (0, 0, 0)
-    assert key("2001:db8:1:2:8000::/65")[1] == 0x8000000000000000
+    assert key("2001:db8:1:2:8000::/65")[1] == loaded(bytes.fromhex("8000000000000000"))
+
+
+@pytest.mark.parametrize("length", [0, 1, 32, 48, 63, 64, 65, 96, 127, 128])
+def test_a_lengths_masks_applied_to_a_loaded_address_give_its_prefix(length: int) -> None:
+    """What the kernel does to a frame's address (two loads, two ANDs) is prefix_key()."""
+    addr = ipaddress.IPv6Address("2001:db8:ffff:eeee:dddd:cccc:bbbb:aaaa").packed
+    mask_hi, mask_lo, salt = length_entry(length)
+    assert (loaded(addr[:8]) & mask_hi, loaded(addr[8:]) & mask_lo, length) == prefix_key(
+        addr, length)
+    assert salt == (length * 0x165667B19E3779F9) % 2**64
 
 
 def test_upsert_change_delete_and_reuse_in_place() -> None:
