@@ -322,6 +322,11 @@ struct floe_v6_len {
 	__u32 _pad;
 };
 
+/*
+ * Since 2026-12-08 slots hold native loads (before: byte-swapped values, same size). Pins of
+ * that older layout are refused because this struct grew (24 -> 520 bytes): keep a change of
+ * meaning in the slots tied to a change of size here, or older pins would be misread.
+ */
 struct floe_v6_lens {
 	__u8 src_n; /* lengths in src[] (0..FLOE_V6_MAX_LENS), or FLOE_V6_LENS_TRIE */
 	__u8 dst_n;

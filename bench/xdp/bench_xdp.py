@@ -169,7 +169,7 @@ def main() -> int:
             if default is not None:
                 prog.set_config(default_action=default)  # type: ignore[arg-type]
 
-        # The program alone: plain BPF_PROG_RUN, no live frames, nothing attached. The kernel
+        # The program alone: plain BPF_PROG_RUN on each program's fd, no live frames. The kernel
         # times in whole ns and the neighbours only ever add, so: rounds interleaved, and the
         # mean of each configuration's fastest quarter.
         runs: dict[str, list[int]] = {}

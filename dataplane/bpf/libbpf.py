@@ -112,6 +112,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map__set_max_entries": (c_int, [c_void_p, c_uint32]),
     "bpf_map__unpin": (c_int, [c_void_p, c_char_p]),
     "bpf_program__fd": (c_int, [c_void_p]),
+    "bpf_program__flags": (c_uint32, [c_void_p]),
+    "bpf_program__set_flags": (c_int, [c_void_p, c_uint32]),
     "bpf_xdp_attach": (c_int, [c_int, c_int, c_uint32, c_void_p]),
     "bpf_xdp_detach": (c_int, [c_int, c_uint32, c_void_p]),
     "bpf_xdp_query": (c_int, [c_int, c_int, c_void_p]),

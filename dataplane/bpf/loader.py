@@ -68,6 +68,7 @@ from dataplane.bpf.layout import (
     XskMode,
 )
 from dataplane.bpf.maps import BpfMap, possible_cpus
+from dataplane.bpf.rcu import wait_for_programs_in_flight
 from dataplane.bpf.rules import RULE_MAPS, RuleHitCount, RuleSet, rule_entries, rule_maps_mask
 from dataplane.interfaces import netns_inode
 from dataplane.packets import epoch_offset_ns
@@ -469,25 +470,31 @@ class RuleTable:
         """Make each direction's IPv6 index (dataplane/bpf/v6_index.py) match its trie
         `entries`: new and changed prefixes first, then the lengths the kernel walks, then
         deletions, so a frame finds its old or its new rule. More than FLOE_V6_MAX_LENS
-        distinct lengths, or a prefix that does not fit: the kernel asks the trie instead."""
+        distinct lengths, or a prefix that does not fit: the kernel asks the trie instead.
+
+        A frame reads a direction's count, then its length entries (several words each) and
+        the table, while user space may be writing them. So what a frame may read is never
+        rewritten under it: the count first sends frames to the trie, then every frame that
+        read the old count is waited out (an RCU grace period), and only then are entries
+        rewritten, or the table rebuilt; the new count comes last."""
         lens_map = self._maps["floe_v6_lens"]
         lens = V6Lens.from_buffer_copy(lens_map.lookup(_u32(0)) or bytes(V6Lens()))
 
-        def publish(side: str, lengths: list[int] | None) -> None:
-            """The lengths of `side` the kernel walks (None: the trie answers).
+        def to_trie(side: str) -> None:
+            if getattr(lens, f"{side}_n") != FLOE_V6_LENS_TRIE:
+                setattr(lens, f"{side}_n", FLOE_V6_LENS_TRIE)
+                lens_map.update(_u32(0), bytes(lens))
+                wait_for_programs_in_flight()
 
-            A frame may read the element while it is written, and a length's entry is
-            several words (masks, salt, length): new entries are written while the count
-            says the trie answers, and only then the count, so no frame sees half of one."""
+        def publish(side: str, lengths: list[int] | None) -> None:
+            """The lengths of `side` the kernel walks (None: the trie answers)."""
             count = FLOE_V6_LENS_TRIE if lengths is None else len(lengths)
-            entries = [(*v6.length_entry(length), length) for length in lengths or []]
-            entries += [(0, 0, 0, 0)] * (FLOE_V6_MAX_LENS - len(entries))
+            want = [(*v6.length_entry(length), length) for length in lengths or []]
+            want += [(0, 0, 0, 0)] * (FLOE_V6_MAX_LENS - len(want))
             slots = getattr(lens, side)
-            if entries != [(e.mask_hi, e.mask_lo, e.salt, e.len) for e in slots]:
-                if getattr(lens, f"{side}_n") != FLOE_V6_LENS_TRIE:
-                    setattr(lens, f"{side}_n", FLOE_V6_LENS_TRIE)
-                    lens_map.update(_u32(0), bytes(lens))
-                for entry, (mask_hi, mask_lo, salt, length) in zip(slots, entries, strict=True):
+            if want != [(e.mask_hi, e.mask_lo, e.salt, e.len) for e in slots]:
+                to_trie(side)
+                for entry, (mask_hi, mask_lo, salt, length) in zip(slots, want, strict=True):
                     entry.mask_hi, entry.mask_lo, entry.salt, entry.len = (
                         mask_hi, mask_lo, salt, length)
                 lens_map.update(_u32(0), bytes(lens))
@@ -505,7 +512,7 @@ class RuleTable:
             lengths = sorted({key[2] for key in wanted}, reverse=True)
             table = self._maps[f"floe_{side}_v6_t"].mapped().view(v6.SLOT_DTYPE)
             if v6.needs_rebuild(table):  # the trie answers while the table is rewritten
-                publish(side, None)
+                to_trie(side)
                 fresh, fits = v6.build(wanted)
                 table[:] = fresh
             else:
