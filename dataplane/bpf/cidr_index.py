@@ -8,9 +8,9 @@ of blocks it stores FLOE_WORD_TRIE and the kernel asks the trie, so any rule set
 and only the overflow is slower.
 
 Block assignment is stable (the same /16 or /24 keeps its block across updates) and a block
-freed by an update is not reused by the same update, so while the arrays are rewritten every
-address sees either its old or its new rule, never another prefix's: levels are written
-bottom-up (3, 2, 1) by `RuleTable`.
+freed by an update is not reused by the same update (and `RuleTable` waits out the frames in
+flight before the next), so while the arrays are rewritten every address sees either its old
+or its new rule, never another prefix's: levels are written bottom-up (3, 2, 1) by `RuleTable`.
 """
 
 from __future__ import annotations

@@ -443,8 +443,11 @@ class RuleTable:
 
         Changed levels are rewritten level 3 first (each word in place, unchanged words with
         their own value), so a frame always finds its old or its new rule (see
-        dataplane/bpf/cidr_index.py).
+        dataplane/bpf/cidr_index.py). A block this update frees may be given to another
+        prefix by the next one: before returning, frames that may still hold a pointer into it
+        are waited out (an RCU grace period).
         """
+        freed = False
         for side in ("src", "dst"):
             prefixes = []
             for key, raw in entries[f"floe_{side}_v4"].items():
@@ -464,6 +467,10 @@ class RuleTable:
             if index.trie_fallbacks:
                 log.warning("IPv4 %s CIDR index full: %d /16s or /24s fall back to the LPM "
                             "trie (correct, slower)", side, index.trie_fallbacks)
+            freed |= not (set(current.l2_blocks().values()) <= set(index.l2_blocks().values())
+                          and set(current.l3_blocks().values()) <= set(index.l3_blocks().values()))
+        if freed:
+            wait_for_programs_in_flight()
         self._sync_v6(entries)
 
     def _sync_v6(self, entries: dict[str, dict[bytes, bytes]]) -> None:

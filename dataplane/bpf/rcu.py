@@ -4,7 +4,8 @@ An XDP program runs inside an RCU read-side section (the driver's NAPI poll, or 
 so once an RCU grace period has passed, every frame that was being processed when a map was
 written has finished. `membarrier(MEMBARRIER_CMD_GLOBAL)` waits for exactly that
 (synchronize_rcu); a few milliseconds here. The IPv6 index uses it between sending the kernel
-to the trie and rewriting what frames in flight may still be reading (dataplane/bpf/loader.py).
+to the trie and rewriting what frames in flight may still be reading, and the IPv4 index after
+an update that freed blocks a later update may hand to other prefixes (dataplane/bpf/loader.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dataplane.bpf import AttachError, MapError, Rule, RuleError, RuleSet, XdpProgram
+from dataplane.bpf import AttachError, MapError, Rule, RuleError, RuleSet, XdpProgram, loader
 from dataplane.trafficgen import FrameSpec, build_frame
 from tests.integration.bpf.ruleruns import fast_counters, run_rules, send_counted
 from tests.support.topology import VethNs
@@ -251,3 +251,19 @@ def test_flood_fast_path_agrees_with_the_general_path(
     assert fast_counts["dropped_default"] == 6 + 9
     assert fast_counts["tcp_packets"] == 4 + 2 + 7 + 9
     assert fast_counts["passed"] == 4 + 2 and fast_counts["vlan_packets"] == 2
+
+
+def test_an_update_that_frees_index_blocks_waits_out_frames_in_flight(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block freed by one update may hold another prefix after the next: the update that
+    frees it returns only after an RCU grace period, and one that frees none does not wait."""
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    waits: list[int] = []
+    monkeypatch.setattr(loader, "wait_for_programs_in_flight", lambda: waits.append(1))
+    two = [Rule(1, "deny", src="10.1.2.0/24"), Rule(2, "deny", src="10.2.3.0/24")]
+    prog.rules.apply(RuleSet(two))
+    prog.rules.apply(RuleSet([*two, Rule(3, "deny", dst="10.9.9.0/24")]))
+    assert waits == []  # blocks added, none freed
+    prog.rules.apply(RuleSet(two[:1]))
+    assert waits == [1]  # 10.2/16's level-2 block and 10.2.3/24's level-3 block freed
