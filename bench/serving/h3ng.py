@@ -1,7 +1,7 @@
 """HTTP/3 load from ngtcp2's C example client (`gtlsclient`, Debian package ngtcp2-client).
 
     python h3ng.py PORT SECONDS [--procs P] [--requests R] [--path /api/v2/ping] [--json]
-                   [--metrics URL ...]
+                   [--metrics URL ...] [--server-pid PID ...]
 
 `h3load.py` is a Python QUIC client: it needs about as much CPU per request as the server, so
 on this 2-core machine it cannot load two server instances at once (issue 13). gtlsclient
@@ -17,13 +17,16 @@ A connection lives for seconds (R requests sharing the server with the other P -
 ramp and the tail — the last runs finishing, one instance idle once its own are done — weigh
 on the whole-run rate. With `--metrics` (every instance's /metrics) the steady rate is also
 taken from the server: 200 answers on PATH counted WARMUP seconds in and at SECONDS, while
-all P runs are going.
+all P runs are going. With `--server-pid` (a `floe serve` process; its children count too) the
+servers' CPU over that window is reported as well: cores busy, and µs per answer — what shows
+whether N instances each work as hard per request as one does.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -48,6 +51,32 @@ def answered_by_servers(urls: list[str], path: str) -> float:
     return total
 
 
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds (user + system) used so far by `roots` and every process below them."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        parent[int(entry)] = int(fields[1])
+        used[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+
+    def below(pid: int) -> bool:
+        while pid > 1:
+            if pid in roots:
+                return True
+            pid = parent.get(pid, 0)
+        return False
+
+    return sum(seconds for pid, seconds in used.items() if below(pid))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("port", type=int)
@@ -58,6 +87,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--metrics", action="append", default=[],
                         help="an instance's /metrics URL (repeat for each instance)")
+    parser.add_argument("--server-pid", type=int, action="append", default=[],
+                        help="a server process whose CPU (with its children's) is reported "
+                             "over the steady window (needs --metrics)")
     opts = parser.parse_args()
     client = shutil.which(CLIENT)
     if client is None:
@@ -74,13 +106,14 @@ def main() -> None:
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     running = [spawn() for _ in range(opts.procs)]
     answered = failed_runs = 0
-    window: list[tuple[float, float]] = []  # (time, server answers) at the window's two ends
+    window: list[tuple[float, float, float]] = []  # (time, answers, server CPU s) at its ends
     while running:
         time.sleep(0.005)
         now = time.monotonic()
         due = (WARMUP, opts.seconds)[len(window)] if opts.metrics and len(window) < 2 else None
         if due is not None and now - started >= due:
-            window.append((now, answered_by_servers(opts.metrics, opts.path)))
+            window.append((now, answered_by_servers(opts.metrics, opts.path),
+                           tree_cpu_seconds(opts.server_pid)))
         still = []
         for proc, began in running:
             code = proc.poll()
@@ -100,20 +133,26 @@ def main() -> None:
     elapsed = time.monotonic() - started
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    steady = (window[1][1] - window[0][1]) / (window[1][0] - window[0][0]) \
+        if len(window) == 2 else None
+    server_cpu = window[1][2] - window[0][2] if len(window) == 2 and opts.server_pid else None
     report = {
         "rps": round(answered / elapsed, 1), "answered": answered, "failed_runs": failed_runs,
         "seconds": round(elapsed, 2), "procs": opts.procs, "requests_per_connection": opts.requests,
         "client_cores": round(client_cpu / elapsed, 2),
         "client_us_per_request": round(client_cpu / max(1, answered) * 1e6, 1),
-        "steady_rps": (round((window[1][1] - window[0][1]) / (window[1][0] - window[0][0]), 1)
-                       if len(window) == 2 else None),
+        "steady_rps": round(steady, 1) if steady is not None else None,
+        "server_cores": (round(server_cpu / (window[1][0] - window[0][0]), 2)
+                         if server_cpu is not None else None),
+        "server_us_per_request": (round(server_cpu / max(1.0, window[1][1] - window[0][1]) * 1e6)
+                                  if server_cpu is not None else None),
     }
     if opts.json:
         print(json.dumps(report))
     else:
-        steady = report["steady_rps"]
         print(f"{steady if steady is not None else report['rps']:.0f} {failed_runs} "
-              f"{report['client_cores']} {report['rps']:.0f}")
+              f"{report['client_cores']} {report['rps']:.0f} {report['server_cores']} "
+              f"{report['server_us_per_request']}")
 
 
 if __name__ == "__main__":
