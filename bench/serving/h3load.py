@@ -34,7 +34,6 @@ import json
 import logging
 import math
 import multiprocessing
-import os
 import random
 import resource
 import socket
@@ -57,7 +56,7 @@ from aioquic.quic.events import ConnectionTerminated, QuicEvent
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.serving.procstat import runqueue_wait
+from bench.serving.procstat import cpu_seconds, runqueue_wait
 from tests.support.h3client import H3Client
 
 HANDSHAKE_TIMEOUT = 10.0
@@ -333,9 +332,7 @@ def server_cpu(pid: int | None) -> dict[str, float]:
     """CPU time (utime + stime) and run-queue wait of the server process, in seconds."""
     if pid is None:
         return {}
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return {"server_cpu": (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"),
-            "server_wait": runqueue_wait(pid)}
+    return {"server_cpu": cpu_seconds(pid), "server_wait": runqueue_wait(pid)}
 
 
 def snapshot(opts: argparse.Namespace) -> dict[str, float]:

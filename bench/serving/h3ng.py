@@ -26,13 +26,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.serving.procstat import tree_cpu_seconds
 
 CLIENT = "gtlsclient"
 RUN_TIMEOUT = 60.0  # one connection's R requests; a stuck run is killed and counted as failed
@@ -49,32 +53,6 @@ def answered_by_servers(urls: list[str], path: str) -> float:
                 if line.startswith("floe_http_requests_total{") and wanted in line:
                     total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-def tree_cpu_seconds(roots: list[int]) -> float:
-    """CPU seconds (user + system) used so far by `roots` and every process below them."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    parent: dict[int, int] = {}
-    used: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        parent[int(entry)] = int(fields[1])
-        used[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
-
-    def below(pid: int) -> bool:
-        while pid > 1:
-            if pid in roots:
-                return True
-            pid = parent.get(pid, 0)
-        return False
-
-    return sum(seconds for pid, seconds in used.items() if below(pid))
 
 
 def main() -> None:

@@ -488,10 +488,12 @@ class RuleTable:
         lens = V6Lens.from_buffer_copy(lens_map.lookup(_u32(0)) or bytes(V6Lens()))
 
         def to_trie(side: str) -> None:
-            if getattr(lens, f"{side}_n") != FLOE_V6_LENS_TRIE:
+            count = getattr(lens, f"{side}_n")
+            if count != FLOE_V6_LENS_TRIE:
                 setattr(lens, f"{side}_n", FLOE_V6_LENS_TRIE)
                 lens_map.update(_u32(0), bytes(lens))
-                wait_for_programs_in_flight()
+                if count:  # a frame that read a count of 0 reads no entry and no slot
+                    wait_for_programs_in_flight()
 
         def publish(side: str, lengths: list[int] | None) -> None:
             """The lengths of `side` the kernel walks (None: the trie answers)."""

@@ -4,7 +4,6 @@ the next one is aborted and counted, and a freed slot is served again."""
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -12,6 +11,7 @@ import pytest
 
 from tests.integration.serving.rawhttp import read_response
 from tests.support.server import FloeServer
+from tests.support.topology import wait_until
 
 LIMIT = 4
 PING = b"GET /api/v2/ping HTTP/1.1\r\nHost: localhost\r\n\r\n"
@@ -33,13 +33,9 @@ def metric(server: FloeServer, name: str) -> float:
     raise AssertionError(f"{name} missing")
 
 
-def wait_for(predicate: object, what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
+def connections_reach(server: FloeServer, count: int, timeout: float = 5.0) -> bool:
+    """Whether the open-connections gauge reaches `count` within `timeout`."""
+    return wait_until(lambda: metric(server, "floe_tcp_connections") == count, timeout, 0.05)
 
 
 def aborted(sock: socket.socket) -> bool:
@@ -53,12 +49,12 @@ def aborted(sock: socket.socket) -> bool:
 
 
 def test_idle_connections_stop_at_max_connections(server: FloeServer) -> None:
-    wait_for(lambda: metric(server, "floe_tcp_connections") == 0, "readiness probes closed")
+    assert connections_reach(server, 0), "readiness probes closed"
     refused = metric(server, "floe_tcp_connections_refused_total")
     held = [socket.create_connection(("127.0.0.1", server.http_port), timeout=5)
             for _ in range(LIMIT)]
     try:
-        wait_for(lambda: metric(server, "floe_tcp_connections") == LIMIT, "the bound is reached")
+        assert connections_reach(server, LIMIT), "the bound is reached"
         with socket.create_connection(("127.0.0.1", server.http_port), timeout=5) as extra:
             assert aborted(extra), "a connection past MAX_CONNECTIONS must be aborted"
         assert metric(server, "floe_tcp_connections_refused_total") == refused + 1
@@ -67,7 +63,7 @@ def test_idle_connections_stop_at_max_connections(server: FloeServer) -> None:
     finally:
         for sock in held:
             sock.close()
-    wait_for(lambda: metric(server, "floe_tcp_connections") == 0, "closed connections counted off")
+    assert connections_reach(server, 0), "closed connections counted off"
     with socket.create_connection(("127.0.0.1", server.http_port), timeout=5) as again:
         again.sendall(PING)
         assert read_response(again).status == 200
@@ -76,12 +72,11 @@ def test_idle_connections_stop_at_max_connections(server: FloeServer) -> None:
 def test_a_connection_the_client_closed_frees_its_slot_at_once(server: FloeServer) -> None:
     """hypercorn kept a closed, idle connection (CLOSE-WAIT) until its idle timer, 20 s: a
     client that connected and left would have held a slot that long."""
-    wait_for(lambda: metric(server, "floe_tcp_connections") == 0, "earlier connections closed")
+    assert connections_reach(server, 0), "earlier connections closed"
     refused = metric(server, "floe_tcp_connections_refused_total")
     for _ in range(3 * LIMIT):
         with socket.create_connection(("127.0.0.1", server.http_port), timeout=5) as sock:
             sock.sendall(PING)
             assert read_response(sock).status == 200
-        wait_for(lambda: metric(server, "floe_tcp_connections") == 0, "the slot freed",
-                 timeout=2.0)
+        assert connections_reach(server, 0, timeout=2.0), "the slot freed"
     assert metric(server, "floe_tcp_connections_refused_total") == refused

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -29,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.support.databases import fresh_database
 from tests.support.h3client import H3Client, h3_connect
 from tests.support.server import PYTHON, REPO_ROOT, FloeServer
+from tests.support.topology import wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -230,15 +231,6 @@ async def test_h3_migration_keeps_the_instance(two: FloeServer, new_cid: bool) -
     assert len(ports) == 6
 
 
-def _wait(predicate: object, timeout: float, what: str | Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what if isinstance(what, str) else what()}")
-
-
 def _describe(pids: set[int]) -> str:
     """pid, state and command line of those still alive (for a failure message)."""
     out = []
@@ -260,10 +252,11 @@ def test_restart_after_crash_then_graceful_stop() -> None:
         assert len(workers) == 2
         victim = max(workers)
         os.kill(victim, signal.SIGKILL)
-        _wait(lambda: len(_children(server.process.pid) - {victim}) == 2, 20, "a new worker")
+        assert wait_until(lambda: len(_children(server.process.pid) - {victim}) == 2, 20, 0.05), \
+            "a new worker"
         # Its HTTP socket listens once its start-up is done: fresh connections reach it again.
-        _wait(lambda: _instance_of_fresh_connection(server.http_port) == 1, 60,
-              "the new instance 1 answering")
+        assert wait_until(lambda: _instance_of_fresh_connection(server.http_port) == 1, 60,
+                          0.05), "the new instance 1 answering"
 
         async def one_h3_request() -> None:
             async with h3_connect("127.0.0.1", server.https_port, cafile=server.cert_file) as h3:
@@ -294,8 +287,8 @@ def test_workers_die_with_a_killed_supervisor() -> None:
         assert len(workers) == 2, f"supervisor's children: {sorted(workers)}"
         server.process.kill()
         server.process.wait()
-        _wait(lambda: not any(_alive(pid) for pid in workers), 10,
-              lambda: f"workers gone (still running: {_describe(workers)})")
+        assert wait_until(lambda: not any(_alive(pid) for pid in workers), 10, 0.05), \
+            f"workers gone (still running: {_describe(workers)})"
     finally:
         for pid in _children(server.process.pid):
             os.kill(pid, signal.SIGKILL)
