@@ -631,8 +631,17 @@ static __always_inline __u32 lookup_v6(void *table, void *trie, __u8 n,
 	 * speed; struct pkt on the stack is aligned(8), which the verifier always checks.
 	 */
 	const __u64 *half = __builtin_assume_aligned(addr, 8);
-	if (narrow && !lens[0].mask_lo) /* the longest length in use is /64 or shorter */
+	if (narrow && !lens[0].mask_lo) { /* the longest length in use is /64 or shorter */
+		/* the longest length's first slot, straight-line: where most hits are (the table
+		 * is at most 1/4 full); a hit there is the longest match, as in the loop */
+		__u64 mhi = half[0] & lens[0].mask_hi;
+		struct floe_v6_slot *s =
+			&t->s[(mhi * FLOE_V6_K1 ^ lens[0].salt) >> (64 - FLOE_V6_SLOT_BITS)];
+		__u32 word = s->word;
+		if (n && s->hi == mhi && s->prefixlen == lens[0].len && word && word != FLOE_V6_TOMB)
+			return word;
 		return probe_v6(t, n, lens, half[0], 0, 0);
+	}
 	return probe_v6(t, n, lens, half[0], half[1], 1);
 }
 
