@@ -110,7 +110,8 @@ struct floe_config {
 /*
  * Per-CPU counters (PERCPU_ARRAY) keyed by ifindex: slot = ifindex % FLOE_MAX_IFACES. Each
  * interface has its own pinned maps, so slots never collide; an array lookup is inlined by
- * the verifier (a hash lookup here cost ~34 ns per frame). Every field is a u64 count.
+ * the verifier (a hash lookup here cost ~34 ns per frame). Every field is a u64 count but the
+ * last two (the drop records' state).
  */
 struct floe_if_counters {
 	__u64 packets;
@@ -191,6 +192,17 @@ struct floe_if_counters {
 	__u64 fast6_default_tcp_bytes;
 	__u64 fast6_default_udp_packets;
 	__u64 fast6_default_udp_bytes;
+	/* wire bytes of the frames dropped off the fast path (rule, default or malformed); user
+	 * space adds the fast pairs' bytes: every dropped byte */
+	__u64 dropped_bytes;
+	/*
+	 * Not counts, never shown: the drop records' state every drop reads, here because this
+	 * line is at hand (a floe_ring_state lookup on every drop cost ~1.5 ns). Once a window's
+	 * records are spent, no drop looks at the clock before drop_rec_look_jiffies; 1-in-N drop
+	 * sampling counts down drop_rec_skip to the next candidate.
+	 */
+	__u64 drop_rec_look_jiffies;
+	__u64 drop_rec_skip;
 };
 
 /*
@@ -215,14 +227,23 @@ struct floe_ring_rec {
 
 /*
  * Per-CPU sampling state of the ring records (PERCPU_ARRAY floe_ring_state, key 0): written
- * by the kernel only (user space reads it, and zeroes it when a dataplane starts so weights
- * never carry frames nobody was there to see).
+ * by the kernel, and by user space when a dataplane starts (pass_weight and the window
+ * zeroed, drop_base set to the drops counted so far), so weights never carry frames nobody
+ * was there to see.
+ *
+ * A passed frame not recorded adds itself to pass_weight. A dropped frame not recorded
+ * writes nothing: a drop record's weight is read off floe_counters at record time — this
+ * CPU's dropped frames of every kind (the fast pairs, dropped_rule/default/malformed and
+ * dropped_bytes) less drop_base, the drops already carried by a record or lost to a full ring.
+ * So a flood whose records are sampled out or capped pays no store for them; pending drops
+ * are those totals less drop_base (dataplane/bpf/loader.py, ring_state()).
  */
 struct floe_ring_state {
 	__u64 pass_weight;       /* passed frames not yet recorded: the next pass record's weight */
 	__u64 pass_weight_bytes;
-	__u64 drop_weight;       /* dropped frames not yet recorded */
-	__u64 drop_weight_bytes;
+	__u64 drop_base_packets; /* this CPU's drops already in a record, lost (ring_full) or from
+				  * before the reader started */
+	__u64 drop_base_bytes;
 	__u64 window_ns;         /* start of the drop rate cap's current window (0: none yet) */
 	__u64 window_left;       /* drop records it may still take */
 };

@@ -775,8 +775,8 @@ _Static_assert(FAST6_PAIR(fast6_rule_udp_packets) == 2 && FAST6_PAIR(fast6_defau
  * counted; user space folds the pair into the interface totals. A flood being filtered
  * touches two counter lines a frame instead of five. Returns 1 if the frame is dropped.
  */
-static __always_inline int fast_drop(struct floe_if_counters *c, struct floe_config *cfg,
-				     __u64 *pairs, __u8 proto, __u32 rule, __u64 len)
+static __always_inline int fast_drop(struct floe_config *cfg, __u64 *pairs, __u8 proto,
+				     __u32 rule, __u64 len)
 {
 	__u32 pair;
 	if (rule & FLOE_WORD_DENY)
@@ -881,62 +881,88 @@ static __always_inline void record_pass(struct xdp_md *ctx, struct floe_config *
 }
 
 /*
- * Every mode: record a dropped frame, 1 in config.drop_sample_n, at most drop_rate_cap records
- * a second per CPU (a budget per FLOE_DROP_WINDOW_NS window; once it is spent the clock is read
- * only every 64th frame). Frames not recorded ride on the next drop record's weight. The
- * common case under a flood (sampled out, or the budget spent) is the inline part below: two
- * stores; the rest is one subprogram (a call costs less than inlining it at every drop).
+ * This CPU's dropped frames on this interface, of every kind, and their bytes: the fast
+ * pairs and the general path's counts (user space reads the same sums, loader.ring_state()).
+ */
+static __always_inline void drop_totals(struct floe_if_counters *c, __u64 *packets,
+					__u64 *bytes)
+{
+	*packets = c->dropped_rule + c->dropped_default + c->dropped_malformed +
+		   c->fast_rule_tcp_packets + c->fast_rule_udp_packets +
+		   c->fast_default_tcp_packets + c->fast_default_udp_packets +
+		   c->fast6_rule_tcp_packets + c->fast6_rule_udp_packets +
+		   c->fast6_default_tcp_packets + c->fast6_default_udp_packets;
+	*bytes = c->dropped_bytes + c->fast_rule_tcp_bytes + c->fast_rule_udp_bytes +
+		 c->fast_default_tcp_bytes + c->fast_default_udp_bytes + c->fast6_rule_tcp_bytes +
+		 c->fast6_rule_udp_bytes + c->fast6_default_tcp_bytes + c->fast6_default_udp_bytes;
+}
+
+/*
+ * Every mode: record a dropped frame (already counted in `c`), 1 in config.drop_sample_n, at
+ * most drop_rate_cap records a second per CPU (a budget per FLOE_DROP_WINDOW_NS window; once
+ * it is spent the clock is read once a jiffy). A record's weight is every drop on this CPU
+ * since the last record, read off the counters (struct floe_ring_state), so a frame not
+ * recorded writes nothing. The common case under a flood (the budget spent) is the inline
+ * part, record_drop(): two loads from lines at hand and jiffies; the rest is one subprogram
+ * (a call costs less than inlining it at every drop).
  */
 static __noinline void drop_slow(struct xdp_md *ctx, struct floe_config *cfg,
-				 struct floe_if_counters *c, struct floe_ring_state *st, __u32 rule)
+				 struct floe_if_counters *c, __u32 rule)
 {
+	__u32 zero = 0;
+	struct floe_ring_state *st = bpf_map_lookup_elem(&floe_ring_state, &zero);
+	if (!st)
+		return;
 	__u64 len = (__u64)ctx->data_end - ctx->data; /* what the caller counted */
-	__u64 weight = st->drop_weight + 1;
 	__u32 cap = cfg->drop_rate_cap;
 	if (cap && !st->window_left) {
 		__u64 now = bpf_ktime_get_coarse_ns();
-		if (st->window_ns && now - st->window_ns < FLOE_DROP_WINDOW_NS)
-			goto ride;
+		if (st->window_ns && now - st->window_ns < FLOE_DROP_WINDOW_NS) {
+			c->drop_rec_look_jiffies = bpf_jiffies64() + 1; /* the clock moves once a jiffy */
+			return; /* it rides: the next record's weight counts it */
+		}
 		st->window_ns = now;
 		st->window_left = ((__u64)cap * (FLOE_DROP_WINDOW_NS / 1000000) + 999) / 1000;
 	}
-	struct rec_args a = {.hdr = {.weight = weight, .weight_bytes = st->drop_weight_bytes + len,
-				     .len = len, .rule_id = rule_id_of(rule),
-				     .verdict = FLOE_VERDICT_DROPPED},
+	__u64 packets, bytes;
+	drop_totals(c, &packets, &bytes);
+	if (packets <= st->drop_base_packets) { /* a base from other counters: start from here */
+		st->drop_base_packets = packets - 1;
+		st->drop_base_bytes = bytes - len;
+	}
+	struct rec_args a = {.hdr = {.weight = packets - st->drop_base_packets,
+				     .weight_bytes = bytes - st->drop_base_bytes, .len = len,
+				     .rule_id = rule_id_of(rule), .verdict = FLOE_VERDICT_DROPPED},
 			     .snap = snap_of(cfg)};
 	if (ring_record(ctx, &a)) {
 		c->ring_full++;
 		st->window_left = 0; /* nobody reads: try again next window, the rest ride */
+		st->drop_base_packets++; /* this frame is lost (ring_full), the others still ride */
+		st->drop_base_bytes += len;
 		return;
 	}
 	c->ring_dropped++;
 	if (cap)
 		st->window_left--;
-	st->drop_weight = 0;
-	st->drop_weight_bytes = 0;
-	return;
-ride:
-	st->drop_weight = weight;
-	st->drop_weight_bytes += len;
+	st->drop_base_packets = packets;
+	st->drop_base_bytes = bytes;
+	if (cfg->drop_sample_n > 1)
+		c->drop_rec_skip = cfg->drop_sample_n - 1;
 }
 
 static __always_inline void record_drop(struct xdp_md *ctx, struct floe_config *cfg,
-					struct floe_if_counters *c, __u64 len, __u32 rule)
+					struct floe_if_counters *c, __u32 rule)
 {
-	if (!cfg->drop_sample_n)
+	__u32 n = cfg->drop_sample_n;
+	/* the window's records are spent: it rides, and the clock is read once a jiffy (jiffies
+	 * is a load here, the verifier inlines it; a helper call for every drop costs ~1 ns) */
+	if (!n || bpf_jiffies64() < c->drop_rec_look_jiffies)
 		return;
-	__u32 zero = 0;
-	struct floe_ring_state *st = bpf_map_lookup_elem(&floe_ring_state, &zero);
-	if (!st)
-		return;
-	__u64 weight = st->drop_weight + 1;
-	if (weight < cfg->drop_sample_n ||
-	    (cfg->drop_rate_cap && !st->window_left && (weight & 63) && st->window_ns)) {
-		st->drop_weight = weight;
-		st->drop_weight_bytes += len;
+	if (n > 1 && c->drop_rec_skip) {
+		c->drop_rec_skip--;
 		return;
 	}
-	drop_slow(ctx, cfg, c, st, rule);
+	drop_slow(ctx, cfg, c, rule);
 }
 
 /* -1, 0, 1 comparing (a, pa) with (b, pb), addresses first. */
@@ -1041,15 +1067,15 @@ int floe_xdp(struct xdp_md *ctx)
 	if (ip) {
 		rule = cidr_fast(ip, cfg->rule_maps);
 		if (rule != FLOE_WORD_TRIE &&
-		    fast_drop(c, cfg, &c->fast_rule_tcp_packets, ip->protocol, rule, len)) {
-			record_drop(ctx, cfg, c, len, rule);
+		    fast_drop(cfg, &c->fast_rule_tcp_packets, ip->protocol, rule, len)) {
+			record_drop(ctx, cfg, c, rule);
 			return XDP_DROP;
 		}
 	} else if ((ip6 = plain_v6(data, end))) {
 		rule = cidr6_fast(ip6, cfg->rule_maps);
 		if (rule != FLOE_WORD_TRIE &&
-		    fast_drop(c, cfg, &c->fast6_rule_tcp_packets, ip6->nexthdr, rule, len)) {
-			record_drop(ctx, cfg, c, len, rule);
+		    fast_drop(cfg, &c->fast6_rule_tcp_packets, ip6->nexthdr, rule, len)) {
+			record_drop(ctx, cfg, c, rule);
 			return XDP_DROP;
 		}
 	}
@@ -1089,18 +1115,21 @@ int floe_xdp(struct xdp_md *ctx)
 		count_hit(rule, len);
 		if (rule & FLOE_WORD_DENY) {
 			c->dropped_rule++;
-			record_drop(ctx, cfg, c, len, rule);
+			c->dropped_bytes += len;
+			record_drop(ctx, cfg, c, rule);
 			return XDP_DROP;
 		}
 	} else if (mal) {
 		if (cfg->malformed_action == FLOE_ACTION_DENY) {
 			c->dropped_malformed++;
-			record_drop(ctx, cfg, c, len, 0);
+			c->dropped_bytes += len;
+			record_drop(ctx, cfg, c, 0);
 			return XDP_DROP;
 		}
 	} else if (cfg->default_action == FLOE_ACTION_DENY) {
 		c->dropped_default++;
-		record_drop(ctx, cfg, c, len, 0);
+		c->dropped_bytes += len;
+		record_drop(ctx, cfg, c, 0);
 		return XDP_DROP;
 	}
 

@@ -42,7 +42,7 @@ __all__ = [
 
 MAX_NAME = 256  # interface names: a pcap replay names its interface after the file (NAME_MAX)
 MAX_TEXT = 128  # ids, epochs, versions, capabilities, counter names, loss details, talker keys
-MAX_COUNTERS = 128  # names in one counter snapshot (struct floe_if_counters has 53 fields)
+MAX_COUNTERS = 128  # names in one counter snapshot (floe_if_counters, folded: 46)
 MAX_CAPABILITIES = 32
 MAX_TALKERS = 64  # rows per top list of one TrafficAggregate (the dataplane sends 10)
 MAX_PROTOCOLS = 64  # protocol rows of one TrafficAggregate

@@ -8,15 +8,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from dataplane.bpf.layout import COUNTER_FIELDS, IfCounters, percpu_stride
+from dataplane.bpf.layout import COUNTER_FIELDS, COUNTER_STATE_FIELDS, IfCounters, percpu_stride
 
-__all__ = ["SHOWN_FIELDS", "InterfaceCounters", "fold_fast_path"]
+__all__ = ["SHOWN_FIELDS", "InterfaceCounters", "dropped_per_cpu", "fold_fast_path"]
 
 _MALFORMED_PREFIX = "mal_"
 _FAST_PREFIX = "fast"  # fast_* (IPv4) and fast6_* (IPv6) pairs
 
-# Every counter user space shows: the kernel's fields less the fast-path pairs.
-SHOWN_FIELDS = tuple(name for name in COUNTER_FIELDS if not name.startswith(_FAST_PREFIX))
+# Every counter user space shows: the kernel's fields less the fast-path pairs (folded into
+# the others) and the drop records' state (not counts).
+SHOWN_FIELDS = tuple(name for name in COUNTER_FIELDS
+                     if not name.startswith(_FAST_PREFIX) and name not in COUNTER_STATE_FIELDS)
 
 
 def fold_fast_path(values: dict[str, int]) -> dict[str, int]:
@@ -25,9 +27,10 @@ def fold_fast_path(values: dict[str, int]) -> dict[str, int]:
     A frame the kernel dropped on the fast path is counted only in fast_{verdict}_{l4}_*
     (IPv4) or fast6_{verdict}_{l4}_* (IPv6): it is one more frame in packets/bytes, ipv4_* or
     ipv6_*, tcp_*/udp_*, and one more dropped_rule or dropped_default, exactly as the general
-    path would have counted it.
+    path would have counted it; its bytes join dropped_bytes.
     """
-    out = {name: value for name, value in values.items() if not name.startswith(_FAST_PREFIX)}
+    out = {name: value for name, value in values.items()
+           if not name.startswith(_FAST_PREFIX) and name not in COUNTER_STATE_FIELDS}
     for fast, l3 in (("fast", "ipv4"), ("fast6", "ipv6")):
         for verdict in ("rule", "default"):
             for l4 in ("tcp", "udp"):
@@ -37,7 +40,26 @@ def fold_fast_path(values: dict[str, int]) -> dict[str, int]:
                     out[f"{prefix}packets"] += packets
                     out[f"{prefix}bytes"] += octets
                 out[f"dropped_{verdict}"] += packets
+                out["dropped_bytes"] += octets
     return out
+
+
+_DROP_PACKETS = ("dropped_rule", "dropped_default", "dropped_malformed",
+                 *(f"{fast}_{verdict}_{l4}_packets" for fast in ("fast", "fast6")
+                   for verdict in ("rule", "default") for l4 in ("tcp", "udp")))
+_DROP_BYTES = ("dropped_bytes", *(f"{fast}_{verdict}_{l4}_bytes" for fast in ("fast", "fast6")
+                                  for verdict in ("rule", "default") for l4 in ("tcp", "udp")))
+
+
+def dropped_per_cpu(raw: builtins.bytes, ncpus: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per CPU, the frames dropped on the interface and their bytes: the sums drop_totals()
+    in floe_xdp.c takes a drop record's weight from (every kind, the fast pairs unfolded)."""
+    stride = percpu_stride(len(bytes(IfCounters())))
+    words = np.frombuffer(raw, dtype=np.uint64, count=ncpus * stride // 8).reshape(
+        ncpus, stride // 8)
+    packets = words[:, [COUNTER_FIELDS.index(name) for name in _DROP_PACKETS]].sum(axis=1)
+    octets = words[:, [COUNTER_FIELDS.index(name) for name in _DROP_BYTES]].sum(axis=1)
+    return packets, octets
 
 
 @dataclass(slots=True, frozen=True)
@@ -94,6 +116,7 @@ class InterfaceCounters:
     ring_passed: int = 0
     ring_dropped: int = 0
     ring_full: int = 0
+    dropped_bytes: int = 0
 
     @property
     def dropped(self) -> int:

@@ -19,6 +19,7 @@ from dataplane.bpf.assets import BPF_FILES
 __all__ = [
     "BPF_DIR",
     "COUNTER_FIELDS",
+    "COUNTER_STATE_FIELDS",
     "DEFINES",
     "ENUMS",
     "FLOE_ICMP_FLOW_PORT",
@@ -183,8 +184,12 @@ COUNTER_FIELDS = (
     "fast_default_udp_packets fast_default_udp_bytes ring_passed ring_dropped ring_full "
     "fast6_rule_tcp_packets fast6_rule_tcp_bytes fast6_rule_udp_packets fast6_rule_udp_bytes "
     "fast6_default_tcp_packets fast6_default_tcp_bytes fast6_default_udp_packets "
-    "fast6_default_udp_bytes"
+    "fast6_default_udp_bytes dropped_bytes drop_rec_look_jiffies drop_rec_skip"
 ).split()
+
+
+# The last fields of struct floe_if_counters are the drop records' state, not counts.
+COUNTER_STATE_FIELDS = ("drop_rec_look_jiffies", "drop_rec_skip")
 
 
 class IfCounters(ctypes.Structure):
@@ -265,8 +270,8 @@ class RingState(ctypes.Structure):
     _fields_ = [
         ("pass_weight", u64),
         ("pass_weight_bytes", u64),
-        ("drop_weight", u64),
-        ("drop_weight_bytes", u64),
+        ("drop_base_packets", u64),
+        ("drop_base_bytes", u64),
         ("window_ns", u64),
         ("window_left", u64),
     ]

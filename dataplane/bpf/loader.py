@@ -32,7 +32,7 @@ from dataplane.bpf import libbpf as lb
 from dataplane.bpf import v6_index as v6
 from dataplane.bpf.assets import BPF_FILES
 from dataplane.bpf.cidr_index import CidrIndex, Prefix, build_index, rule_word
-from dataplane.bpf.counters import InterfaceCounters
+from dataplane.bpf.counters import InterfaceCounters, dropped_per_cpu
 from dataplane.bpf.errors import (
     AttachError,
     BpfError,
@@ -978,20 +978,56 @@ class XdpProgram:
         return info.max_entries
 
     def ring_state(self) -> dict[str, int]:
-        """The ring records' sampling state, summed over CPUs (see struct floe_ring_state)."""
+        """The ring records' sampling state, summed over CPUs (see struct floe_ring_state),
+        with what the kernel still carries: pass_weight(_bytes), and drop_weight(_bytes), the
+        drops no record has carried yet (each CPU's drop totals in the counters less its
+        drop_base)."""
         with map_errors(MapError, "read the ring state"):
+            # the counters first: a record taken between the two reads then leaves its frames
+            # out for this read (never counted twice: in a record and as pending)
+            totals = self._drop_totals()
             bpf_map = self._maps["floe_ring_state"]
             raw = bpf_map.lookup(_u32(0)) or bytes(bpf_map.slot_size)
+        words = self._ring_words(raw, bpf_map.ncpus)
         names = [field[0] for field in RingState._fields_]
-        words = np.frombuffer(raw, dtype=np.uint64).reshape(bpf_map.ncpus, -1)[:, :len(names)]
-        return {name: int(value) for name, value in zip(names, words.sum(axis=0), strict=True)}
+        state = {name: int(value) for name, value in zip(names, words.sum(axis=0), strict=True)}
+        base = words[:, [names.index("drop_base_packets"), names.index("drop_base_bytes")]]
+        pending = np.maximum(totals - base.T.astype(np.int64), 0)
+        state["drop_weight"], state["drop_weight_bytes"] = (int(v) for v in pending.sum(axis=1))
+        return state
 
     def reset_ring_state(self) -> None:
-        """Zero the sampling state: a new dataplane's first records then stand for what it can
-        see, not for frames sampled out while nobody read the ring."""
+        """A new reader: no pass weight carried, a fresh drop-cap window, and every drop
+        counted so far on each CPU taken as the drop records' base, so the first records
+        stand for what this reader can see, not for frames sampled out while nobody read."""
         with map_errors(MapError, "reset the ring state"):
+            totals = self._drop_totals()
             bpf_map = self._maps["floe_ring_state"]
-            bpf_map.update(_u32(0), bytes(bpf_map.slot_size))
+            names = [field[0] for field in RingState._fields_]
+            value = np.zeros((bpf_map.ncpus, bpf_map.slot_size // bpf_map.ncpus // 8),
+                             dtype=np.uint64)
+            value[:, names.index("drop_base_packets")] = totals[0]
+            value[:, names.index("drop_base_bytes")] = totals[1]
+            bpf_map.update(_u32(0), value.tobytes())
+
+    def _drop_totals(self) -> np.ndarray:
+        """Per CPU, this interface's dropped frames and bytes (2 x ncpus, int64): its slot's,
+        or every slot's when the interface is gone (the pins are one interface's, so only its
+        slot holds counts)."""
+        counters = self._maps["floe_counters"]
+        totals = np.zeros((2, counters.ncpus), dtype=np.int64)
+        slots = [self.ifindex % FLOE_MAX_IFACES] if self.ifindex else range(FLOE_MAX_IFACES)
+        for slot in slots:
+            raw = counters.lookup(_u32(slot))
+            if raw is not None:
+                totals += np.asarray(dropped_per_cpu(raw, counters.ncpus), dtype=np.int64)
+        return totals
+
+    @staticmethod
+    def _ring_words(raw: bytes, ncpus: int) -> np.ndarray:
+        """A floe_ring_state map value: one row of u64 fields per CPU."""
+        names = len(RingState._fields_)
+        return np.frombuffer(raw, dtype=np.uint64).reshape(ncpus, -1)[:, :names]
 
 
 def _pinned_entries(path: Path) -> int:

@@ -4,6 +4,8 @@ totals exact, the drop rate cap, a full ring counted as loss, and the snap lengt
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -239,3 +241,48 @@ def test_a_full_ring_costs_one_try_a_window_and_the_drops_ride(
     finally:
         source.close()
     assert int(batch.weights().sum()) + state["drop_weight"] + c.ring_full == len(frames)
+
+
+def _send_on_cpu0(veth: VethNs, frames: list[bytes]) -> None:
+    """Send from CPU 0 only: the frames are then processed there (veth receives on the
+    sender's CPU), so one CPU's sampling state sees them all."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        _send(veth, frames)
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["carried", "reset"])
+def test_drops_over_a_spent_budget_ride_to_the_next_window_or_go_with_a_reset(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram], reset: bool) -> None:
+    """A burst spends the window's one record; the rest write nothing and ride. A single drop
+    once the window is over (a trickle: the clock is looked at again within a jiffy) is
+    recorded and carries the whole burst, exactly — unless a new reader reset the state in
+    between: then it stands for itself and nothing from before is carried."""
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    prog.set_config(default_action="deny", drop_sample_n=1, drop_rate_cap=10)  # 1 per 100 ms
+    prog.reset_ring_state()
+    burst = [build_frame(V4_TCP)] * 300
+    source = RingSource(prog)
+    try:
+        _send_on_cpu0(veth_ns, burst)
+        assert wait_until(lambda: prog.counters().dropped_default == len(burst))
+        first = _read_all(source, prog.counters().ring_dropped)
+        riding = prog.ring_state()["drop_weight"]
+        assert int(first.weights().sum()) + riding == len(burst)
+        assert riding > 0  # the burst outran its window's budget
+        if reset:
+            prog.reset_ring_state()
+            assert prog.ring_state()["drop_weight"] == 0
+        time.sleep(0.25)  # past the window
+        records = prog.counters().ring_dropped
+        _send_on_cpu0(veth_ns, burst[:1])
+        assert wait_until(lambda: prog.counters().ring_dropped == records + 1)
+        last = _read_all(source, 1)
+    finally:
+        source.close()
+    assert last.weights().tolist() == [1 if reset else riding + 1]
+    assert last.weights_bytes().tolist() == [len(burst[0]) * last.weights()[0]]
+    assert prog.ring_state()["drop_weight"] == 0

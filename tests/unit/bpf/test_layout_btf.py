@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from dataplane.bpf.counters import InterfaceCounters
-from dataplane.bpf.layout import BPF_DIR, ENUMS, MAPS, STRUCTS, XDP_OBJECT, NoData
+from dataplane.bpf.layout import (
+    BPF_DIR,
+    COUNTER_STATE_FIELDS,
+    ENUMS,
+    MAPS,
+    STRUCTS,
+    XDP_OBJECT,
+    NoData,
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +100,13 @@ def test_maps_match_btf(btf: dict[int, dict[str, Any]]) -> None:
 
 def test_interface_counters_cover_every_counter() -> None:
     """Every kernel counter is shown, in header order, except the fast-path pairs, which are
-    folded into the shown ones (tests/unit/bpf/test_counters_fold.py)."""
+    folded into the shown ones (tests/unit/bpf/test_counters_fold.py), and the drop records'
+    state at the end, which is no count."""
     fields = [name for name in InterfaceCounters.__dataclass_fields__ if name != "ifindex"]
     kernel = [name for name, *_ in STRUCTS["floe_if_counters"]._fields_]
-    assert fields == [name for name in kernel if not name.startswith("fast")]
-    assert len(kernel) - len(fields) == 16
+    assert kernel[-2:] == list(COUNTER_STATE_FIELDS)
+    assert fields == [name for name in kernel[:-2] if not name.startswith("fast")]
+    assert len(kernel) - len(fields) == 16 + 2
 
 
 def test_kernel_flows_are_a_subset_of_flow_records() -> None:
