@@ -105,6 +105,9 @@ struct floe_config {
 	__u32 drop_rate_cap;               /* at most this many drop records a second per CPU (0: no
 					    * cap); the rest ride on the next record's weight */
 	__u32 xsk_mode;                    /* enum floe_xsk_mode, written by the dataplane (status) */
+	__u32 drop_epoch;                  /* user space bumps it when a reader starts or drop
+					    * records are turned on: each CPU's next drop record
+					    * starts the weights afresh (floe_ring_state.drop_epoch) */
 };
 
 /*
@@ -196,10 +199,11 @@ struct floe_if_counters {
 	 * space adds the fast pairs' bytes: every dropped byte */
 	__u64 dropped_bytes;
 	/*
-	 * Not counts, never shown: the drop records' state every drop reads, here because this
-	 * line is at hand (a floe_ring_state lookup on every drop cost ~1.5 ns). Once a window's
-	 * records are spent, no drop looks at the clock before drop_rec_look_jiffies; 1-in-N drop
-	 * sampling counts down drop_rec_skip to the next candidate.
+	 * Not counts, never shown: the drop records' state every drop reads, here because the
+	 * drop path holds this map value already (a floe_ring_state lookup on every drop cost
+	 * ~1.5 ns). Once a window's records are spent, no drop looks at the clock before
+	 * drop_rec_look_jiffies; 1-in-N drop sampling counts down drop_rec_skip to the next
+	 * candidate.
 	 */
 	__u64 drop_rec_look_jiffies;
 	__u64 drop_rec_skip;
@@ -227,25 +231,26 @@ struct floe_ring_rec {
 
 /*
  * Per-CPU sampling state of the ring records (PERCPU_ARRAY floe_ring_state, key 0): written
- * by the kernel, and by user space when a dataplane starts (pass_weight and the window
- * zeroed, drop_base set to the drops counted so far), so weights never carry frames nobody
- * was there to see.
+ * by the kernel, and zeroed by user space when a dataplane starts (which also bumps
+ * config.drop_epoch), so weights never carry frames nobody was there to see.
  *
  * A passed frame not recorded adds itself to pass_weight. A dropped frame not recorded
- * writes nothing: a drop record's weight is read off floe_counters at record time — this
- * CPU's dropped frames of every kind (the fast pairs, dropped_rule/default/malformed and
- * dropped_bytes) less drop_base, the drops already carried by a record or lost to a full ring.
- * So a flood whose records are sampled out or capped pays no store for them; pending drops
- * are those totals less drop_base (dataplane/bpf/loader.py, ring_state()).
+ * writes nothing (with 1-in-N sampling, N > 1, it counts down floe_if_counters.drop_rec_skip):
+ * a drop record's weight is read off floe_counters at record time — this CPU's dropped frames
+ * of every kind (the fast pairs, dropped_rule/default/malformed and dropped_bytes) less
+ * drop_base, the drops already carried by a record or lost to a full ring. A record whose
+ * drop_epoch is not config.drop_epoch stands for itself and sets the base: the kernel alone
+ * writes the base, so no reset can make two records carry the same frames. Pending drops are
+ * those totals less drop_base (dataplane/bpf/loader.py, ring_state()).
  */
 struct floe_ring_state {
 	__u64 pass_weight;       /* passed frames not yet recorded: the next pass record's weight */
 	__u64 pass_weight_bytes;
-	__u64 drop_base_packets; /* this CPU's drops already in a record, lost (ring_full) or from
-				  * before the reader started */
+	__u64 drop_base_packets; /* this CPU's drops already in a record or lost (ring_full) */
 	__u64 drop_base_bytes;
 	__u64 window_ns;         /* start of the drop rate cap's current window (0: none yet) */
 	__u64 window_left;       /* drop records it may still take */
+	__u64 drop_epoch;        /* the config.drop_epoch drop_base belongs to */
 };
 
 /* LPM trie keys: prefixlen first, address bytes in network order. */

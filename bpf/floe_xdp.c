@@ -902,9 +902,10 @@ static __always_inline void drop_totals(struct floe_if_counters *c, __u64 *packe
  * most drop_rate_cap records a second per CPU (a budget per FLOE_DROP_WINDOW_NS window; once
  * it is spent the clock is read once a jiffy). A record's weight is every drop on this CPU
  * since the last record, read off the counters (struct floe_ring_state), so a frame not
- * recorded writes nothing. The common case under a flood (the budget spent) is the inline
- * part, record_drop(): two loads from lines at hand and jiffies; the rest is one subprogram
- * (a call costs less than inlining it at every drop).
+ * recorded writes nothing (but the 1-in-N countdown when N > 1). The common case under a
+ * flood (the budget spent) is the inline part, record_drop(): two loads from map values the
+ * drop path holds, and jiffies; the rest is one subprogram (a call costs less than inlining
+ * it at every drop).
  */
 static __noinline void drop_slow(struct xdp_md *ctx, struct floe_config *cfg,
 				 struct floe_if_counters *c, __u32 rule)
@@ -926,13 +927,20 @@ static __noinline void drop_slow(struct xdp_md *ctx, struct floe_config *cfg,
 	}
 	__u64 packets, bytes;
 	drop_totals(c, &packets, &bytes);
-	if (packets <= st->drop_base_packets) { /* a base from other counters: start from here */
+	if (st->drop_epoch != cfg->drop_epoch || packets <= st->drop_base_packets) {
+		/* a new reader, or records turned on: this drop stands for itself */
 		st->drop_base_packets = packets - 1;
 		st->drop_base_bytes = bytes - len;
+		st->drop_epoch = cfg->drop_epoch;
 	}
-	struct rec_args a = {.hdr = {.weight = packets - st->drop_base_packets,
-				     .weight_bytes = bytes - st->drop_base_bytes, .len = len,
-				     .rule_id = rule_id_of(rule), .verdict = FLOE_VERDICT_DROPPED},
+	__u64 weight = packets - st->drop_base_packets;
+	if (weight > 0xffffffff) { /* the record's weight is a u32: the rest rides, bytes go now */
+		weight = 0xffffffff;
+		packets = st->drop_base_packets + weight;
+	}
+	struct rec_args a = {.hdr = {.weight = weight, .weight_bytes = bytes - st->drop_base_bytes,
+				     .len = len, .rule_id = rule_id_of(rule),
+				     .verdict = FLOE_VERDICT_DROPPED},
 			     .snap = snap_of(cfg)};
 	if (ring_record(ctx, &a)) {
 		c->ring_full++;
@@ -958,8 +966,11 @@ static __always_inline void record_drop(struct xdp_md *ctx, struct floe_config *
 	 * is a load here, the verifier inlines it; a helper call for every drop costs ~1 ns) */
 	if (!n || bpf_jiffies64() < c->drop_rec_look_jiffies)
 		return;
-	if (n > 1 && c->drop_rec_skip) {
-		c->drop_rec_skip--;
+	__u64 skip = n > 1 ? c->drop_rec_skip : 0;
+	if (skip) { /* at most N - 1 to go, also when N was just lowered */
+		if (skip > n - 1)
+			skip = n - 1;
+		c->drop_rec_skip = skip - 1;
 		return;
 	}
 	drop_slow(ctx, cfg, c, rule);

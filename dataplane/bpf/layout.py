@@ -168,6 +168,7 @@ class FloeConfig(ctypes.Structure):
         ("drop_sample_n", u32),
         ("drop_rate_cap", u32),
         ("xsk_mode", u32),
+        ("drop_epoch", u32),
     ]
 
 
@@ -274,6 +275,7 @@ class RingState(ctypes.Structure):
         ("drop_base_bytes", u64),
         ("window_ns", u64),
         ("window_left", u64),
+        ("drop_epoch", u64),
     ]
 
 

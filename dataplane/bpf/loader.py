@@ -883,6 +883,8 @@ class XdpProgram:
         AF_XDP sockets are, for --status.
         """
         config = self.config()
+        if drop_sample_n and not config.drop_sample_n:  # records turned on: from now
+            config.drop_epoch = _next_epoch(config.drop_epoch)
         if mode is not None:
             if mode not in MODES:
                 raise AttachError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -981,34 +983,38 @@ class XdpProgram:
         """The ring records' sampling state, summed over CPUs (see struct floe_ring_state),
         with what the kernel still carries: pass_weight(_bytes), and drop_weight(_bytes), the
         drops no record has carried yet (each CPU's drop totals in the counters less its
-        drop_base)."""
+        drop_base; none while drop records are off, or on a CPU that has recorded no drop
+        since the last reset)."""
         with map_errors(MapError, "read the ring state"):
             # the counters first: a record taken between the two reads then leaves its frames
             # out for this read (never counted twice: in a record and as pending)
             totals = self._drop_totals()
             bpf_map = self._maps["floe_ring_state"]
             raw = bpf_map.lookup(_u32(0)) or bytes(bpf_map.slot_size)
+        config = self.config()
         words = self._ring_words(raw, bpf_map.ncpus)
         names = [field[0] for field in RingState._fields_]
         state = {name: int(value) for name, value in zip(names, words.sum(axis=0), strict=True)}
+        del state["drop_epoch"]  # per CPU, not a sum
         base = words[:, [names.index("drop_base_packets"), names.index("drop_base_bytes")]]
-        pending = np.maximum(totals - base.T.astype(np.int64), 0)
+        current = words[:, names.index("drop_epoch")] == config.drop_epoch
+        pending = np.where(current, np.maximum(totals - base.T.astype(np.int64), 0), 0)
+        if not config.drop_sample_n:
+            pending[:] = 0
         state["drop_weight"], state["drop_weight_bytes"] = (int(v) for v in pending.sum(axis=1))
         return state
 
     def reset_ring_state(self) -> None:
-        """A new reader: no pass weight carried, a fresh drop-cap window, and every drop
-        counted so far on each CPU taken as the drop records' base, so the first records
-        stand for what this reader can see, not for frames sampled out while nobody read."""
+        """A new reader: no weight carried, a fresh drop-cap window, and each CPU's next drop
+        record standing for itself (config.drop_epoch bumped first: the kernel alone sets the
+        drop records' base), so the first records stand for what this reader can see, not for
+        frames sampled out while nobody read the ring."""
         with map_errors(MapError, "reset the ring state"):
-            totals = self._drop_totals()
+            config = self.config()
+            config.drop_epoch = _next_epoch(config.drop_epoch)
+            self._write_config(config)
             bpf_map = self._maps["floe_ring_state"]
-            names = [field[0] for field in RingState._fields_]
-            value = np.zeros((bpf_map.ncpus, bpf_map.slot_size // bpf_map.ncpus // 8),
-                             dtype=np.uint64)
-            value[:, names.index("drop_base_packets")] = totals[0]
-            value[:, names.index("drop_base_bytes")] = totals[1]
-            bpf_map.update(_u32(0), value.tobytes())
+            bpf_map.update(_u32(0), bytes(bpf_map.slot_size))
 
     def _drop_totals(self) -> np.ndarray:
         """Per CPU, this interface's dropped frames and bytes (2 x ncpus, int64): its slot's,
@@ -1028,6 +1034,11 @@ class XdpProgram:
         """A floe_ring_state map value: one row of u64 fields per CPU."""
         names = len(RingState._fields_)
         return np.frombuffer(raw, dtype=np.uint64).reshape(ncpus, -1)[:, :names]
+
+
+def _next_epoch(epoch: int) -> int:
+    """config.drop_epoch's next value (a u32; never 0, the zeroed state's)."""
+    return epoch % 0xFFFFFFFF + 1
 
 
 def _pinned_entries(path: Path) -> int:

@@ -244,10 +244,10 @@ def test_a_full_ring_costs_one_try_a_window_and_the_drops_ride(
 
 
 def _send_on_cpu0(veth: VethNs, frames: list[bytes]) -> None:
-    """Send from CPU 0 only: the frames are then processed there (veth receives on the
-    sender's CPU), so one CPU's sampling state sees them all."""
+    """Send from one CPU only (the lowest this process may use): the frames are then processed
+    there (veth receives on the sender's CPU), so one CPU's sampling state sees them all."""
     before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {0})
+    os.sched_setaffinity(0, {min(before)})
     try:
         _send(veth, frames)
     finally:
@@ -286,3 +286,73 @@ def test_drops_over_a_spent_budget_ride_to_the_next_window_or_go_with_a_reset(
     assert last.weights().tolist() == [1 if reset else riding + 1]
     assert last.weights_bytes().tolist() == [len(burst[0]) * last.weights()[0]]
     assert prog.ring_state()["drop_weight"] == 0
+
+
+def test_records_off_carry_nothing_and_turned_on_start_afresh(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    """With drop records off nothing rides (the drops are not sampled out: nobody asked for
+    them); turned on, the first record stands for its own frame, not for every drop before."""
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    prog.set_config(default_action="deny", drop_sample_n=0)
+    prog.reset_ring_state()
+    frames = [build_frame(V4_TCP)] * 200
+    _send(veth_ns, frames)
+    assert wait_until(lambda: prog.counters().dropped_default == len(frames))
+    assert prog.counters().ring_dropped == 0
+    assert prog.ring_state()["drop_weight"] == 0
+    prog.set_config(drop_sample_n=1, drop_rate_cap=0)
+    source = RingSource(prog)
+    try:
+        _send(veth_ns, frames[:3])
+        batch = _read_all(source, 3)
+    finally:
+        source.close()
+    assert batch.weights().tolist() == [1, 1, 1]
+    assert prog.ring_state()["drop_weight"] == 0
+
+
+def test_every_kind_of_drop_is_weighed_in_frames_and_bytes(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    """1 in 3 drops recorded, of every kind at once — the IPv4 and IPv6 fast paths, a rule on
+    the general path (VLAN-tagged), malformed frames and the default action: the weights and
+    what still rides add up to the kernel's drops, frames and bytes."""
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    prog.set_config(default_action="deny", malformed_action="deny", drop_sample_n=3,
+                    drop_rate_cap=0)
+    prog.rules.apply(RuleSet([Rule(id=5, action="deny", src="10.9.1.0/24"),
+                              Rule(id=6, action="deny", src="10.9.0.0/24"),
+                              Rule(id=7, action="deny", src="2001:db8::/32")]))
+    prog.reset_ring_state()
+    plan = [(build_frame(V4_TCP), 40), (build_frame(V6_UDP), 35), (build_frame(VLAN_UDP), 30),
+            (malformed_frame("ipv4_bad_ihl"), 7), (build_frame(ICMP), 11)]  # ICMP: default
+    frames = _frames(plan)
+    source = RingSource(prog)
+    try:
+        _send(veth_ns, frames)
+        assert wait_until(lambda: prog.counters().dropped == len(frames))
+        c = prog.counters()
+        batch = _read_all(source, c.ring_dropped)
+    finally:
+        source.close()
+    state = prog.ring_state()
+    assert (c.dropped_rule, c.dropped_malformed, c.dropped_default) == (105, 7, 11)
+    assert c.dropped_bytes == sum(len(f) for f in frames)
+    assert len(batch) == c.ring_dropped > 0
+    assert int(batch.weights().sum()) + state["drop_weight"] == len(frames)
+    assert int(batch.weights_bytes().sum()) + state["drop_weight_bytes"] == c.dropped_bytes
+
+
+def test_lowering_the_drop_sampling_takes_effect_at_once(
+        veth_ns: VethNs, make_xdp: Callable[..., XdpProgram]) -> None:
+    """1 in 1000, then 1 in 2: the countdown left from 1 in 1000 does not hold records back."""
+    prog = make_xdp(veth_ns.pair.host, mode="inline")
+    prog.set_config(default_action="deny", drop_sample_n=1000, drop_rate_cap=0)
+    prog.reset_ring_state()
+    frame = build_frame(V4_TCP)
+    _send_on_cpu0(veth_ns, [frame] * 5)
+    assert wait_until(lambda: prog.counters().dropped_default == 5)
+    assert prog.counters().ring_dropped == 1  # the first; 999 to go
+    prog.set_config(drop_sample_n=2)
+    _send_on_cpu0(veth_ns, [frame] * 4)
+    assert wait_until(lambda: prog.counters().dropped_default == 9)
+    assert prog.counters().ring_dropped == 3
