@@ -161,7 +161,8 @@ def format_status(status: dict[str, Any]) -> str:
         f"packets {c['packets']:,}  bytes {c['bytes']:,}",
         "  " + "  ".join(f"{name} {c[name + '_packets']:,}" for name in _CLASSES),
         f"  vlan {c['vlan_packets']:,}  fragments {c['fragments']:,}",
-        "  " + "  ".join(f"{name} {c[name]:,}" for name in _VERDICTS),
+        "  " + "  ".join(f"{name} {c[name]:,}" for name in _VERDICTS)
+        + f"  (dropped bytes {c['dropped_bytes']:,})",
     ]
     ring = status["ring"]
     lines.append(

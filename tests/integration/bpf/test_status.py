@@ -59,6 +59,8 @@ def test_status_shows_counters_config_and_rule_hits(
     assert status["default_action"] == "allow"
     counters = status["counters"]
     assert counters["packets"] == 15 and counters["dropped_rule"] == 9
+    dropped_bytes = sum(len(frame) for frame in FRAMES[:9])  # the first nine hit deny rules
+    assert counters["dropped_bytes"] == dropped_bytes
     assert counters["passed"] == 6 and status["malformed_by_reason"] == {"ipv4_bad_ihl": 1}
     rules = {r["id"]: (r["action"], r["match"], r["packets"]) for r in status["rules"]}
     assert rules == {
@@ -72,6 +74,8 @@ def test_status_shows_counters_config_and_rule_hits(
     assert text.returncode == 0, text.stderr
     assert f"floe_xdp on {ifname}" in text.stdout and "rules 4" in text.stdout
     assert "src 192.0.2.0/24" in text.stdout and "malformed 1: ipv4_bad_ihl 1" in text.stdout
+    assert f"dropped_rule 9  dropped_default 0  dropped_malformed 0  (dropped bytes " \
+           f"{dropped_bytes:,})" in text.stdout
 
 
 def test_status_of_an_interface_without_floe_says_so(veth_ns: VethNs) -> None:
