@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dataplane.aggregate import PROTO_NAMES
-from dataplane.bpf.counters import InterfaceCounters
 from dataplane.bpf.layout import (
-    FLOE_MAX_IFACES,
     FLOE_SNAP_DEFAULT,
     Action,
     LpmV4Key,
@@ -83,26 +81,13 @@ def _rules(program: XdpProgram) -> list[RuleStatus]:
     return [by_id[i] for i in sorted(by_id)]
 
 
-def _counters(program: XdpProgram) -> InterfaceCounters:
-    """The interface's counters; when it is gone (ifindex unknown), every slot summed: the
-    pins are one interface's, so only its slot holds counts."""
-    if program.ifindex:
-        return program.counters()
-    totals: dict[str, int] = {}
-    for slot in range(FLOE_MAX_IFACES):
-        for name, value in program.counters(ifindex=slot).as_dict().items():
-            if name != "ifindex":
-                totals[name] = totals.get(name, 0) + value
-    return InterfaceCounters(**totals)
-
-
 def interface_status(ifname: str) -> dict[str, Any]:
     """Everything --status shows, as plain data (the --json form)."""
     with XdpProgram.open(ifname) as program:
         config = program.config()
         users = program.users()
         runs_here = program.prog_id != 0 and (users is None or program.prog_id in users)
-        counters = _counters(program)
+        counters = program.counters()
         rules = _rules(program)
         ring = program.ring_state()
         return {

@@ -840,15 +840,28 @@ class XdpProgram:
         except KeyError:
             raise MapError(f"no map {name!r}") from None
 
-    def counters(self, ifindex: int | None = None) -> InterfaceCounters:
-        """Counters of `ifindex` (default: this interface), summed over CPUs."""
-        index = self.ifindex if ifindex is None else ifindex
+    def counters(self) -> InterfaceCounters:
+        """This interface's counters, summed over CPUs."""
         with map_errors(MapError, "read counters"):
-            bpf_map = self._maps["floe_counters"]
-            raw = bpf_map.lookup(_u32(index % FLOE_MAX_IFACES))
-            if raw is None:
-                return InterfaceCounters(ifindex=index)
-            return InterfaceCounters.from_percpu(index, raw, bpf_map.ncpus)
+            raw = self._raw_counters()
+        if raw is None:
+            return InterfaceCounters(ifindex=self.ifindex)
+        return InterfaceCounters.from_percpu(self.ifindex, raw, self._maps["floe_counters"].ncpus)
+
+    def _raw_counters(self) -> bytes | None:
+        """This interface's floe_counters value, one slot per CPU: its ifindex's, or when the
+        interface is gone (ifindex unknown: 0) every slot's summed — the pins are one
+        interface's, so only its slot holds counts."""
+        bpf_map = self._maps["floe_counters"]
+        if self.ifindex:
+            return bpf_map.lookup(_u32(self.ifindex % FLOE_MAX_IFACES))
+        total: np.ndarray | None = None
+        for slot in range(FLOE_MAX_IFACES):
+            raw = bpf_map.lookup(_u32(slot))
+            if raw is not None:
+                words = np.frombuffer(raw, dtype=np.uint64)
+                total = words.copy() if total is None else total + words
+        return None if total is None else total.tobytes()
 
     def rule_hits(self) -> dict[int, RuleHitCount]:
         """Per rule id: packets and bytes credited (summed over CPUs)."""
@@ -1017,17 +1030,12 @@ class XdpProgram:
             bpf_map.update(_u32(0), bytes(bpf_map.slot_size))
 
     def _drop_totals(self) -> np.ndarray:
-        """Per CPU, this interface's dropped frames and bytes (2 x ncpus, int64): its slot's,
-        or every slot's when the interface is gone (the pins are one interface's, so only its
-        slot holds counts)."""
-        counters = self._maps["floe_counters"]
-        totals = np.zeros((2, counters.ncpus), dtype=np.int64)
-        slots = [self.ifindex % FLOE_MAX_IFACES] if self.ifindex else range(FLOE_MAX_IFACES)
-        for slot in slots:
-            raw = counters.lookup(_u32(slot))
-            if raw is not None:
-                totals += np.asarray(dropped_per_cpu(raw, counters.ncpus), dtype=np.int64)
-        return totals
+        """Per CPU, this interface's dropped frames and bytes (2 x ncpus, int64)."""
+        ncpus = self._maps["floe_counters"].ncpus
+        raw = self._raw_counters()
+        if raw is None:
+            return np.zeros((2, ncpus), dtype=np.int64)
+        return np.asarray(dropped_per_cpu(raw, ncpus), dtype=np.int64)
 
     @staticmethod
     def _ring_words(raw: bytes, ncpus: int) -> np.ndarray:

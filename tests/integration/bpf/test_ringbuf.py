@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from dataplane.bpf import Rule, RuleSet, XdpProgram
+from dataplane.bpf import InterfaceCounters, Rule, RuleSet, XdpProgram
 from dataplane.bpf.layout import Verdict
 from dataplane.packets import FrameBatch
 from dataplane.parse import parse_batch
@@ -55,6 +55,22 @@ def _read_all(source: RingSource, expected: int, timeout: float = 5.0) -> FrameB
 
     wait_until(more, timeout=timeout, step=0.0)
     return FrameBatch.concat(batches)
+
+
+def _send_and_read_all(veth: VethNs, prog: XdpProgram, frames: list[bytes],
+                       counted: Callable[[InterfaceCounters], int]
+                       ) -> tuple[InterfaceCounters, FrameBatch, dict[str, int]]:
+    """Send `frames`, wait until the kernel counted them all (`counted` of its counters ==
+    len(frames)), read every record written: (the counters, the records, the ring state)."""
+    source = RingSource(prog)
+    try:
+        _send(veth, frames)
+        assert wait_until(lambda: counted(prog.counters()) == len(frames))
+        c = prog.counters()
+        batch = _read_all(source, c.ring_passed + c.ring_dropped)
+    finally:
+        source.close()
+    return c, batch, prog.ring_state()
 
 
 def test_passthrough_records_every_frame_and_the_host_gets_every_frame(
@@ -127,11 +143,11 @@ def test_sampling_weights_keep_the_totals_exact(
     prog.set_config(sample_n=4, drop_sample_n=3, drop_rate_cap=0)
     prog.rules.apply(RuleSet([Rule(id=5, action="deny", src="10.9.1.0/24")]))
     prog.reset_ring_state()
-    source = RingSource(prog)
     plan = [(build_frame(FrameSpec(src="10.9.0.1", dst="10.9.0.2", proto="udp", sport=i,
                                    dport=53, payload=i % 40)), 1) for i in range(1, 102)]
     plan += [(build_frame(VLAN_UDP), 50)]  # dropped by rule 5
     frames = _frames(plan)
+    source = RingSource(prog)
     try:
         _send(veth_ns, frames)
         assert wait_until(lambda: prog.counters().packets == len(frames))
@@ -159,16 +175,8 @@ def test_the_drop_rate_cap_records_few_and_weighs_the_rest(
     prog = make_xdp(veth_ns.pair.host, mode="inline")
     prog.set_config(default_action="deny", drop_sample_n=1, drop_rate_cap=10)  # 1 per 100 ms
     prog.reset_ring_state()
-    source = RingSource(prog)
     frames = [build_frame(V4_TCP)] * 2000
-    try:
-        _send(veth_ns, frames)
-        assert wait_until(lambda: prog.counters().dropped_default == len(frames))
-        c = prog.counters()
-        batch = _read_all(source, c.ring_dropped)
-    finally:
-        source.close()
-    state = prog.ring_state()
+    c, batch, state = _send_and_read_all(veth_ns, prog, frames, lambda c: c.dropped_default)
     assert 1 <= c.ring_dropped <= 40  # a handful of 100 ms windows, not 2000
     assert len(batch) == c.ring_dropped
     assert int(batch.weights().sum()) + state["drop_weight"] == len(frames)
@@ -326,15 +334,7 @@ def test_every_kind_of_drop_is_weighed_in_frames_and_bytes(
     plan = [(build_frame(V4_TCP), 40), (build_frame(V6_UDP), 35), (build_frame(VLAN_UDP), 30),
             (malformed_frame("ipv4_bad_ihl"), 7), (build_frame(ICMP), 11)]  # ICMP: default
     frames = _frames(plan)
-    source = RingSource(prog)
-    try:
-        _send(veth_ns, frames)
-        assert wait_until(lambda: prog.counters().dropped == len(frames))
-        c = prog.counters()
-        batch = _read_all(source, c.ring_dropped)
-    finally:
-        source.close()
-    state = prog.ring_state()
+    c, batch, state = _send_and_read_all(veth_ns, prog, frames, lambda c: c.dropped)
     assert (c.dropped_rule, c.dropped_malformed, c.dropped_default) == (105, 7, 11)
     assert c.dropped_bytes == sum(len(f) for f in frames)
     assert len(batch) == c.ring_dropped > 0
